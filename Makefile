@@ -1,0 +1,132 @@
+# libdsc - see README.md. `make` builds; `make test` sets up and tests.
+CC       ?= cc
+CXX      ?= c++
+PKG_CONFIG ?= pkg-config
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+LIBDIR   ?= $(PREFIX)/lib
+INCDIR   ?= $(PREFIX)/include
+BINDIR   ?= $(PREFIX)/bin
+
+# Build variants live apart so a sanitizer build never mixes objects with a
+# normal one: `make BUILD=build/asan SAN=asan`.
+BUILD    ?= build
+OUT      ?= lib
+SAN      ?=
+
+SOMAJOR  := 0
+SOVER    := 0.1.0
+DEPS     := libcurl openssl expat lmdb libxxhash
+
+OPT      ?= -O2
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
+SAN_asan := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SAN_tsan := -fsanitize=thread
+SANFLAGS := $(SAN_$(SAN))
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
+DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null) -lpthread
+CFLAGS   ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -Ilib $(DEP_CFLAGS)
+LDFLAGS  ?=
+ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
+
+LIB_SRC  := $(wildcard lib/*.c)
+LIB_OBJ  := $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+SHLIB    := $(OUT)/libdsc.so
+STLIB    := $(OUT)/libdsc.a
+TOOLS    := dsc-cat
+TOOL_BIN := $(addprefix $(BUILD)/bin/,$(TOOLS))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+ITEST_SRC := $(wildcard tests/integration/*.c)
+ITEST_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
+TTOOL_SRC := $(wildcard tests/tools/*.c)
+TTOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TTOOL_SRC))
+
+.PHONY: all lib tools tests setup test test-unit test-integration test-asan test-tsan \
+        demo bench install uninstall clean check-exports fuzz
+
+all: lib tools
+
+lib: $(SHLIB) $(STLIB)
+
+$(BUILD)/obj/%.o: lib/%.c $(wildcard lib/*.h) include/dsc.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(SHLIB): $(LIB_OBJ) lib/libdsc.map
+	@mkdir -p $(OUT)
+	$(CC) -shared -Wl,-soname,libdsc.so.$(SOMAJOR) -Wl,--version-script=lib/libdsc.map \
+	    -Wl,--no-undefined -o $(OUT)/libdsc.so.$(SOVER) $(LIB_OBJ) $(ALL_LDFLAGS) $(DEP_LIBS)
+	ln -sf libdsc.so.$(SOVER) $(OUT)/libdsc.so.$(SOMAJOR)
+	ln -sf libdsc.so.$(SOMAJOR) $@
+
+$(STLIB): $(LIB_OBJ)
+	@mkdir -p $(OUT)
+	rm -f $@
+	ar rcs $@ $(LIB_OBJ)
+
+tools: $(TOOL_BIN)
+
+$(BUILD)/bin/%: examples/%.c $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,'$$ORIGIN/../../$(OUT)' $(ALL_LDFLAGS)
+
+tests: $(UNIT_BIN) $(ITEST_BIN) $(TTOOL_BIN)
+
+# Test tools (signers, fault proxies) may use internal functions.
+$(BUILD)/tests/tools/%: tests/tools/%.c $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(STLIB) $(ALL_LDFLAGS) $(DEP_LIBS)
+
+# Unit tests link the static library so they can reach internal functions.
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(STLIB) $(ALL_LDFLAGS) $(DEP_LIBS) -lcmocka
+
+# Integration tests use only the public API of the shared library.
+$(BUILD)/tests/%: tests/integration/%.c tests/integration/itest.h $(SHLIB) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(STLIB) $(ALL_LDFLAGS) $(DEP_LIBS) -lcmocka
+
+setup:
+	@scripts/setup.sh
+
+test: setup
+	@$(MAKE) --no-print-directory all tests
+	@BUILD=$(BUILD) OUT=$(OUT) tests/run.sh
+
+test-asan: setup
+	@$(MAKE) --no-print-directory BUILD=build/asan OUT=build/asan SAN=asan OPT=-O1 all tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    BUILD=build/asan OUT=build/asan tests/run.sh
+
+test-tsan: setup
+	@$(MAKE) --no-print-directory BUILD=build/tsan OUT=build/tsan SAN=tsan OPT=-O1 all tests
+	@TSAN_OPTIONS=halt_on_error=1 BUILD=build/tsan OUT=build/tsan tests/run.sh
+
+check-exports: $(SHLIB) $(STLIB)
+	@tests/check_exports.sh $(OUT)
+
+demo: setup
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) OUT=$(OUT) scripts/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/dsc.h $(DESTDIR)$(INCDIR)/
+	install -m 755 $(OUT)/libdsc.so.$(SOVER) $(DESTDIR)$(LIBDIR)/
+	ln -sf libdsc.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libdsc.so.$(SOMAJOR)
+	ln -sf libdsc.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libdsc.so
+	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
+	for t in $(TOOLS); do $(CC) $(ALL_CFLAGS) examples/$$t.c -o $(DESTDIR)$(BINDIR)/$$t \
+	    -L$(OUT) -ldsc $(ALL_LDFLAGS) || exit 1; done
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
+	    -e 's|@VERSION@|$(SOVER)|g' pkgconfig/libdsc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libdsc.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/dsc.h $(DESTDIR)$(LIBDIR)/libdsc.* $(DESTDIR)$(LIBDIR)/pkgconfig/libdsc.pc
+	for t in $(TOOLS); do rm -f $(DESTDIR)$(BINDIR)/$$t; done
+
+clean:
+	rm -rf build lib/libdsc.so* lib/libdsc.a

@@ -1,0 +1,254 @@
+/*
+ * dsc.h - libdsc: cached reading of datasets stored in S3.
+ *
+ * libdsc lets a dataloader read s3://bucket/key objects with pread-style
+ * calls. Objects are addressed by URL, opened once (one HEAD), and read in
+ * ranges. This header is the whole public interface; every other header of
+ * the project is internal.
+ *
+ * Conventions
+ *   - Every function that can fail returns an int (or a signed size) that is
+ *     negative on failure: one of the DSC_E* codes below. dsc_strerror()
+ *     names the code; dsc_errmsg() returns a thread-local detail message
+ *     (S3 error code and request id, failing URL or path) describing the
+ *     most recent failure on the calling thread.
+ *   - Handles are opaque. A handle returned through an out-parameter is owned
+ *     by the caller and released with its matching close function.
+ *   - Strings passed in are copied; the library keeps no pointer to caller
+ *     memory after a call returns (except callback arguments during the call).
+ *
+ * Thread safety
+ *   - A dsc_ctx may be shared by any number of threads; it pools connections
+ *     for all of them.
+ *   - A dsc_file may be used by several threads at once with dsc_pread().
+ *     dsc_read() and dsc_seek() share the file's position and must not race
+ *     with each other on one handle (as with read(2)/lseek(2) on one fd).
+ *
+ * Fork
+ *   - See docs/ARCHITECTURE.md. A child process must not use a context made
+ *     before fork() in this version; the node cache issue makes this safe.
+ */
+#ifndef DSC_H
+#define DSC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define DSC_API __attribute__((visibility("default")))
+#else
+#define DSC_API
+#endif
+
+/* ---- Version ------------------------------------------------------------ */
+
+#define DSC_VERSION_MAJOR 0
+#define DSC_VERSION_MINOR 1
+#define DSC_VERSION_PATCH 0
+#define DSC_VERSION_NUMBER \
+    (DSC_VERSION_MAJOR * 10000 + DSC_VERSION_MINOR * 100 + DSC_VERSION_PATCH)
+#define DSC_VERSION_STRING "0.1.0"
+
+/** Version of the library actually linked, as DSC_VERSION_NUMBER. */
+DSC_API unsigned dsc_version_number(void);
+/** Version of the library actually linked, as "MAJOR.MINOR.PATCH". Static. */
+DSC_API const char *dsc_version_string(void);
+
+/* ---- Errors ------------------------------------------------------------- */
+
+#define DSC_OK          0
+#define DSC_EINVAL     -1  /**< invalid argument or configuration value */
+#define DSC_ENOMEM     -2  /**< out of memory */
+#define DSC_EURL       -3  /**< malformed s3:// URL or endpoint URL */
+#define DSC_ENOTFOUND  -4  /**< no such key or bucket (S3 404) */
+#define DSC_EACCESS    -5  /**< denied: 403, unknown key id, bad signature */
+#define DSC_ECREDS     -6  /**< credentials missing or unreadable */
+#define DSC_ETIMEDOUT  -7  /**< a configured timeout expired (after retries) */
+#define DSC_ENET       -8  /**< connection failed or was reset (after retries) */
+#define DSC_ETHROTTLED -9  /**< S3 kept answering SlowDown/429 (after retries) */
+#define DSC_ESERVER   -10  /**< S3 kept answering 5xx (after retries) */
+#define DSC_EPROTO    -11  /**< malformed answer: short or long body, wrong
+                                Content-Range, unparsable XML */
+#define DSC_ECHANGED  -12  /**< the object changed since dsc_open (ETag) */
+#define DSC_EIO       -13  /**< local I/O error (see dsc_errmsg for path) */
+#define DSC_ECANCELED -14  /**< stopped by the caller (callback returned
+                                non-zero) */
+#define DSC_EHTTP     -15  /**< any other unexpected HTTP status */
+
+/**
+ * Static English name for a DSC_E* code ("no such key or bucket").
+ * Unknown codes give "unknown error". Thread-safe.
+ */
+DSC_API const char *dsc_strerror(int code);
+
+/**
+ * Detail of the last failure on the calling thread, e.g.
+ * "GET s3://b/k: 404 NoSuchKey: The specified key does not exist.
+ * (request id 4442587FB7D0A2F9)". Never NULL; "" when there is none.
+ * Valid until the next libdsc call on the same thread. Thread-local.
+ */
+DSC_API const char *dsc_errmsg(void);
+
+/* ---- Configuration ------------------------------------------------------ */
+
+/** Current layout version of dsc_config; pass it through dsc_config_init. */
+#define DSC_CONFIG_VERSION 1
+
+/** How bucket names go into request URLs. */
+#define DSC_ADDRESSING_AUTO    0 /**< path-style for IP/localhost endpoints
+                                      and non-DNS bucket names, else vhost */
+#define DSC_ADDRESSING_PATH    1 /**< http://endpoint/bucket/key */
+#define DSC_ADDRESSING_VHOST   2 /**< http://bucket.endpoint/key */
+
+/**
+ * Options of a context. Always initialise with dsc_config_init(), then
+ * change fields; fields added in later versions are appended, and the
+ * version field tells the library which ones the caller knows.
+ *
+ * String fields left NULL and numeric fields left at their init value are
+ * taken from the environment when the context is opened (see README.md for
+ * the table): AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS_REGION,
+ * AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+ * AWS_SESSION_TOKEN, AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE,
+ * AWS_CONFIG_FILE, and the DSC_* variables. The context copies every
+ * string; the config may be freed after dsc_ctx_open().
+ */
+typedef struct dsc_config {
+    unsigned version;             /**< DSC_CONFIG_VERSION */
+
+    /* Where S3 is. */
+    const char *endpoint;         /**< "http://127.0.0.1:9000"; NULL: env,
+                                       else https://s3.REGION.amazonaws.com */
+    const char *region;           /**< NULL: env, profile, else "us-east-1" */
+    int addressing;               /**< DSC_ADDRESSING_* */
+
+    /* Who we are. Explicit keys win over env, env over the profile files. */
+    const char *access_key_id;
+    const char *secret_access_key;
+    const char *session_token;    /**< for temporary credentials */
+    const char *profile;          /**< NULL: AWS_PROFILE, else "default" */
+    int anonymous;                /**< non-zero: send unsigned requests
+                                       (public buckets) */
+
+    /* Network behaviour. */
+    long connect_timeout_ms;      /**< per connection attempt; default 3000 */
+    long request_timeout_ms;      /**< per request attempt; default 30000 */
+    int max_retries;              /**< retries after the first try for 5xx,
+                                       SlowDown, resets; default 5; 0: none */
+    long retry_base_ms;           /**< first backoff ceiling; default 50 */
+    long retry_max_ms;            /**< backoff ceiling; default 5000 */
+    int max_connections;          /**< pooled connections; default 64 */
+    int verify_tls;               /**< default 1; 0 accepts any certificate */
+    const char *ca_file;          /**< extra CA bundle; NULL: system's */
+
+    /* Metadata. */
+    long meta_ttl_ms;             /**< how long HEAD results are trusted;
+                                       default 60000 (used by the cache) */
+} dsc_config;
+
+/**
+ * Fill *cfg with the defaults of this library version and set
+ * cfg->version = version. Returns DSC_OK, or DSC_EINVAL when version is not
+ * one this library knows (a newer header than library). Numeric defaults
+ * from DSC_* environment variables are read here; invalid values in those
+ * variables are ignored with the built-in default kept.
+ */
+DSC_API int dsc_config_init(dsc_config *cfg, unsigned version);
+
+/* ---- Context ------------------------------------------------------------ */
+
+typedef struct dsc_ctx dsc_ctx;
+typedef struct dsc_file dsc_file;
+
+/**
+ * Open a context: resolve endpoint, region and credentials, and set up the
+ * connection pool. cfg may be NULL for all defaults. On success *out owns a
+ * context to release with dsc_ctx_close(). No network traffic happens here.
+ * Errors: DSC_EINVAL (bad config), DSC_EURL (bad endpoint), DSC_ECREDS
+ * (profile named but missing, unreadable files), DSC_ENOMEM.
+ * A context with no credentials at all sends unsigned requests.
+ */
+DSC_API int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out);
+
+/**
+ * Release a context. All files opened from it must be closed first. NULL is
+ * accepted. Not thread-safe with respect to other uses of ctx.
+ */
+DSC_API void dsc_ctx_close(dsc_ctx *ctx);
+
+/* ---- Objects ------------------------------------------------------------ */
+
+/**
+ * Open s3://bucket/key for reading: one HEAD request fixes the object's size
+ * and ETag. Reads of this handle then only return bytes of that version of
+ * the object; if it is overwritten, reads fail with DSC_ECHANGED rather than
+ * mix versions. The key is taken literally (no percent-decoding): any UTF-8
+ * key, including spaces, '+', '%' and '=', is allowed.
+ * Errors: DSC_EURL, DSC_ENOTFOUND, DSC_EACCESS, network errors.
+ * Thread-safe.
+ */
+DSC_API int dsc_open(dsc_ctx *ctx, const char *url, dsc_file **out);
+
+/** Size in bytes of the opened object version. */
+DSC_API int64_t dsc_size(const dsc_file *f);
+
+/** ETag of the opened object version, with its quotes, as S3 sent it.
+ *  Owned by f, valid until dsc_close(f). */
+DSC_API const char *dsc_etag(const dsc_file *f);
+
+/**
+ * Read up to len bytes at offset off into buf. Returns the number of bytes
+ * read: len, fewer only when the object ends first, 0 at or past the end.
+ * Negative DSC_E* on failure, in which case buf's contents are unspecified.
+ * Never returns bytes of another object version. Thread-safe.
+ */
+DSC_API ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off);
+
+/** Like dsc_pread() at the file position, which then advances. */
+DSC_API ssize_t dsc_read(dsc_file *f, void *buf, size_t len);
+
+/**
+ * Move the file position as lseek(2) does: whence is SEEK_SET, SEEK_CUR or
+ * SEEK_END. Positions past the end are allowed (reads there return 0).
+ * Returns the new position, or DSC_EINVAL for a negative result.
+ */
+DSC_API int64_t dsc_seek(dsc_file *f, int64_t off, int whence);
+
+/** Release a file handle. NULL is accepted. */
+DSC_API void dsc_close(dsc_file *f);
+
+/* ---- Listing ------------------------------------------------------------ */
+
+/** One object of a listing. Pointers are valid during the callback only. */
+typedef struct dsc_object_info {
+    const char *url;      /**< "s3://bucket/key" */
+    const char *key;
+    uint64_t size;
+    const char *etag;     /**< with quotes, as S3 sent it */
+    const char *last_modified; /**< ISO-8601 as S3 sent it */
+} dsc_object_info;
+
+/** Listing callback: return 0 to go on, non-zero to stop (dsc_list then
+ *  returns DSC_ECANCELED). */
+typedef int (*dsc_list_cb)(void *arg, const dsc_object_info *obj);
+
+/**
+ * Call cb for every object whose key starts with the prefix of url
+ * ("s3://bucket/prefix", "s3://bucket" or "s3://bucket/" for all), in S3's
+ * key order, across all pages of ListObjectsV2. Returns the number of
+ * objects seen (as a non-negative int64) or a negative DSC_E* code.
+ * Thread-safe.
+ */
+DSC_API int64_t dsc_list(dsc_ctx *ctx, const char *url, dsc_list_cb cb,
+                         void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DSC_H */

@@ -1,0 +1,58 @@
+/* Internal helpers shared by every file of lib/. Not installed. */
+#ifndef DSC_COMMON_H
+#define DSC_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "dsc.h"
+
+#define DSC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Record a failure for dsc_errmsg() on this thread and return code, so
+ * callers can write `return dsc_fail(DSC_EURL, "bad url %s", u);`. */
+int dsc_fail(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void dsc_clear_error(void);
+
+/* Growable byte buffer, always NUL-terminated for text use. */
+typedef struct dsc_buf {
+    char *data;
+    size_t len, cap;
+} dsc_buf;
+
+int dsc_buf_add(dsc_buf *b, const void *p, size_t n);
+int dsc_buf_adds(dsc_buf *b, const char *s);
+int dsc_buf_printf(dsc_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void dsc_buf_reset(dsc_buf *b);
+void dsc_buf_free(dsc_buf *b);
+
+char *dsc_strdup(const char *s);      /* NULL-safe */
+char *dsc_strndup(const char *s, size_t n);
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t dsc_now_ms(void);
+void dsc_sleep_ms(long ms);
+
+/* Thread-safe uniform random number in [0, n). */
+uint64_t dsc_rand_below(uint64_t n);
+
+/* Parse "20G", "4MiB", "512k", "1000": bytes, powers of 1024. -1 on error. */
+int64_t dsc_parse_size(const char *s);
+
+
+
+/* Locale-independent ASCII classes: a host program's setlocale() must not
+ * change how URLs are encoded or signed. */
+static inline int dsc_isdigit(int c) { return c >= '0' && c <= '9'; }
+static inline int dsc_isalpha(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+static inline int dsc_isalnum(int c) { return dsc_isdigit(c) || dsc_isalpha(c); }
+static inline int dsc_tolower(int c)
+{
+    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
+#endif

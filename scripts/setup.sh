@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what libdsc's build, tests and demo need, and nothing that is
+# already there. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS=(build-essential pkg-config libcurl4-openssl-dev libssl-dev
+          liblmdb-dev lmdb-utils libxxhash-dev libexpat1-dev libcmocka-dev
+          libmicrohttpd-dev python3-boto3 python3-botocore awscli
+          python3-awscrt clang curl)
+# Node.js may come from elsewhere (it bundles npm); Debian's only when absent.
+command -v npm >/dev/null 2>&1 || APT_PKGS+=(nodejs npm)
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    # Refresh the package lists only when a package cannot be found.
+    if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            --no-install-recommends "${missing[@]}" >/tmp/dsc-apt.log 2>&1; then
+        $SUDO apt-get update -q >/tmp/dsc-apt.log 2>&1
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            --no-install-recommends "${missing[@]}" >>/tmp/dsc-apt.log 2>&1 \
+            || { tail -20 /tmp/dsc-apt.log; echo "setup: apt-get failed" >&2; exit 1; }
+    fi
+fi
+
+# s3rver lives in a git-ignored folder of the project, pinned to 3.7.x.
+S3RVER_DIR=.deps/s3rver
+if [ ! -x "$S3RVER_DIR/node_modules/.bin/s3rver" ]; then
+    echo "setup: installing s3rver 3.7.x into $S3RVER_DIR"
+    mkdir -p "$S3RVER_DIR"
+    [ -f "$S3RVER_DIR/package.json" ] || echo '{"name":"dsc-test-deps","private":true}' > "$S3RVER_DIR/package.json"
+    (cd "$S3RVER_DIR" && npm install --no-audit --no-fund --loglevel=error s3rver@~3.7.1 >/tmp/dsc-npm.log 2>&1) \
+        || { tail -20 /tmp/dsc-npm.log; echo "setup: npm install s3rver failed" >&2; exit 1; }
+fi
