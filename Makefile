@@ -85,9 +85,9 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(STLIB)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(STLIB) $(ALL_LDFLAGS) $(DEP_LIBS) -lcmocka
 
 # Integration tests use only the public API of the shared library.
-$(BUILD)/tests/%: tests/integration/%.c tests/integration/itest.h $(SHLIB) $(STLIB)
+$(BUILD)/tests/%: tests/integration/%.c tests/integration/itest.h $(SHLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(STLIB) $(ALL_LDFLAGS) $(DEP_LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS) -lpthread -lcmocka
 
 setup:
 	@scripts/setup.sh

@@ -1,0 +1,39 @@
+/* dsc_config defaults: built-in values, overridden by DSC_* variables. */
+#include <stdlib.h>
+#include <string.h>
+#include "common.h"
+
+static long env_long(const char *name, long def, long min, long max)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    char *end;
+    long x = strtol(v, &end, 10);
+    return (*end || x < min || x > max) ? def : x;
+}
+
+int dsc_config_init(dsc_config *cfg, unsigned version)
+{
+    if (!cfg)
+        return dsc_fail(DSC_EINVAL, "dsc_config_init: cfg is NULL");
+    if (version == 0 || version > DSC_CONFIG_VERSION)
+        return dsc_fail(DSC_EINVAL, "dsc_config_init: config version %u is "
+                        "not known to libdsc %s", version, DSC_VERSION_STRING);
+    memset(cfg, 0, sizeof *cfg);
+    cfg->version = version;
+    const char *addr = getenv("DSC_S3_ADDRESSING");
+    cfg->addressing = !addr ? DSC_ADDRESSING_AUTO
+                    : strcmp(addr, "path") == 0 ? DSC_ADDRESSING_PATH
+                    : strcmp(addr, "virtual") == 0 ? DSC_ADDRESSING_VHOST
+                    : DSC_ADDRESSING_AUTO;
+    cfg->connect_timeout_ms = env_long("DSC_CONNECT_TIMEOUT_MS", 3000, 1, 3600000);
+    cfg->request_timeout_ms = env_long("DSC_REQUEST_TIMEOUT_MS", 30000, 1, 86400000);
+    cfg->max_retries = (int)env_long("DSC_MAX_RETRIES", 5, 0, 100);
+    cfg->retry_base_ms = env_long("DSC_RETRY_BASE_MS", 50, 0, 600000);
+    cfg->retry_max_ms = env_long("DSC_RETRY_MAX_MS", 5000, 0, 3600000);
+    cfg->max_connections = (int)env_long("DSC_MAX_CONNECTIONS", 64, 1, 4096);
+    cfg->verify_tls = (int)env_long("DSC_VERIFY_TLS", 1, 0, 1);
+    cfg->meta_ttl_ms = env_long("DSC_META_TTL_MS", 60000, 0, 86400000L * 365);
+    return 0;
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, then integration tests against a real s3rver
+# started here on 127.0.0.1 and stopped (by PID) on exit.
+# Env: BUILD (default build), OUT (default lib), DSC_TEST_ONLY (substring
+# filter on test names).
+set -uo pipefail
+shopt -s nullglob
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+BUILD="${BUILD:-build}"
+OUT="${OUT:-lib}"
+PY=/usr/bin/python3
+passed=0; failed=0; failures=()
+
+run() {  # run NAME CMD...: one test program, judged by its exit status
+    local name="$1"; shift
+    if [ -n "${DSC_TEST_ONLY:-}" ] && [[ "$name" != *"$DSC_TEST_ONLY"* ]]; then
+        return
+    fi
+    echo "=== $name"
+    local t0=$(date +%s%N)
+    if "$@"; then
+        passed=$((passed + 1))
+        local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+        echo "--- ok   $name (${ms} ms)"
+    else
+        failed=$((failed + 1)); failures+=("$name")
+        echo "--- FAIL $name"
+    fi
+}
+
+# Integration tests must never touch the user's real AWS setup.
+for v in $(env | grep -oE '^(AWS|DSC)_[A-Z0-9_]+' ); do unset "$v"; done
+export HOME_REAL="$HOME"
+STATE="$ROOT/.run/test-$$"
+mkdir -p "$STATE"
+export HOME="$STATE/home"; mkdir -p "$HOME"
+cleanup() {
+    scripts/s3rver.sh stop "$STATE/s3rver" >/dev/null 2>&1 || true
+    rm -rf "$STATE"
+}
+trap cleanup EXIT INT TERM
+
+# --- unit tests (no network) ---
+for t in "$BUILD"/tests/test_*; do
+    name=$(basename "$t")
+    [ -f "tests/unit/$name.c" ] || continue
+    run "unit/$name" "$t"
+done
+run "exports" tests/check_exports.sh "$OUT"
+
+# --- integration tests (real s3rver) ---
+export DSC_TEST_BUCKET=dsc-test
+if ! DSC_TEST_ENDPOINT=$(scripts/s3rver.sh start "$STATE/s3rver" "$DSC_TEST_BUCKET"); then
+    echo "could not start s3rver"; exit 1
+fi
+export DSC_TEST_ENDPOINT
+export DSC_TEST_FIXTURES="$STATE/fixtures"
+export DSC_TEST_PUT="$ROOT/tests/integration/s3put.py"
+export DSC_TEST_BIN="$ROOT/$BUILD/bin"
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+echo "s3rver at $DSC_TEST_ENDPOINT"
+if ! $PY tests/integration/fixtures.py "$DSC_TEST_ENDPOINT" "$DSC_TEST_BUCKET" "$DSC_TEST_FIXTURES"; then
+    echo "could not upload fixtures"; exit 1
+fi
+for t in "$BUILD"/tests/*; do
+    name=$(basename "$t")
+    [ -f "tests/integration/$name.c" ] || continue
+    run "integration/$name" "$t"
+done
+for t in tests/integration/test_*.py; do
+    run "integration/$(basename "$t")" env BUILD="$BUILD" $PY "$t"
+done
+for t in tests/integration/test_*.sh; do
+    run "integration/$(basename "$t")" env BUILD="$BUILD" bash "$t"
+done
+
+echo
+for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
