@@ -87,7 +87,8 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(STLIB)
 # Integration tests use only the public API of the shared library.
 $(BUILD)/tests/%: tests/integration/%.c tests/integration/itest.h $(SHLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS) -lpthread -lcmocka
+	$(CC) $(ALL_CFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS) \
+	    $(shell $(PKG_CONFIG) --libs libmicrohttpd) -lpthread -lcmocka
 
 setup:
 	@scripts/setup.sh

@@ -14,7 +14,7 @@ passed=0; failed=0; failures=()
 
 run() {  # run NAME CMD...: one test program, judged by its exit status
     local name="$1"; shift
-    if [ -n "${DSC_TEST_ONLY:-}" ] && [[ "$name" != *"$DSC_TEST_ONLY"* ]]; then
+    if [ -n "$ONLY" ] && [[ "$name" != *"$ONLY"* ]]; then
         return
     fi
     echo "=== $name"
@@ -29,6 +29,7 @@ run() {  # run NAME CMD...: one test program, judged by its exit status
     fi
 }
 
+ONLY="${DSC_TEST_ONLY:-}"
 # Integration tests must never touch the user's real AWS setup.
 for v in $(env | grep -oE '^(AWS|DSC)_[A-Z0-9_]+' ); do unset "$v"; done
 export HOME_REAL="$HOME"
