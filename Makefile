@@ -70,7 +70,7 @@ tools: $(TOOL_BIN)
 
 $(BUILD)/bin/%: examples/%.c $(SHLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,'$$ORIGIN/../../$(OUT)' $(ALL_LDFLAGS)
+	$(CC) $(ALL_CFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS)
 
 tests: $(UNIT_BIN) $(ITEST_BIN) $(TTOOL_BIN)
 

@@ -47,6 +47,8 @@ typedef struct profile_values {
     const char *want;       /* section name to match */
     int found;
     char *access_key, *secret_key, *session_token, *region, *endpoint;
+    char *s3_endpoint;      /* "s3 =" block's endpoint_url: beats the
+                               profile-wide one, as in the AWS CLI */
 } profile_values;
 
 static int set_once(char **slot, const char *v)
@@ -72,8 +74,10 @@ static int profile_cb(void *arg, const char *section, const char *key,
         return set_once(&pv->session_token, value);
     if (strcmp(key, "region") == 0)
         return set_once(&pv->region, value);
-    if (strcmp(key, "endpoint_url") == 0 || strcmp(key, "s3.endpoint_url") == 0)
+    if (strcmp(key, "endpoint_url") == 0)
         return set_once(&pv->endpoint, value);
+    if (strcmp(key, "s3.endpoint_url") == 0)
+        return set_once(&pv->s3_endpoint, value);
     return 0;
 }
 
@@ -84,6 +88,7 @@ static void profile_free(profile_values *pv)
     free(pv->session_token);
     free(pv->region);
     free(pv->endpoint);
+    free(pv->s3_endpoint);
 }
 
 /* Load one profile file. A missing file is fine; an unreadable one is not,
@@ -212,7 +217,7 @@ int dsc_creds_resolve(const dsc_config *cfg, dsc_creds *out)
     const char *endpoint = cfg->endpoint ? cfg->endpoint
                          : env("AWS_ENDPOINT_URL_S3") ? env("AWS_ENDPOINT_URL_S3")
                          : env("AWS_ENDPOINT_URL") ? env("AWS_ENDPOINT_URL")
-                         : pv.endpoint;
+                         : pv.s3_endpoint ? pv.s3_endpoint : pv.endpoint;
     out->region = dsc_strdup(region);
     out->endpoint = dsc_strdup(endpoint);
     if (!out->region || (endpoint && !out->endpoint))

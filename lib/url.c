@@ -91,7 +91,8 @@ int dsc_s3url_parse(const char *url, dsc_s3url *out)
     }
     if (strlen(key) > 1024) {
         free(bucket);
-        return dsc_fail(DSC_EURL, "'%s': key longer than 1024 bytes", url);
+        return dsc_fail(DSC_EURL, "'%.64s...': key of %zu bytes is longer "
+                        "than S3's 1024", url, strlen(key));
     }
     out->bucket = bucket;
     out->key = dsc_strdup(key);
