@@ -29,6 +29,10 @@ void dsc_buf_reset(dsc_buf *b);
 void dsc_buf_free(dsc_buf *b);
 
 char *dsc_strdup(const char *s);      /* NULL-safe */
+
+/* Caller input made safe to quote in a message: control bytes become '?',
+ * and past cap-4 bytes it is cut at a UTF-8 boundary and ends in "...". */
+const char *dsc_printable(const char *s, char *out, size_t cap);
 char *dsc_strndup(const char *s, size_t n);
 
 /* Milliseconds on CLOCK_MONOTONIC. */

@@ -132,14 +132,14 @@ static int read_profiles(const char *name, profile_values *pv)
     if (cred_path)
         rc = load_profile_file(cred_path, name, pv);
     if (!rc && conf_path) {
-        /* ~/.aws/config names sections "profile NAME", except default. */
+        /* ~/.aws/config names sections "profile NAME"; the default one
+         * may be "[default]" or "[profile default]". */
         dsc_buf sect = { 0 };
-        if (strcmp(name, "default") == 0)
-            rc = dsc_buf_adds(&sect, "default");
-        else
-            rc = dsc_buf_printf(&sect, "profile %s", name);
+        rc = dsc_buf_printf(&sect, "profile %s", name);
         if (!rc)
             rc = load_profile_file(conf_path, sect.data, pv);
+        if (!rc && strcmp(name, "default") == 0)
+            rc = load_profile_file(conf_path, "default", pv);
         dsc_buf_free(&sect);
     }
     free(cred_path);

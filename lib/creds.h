@@ -10,7 +10,7 @@ typedef struct dsc_creds {
     char *session_token;    /* may be NULL */
     char *region;           /* always set after resolve */
     char *endpoint;         /* from config/env/profile, NULL: AWS default */
-    const char *source;     /* "config", "env", "profile NAME"... static */
+    const char *source;     /* "config", "env", "profile", "anonymous" */
 } dsc_creds;
 
 /* Resolve with the AWS precedence: explicit config, then the environment,

@@ -14,15 +14,6 @@ static void trim(const char **s, const char **e)
         (*e)--;
 }
 
-/* Inline comments need a blank before them, so secrets holding '#' work. */
-static const char *value_end(const char *v, const char *e)
-{
-    for (const char *p = v; p < e; p++)
-        if ((*p == '#' || *p == ';') && p > v && is_blank(p[-1]))
-            return p;
-    return e;
-}
-
 int dsc_ini_parse(const char *text, size_t len, dsc_ini_cb cb, void *arg)
 {
     dsc_buf section = { 0 }, parent = { 0 }, key = { 0 }, val = { 0 };
@@ -59,8 +50,6 @@ int dsc_ini_parse(const char *text, size_t len, dsc_ini_cb cb, void *arg)
             continue;
         const char *ks = s, *ke = eq, *vs = eq + 1, *ve = e;
         trim(&ks, &ke);
-        trim(&vs, &ve);
-        ve = value_end(vs, ve);
         trim(&vs, &ve);
         if (ks == ke)
             continue;

@@ -9,8 +9,9 @@
 typedef int (*dsc_ini_cb)(void *arg, const char *section, const char *key,
                           const char *value);
 
-/* Parse text[0..len). Comments start with '#' or ';' at line start (after
- * blanks) or after blank + '#'/';' in a value; sections are "[name]" with
+/* Parse text[0..len). Comments are whole lines starting with '#' or ';'
+ * (after blanks); like botocore's configparser there are no inline
+ * comments, so "k = a # b" is the value "a # b". Sections are "[name]" with
  * inner blanks trimmed; keys are case-sensitive and trimmed. Indented lines
  * under a key with an empty value are nested settings ("s3 =\n  x = y") and
  * are reported as "key.sub". Returns 0, the callback's non-zero value, or

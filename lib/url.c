@@ -65,34 +65,38 @@ int dsc_bucket_vhost_ok(const char *b, int https)
 
 int dsc_s3url_parse(const char *url, dsc_s3url *out)
 {
+    char q[200];
     memset(out, 0, sizeof *out);
     if (!url)
         return dsc_fail(DSC_EURL, "URL is NULL");
     if (strncmp(url, "s3://", 5) != 0)
-        return dsc_fail(DSC_EURL, "'%s': URL must start with s3://", url);
+        return dsc_fail(DSC_EURL, "URL must start with s3:// in '%s'",
+                        dsc_printable(url, q, sizeof q));
     const char *b = url + 5;
     const char *slash = strchr(b, '/');
     size_t blen = slash ? (size_t)(slash - b) : strlen(b);
     if (blen == 0)
-        return dsc_fail(DSC_EURL, "'%s': missing bucket name", url);
+        return dsc_fail(DSC_EURL, "missing bucket name in '%s'",
+                        dsc_printable(url, q, sizeof q));
     char *bucket = dsc_strndup(b, blen);
     if (!bucket)
         return DSC_ENOMEM;
     if (!dsc_bucket_name_ok(bucket)) {
         free(bucket);
-        return dsc_fail(DSC_EURL, "'%s': invalid bucket name", url);
+        return dsc_fail(DSC_EURL, "invalid bucket name in '%s'",
+                        dsc_printable(url, q, sizeof q));
     }
     const char *key = slash ? slash + 1 : "";
     if (!key_text_ok((const unsigned char *)key)) {
         free(bucket);
-        return dsc_fail(DSC_EURL,
-                        "'%s': key is not UTF-8 or has control characters",
-                        url);
+        return dsc_fail(DSC_EURL, "key is not UTF-8 or has control "
+                        "characters in '%s'", dsc_printable(url, q, sizeof q));
     }
     if (strlen(key) > 1024) {
         free(bucket);
-        return dsc_fail(DSC_EURL, "'%.64s...': key of %zu bytes is longer "
-                        "than S3's 1024", url, strlen(key));
+        return dsc_fail(DSC_EURL, "key of %zu bytes is longer than S3's "
+                        "1024 in '%s'", strlen(key),
+                        dsc_printable(url, q, 80));
     }
     out->bucket = bucket;
     out->key = dsc_strdup(key);
@@ -122,6 +126,7 @@ int dsc_host_is_literal(const char *host)
 
 int dsc_endpoint_parse(const char *s, dsc_endpoint *out)
 {
+    char qbuf[200];
     memset(out, 0, sizeof *out);
     if (!s || !*s)
         return dsc_fail(DSC_EURL, "endpoint is empty");
@@ -133,17 +138,19 @@ int dsc_endpoint_parse(const char *s, dsc_endpoint *out)
         out->https = 1;
     } else {
         return dsc_fail(DSC_EURL,
-                        "endpoint '%s' must start with http:// or https://",
-                        s);
+                        "endpoint must start with http:// or https:// in '%s'",
+                        dsc_printable(s, qbuf, sizeof qbuf));
     }
     const char *host_end;
     if (*p == '[') {
         host_end = strchr(p, ']');
         if (!host_end || host_end == p + 1)
-            return dsc_fail(DSC_EURL, "endpoint '%s': bad IPv6 literal", s);
+            return dsc_fail(DSC_EURL, "endpoint: bad IPv6 literal in '%s'",
+                                dsc_printable(s, qbuf, sizeof qbuf));
         for (const char *q = p + 1; q < host_end; q++)
             if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.')
-                return dsc_fail(DSC_EURL, "endpoint '%s': bad IPv6 literal", s);
+                return dsc_fail(DSC_EURL, "endpoint: bad IPv6 literal in '%s'",
+                                dsc_printable(s, qbuf, sizeof qbuf));
         host_end++;
     } else {
         host_end = p;
@@ -152,27 +159,29 @@ int dsc_endpoint_parse(const char *s, dsc_endpoint *out)
                              *host_end == '_'))
             host_end++;
         if (host_end == p)
-            return dsc_fail(DSC_EURL, "endpoint '%s': missing host", s);
+            return dsc_fail(DSC_EURL, "endpoint: missing host in '%s'",
+                                dsc_printable(s, qbuf, sizeof qbuf));
     }
     const char *q = host_end;
     int port = 0;
     if (*q == ':') {
         q++;
         if (!dsc_isdigit((unsigned char)*q))
-            return dsc_fail(DSC_EURL, "endpoint '%s': bad port", s);
+            return dsc_fail(DSC_EURL, "endpoint: bad port in '%s'",
+                                dsc_printable(s, qbuf, sizeof qbuf));
         long v = 0;
         while (dsc_isdigit((unsigned char)*q) && v <= 65535)
             v = v * 10 + (*q++ - '0');
         if (v < 1 || v > 65535 || dsc_isdigit((unsigned char)*q))
-            return dsc_fail(DSC_EURL, "endpoint '%s': port out of range", s);
+            return dsc_fail(DSC_EURL, "endpoint: port out of range in '%s'",
+                                dsc_printable(s, qbuf, sizeof qbuf));
         port = (int)v;
     }
     if (*q == '/')
         q++;
     if (*q)
-        return dsc_fail(DSC_EURL,
-                        "endpoint '%s': unexpected '%s' after host[:port]",
-                        s, q);
+        return dsc_fail(DSC_EURL, "endpoint: only scheme://host[:port] is "
+                        "allowed in '%s'", dsc_printable(s, qbuf, sizeof qbuf));
     out->host = dsc_strndup(p, (size_t)(host_end - p));
     if (!out->host)
         return DSC_ENOMEM;

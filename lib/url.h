@@ -30,8 +30,8 @@ int dsc_host_is_literal(const char *host);
 /* Whether a bucket name can be a DNS label prefix (vhost addressing). */
 int dsc_bucket_vhost_ok(const char *bucket, int https);
 
-/* Validate an S3 bucket name (3-63 chars, lowercase, digits, '.', '-',
- * plus '_' and uppercase accepted for legacy buckets). */
+/* Validate an S3 bucket name: 3-255 chars of letters, digits, '.', '-'
+ * and '_' (today's rules are stricter, but legacy buckets exist). */
 int dsc_bucket_name_ok(const char *bucket);
 
 /* Append s[0..n) percent-encoded per RFC 3986 (unreserved kept, hex upper

@@ -77,6 +77,23 @@ char *dsc_strdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+const char *dsc_printable(const char *s, char *out, size_t cap)
+{
+    size_t n = 0, limit = cap > 4 ? cap - 4 : 0;
+    for (; s && s[n] && n < limit; n++) {
+        unsigned char c = (unsigned char)s[n];
+        out[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (s && s[n]) {
+        while (n > 0 && ((unsigned char)out[n] & 0xc0) == 0x80)
+            n--;     /* don't split a multi-byte character */
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 char *dsc_strndup(const char *s, size_t n)
 {
     return s ? strndup(s, n) : NULL;
