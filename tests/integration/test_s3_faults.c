@@ -43,12 +43,14 @@ static struct {
     enum action steps[MAX_STEPS];
     int nsteps, next;
     int gets, heads;
+    char last_auth[512];    /* Authorization of the last request, "" if none */
 } script = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void set_script(int n, const enum action *steps)
 {
     pthread_mutex_lock(&script.lock);
-    memcpy(script.steps, steps, (size_t)n * sizeof *steps);
+    if (n)
+        memcpy(script.steps, steps, (size_t)n * sizeof *steps);
     script.nsteps = n;
     script.next = 0;
     script.gets = script.heads = 0;
@@ -73,6 +75,15 @@ static int gets_seen(void)
     int n = script.gets;
     pthread_mutex_unlock(&script.lock);
     return n;
+}
+
+static const char *last_auth(void)
+{
+    static char copy[512];
+    pthread_mutex_lock(&script.lock);
+    memcpy(copy, script.last_auth, sizeof copy);
+    pthread_mutex_unlock(&script.lock);
+    return copy;
 }
 
 typedef struct cut_body {
@@ -114,6 +125,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
     (void)con_cls;
     const char *etag = "\"v1\"";
     struct MHD_Response *r;
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                   "Authorization");
+    pthread_mutex_lock(&script.lock);
+    snprintf(script.last_auth, sizeof script.last_auth, "%s", auth ? auth : "");
+    pthread_mutex_unlock(&script.lock);
     if (strcmp(method, "HEAD") == 0) {
         pthread_mutex_lock(&script.lock);
         script.heads++;
@@ -382,6 +398,42 @@ static void test_silent_server(void **s)
     close(fd);
 }
 
+/* Public buckets: an anonymous context sends no Authorization at all; a
+ * signed one sends SigV4 with the configured key id and region. */
+static void test_anonymous_and_signed(void **s)
+{
+    (void)s;
+    set_script(0, NULL);
+    dsc_config cfg;
+    dsc_config_init(&cfg, DSC_CONFIG_VERSION);
+    cfg.endpoint = endpoint;
+    cfg.anonymous = 1;
+    cfg.access_key_id = "AKIDIGNORED";
+    cfg.secret_access_key = "x";
+    dsc_ctx *ctx;
+    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
+    dsc_file *f;
+    unsigned char buf[10];
+    assert_int_equal(dsc_open(ctx, "s3://bucket/obj", &f), 0);
+    assert_int_equal(dsc_pread(f, buf, sizeof buf, 5), 10);
+    assert_string_equal(last_auth(), "");
+    dsc_close(f);
+    dsc_ctx_close(ctx);
+
+    cfg.anonymous = 0;
+    cfg.access_key_id = "AKIDSIGNED";
+    cfg.region = "eu-west-3";
+    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
+    assert_int_equal(dsc_open(ctx, "s3://bucket/obj", &f), 0);
+    assert_int_equal(dsc_pread(f, buf, sizeof buf, 5), 10);
+    assert_non_null(strstr(last_auth(), "AWS4-HMAC-SHA256 Credential=AKIDSIGNED/"));
+    assert_non_null(strstr(last_auth(), "/eu-west-3/s3/aws4_request"));
+    assert_non_null(strstr(last_auth(), "SignedHeaders=host;if-match;range;"
+                                             "x-amz-content-sha256;x-amz-date"));
+    dsc_close(f);
+    dsc_ctx_close(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_changed_etag),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_silent_server),
+        cmocka_unit_test(test_anonymous_and_signed),
     };
     return cmocka_run_group_tests_name("s3_faults", tests, start_origin,
                                        stop_origin);
