@@ -177,6 +177,14 @@ int main(int argc, char **argv)
     printf("dataset: %zu objects, %.1f MiB under %s\n", r.nobjs,
            total / 1048576.0, prefix);
     int status = 0;
+    dsc_stats prev;
+    dsc_stats_get(r.ctx, &prev, sizeof prev);
+    if (dsc_cache_dir(r.ctx))
+        printf("cache: %s, %.1f GiB cap, %s policy\n", dsc_cache_dir(r.ctx),
+               prev.cache_capacity / 1073741824.0,
+               prev.cache_policy == DSC_POLICY_MINIO ? "minio" : "lru");
+    else
+        printf("cache: off (reads go to S3)\n");
     for (int e = 1; e <= epochs && r.order; e++) {
         for (size_t i = 0; i < r.nobjs; i++)
             r.order[i] = i;
@@ -200,13 +208,20 @@ int main(int argc, char **argv)
             pthread_join(tids[i], NULL);
         free(tids);
         double dt = now_s() - t0;
+        dsc_stats st;
+        dsc_stats_get(r.ctx, &st, sizeof st);
         printf("epoch %d: %zu objects, %.1f MiB in %.2f s: %.1f MiB/s, "
-               "%.0f objects/s, %u errors%s\n",
+               "%.0f objects/s | chunk hits %llu, misses %llu, S3 GET %.1f MiB"
+               " | %u errors%s\n",
                e, r.nobjs, r.bytes / 1048576.0, dt,
                dt > 0 ? r.bytes / 1048576.0 / dt : 0.0,
-               dt > 0 ? r.nobjs / dt : 0.0, r.errors,
+               dt > 0 ? r.nobjs / dt : 0.0,
+               (unsigned long long)(st.hits - prev.hits),
+               (unsigned long long)(st.misses - prev.misses),
+               (st.bytes_from_s3 - prev.bytes_from_s3) / 1048576.0, r.errors,
                r.verify_dir ? (r.mismatches ? ", BYTES DIFFER" : ", all bytes verified")
                             : "");
+        prev = st;
         if (r.errors || r.mismatches || started == 0)
             status = 1;
     }

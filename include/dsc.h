@@ -147,9 +147,43 @@ typedef struct dsc_config {
     const char *ca_file;          /**< extra CA bundle; NULL: system's */
 
     /* Metadata. */
-    long meta_ttl_ms;             /**< how long HEAD results are trusted;
-                                       default 60000 (used by the cache) */
+    long meta_ttl_ms;             /**< how long a cached HEAD result (size,
+                                       ETag) is trusted by dsc_open before
+                                       asking S3 again; default 60000
+                                       (DSC_META_TTL_MS); 0: always ask */
+
+    /* The node cache, shared by every process using the same directory. */
+    const char *cache_dir;        /**< NULL: DSC_CACHE_DIR, else
+                                       $XDG_CACHE_HOME/dsc or ~/.cache/dsc;
+                                       "" or "off": no cache (every read
+                                       goes to S3) */
+    uint64_t cache_size;          /**< byte cap; default 10 GiB
+                                       (DSC_CACHE_SIZE, e.g. "20G") */
+    uint32_t chunk_size;          /**< bytes per cached chunk; default
+                                       4 MiB (DSC_CHUNK_SIZE); 64 KiB to
+                                       256 MiB. Part of a chunk's identity,
+                                       so contexts with different sizes
+                                       share nothing. */
+    int cache_policy;             /**< DSC_POLICY_*; default LRU
+                                       (DSC_CACHE_POLICY=lru|minio) */
+    long cache_idle_sec;          /**< minio: an entry unread this long may
+                                       be evicted; default 86400
+                                       (DSC_CACHE_IDLE_SEC) */
+    int fd_cache;                 /**< verified chunk files kept open per
+                                       context; default 256 */
+    int cache_sync;               /**< non-zero: fsync the index on each
+                                       change (survives power loss); default
+                                       0 (DSC_CACHE_SYNC) */
 } dsc_config;
+
+/** Eviction policies of the node cache. */
+#define DSC_POLICY_LRU   0 /**< least recently used chunk goes first */
+#define DSC_POLICY_MINIO 1 /**< for epochs over a dataset larger than the
+                                cache: once full, keep what is cached and do
+                                not admit more, so shuffled epochs hit about
+                                cache/dataset of their reads (the "MinIO"
+                                policy of Mohan et al., VLDB'21); entries
+                                unread for cache_idle_sec may be replaced */
 
 /**
  * Fill *cfg with the defaults of this library version and set
@@ -221,6 +255,58 @@ DSC_API int64_t dsc_seek(dsc_file *f, int64_t off, int whence);
 
 /** Release a file handle. NULL is accepted. */
 DSC_API void dsc_close(dsc_file *f);
+
+/* ---- Statistics --------------------------------------------------------- */
+
+/**
+ * Counters of one context (since dsc_ctx_open) and of its node cache (all
+ * processes that share the directory, since it was created). Fields are
+ * only ever appended; pass sizeof(dsc_stats) so an older caller gets the
+ * prefix it knows.
+ */
+typedef struct dsc_stats {
+    /* This context. A "chunk read" is one chunk's part of a dsc_pread. */
+    uint64_t hits;              /**< chunk reads served from the cache */
+    uint64_t misses;            /**< chunk reads that fetched from S3 */
+    uint64_t bytes_from_cache;  /**< bytes returned from the cache */
+    uint64_t bytes_from_s3;     /**< GET body bytes received from S3 */
+    uint64_t s3_gets;           /**< ranged GETs (a retried GET counts
+                                     once; see s3_retries) */
+    uint64_t s3_heads;          /**< HEAD operations */
+    uint64_t s3_lists;          /**< ListObjectsV2 pages */
+    uint64_t s3_retries;        /**< attempts repeated after a failure */
+    uint64_t meta_hits;         /**< dsc_open answered from cached HEADs */
+    uint64_t evictions;         /**< entries this context evicted */
+    uint64_t corrupt_dropped;   /**< cached chunks that failed their
+                                     check and were fetched again */
+    uint64_t cache_errors;      /**< failed cache writes (disk full, read-
+                                     only, ...); reads still succeeded */
+    uint64_t not_admitted;      /**< fetched chunks the policy kept out */
+    /* The node cache (zero when the context has no cache). */
+    uint64_t cache_bytes;       /**< bytes of all cached chunks */
+    uint64_t cache_capacity;    /**< the byte cap */
+    uint64_t cache_chunks;      /**< cached chunks */
+    uint64_t node_hits;         /**< hits of all processes (flushed about
+                                     once a second) */
+    uint64_t node_misses;
+    uint64_t node_evictions;
+    uint64_t node_corrupt;
+    uint32_t chunk_size;        /**< this context's chunk size */
+    int cache_policy;           /**< DSC_POLICY_* */
+} dsc_stats;
+
+/**
+ * Fill the first `size` bytes of *out (normally sizeof(dsc_stats)).
+ * Thread-safe. Errors: DSC_EINVAL, DSC_EIO when the index cannot be read
+ * (the context's own counters are still filled).
+ */
+DSC_API int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size);
+
+/**
+ * Path of the node cache directory of ctx, or NULL when it has none.
+ * Owned by ctx.
+ */
+DSC_API const char *dsc_cache_dir(const dsc_ctx *ctx);
 
 /* ---- Listing ------------------------------------------------------------ */
 

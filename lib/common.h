@@ -9,6 +9,9 @@
 
 #define DSC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+#define DSC_MIN_CHUNK (64 * 1024)
+#define DSC_MAX_CHUNK (256 * 1024 * 1024)
+
 /* Record a failure for dsc_errmsg() on this thread and return code, so
  * callers can write `return dsc_fail(DSC_EURL, "bad url %s", u);`. */
 int dsc_fail(int code, const char *fmt, ...)

@@ -35,5 +35,16 @@ int dsc_config_init(dsc_config *cfg, unsigned version)
     cfg->max_connections = (int)env_long("DSC_MAX_CONNECTIONS", 64, 1, 4096);
     cfg->verify_tls = (int)env_long("DSC_VERIFY_TLS", 1, 0, 1);
     cfg->meta_ttl_ms = env_long("DSC_META_TTL_MS", 60000, 0, 86400000L * 365);
+    int64_t v = dsc_parse_size(getenv("DSC_CACHE_SIZE"));
+    cfg->cache_size = v > 0 ? (uint64_t)v : (uint64_t)10 << 30;
+    v = dsc_parse_size(getenv("DSC_CHUNK_SIZE"));
+    cfg->chunk_size = v >= DSC_MIN_CHUNK && v <= DSC_MAX_CHUNK ? (uint32_t)v
+                                                               : 4u << 20;
+    const char *pol = getenv("DSC_CACHE_POLICY");
+    cfg->cache_policy = pol && strcmp(pol, "minio") == 0 ? DSC_POLICY_MINIO
+                                                         : DSC_POLICY_LRU;
+    cfg->cache_idle_sec = env_long("DSC_CACHE_IDLE_SEC", 86400, 0, 86400L * 3650);
+    cfg->fd_cache = (int)env_long("DSC_FD_CACHE", 256, 1, 65536);
+    cfg->cache_sync = (int)env_long("DSC_CACHE_SYNC", 0, 0, 1);
     return 0;
 }

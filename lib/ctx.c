@@ -1,7 +1,11 @@
-/* Opening and closing a context. */
+/* Opening and closing a context; its cache directory; fork handling. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "ctx.h"
+#include "fork.h"
+#include "log.h"
 
 static int check_config(const dsc_config *c)
 {
@@ -18,7 +22,86 @@ static int check_config(const dsc_config *c)
                         "negative");
     if (c->max_connections <= 0)
         return dsc_fail(DSC_EINVAL, "config: max_connections must be positive");
+    if (c->chunk_size < DSC_MIN_CHUNK || c->chunk_size > DSC_MAX_CHUNK)
+        return dsc_fail(DSC_EINVAL, "config: chunk_size %u outside 64 KiB.."
+                        "256 MiB", c->chunk_size);
+    if (c->cache_policy != DSC_POLICY_LRU && c->cache_policy != DSC_POLICY_MINIO)
+        return dsc_fail(DSC_EINVAL, "config: cache_policy %d unknown",
+                        c->cache_policy);
+    if (c->cache_size == 0 || c->fd_cache <= 0 || c->cache_idle_sec < 0 ||
+        c->meta_ttl_ms < 0)
+        return dsc_fail(DSC_EINVAL, "config: cache_size, fd_cache must be "
+                        "positive, cache_idle_sec and meta_ttl_ms not negative");
     return 0;
+}
+
+/* mkdir -p with 0700 for what we create: the cache holds S3 data. */
+static int make_dirs(const char *path)
+{
+    char *p = dsc_strdup(path);
+    if (!p)
+        return DSC_ENOMEM;
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, 0700) && errno != EEXIST) {
+                rc = dsc_fail(DSC_EIO, "cannot create cache directory %s: %s",
+                              p, strerror(errno));
+                break;
+            }
+            *s = c;
+            if (!c)
+                break;
+        }
+    }
+    free(p);
+    return rc;
+}
+
+/* NULL: no cache. */
+static char *cache_dir_for(const dsc_config *cfg)
+{
+    const char *d = cfg->cache_dir ? cfg->cache_dir : getenv("DSC_CACHE_DIR");
+    if (d && (!*d || strcmp(d, "off") == 0))
+        return NULL;
+    dsc_buf b = { 0 };
+    if (d)
+        dsc_buf_adds(&b, d);
+    else if (getenv("XDG_CACHE_HOME") && *getenv("XDG_CACHE_HOME"))
+        dsc_buf_printf(&b, "%s/dsc", getenv("XDG_CACHE_HOME"));
+    else if (getenv("HOME") && *getenv("HOME"))
+        dsc_buf_printf(&b, "%s/.cache/dsc", getenv("HOME"));
+    return b.data;
+}
+
+static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
+{
+    char *dir = cache_dir_for(cfg);
+    if (!dir)
+        return 0;
+    int rc = make_dirs(dir);
+    if (!rc) {
+        dsc_cache_opts o = {
+            .dir = dir, .cap = cfg->cache_size, .chunk_size = cfg->chunk_size,
+            .policy = cfg->cache_policy, .idle_sec = cfg->cache_idle_sec,
+            .fd_cache = cfg->fd_cache, .sync = cfg->cache_sync,
+            .flight_timeout_ms = cfg->request_timeout_ms *
+                                 (cfg->max_retries + 1) + cfg->retry_max_ms,
+        };
+        rc = dsc_cache_open(&o, &ctx->cache);
+    }
+    if (rc) {
+        /* A cache we cannot use (read-only, full, not ours) must not stop
+         * reads: they go to S3. */
+        dsc_log(DSC_LOG_WARN, "cache at %s unusable, reading from S3 "
+                "directly: %s", dir, dsc_errmsg());
+        ctx->cache = NULL;
+        rc = 0;
+    }
+    free(dir);
+    return rc;
 }
 
 int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
@@ -38,17 +121,20 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
     dsc_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return DSC_ENOMEM;
-    /* Fields a caller's older header does not know keep our defaults. */
-    dsc_config_init(&ctx->cfg, DSC_CONFIG_VERSION);
     memcpy(&ctx->cfg, cfg, sizeof ctx->cfg);
+    ctx->fork_gen = dsc_fork_generation();
+    ctx->ca_file = dsc_strdup(cfg->ca_file);
     rc = dsc_creds_resolve(cfg, &ctx->creds);
-    if (!rc)
-        rc = dsc_s3_new(&ctx->cfg, &ctx->creds, &ctx->s3);
-    /* Strings of the caller's config are not kept: credentials, region and
-     * endpoint live in ctx->creds, the CA file inside the HTTP pool. */
+    /* Keep no pointer to caller strings: credentials, region and endpoint
+     * live in ctx->creds, the CA file in ctx->ca_file. */
     ctx->cfg.endpoint = ctx->cfg.region = ctx->cfg.access_key_id = NULL;
     ctx->cfg.secret_access_key = ctx->cfg.session_token = NULL;
-    ctx->cfg.profile = ctx->cfg.ca_file = NULL;
+    ctx->cfg.profile = ctx->cfg.cache_dir = NULL;
+    ctx->cfg.ca_file = ctx->ca_file;
+    if (!rc)
+        rc = dsc_s3_new(&ctx->cfg, &ctx->creds, &ctx->s3);
+    if (!rc)
+        rc = open_cache(ctx, cfg);
     if (rc) {
         dsc_ctx_close(ctx);
         return rc;
@@ -57,11 +143,64 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
     return 0;
 }
 
+dsc_s3 *dsc_ctx_s3(dsc_ctx *ctx)
+{
+    unsigned gen = dsc_fork_generation();
+    if (__builtin_expect(__atomic_load_n(&ctx->fork_gen, __ATOMIC_ACQUIRE) == gen, 1))
+        return ctx->s3;
+    /* First use in a fork()ed child: the parent's connections must not be
+     * shared, so make new ones and leave the old ones untouched. */
+    dsc_fork_remake_lock();
+    if (ctx->fork_gen != gen) {
+        dsc_s3 *fresh = NULL;
+        if (dsc_s3_new(&ctx->cfg, &ctx->creds, &fresh) == 0) {
+            dsc_fork_graveyard(ctx->s3);
+            ctx->s3 = fresh;
+            __atomic_store_n(&ctx->fork_gen, gen, __ATOMIC_RELEASE);
+        }
+    }
+    dsc_fork_remake_unlock();
+    return ctx->fork_gen == gen ? ctx->s3 : NULL;
+}
+
 void dsc_ctx_close(dsc_ctx *ctx)
 {
     if (!ctx)
         return;
-    dsc_s3_free(ctx->s3);
+    dsc_cache_close(ctx->cache);
+    if (ctx->fork_gen == dsc_fork_generation())
+        dsc_s3_free(ctx->s3);
+    else
+        dsc_fork_graveyard(ctx->s3);
     dsc_creds_free(&ctx->creds);
+    free(ctx->ca_file);
     free(ctx);
+}
+
+const char *dsc_cache_dir(const dsc_ctx *ctx)
+{
+    return ctx ? dsc_cache_path(ctx->cache) : NULL;
+}
+
+int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size)
+{
+    if (!ctx || !out || size == 0)
+        return dsc_fail(DSC_EINVAL, "dsc_stats_get: bad argument");
+    dsc_stats st;
+    memset(&st, 0, sizeof st);
+    dsc_s3 *s3 = dsc_ctx_s3(ctx);
+    if (s3) {
+        dsc_s3_counters n;
+        dsc_s3_counters_get(s3, &n);
+        st.s3_gets = n.gets;
+        st.s3_heads = n.heads;
+        st.s3_lists = n.lists;
+        st.s3_retries = n.retries;
+        st.bytes_from_s3 = n.get_bytes;
+    }
+    st.meta_hits = __atomic_load_n(&ctx->meta_hits, __ATOMIC_RELAXED);
+    if (ctx->cache)
+        dsc_cache_stats(ctx->cache, &st);
+    memcpy(out, &st, size < sizeof st ? size : sizeof st);
+    return 0;
 }

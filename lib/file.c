@@ -4,6 +4,35 @@
 #include <string.h>
 #include "ctx.h"
 
+/* Size and ETag: from the node cache's metadata while it is fresh, else
+ * from a HEAD (remembered for the next opener on this node). */
+static int stat_object(dsc_ctx *ctx, dsc_file *f)
+{
+    dsc_index *ix = ctx->cache && ctx->cfg.meta_ttl_ms > 0
+                        ? dsc_cache_index(ctx->cache) : NULL;
+    if (ix) {
+        char etag[256];
+        uint64_t size, fetched;
+        uint64_t now = dsc_wall_ms();
+        if (dsc_index_meta_get(ix, f->bucket, f->key, &size, etag, sizeof etag,
+                               &fetched) == 0 &&
+            fetched <= now && now - fetched < (uint64_t)ctx->cfg.meta_ttl_ms) {
+            f->size = size;
+            f->etag = dsc_strdup(etag);
+            __atomic_fetch_add(&ctx->meta_hits, 1, __ATOMIC_RELAXED);
+            return f->etag ? 0 : DSC_ENOMEM;
+        }
+    }
+    dsc_s3 *s3 = dsc_ctx_s3(ctx);
+    if (!s3)
+        return dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
+    int rc = dsc_s3_head(s3, f->bucket, f->key, &f->size, &f->etag);
+    if (!rc && ix && strlen(f->etag) < 256)
+        dsc_index_meta_put(ix, f->bucket, f->key, f->size, f->etag,
+                           dsc_wall_ms());
+    return rc;
+}
+
 int dsc_open(dsc_ctx *ctx, const char *url, dsc_file **out)
 {
     dsc_clear_error();
@@ -32,7 +61,7 @@ int dsc_open(dsc_ctx *ctx, const char *url, dsc_file **out)
         dsc_close(f);
         return DSC_ENOMEM;
     }
-    rc = dsc_s3_head(ctx->s3, f->bucket, f->key, &f->size, &f->etag);
+    rc = stat_object(ctx, f);
     if (rc) {
         dsc_close(f);
         return rc;
@@ -62,8 +91,26 @@ ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off)
         len = (size_t)(f->size - off);
     if (len > SSIZE_MAX)
         len = SSIZE_MAX;
-    int rc = dsc_s3_get(f->ctx->s3, f->bucket, f->key, f->etag, f->size, off,
-                        len, buf);
+    dsc_ctx *ctx = f->ctx;
+    dsc_s3 *s3 = dsc_ctx_s3(ctx);
+    if (!s3)
+        return dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
+    int rc;
+    if (ctx->cache) {
+        dsc_objref obj = { f->bucket, f->key, f->etag, f->size };
+        rc = dsc_cache_read(ctx->cache, s3, &obj, buf, len, off);
+    } else {
+        rc = dsc_s3_get(s3, f->bucket, f->key, f->etag, f->size, off, len, buf);
+    }
+    if (rc == DSC_ECHANGED && ctx->cache) {
+        /* The cached HEAD is stale: the next open must ask S3. */
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", dsc_errmsg());
+        dsc_index *ix = dsc_cache_index(ctx->cache);
+        if (ix)
+            dsc_index_meta_del(ix, f->bucket, f->key);
+        dsc_fail(rc, "%s", saved);
+    }
     return rc ? rc : (ssize_t)len;
 }
 
@@ -133,7 +180,9 @@ int64_t dsc_list(dsc_ctx *ctx, const char *url, dsc_list_cb cb, void *arg)
     if (rc)
         return rc;
     list_ctx lc = { u.bucket, cb, arg, { 0 } };
-    int64_t n = dsc_s3_list(ctx->s3, u.bucket, u.key, on_object, &lc);
+    dsc_s3 *s3 = dsc_ctx_s3(ctx);
+    int64_t n = s3 ? dsc_s3_list(s3, u.bucket, u.key, on_object, &lc)
+                   : dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
     dsc_buf_free(&lc.url);
     dsc_s3url_free(&u);
     return n;

@@ -30,6 +30,7 @@ void dsc_s3_counters_get(dsc_s3 *s3, dsc_s3_counters *out)
     out->lists = __atomic_load_n(&s3->n.lists, __ATOMIC_RELAXED);
     out->retries = __atomic_load_n(&s3->n.retries, __ATOMIC_RELAXED);
     out->bytes = __atomic_load_n(&s3->n.bytes, __ATOMIC_RELAXED);
+    out->get_bytes = __atomic_load_n(&s3->n.get_bytes, __ATOMIC_RELAXED);
 }
 
 int dsc_s3_new(const dsc_config *cfg, const dsc_creds *creds, dsc_s3 **out)
@@ -360,6 +361,8 @@ static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
         else
             o = classify(op, rs, msg_url.data, obj_size);
         count(&s3->n.bytes, rs->received);
+        if (op->buf)
+            count(&s3->n.get_bytes, rs->received);
         curl_slist_free_all(hdrs);
         dsc_buf_free(&url);
         rc = o.code;

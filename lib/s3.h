@@ -34,7 +34,7 @@ int64_t dsc_s3_list(dsc_s3 *s3, const char *bucket, const char *prefix,
 
 /* Counters since creation, for stats and tests. */
 typedef struct dsc_s3_counters {
-    uint64_t requests, gets, heads, lists, retries, bytes;
+    uint64_t requests, gets, heads, lists, retries, bytes, get_bytes;
 } dsc_s3_counters;
 void dsc_s3_counters_get(dsc_s3 *s3, dsc_s3_counters *out);
 

@@ -234,6 +234,7 @@ static dsc_ctx *fault_ctx(long timeout_ms, int retries)
     dsc_config cfg;
     dsc_config_init(&cfg, DSC_CONFIG_VERSION);
     cfg.endpoint = endpoint;
+    cfg.cache_dir = "";   /* every read must reach the scripted origin */
     cfg.request_timeout_ms = timeout_ms;
     cfg.max_retries = retries;
     cfg.retry_base_ms = 5;
@@ -353,6 +354,7 @@ static void test_connection_refused(void **s)
     dsc_config cfg;
     dsc_config_init(&cfg, DSC_CONFIG_VERSION);
     cfg.endpoint = ep;
+    cfg.cache_dir = "";
     cfg.max_retries = 2;
     cfg.retry_base_ms = 5;
     dsc_ctx *ctx;
@@ -383,6 +385,7 @@ static void test_silent_server(void **s)
     dsc_config cfg;
     dsc_config_init(&cfg, DSC_CONFIG_VERSION);
     cfg.endpoint = ep;
+    cfg.cache_dir = "";
     cfg.request_timeout_ms = 200;
     cfg.max_retries = 1;
     cfg.retry_base_ms = 5;
@@ -407,6 +410,7 @@ static void test_anonymous_and_signed(void **s)
     dsc_config cfg;
     dsc_config_init(&cfg, DSC_CONFIG_VERSION);
     cfg.endpoint = endpoint;
+    cfg.cache_dir = "";
     cfg.anonymous = 1;
     cfg.access_key_id = "AKIDIGNORED";
     cfg.secret_access_key = "x";

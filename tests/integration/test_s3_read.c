@@ -156,6 +156,7 @@ static void test_wrong_credentials(void **state)
     dsc_config cfg;
     dsc_config_init(&cfg, DSC_CONFIG_VERSION);
     cfg.endpoint = itest_env("DSC_TEST_ENDPOINT");
+    cfg.cache_dir = "";
     cfg.access_key_id = "AKIANOTAKNOWNKEY0000";
     cfg.secret_access_key = "wrong";
     dsc_ctx *ctx;
@@ -266,6 +267,7 @@ static void test_vhost_addressing(void **state)
     dsc_config cfg;
     dsc_config_init(&cfg, DSC_CONFIG_VERSION);
     cfg.endpoint = vep;
+    cfg.cache_dir = "";
     cfg.addressing = DSC_ADDRESSING_VHOST;
     dsc_ctx *ctx;
     assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);

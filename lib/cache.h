@@ -1,0 +1,45 @@
+/* The node cache's read path: chunking, lookup, single-flight fetch,
+ * store and eviction, access accounting. */
+#ifndef DSC_CACHE_H
+#define DSC_CACHE_H
+
+#include "index.h"
+#include "s3.h"
+
+typedef struct dsc_cache dsc_cache;
+
+typedef struct dsc_cache_opts {
+    const char *dir;
+    uint64_t cap;
+    uint32_t chunk_size;
+    int policy;
+    long idle_sec;
+    int fd_cache;
+    int sync;
+    long flight_timeout_ms;        /* longest wait for another fetcher */
+} dsc_cache_opts;
+
+int dsc_cache_open(const dsc_cache_opts *o, dsc_cache **out);
+void dsc_cache_close(dsc_cache *c);
+
+/* The object version a read is for. */
+typedef struct dsc_objref {
+    const char *bucket, *key, *etag;
+    uint64_t size;
+} dsc_objref;
+
+/* Read [off, off+len) (already clamped to the object) through the cache. */
+int dsc_cache_read(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
+                   void *buf, size_t len, uint64_t off);
+
+/* Identity of chunk `index` of an object version. */
+int dsc_chunk_id_make(const dsc_objref *obj, uint32_t chunk_size,
+                      uint64_t index, dsc_chunk_id *out);
+
+dsc_index *dsc_cache_index(dsc_cache *c);
+const char *dsc_cache_path(const dsc_cache *c);
+void dsc_cache_stats(dsc_cache *c, dsc_stats *st);
+/* Push batched access times and counters to the index now. */
+void dsc_cache_flush(dsc_cache *c);
+
+#endif
