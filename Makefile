@@ -85,7 +85,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(STLIB)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(STLIB) $(ALL_LDFLAGS) $(DEP_LIBS) -lcmocka
 
 # Integration tests use only the public API of the shared library.
-$(BUILD)/tests/%: tests/integration/%.c tests/integration/itest.h $(SHLIB)
+$(BUILD)/tests/%: tests/integration/%.c $(wildcard tests/integration/*.h) $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS) \
 	    $(shell $(PKG_CONFIG) --libs libmicrohttpd) -lpthread -lcmocka

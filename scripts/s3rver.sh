@@ -30,7 +30,7 @@ start)
         port=$(free_port)
         # s3rver's continuation tokens use DES, which OpenSSL 3 keeps in
         # its legacy provider: without it every paginated listing fails.
-        NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$dir/data" -a 127.0.0.1 -p "$port" --silent \
+        NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$dir/data" -a 127.0.0.1 -p "$port" \
             --service-endpoint localhost "${buckets[@]}" >"$dir/log" 2>&1 &
         echo $! >"$dir/pid"
         echo "$port" >"$dir/port"

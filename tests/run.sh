@@ -56,6 +56,8 @@ if ! DSC_TEST_ENDPOINT=$(scripts/s3rver.sh start "$STATE/s3rver" "$DSC_TEST_BUCK
     echo "could not start s3rver"; exit 1
 fi
 export DSC_TEST_ENDPOINT
+export DSC_TEST_S3RVER_LOG="$STATE/s3rver/log"
+export DSC_TEST_STATE="$STATE"
 export DSC_TEST_FIXTURES="$STATE/fixtures"
 export DSC_TEST_PUT="$ROOT/tests/integration/s3put.py"
 export DSC_TEST_BIN="$ROOT/$BUILD/bin"

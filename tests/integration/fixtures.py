@@ -37,6 +37,12 @@ objects = {
     # (s3rver's router 404s keys with "//", so that case is unit-tested only)
     "awkward/trailing-slash/": rng.randbytes(5),
 }
+# A small "dataset" for eviction-policy tests: 48 objects of 64 KiB.
+for i in range(48):
+    objects["epoch/obj-%02d" % i] = rng.randbytes(64 * 1024)
+# Single-flight tests: objects nobody has read yet.
+for i in range(4):
+    objects["flight/obj-%d" % i] = rng.randbytes(3 * MiB + 12345)
 manifest = []
 for i, (key, data) in enumerate(objects.items()):
     s3.put_object(Bucket=bucket, Key=key, Body=data)
