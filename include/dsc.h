@@ -308,6 +308,16 @@ DSC_API int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size);
  */
 DSC_API const char *dsc_cache_dir(const dsc_ctx *ctx);
 
+/**
+ * Remove chunk files of ctx's cache directory that its index does not
+ * know: debris of a process killed between evicting a chunk and deleting
+ * its file. Safe while other processes use the cache. Returns the number
+ * of files removed (0 without a cache) or a negative DSC_E* code. The
+ * index itself is always within the byte cap; only such debris can make
+ * the directory larger. Cost: one directory walk.
+ */
+DSC_API int64_t dsc_cache_clean(dsc_ctx *ctx);
+
 /* ---- Listing ------------------------------------------------------------ */
 
 /** One object of a listing. Pointers are valid during the callback only. */

@@ -426,3 +426,39 @@ void dsc_cache_stats(dsc_cache *c, dsc_stats *st)
         st->node_corrupt = inf.corrupt;
     }
 }
+
+typedef struct gc_state {
+    dsc_cache *c;
+    int64_t removed;
+    uint64_t bytes;
+} gc_state;
+
+static int gc_one(void *arg, const dsc_chunk_id *id, uint64_t seq,
+                  const char *path, uint64_t size)
+{
+    gc_state *g = arg;
+    dsc_chunk_rec rec;
+    /* Safe beside live writers: a file is renamed into place only after
+     * its record is committed, so a file without a matching record is
+     * debris (a crash between an eviction's commit and its unlink). */
+    if (seq == 0 || dsc_index_get(g->c->ix, id, &rec) != 0 || rec.seq != seq) {
+        if (unlink(path) == 0) {
+            g->removed++;
+            g->bytes += size;
+        }
+    }
+    return 0;
+}
+
+int64_t dsc_cache_gc(dsc_cache *c)
+{
+    int rc = ensure_process(c);
+    if (rc)
+        return rc;
+    gc_state g = { c, 0, 0 };
+    rc = dsc_store_walk(c->store, gc_one, &g);
+    if (g.removed)
+        dsc_log(DSC_LOG_INFO, "cache gc: removed %lld stray files, %llu bytes",
+                (long long)g.removed, (unsigned long long)g.bytes);
+    return rc ? rc : g.removed;
+}

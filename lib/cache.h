@@ -39,6 +39,9 @@ int dsc_chunk_id_make(const dsc_objref *obj, uint32_t chunk_size,
 dsc_index *dsc_cache_index(dsc_cache *c);
 const char *dsc_cache_path(const dsc_cache *c);
 void dsc_cache_stats(dsc_cache *c, dsc_stats *st);
+/* Remove data files the index does not know. Returns how many. */
+int64_t dsc_cache_gc(dsc_cache *c);
+
 /* Push batched access times and counters to the index now. */
 void dsc_cache_flush(dsc_cache *c);
 

@@ -1,5 +1,8 @@
 /* Opening and closing a context; its cache directory; fork handling. */
 #include <errno.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -76,6 +79,24 @@ static char *cache_dir_for(const dsc_config *cfg)
     return b.data;
 }
 
+/* Crash debris is rare and harmless but takes space: sweep it at most
+ * once an hour per directory, when a context opens. */
+static void clean_now_and_then(dsc_cache *c, const char *dir)
+{
+    dsc_buf stamp = { 0 };
+    if (dsc_buf_printf(&stamp, "%s/last-clean", dir))
+        return;
+    struct stat sb;
+    if (stat(stamp.data, &sb) || time(NULL) - sb.st_mtime > 3600) {
+        int fd = open(stamp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            close(fd);
+            dsc_cache_gc(c);
+        }
+    }
+    dsc_buf_free(&stamp);
+}
+
 static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
 {
     char *dir = cache_dir_for(cfg);
@@ -92,6 +113,8 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
         };
         rc = dsc_cache_open(&o, &ctx->cache);
     }
+    if (!rc)
+        clean_now_and_then(ctx->cache, dir);
     if (rc) {
         /* A cache we cannot use (read-only, full, not ours) must not stop
          * reads: they go to S3. */
@@ -203,4 +226,12 @@ int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size)
         dsc_cache_stats(ctx->cache, &st);
     memcpy(out, &st, size < sizeof st ? size : sizeof st);
     return 0;
+}
+
+int64_t dsc_cache_clean(dsc_ctx *ctx)
+{
+    dsc_clear_error();
+    if (!ctx)
+        return dsc_fail(DSC_EINVAL, "dsc_cache_clean: ctx is NULL");
+    return ctx->cache ? dsc_cache_gc(ctx->cache) : 0;
 }

@@ -363,3 +363,73 @@ void dsc_store_unlink(dsc_store *st, const dsc_chunk_id *id, uint64_t seq)
         unlink(path.data);
     dsc_buf_free(&path);
 }
+
+static int unhex(const char *s, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int v = 0;
+        for (int j = 0; j < 2; j++) {
+            char c = s[2 * i + j];
+            int d = c >= '0' && c <= '9' ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return -1;
+            v = v * 16 + d;
+        }
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+int dsc_store_walk(dsc_store *st, dsc_store_walk_fn fn, void *arg)
+{
+    dsc_buf top = { 0 }, path = { 0 };
+    if (dsc_buf_printf(&top, "%s/data", st->dir))
+        return DSC_ENOMEM;
+    DIR *d = opendir(top.data);
+    if (!d) {
+        int rc = errno == ENOENT ? 0 : dsc_fail(DSC_EIO, "%s: %s", top.data,
+                                                strerror(errno));
+        dsc_buf_free(&top);
+        return rc;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        dsc_buf_reset(&path);
+        dsc_buf_printf(&path, "%s/%s", top.data, e->d_name);
+        DIR *sub = opendir(path.data);
+        struct dirent *f;
+        while (!rc && sub && (f = readdir(sub))) {
+            if (f->d_name[0] == '.')
+                continue;
+            dsc_buf_reset(&path);
+            if (dsc_buf_printf(&path, "%s/%s/%s", top.data, e->d_name, f->d_name)) {
+                rc = DSC_ENOMEM;
+                break;
+            }
+            struct stat sb;
+            if (stat(path.data, &sb) || !S_ISREG(sb.st_mode))
+                continue;
+            dsc_chunk_id id = { { 0 } };
+            uint64_t seq = 0;
+            /* <32 hex>-<16 hex> */
+            if (strlen(f->d_name) == 49 && f->d_name[32] == '-' &&
+                unhex(f->d_name, id.b, 16) == 0) {
+                uint8_t sb8[8];
+                if (unhex(f->d_name + 33, sb8, 8) == 0)
+                    for (int i = 0; i < 8; i++)
+                        seq = (seq << 8) | sb8[i];
+            }
+            rc = fn(arg, &id, seq, path.data, (uint64_t)sb.st_size);
+        }
+        if (sub)
+            closedir(sub);
+    }
+    closedir(d);
+    dsc_buf_free(&top);
+    dsc_buf_free(&path);
+    return rc;
+}

@@ -31,6 +31,13 @@ void dsc_store_unlink(dsc_store *st, const dsc_chunk_id *id, uint64_t seq);
 /* Forget an open file of id (its bytes proved bad or its entry left). */
 void dsc_store_forget(dsc_store *st, const dsc_chunk_id *id);
 
+/* Call fn for every chunk file (name parsed into id and seq). Files with
+ * other names are reported with seq 0. Stops at fn's non-zero return. */
+typedef int (*dsc_store_walk_fn)(void *arg, const dsc_chunk_id *id,
+                                 uint64_t seq, const char *path,
+                                 uint64_t size);
+int dsc_store_walk(dsc_store *st, dsc_store_walk_fn fn, void *arg);
+
 /* Path of a chunk's data file (for tests and tools). */
 int dsc_store_path(const char *dir, const dsc_chunk_id *id, uint64_t seq,
                    dsc_buf *out);
