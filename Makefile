@@ -90,6 +90,17 @@ $(BUILD)/tests/%: tests/integration/%.c $(wildcard tests/integration/*.h) $(SHLI
 	$(CC) $(ALL_CFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS) \
 	    $(shell $(PKG_CONFIG) --libs libmicrohttpd) -lpthread -lcmocka
 
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+$(BUILD)/bench/%: bench/%.c $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS)
+
+bench: setup
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@BUILD=$(BUILD) bench/run.sh
+
 setup:
 	@scripts/setup.sh
 

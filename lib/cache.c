@@ -343,7 +343,8 @@ static int read_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
     dsc_chunk_id id;
     if (dsc_chunk_id_make(obj, c->o.chunk_size, index, &id))
         return DSC_ENOMEM;
-    if (try_cached(c, obj, index, &id, dst, off, len, chunk_len, 0) == 0) {
+    if (dsc_store_read_open(c->store, &id, dst, off, len) == 0 ||
+        try_cached(c, obj, index, &id, dst, off, len, chunk_len, 0) == 0) {
         bump(&c->n.hits, 1);
         bump(&c->n.bytes_cache, len);
         note_access(c, &id, 1);

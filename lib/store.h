@@ -21,6 +21,12 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
                    const dsc_chunk_rec *rec, void *dst, size_t off,
                    size_t len, void *scratch);
 
+/* Read from an already open, verified file of id only: 0 when served,
+ * 1 when id is not open here. No index lookup: a chunk's bytes never
+ * change, so an open file stays right even after eviction. */
+int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
+                        size_t off, size_t len);
+
 /* Write data to a new temporary file; *tmp receives its path. */
 int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
                         dsc_buf *tmp);

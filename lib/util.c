@@ -102,7 +102,8 @@ char *dsc_strndup(const char *s, size_t n)
 int64_t dsc_now_ms(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* Millisecond use only: the coarse clock is a few times cheaper. */
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
