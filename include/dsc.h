@@ -293,6 +293,8 @@ typedef struct dsc_stats {
     uint64_t node_corrupt;
     uint32_t chunk_size;        /**< this context's chunk size */
     int cache_policy;           /**< DSC_POLICY_* */
+    uint64_t node_capacity;     /**< the cap the cache's last writer
+                                     enforced (processes may differ) */
 } dsc_stats;
 
 /**

@@ -425,6 +425,7 @@ void dsc_cache_stats(dsc_cache *c, dsc_stats *st)
         st->node_misses = inf.misses;
         st->node_evictions = inf.evictions;
         st->node_corrupt = inf.corrupt;
+        st->node_capacity = inf.cap;
     }
 }
 

@@ -337,6 +337,7 @@ int dsc_index_insert(dsc_index *ix, const dsc_chunk_id *id,
     MDB_val k = { sizeof *id, (void *)id }, v;
     int ret = 0;
     rc = read_info(txn, ix, &inf);
+    inf.cap = ad->cap;
     if (!rc && mdb_get(txn, ix->chunks, &k, &v) == 0) {
         mdb_txn_abort(txn);
         return 2;

@@ -29,6 +29,7 @@ typedef struct dsc_index_info {
     uint32_t chunk_size_hint;      /* informational */
     uint64_t bytes, chunks;
     uint64_t hits, misses, inserts, evictions, corrupt, rejected;
+    uint64_t cap;                  /* the cap the last writer enforced */
 } dsc_index_info;
 
 /* Open (or join) the index under dir/index. Environments are shared per

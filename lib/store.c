@@ -413,6 +413,13 @@ int dsc_store_walk(dsc_store *st, dsc_store_walk_fn fn, void *arg)
             continue;
         dsc_buf_reset(&path);
         dsc_buf_printf(&path, "%s/%s", top.data, e->d_name);
+        struct stat tsb;
+        if (stat(path.data, &tsb) == 0 && S_ISREG(tsb.st_mode)) {
+            /* Nothing of ours lives outside the fan-out folders. */
+            dsc_chunk_id none = { { 0 } };
+            rc = fn(arg, &none, 0, path.data, (uint64_t)tsb.st_size);
+            continue;
+        }
         DIR *sub = opendir(path.data);
         struct dirent *f;
         while (!rc && sub && (f = readdir(sub))) {

@@ -1,0 +1,137 @@
+/* dsc-stat: show the node cache's state and counters.
+ *
+ *   dsc-stat [--json] [--clean] [--cache-dir DIR]
+ *
+ * The cache directory is DIR, else DSC_CACHE_DIR, else the default
+ * (~/.cache/dsc). --clean also removes files left by crashed processes.
+ * Exit 0, 1 when there is no usable cache, 2 for usage errors. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include "dsc.h"
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+static void human_bytes(uint64_t b, char *out, size_t cap)
+{
+    const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "json", no_argument, NULL, 'j' },
+        { "clean", no_argument, NULL, 'c' },
+        { "cache-dir", required_argument, NULL, 'd' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int json = 0, clean = 0, c;
+    const char *dir = NULL;
+    while ((c = getopt_long(argc, argv, "jcd:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 'c': clean = 1; break;
+        case 'd': dir = optarg; break;
+        case 'h':
+            printf("usage: dsc-stat [--json] [--clean] [--cache-dir DIR]\n");
+            return 0;
+        default:
+            fprintf(stderr, "usage: dsc-stat [--json] [--clean] [--cache-dir DIR]\n");
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "usage: dsc-stat [--json] [--clean] [--cache-dir DIR]\n");
+        return 2;
+    }
+    dsc_config cfg;
+    dsc_config_init(&cfg, DSC_CONFIG_VERSION);
+    cfg.cache_dir = dir;
+    dsc_ctx *ctx;
+    int rc = dsc_ctx_open(&cfg, &ctx);
+    if (rc) {
+        fprintf(stderr, "dsc-stat: %s: %s\n", dsc_strerror(rc), dsc_errmsg());
+        return 1;
+    }
+    if (!dsc_cache_dir(ctx)) {
+        fprintf(stderr, "dsc-stat: no usable cache directory (DSC_CACHE_DIR "
+                        "is off, or the directory could not be opened)\n");
+        dsc_ctx_close(ctx);
+        return 1;
+    }
+    int64_t cleaned = clean ? dsc_cache_clean(ctx) : 0;
+    if (cleaned < 0) {
+        fprintf(stderr, "dsc-stat: clean: %s\n", dsc_errmsg());
+        dsc_ctx_close(ctx);
+        return 1;
+    }
+    dsc_stats s;
+    if (dsc_stats_get(ctx, &s, sizeof s)) {
+        fprintf(stderr, "dsc-stat: %s\n", dsc_errmsg());
+        dsc_ctx_close(ctx);
+        return 1;
+    }
+    uint64_t lookups = s.node_hits + s.node_misses;
+    double ratio = lookups ? (double)s.node_hits / (double)lookups : 0;
+    if (json) {
+        printf("{\"cache_dir\":");
+        json_str(dsc_cache_dir(ctx));
+        printf(",\"capacity_bytes\":%" PRIu64 ",\"used_bytes\":%" PRIu64
+               ",\"chunks\":%" PRIu64 ",\"chunk_size\":%u,\"policy\":\"%s\""
+               ",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
+               ",\"hit_ratio\":%.4f,\"evictions\":%" PRIu64
+               ",\"corrupt_dropped\":%" PRIu64,
+               s.node_capacity ? s.node_capacity : s.cache_capacity,
+               s.cache_bytes, s.cache_chunks, s.chunk_size,
+               s.cache_policy == DSC_POLICY_MINIO ? "minio" : "lru",
+               s.node_hits, s.node_misses, ratio, s.node_evictions,
+               s.node_corrupt);
+        if (clean)
+            printf(",\"stray_files_removed\":%" PRId64, cleaned);
+        printf("}\n");
+    } else {
+        char used[32], cap[32];
+        human_bytes(s.cache_bytes, used, sizeof used);
+        uint64_t capacity = s.node_capacity ? s.node_capacity : s.cache_capacity;
+        human_bytes(capacity, cap, sizeof cap);
+        printf("cache       %s\n", dsc_cache_dir(ctx));
+        printf("used        %s of %s (%.1f%%), %" PRIu64 " chunks\n", used, cap,
+               capacity ? 100.0 * (double)s.cache_bytes / (double)capacity : 0,
+               s.cache_chunks);
+        printf("policy      %s, chunk size %u KiB (this process's settings)\n",
+               s.cache_policy == DSC_POLICY_MINIO ? "minio" : "lru",
+               s.chunk_size / 1024);
+        printf("hits        %" PRIu64 "\n", s.node_hits);
+        printf("misses      %" PRIu64 "\n", s.node_misses);
+        printf("hit ratio   %.1f%%\n", 100 * ratio);
+        printf("evictions   %" PRIu64 "\n", s.node_evictions);
+        printf("corrupt     %" PRIu64 " chunks dropped and refetched\n",
+               s.node_corrupt);
+        if (clean)
+            printf("cleaned     %" PRId64 " stray files removed\n", cleaned);
+    }
+    dsc_ctx_close(ctx);
+    return 0;
+}

@@ -1,0 +1,383 @@
+/* Single flight: one fetcher per chunk stripe across the threads of a
+ * process and across processes sharing a cache directory.
+ *
+ * Waits are measured with CLOCK_MONOTONIC (dsc_now_ms), which is one
+ * clock for every process of the machine, so a holder can send the time
+ * it let go and the waiter can check it really waited for that moment.
+ * Each test gets a fresh directory under /tmp with a flight opened on it.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "common.h"
+#include "flight.h"
+
+#define assert_errmsg_has(needle)                                          \
+    do {                                                                   \
+        const char *m_ = dsc_errmsg();                                     \
+        if (!strstr(m_, (needle)))                                         \
+            fail_msg("dsc_errmsg() is \"%s\"; expected it to contain "     \
+                     "\"%s\"", m_, (needle));                              \
+    } while (0)
+
+/* ---- fixture ----------------------------------------------------------- */
+
+typedef struct fixture {
+    char dir[64];
+    dsc_flight *fl;
+} fixture;
+
+static int rm_entry(const char *path, const struct stat *sb, int type,
+                    struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    return (type == FTW_DP ? rmdir(path) : unlink(path)) ? -1 : 0;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/dsc-test-flight-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    if (dsc_flight_new(f->dir, &f->fl)) {
+        print_error("dsc_flight_new(%s): %s\n", f->dir, dsc_errmsg());
+        nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    dsc_flight_free(f->fl);
+    int rc = nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return rc;
+}
+
+/* Ids on distinct stripes: the stripe comes from the first two bytes. */
+static dsc_chunk_id mkid(uint8_t b0, uint8_t b1)
+{
+    dsc_chunk_id id;
+    for (int i = 0; i < 16; i++)
+        id.b[i] = (uint8_t)(0x5a + i);
+    id.b[0] = b0;
+    id.b[1] = b1;
+    return id;
+}
+
+static void write_all(int fd, const void *p, size_t n)
+{
+    if (write(fd, p, n) != (ssize_t)n)
+        abort();
+}
+
+static int read_all(int fd, void *p, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = read(fd, (char *)p + done, n - done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/* ---- threads ----------------------------------------------------------- */
+
+typedef struct holder {
+    dsc_flight *fl;
+    dsc_chunk_id id;
+    long hold_ms;
+    int pipe_w;          /* gets one byte once locked */
+    int stripe;
+    int64_t released_ms; /* just before unlocking */
+} holder;
+
+static void *hold_thread(void *arg)
+{
+    holder *h = arg;
+    h->stripe = dsc_flight_lock(h->fl, &h->id, 5000);
+    write_all(h->pipe_w, "L", 1);
+    if (h->stripe < 0)
+        return NULL;
+    dsc_sleep_ms(h->hold_ms);
+    __atomic_store_n(&h->released_ms, dsc_now_ms(), __ATOMIC_SEQ_CST);
+    dsc_flight_unlock(h->fl, h->stripe);
+    return NULL;
+}
+
+static void start_holder(holder *h, pthread_t *t, int p[2])
+{
+    assert_int_equal(pipe(p), 0);
+    h->pipe_w = p[1];
+    assert_int_equal(pthread_create(t, NULL, hold_thread, h), 0);
+    char c;
+    assert_int_equal(read_all(p[0], &c, 1), 0);
+    assert_true(h->stripe >= 0);
+}
+
+static void test_threads_same_id_wait(void **state)
+{
+    fixture *f = *state;
+    holder h = { .fl = f->fl, .id = mkid(1, 0), .hold_ms = 300 };
+    pthread_t t;
+    int p[2];
+    start_holder(&h, &t, p);
+    int64_t t0 = dsc_now_ms();
+    int s = dsc_flight_lock(f->fl, &h.id, 5000);
+    int64_t t1 = dsc_now_ms();
+    assert_true(s >= 0);
+    assert_int_equal(s, h.stripe);
+    dsc_flight_unlock(f->fl, s);
+    pthread_join(t, NULL);
+    close(p[0]);
+    close(p[1]);
+    /* We got it only after the holder let go, about 300 ms later. */
+    if (t1 < h.released_ms)
+        fail_msg("lock returned at %lld, holder released at %lld",
+                 (long long)t1, (long long)h.released_ms);
+    if (t1 - t0 < 200)
+        fail_msg("waited only %lld ms for a 300 ms holder",
+                 (long long)(t1 - t0));
+}
+
+static void test_threads_other_stripe_no_wait(void **state)
+{
+    fixture *f = *state;
+    holder h = { .fl = f->fl, .id = mkid(1, 0), .hold_ms = 600 };
+    pthread_t t;
+    int p[2];
+    start_holder(&h, &t, p);
+    dsc_chunk_id other = mkid(2, 0);
+    int64_t t0 = dsc_now_ms();
+    int s = dsc_flight_lock(f->fl, &other, 5000);
+    int64_t t1 = dsc_now_ms();
+    assert_true(s >= 0);
+    assert_int_not_equal(s, h.stripe);
+    /* Taken while the holder still holds its own stripe. */
+    int64_t held_until = __atomic_load_n(&h.released_ms, __ATOMIC_SEQ_CST);
+    dsc_flight_unlock(f->fl, s);
+    pthread_join(t, NULL);
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(held_until, 0);
+    if (t1 - t0 > 150)
+        fail_msg("another stripe took %lld ms", (long long)(t1 - t0));
+}
+
+static void test_threads_timeout(void **state)
+{
+    fixture *f = *state;
+    holder h = { .fl = f->fl, .id = mkid(3, 0), .hold_ms = 1000 };
+    pthread_t t;
+    int p[2];
+    start_holder(&h, &t, p);
+    dsc_clear_error();
+    int64_t t0 = dsc_now_ms();
+    int s = dsc_flight_lock(f->fl, &h.id, 200);
+    int64_t t1 = dsc_now_ms();
+    assert_int_equal(s, DSC_ETIMEDOUT);
+    assert_errmsg_has("single-flight");
+    if (t1 - t0 < 190 || t1 - t0 > 600)
+        fail_msg("timed out after %lld ms, wanted ~200", (long long)(t1 - t0));
+    /* Unlocking a failed lock is a no-op. */
+    dsc_flight_unlock(f->fl, s);
+    pthread_join(t, NULL);
+    close(p[0]);
+    close(p[1]);
+    s = dsc_flight_lock(f->fl, &h.id, 100);
+    assert_true(s >= 0);
+    dsc_flight_unlock(f->fl, s);
+}
+
+/* ---- processes --------------------------------------------------------- */
+
+typedef enum { HOLD_THEN_REPORT, HOLD_FOREVER } child_mode;
+
+/* Fork a child that opens its own flight on dir, locks id, writes 'L' to
+ * the pipe, holds for hold_ms and (HOLD_THEN_REPORT) writes the time it
+ * released before unlocking. Returns once the child holds the lock. */
+static pid_t spawn_holder(const char *dir, dsc_chunk_id id, long hold_ms,
+                          child_mode mode, int *rfd)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        dsc_flight *cf = NULL;
+        if (dsc_flight_new(dir, &cf))
+            _exit(10);
+        int s = dsc_flight_lock(cf, &id, 2000);
+        if (s < 0)
+            _exit(11);
+        write_all(p[1], "L", 1);
+        if (mode == HOLD_FOREVER)
+            for (;;)
+                pause();
+        dsc_sleep_ms(hold_ms);
+        int64_t rel = dsc_now_ms();
+        write_all(p[1], &rel, sizeof rel);
+        dsc_flight_unlock(cf, s);
+        dsc_flight_free(cf);
+        close(p[1]);
+        _exit(0);
+    }
+    close(p[1]);
+    char c = 0;
+    if (read_all(p[0], &c, 1) || c != 'L') {
+        int st = 0;
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        fail_msg("child did not take the lock (status %d)", st);
+    }
+    *rfd = p[0];
+    return pid;
+}
+
+static void reap_ok(pid_t pid)
+{
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void test_process_holder_makes_parent_wait(void **state)
+{
+    fixture *f = *state;
+    dsc_chunk_id id = mkid(4, 0);
+    int rfd;
+    pid_t pid = spawn_holder(f->dir, id, 300, HOLD_THEN_REPORT, &rfd);
+    int64_t t0 = dsc_now_ms();
+    int s = dsc_flight_lock(f->fl, &id, 5000);
+    int64_t t1 = dsc_now_ms();
+    assert_true(s >= 0);
+    int64_t released = 0;
+    assert_int_equal(read_all(rfd, &released, sizeof released), 0);
+    dsc_flight_unlock(f->fl, s);
+    close(rfd);
+    reap_ok(pid);
+    if (t1 < released)
+        fail_msg("parent got the lock at %lld, child released at %lld",
+                 (long long)t1, (long long)released);
+    if (t1 - t0 < 200)
+        fail_msg("waited only %lld ms for a 300 ms holder",
+                 (long long)(t1 - t0));
+}
+
+static void test_process_timeout(void **state)
+{
+    fixture *f = *state;
+    dsc_chunk_id id = mkid(5, 0);
+    int rfd;
+    pid_t pid = spawn_holder(f->dir, id, 2000, HOLD_THEN_REPORT, &rfd);
+    dsc_clear_error();
+    int64_t t0 = dsc_now_ms();
+    int s = dsc_flight_lock(f->fl, &id, 200);
+    int64_t t1 = dsc_now_ms();
+    assert_int_equal(s, DSC_ETIMEDOUT);
+    assert_errmsg_has("single-flight");
+    if (t1 - t0 < 190 || t1 - t0 > 600)
+        fail_msg("timed out after %lld ms, wanted ~200", (long long)(t1 - t0));
+
+    /* A timed-out wait left nothing behind: once the child lets go (about
+     * 2 s after it took the lock) this process gets the stripe. */
+    s = dsc_flight_lock(f->fl, &id, 5000);
+    int64_t t2 = dsc_now_ms();
+    assert_true(s >= 0);
+    int64_t released = 0;
+    assert_int_equal(read_all(rfd, &released, sizeof released), 0);
+    assert_true(t2 >= released);
+    dsc_flight_unlock(f->fl, s);
+    close(rfd);
+    reap_ok(pid);
+}
+
+static void test_process_killed_holder_releases(void **state)
+{
+    fixture *f = *state;
+    dsc_chunk_id id = mkid(6, 0);
+    int rfd;
+    pid_t pid = spawn_holder(f->dir, id, 0, HOLD_FOREVER, &rfd);
+
+    /* It really holds the stripe... */
+    int s = dsc_flight_lock(f->fl, &id, 50);
+    assert_int_equal(s, DSC_ETIMEDOUT);
+    /* ...but not the others. */
+    dsc_chunk_id other = mkid(7, 0);
+    int64_t t0 = dsc_now_ms();
+    s = dsc_flight_lock(f->fl, &other, 2000);
+    assert_true(s >= 0);
+    assert_true(dsc_now_ms() - t0 < 150);
+    dsc_flight_unlock(f->fl, s);
+
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGKILL);
+    close(rfd);
+
+    t0 = dsc_now_ms();
+    s = dsc_flight_lock(f->fl, &id, 2000);
+    int64_t t1 = dsc_now_ms();
+    assert_true(s >= 0);
+    dsc_flight_unlock(f->fl, s);
+    if (t1 - t0 > 100)
+        fail_msg("lock of a dead holder took %lld ms", (long long)(t1 - t0));
+}
+
+static void test_new_on_missing_dir_fails(void **state)
+{
+    fixture *f = *state;
+    char missing[128];
+    snprintf(missing, sizeof missing, "%s/absent", f->dir);
+    dsc_flight *fl = NULL;
+    dsc_clear_error();
+    assert_int_equal(dsc_flight_new(missing, &fl), DSC_EIO);
+    assert_null(fl);
+    assert_errmsg_has(missing);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_threads_same_id_wait),
+        T(test_threads_other_stripe_no_wait),
+        T(test_threads_timeout),
+        T(test_process_holder_makes_parent_wait),
+        T(test_process_timeout),
+        T(test_process_killed_holder_releases),
+        T(test_new_on_missing_dir_fails),
+    };
+    return cmocka_run_group_tests_name("flight", tests, NULL, NULL);
+}

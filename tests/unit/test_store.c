@@ -1,0 +1,576 @@
+/* Chunk data files: layout and modes, publish, verified reads, damage
+ * detection, the per-store cache of open files, and the sweep of
+ * temporary files left by dead processes.
+ *
+ * Each test gets a fresh directory under /tmp with a store opened on it
+ * (fd_cache 8); both are released and removed afterwards.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include "common.h"
+#include "store.h"
+
+#define assert_errmsg_has(needle)                                          \
+    do {                                                                   \
+        const char *m_ = dsc_errmsg();                                     \
+        if (!strstr(m_, (needle)))                                         \
+            fail_msg("dsc_errmsg() is \"%s\"; expected it to contain "     \
+                     "\"%s\"", m_, (needle));                              \
+    } while (0)
+
+/* ---- fixture ----------------------------------------------------------- */
+
+typedef struct fixture {
+    char dir[64];
+    dsc_store *st;
+} fixture;
+
+static int rm_entry(const char *path, const struct stat *sb, int type,
+                    struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    return (type == FTW_DP ? rmdir(path) : unlink(path)) ? -1 : 0;
+}
+
+static int rm_tree(const char *dir)
+{
+    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/dsc-test-store-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    if (dsc_store_open(f->dir, 8, &f->st)) {
+        print_error("dsc_store_open(%s): %s\n", f->dir, dsc_errmsg());
+        rm_tree(f->dir);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    dsc_store_free(f->st);
+    int rc = rm_tree(f->dir);
+    free(f);
+    return rc;
+}
+
+static dsc_chunk_id mkid(unsigned n)
+{
+    dsc_chunk_id id;
+    for (int i = 0; i < 16; i++)
+        id.b[i] = (uint8_t)(n * 37u + (unsigned)i * 11u);
+    id.b[15] = (uint8_t)n;
+    id.b[14] = (uint8_t)(n >> 8);
+    return id;
+}
+
+/* Deterministic bytes that differ per chunk n and per offset. */
+static uint8_t *mkdata(unsigned n, size_t len)
+{
+    uint8_t *p = malloc(len);
+    assert_non_null(p);
+    uint32_t x = 2463534242u ^ (n * 2654435761u);
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (uint8_t)x;
+    }
+    return p;
+}
+
+/* Write and publish chunk n as seq; fill *rec to read it back. */
+static void put_chunk(dsc_store *st, unsigned n, const uint8_t *data,
+                      size_t len, uint64_t seq, dsc_chunk_rec *rec)
+{
+    dsc_buf tmp = { 0 };
+    int rc = dsc_store_write_tmp(st, data, len, &tmp);
+    if (rc)
+        fail_msg("dsc_store_write_tmp: %d (%s)", rc, dsc_errmsg());
+    dsc_chunk_id id = mkid(n);
+    rc = dsc_store_publish(st, tmp.data, &id, seq);
+    if (rc)
+        fail_msg("dsc_store_publish: %d (%s)", rc, dsc_errmsg());
+    dsc_buf_free(&tmp);
+    memset(rec, 0, sizeof *rec);
+    rec->size = len;
+    rec->xxh = XXH3_64bits(data, len);
+    rec->seq = seq;
+}
+
+static void chunk_path(const char *dir, unsigned n, uint64_t seq, char *out,
+                       size_t cap)
+{
+    dsc_buf p = { 0 };
+    dsc_chunk_id id = mkid(n);
+    assert_int_equal(dsc_store_path(dir, &id, seq, &p), 0);
+    assert_true(p.len < cap);
+    memcpy(out, p.data, p.len + 1);
+    dsc_buf_free(&p);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* ---- layout ------------------------------------------------------------ */
+
+static void test_open_creates_private_dirs(void **state)
+{
+    fixture *f = *state;
+    const char *subs[] = { "data", "tmp" };
+    for (size_t i = 0; i < DSC_ARRAY_LEN(subs); i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s/%s", f->dir, subs[i]);
+        struct stat sb;
+        assert_int_equal(stat(p, &sb), 0);
+        assert_true(S_ISDIR(sb.st_mode));
+        assert_int_equal(sb.st_mode & 07777, 0700);
+    }
+    /* Opening again on the same directory is fine. */
+    dsc_store *st2 = NULL;
+    assert_int_equal(dsc_store_open(f->dir, 1, &st2), 0);
+    dsc_store_free(st2);
+}
+
+static void test_open_missing_dir_fails(void **state)
+{
+    fixture *f = *state;
+    char missing[128];
+    snprintf(missing, sizeof missing, "%s/not/here", f->dir);
+    dsc_store *st = NULL;
+    dsc_clear_error();
+    assert_int_equal(dsc_store_open(missing, 4, &st), DSC_EIO);
+    assert_null(st);
+    assert_errmsg_has(missing);
+}
+
+static void test_publish_places_private_file(void **state)
+{
+    fixture *f = *state;
+    const size_t len = 5000;
+    uint8_t *data = mkdata(1, len);
+    dsc_buf tmp = { 0 };
+    assert_int_equal(dsc_store_write_tmp(f->st, data, len, &tmp), 0);
+    char tmpdir[128];
+    snprintf(tmpdir, sizeof tmpdir, "%s/tmp/", f->dir);
+    assert_memory_equal(tmp.data, tmpdir, strlen(tmpdir));
+    struct stat sb;
+    assert_int_equal(stat(tmp.data, &sb), 0);
+    assert_int_equal(sb.st_size, (off_t)len);
+
+    dsc_chunk_id id = mkid(1);
+    assert_int_equal(dsc_store_publish(f->st, tmp.data, &id, 0xabcdef), 0);
+    assert_int_equal(stat(tmp.data, &sb), -1);        /* moved, not copied */
+    assert_int_equal(errno, ENOENT);
+
+    char path[256];
+    chunk_path(f->dir, 1, 0xabcdef, path, sizeof path);
+    char datadir[128];
+    snprintf(datadir, sizeof datadir, "%s/data/", f->dir);
+    assert_memory_equal(path, datadir, strlen(datadir));
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+    assert_int_equal(sb.st_mode & 07777, 0600);
+    assert_int_equal(sb.st_size, (off_t)len);
+    /* The bytes on disk are the bytes written. */
+    uint8_t *back = malloc(len);
+    assert_non_null(back);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, back, len), (ssize_t)len);
+    close(fd);
+    assert_memory_equal(back, data, len);
+
+    /* Another seq of the same id is another file, in the same fan-out
+     * directory (which then already exists). */
+    dsc_chunk_rec rec;
+    put_chunk(f->st, 1, data, len, 0xabcdf0, &rec);
+    char path2[256];
+    chunk_path(f->dir, 1, 0xabcdf0, path2, sizeof path2);
+    assert_string_not_equal(path, path2);
+    assert_int_equal(stat(path2, &sb), 0);
+    assert_int_equal(stat(path, &sb), 0);
+
+    dsc_store_unlink(f->st, &id, 0xabcdef);
+    assert_int_equal(stat(path, &sb), -1);
+    assert_int_equal(stat(path2, &sb), 0);
+
+    free(back);
+    free(data);
+    dsc_buf_free(&tmp);
+}
+
+static void test_publish_missing_tmp_fails(void **state)
+{
+    fixture *f = *state;
+    char bogus[128];
+    snprintf(bogus, sizeof bogus, "%s/tmp/never-written", f->dir);
+    dsc_chunk_id id = mkid(3);
+    dsc_clear_error();
+    assert_int_equal(dsc_store_publish(f->st, bogus, &id, 5), DSC_EIO);
+    char path[256];
+    chunk_path(f->dir, 3, 5, path, sizeof path);
+    assert_errmsg_has(path);
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+static void test_read_whole_and_part(void **state)
+{
+    fixture *f = *state;
+    const size_t len = 70000;
+    uint8_t *data = mkdata(2, len);
+    dsc_chunk_rec rec;
+    put_chunk(f->st, 2, data, len, 77, &rec);
+    dsc_chunk_id id = mkid(2);
+    uint8_t *buf = malloc(len), *scratch = malloc(len);
+    assert_non_null(buf);
+    assert_non_null(scratch);
+
+    /* Whole chunk, first read: verified in the destination buffer. */
+    memset(buf, 0, len);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL), 0);
+    assert_memory_equal(buf, data, len);
+
+    /* A part, from the open file. */
+    memset(buf, 0, len);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 1234, 5000, NULL),
+                     0);
+    assert_memory_equal(buf, data + 1234, 5000);
+
+    /* A part as the first read of another store: verified via scratch. */
+    dsc_store *st2 = NULL;
+    assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
+    memset(buf, 0, len);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, len - 100, 100,
+                                    scratch), 0);
+    assert_memory_equal(buf, data + len - 100, 100);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, 1, scratch), 0);
+    assert_int_equal(buf[0], data[0]);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, len, scratch), 0);
+    assert_memory_equal(buf, data, len);
+
+    /* Asking beyond the recorded size is refused, not read. */
+    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, len - 10, 11,
+                                    scratch), DSC_STORE_CORRUPT);
+
+    dsc_store_free(st2);
+    free(buf);
+    free(scratch);
+    free(data);
+}
+
+static void test_changed_bytes_corrupt(void **state)
+{
+    fixture *f = *state;
+    const size_t len = 4096;
+    uint8_t *data = mkdata(4, len);
+    dsc_chunk_rec rec;
+    put_chunk(f->st, 4, data, len, 9, &rec);
+    char path[256];
+    chunk_path(f->dir, 4, 9, path, sizeof path);
+    /* Flip one bit in the middle, keeping the size. */
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b = data[2000] ^ 0x10;
+    assert_int_equal(pwrite(fd, &b, 1, 2000), 1);
+    close(fd);
+
+    dsc_chunk_id id = mkid(4);
+    uint8_t *buf = malloc(len), *scratch = malloc(len);
+    assert_non_null(buf);
+    assert_non_null(scratch);
+    dsc_store *st2 = NULL;
+    assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, len, NULL),
+                     DSC_STORE_CORRUPT);
+    /* A part far from the damage is refused as well: the whole chunk is
+     * checked, and a bad file is never kept open as good. */
+    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, 10, scratch),
+                     DSC_STORE_CORRUPT);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, len, NULL),
+                     DSC_STORE_CORRUPT);
+    dsc_store_free(st2);
+    free(buf);
+    free(scratch);
+    free(data);
+}
+
+static void test_wrong_size_corrupt(void **state)
+{
+    fixture *f = *state;
+    const size_t len = 4096;
+    uint8_t *data = mkdata(5, len);
+    dsc_chunk_rec rec;
+    put_chunk(f->st, 5, data, len, 10, &rec);
+    char path[256];
+    chunk_path(f->dir, 5, 10, path, sizeof path);
+    dsc_chunk_id id = mkid(5);
+    uint8_t *buf = malloc(len + 1), *scratch = malloc(len + 1);
+    assert_non_null(buf);
+    assert_non_null(scratch);
+
+    /* Truncated by one byte (the read wanted is fully before the cut). */
+    assert_int_equal(truncate(path, (off_t)len - 1), 0);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
+                     DSC_STORE_CORRUPT);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, 100, scratch),
+                     DSC_STORE_CORRUPT);
+    /* Truncated to nothing. */
+    assert_int_equal(truncate(path, 0), 0);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
+                     DSC_STORE_CORRUPT);
+    /* Longer than recorded, with the right prefix. */
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    assert_int_equal(write(fd, "x", 1), 1);
+    close(fd);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
+                     DSC_STORE_CORRUPT);
+    /* Restored: good again. */
+    assert_int_equal(truncate(path, (off_t)len), 0);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL), 0);
+    assert_memory_equal(buf, data, len);
+    free(buf);
+    free(scratch);
+    free(data);
+}
+
+static void test_missing_file(void **state)
+{
+    fixture *f = *state;
+    const size_t len = 1000;
+    uint8_t *data = mkdata(6, len);
+    uint8_t buf[1000], scratch[1000];
+    dsc_chunk_rec rec = { .size = len, .xxh = XXH3_64bits(data, len),
+                          .seq = 1 };
+    dsc_chunk_id id = mkid(6);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
+                     DSC_STORE_MISSING);
+    /* Published under another seq: still missing for this record. */
+    dsc_chunk_rec real;
+    put_chunk(f->st, 6, data, len, 2, &real);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, 10, scratch),
+                     DSC_STORE_MISSING);
+    assert_int_equal(dsc_store_read(f->st, &id, &real, buf, 0, len, NULL), 0);
+    /* Unlinked (evicted) before any read by a new store. */
+    dsc_store_unlink(f->st, &id, 2);
+    dsc_store *st2 = NULL;
+    assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
+    assert_int_equal(dsc_store_read(st2, &id, &real, buf, 0, len, NULL),
+                     DSC_STORE_MISSING);
+    dsc_store_free(st2);
+    free(data);
+}
+
+/* ---- open-file cache --------------------------------------------------- */
+
+static void test_open_file_cache_serves_second_read(void **state)
+{
+    fixture *f = *state;
+    const size_t len = 8192;
+    uint8_t *data = mkdata(7, len);
+    dsc_chunk_rec rec;
+    put_chunk(f->st, 7, data, len, 3, &rec);
+    dsc_chunk_id id = mkid(7);
+    uint8_t *buf = malloc(len), *scratch = malloc(len);
+    assert_non_null(buf);
+    assert_non_null(scratch);
+
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL), 0);
+    assert_memory_equal(buf, data, len);
+
+    /* Gone from disk, yet the verified open file still serves it. */
+    char path[256];
+    chunk_path(f->dir, 7, 3, path, sizeof path);
+    assert_int_equal(unlink(path), 0);
+    memset(buf, 0, len);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL), 0);
+    assert_memory_equal(buf, data, len);
+    memset(buf, 0, len);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 100, 200, scratch),
+                     0);
+    assert_memory_equal(buf, data + 100, 200);
+
+    /* Forgotten: the store goes back to the (absent) file. */
+    dsc_store_forget(f->st, &id);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
+                     DSC_STORE_MISSING);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 100, 200, scratch),
+                     DSC_STORE_MISSING);
+    free(buf);
+    free(scratch);
+    free(data);
+}
+
+static void test_small_fd_cache_bounded_and_correct(void **state)
+{
+    fixture *f = *state;
+    enum { N = 5, LEN = 3000 };
+    uint8_t *data[N];
+    dsc_chunk_rec rec[N];
+    dsc_chunk_id id[N];
+    for (unsigned i = 0; i < N; i++) {
+        data[i] = mkdata(100 + i, LEN);
+        put_chunk(f->st, 100 + i, data[i], LEN, 1000 + i, &rec[i]);
+        id[i] = mkid(100 + i);
+    }
+    uint8_t buf[LEN], scratch[LEN];
+    int before = count_fds();
+    dsc_store *st2 = NULL;
+    assert_int_equal(dsc_store_open(f->dir, 2, &st2), 0);
+    for (int round = 0; round < 4; round++) {
+        for (unsigned i = 0; i < N; i++) {
+            size_t off = (size_t)(round * 311 + (int)i * 7) % (LEN / 2);
+            size_t n = round % 2 ? LEN / 3 : LEN - off;
+            if (round == 0) {
+                off = 0;
+                n = LEN;
+            }
+            memset(buf, 0, sizeof buf);
+            int rc = dsc_store_read(st2, &id[i], &rec[i], buf, off, n,
+                                    scratch);
+            if (rc)
+                fail_msg("round %d chunk %u: rc %d", round, i, rc);
+            assert_memory_equal(buf, data[i] + off, n);
+            int now = count_fds();
+            if (now > before + 2)
+                fail_msg("round %d chunk %u: %d fds open, %d before", round,
+                         i, now, before);
+        }
+    }
+    /* The chunk read last is kept open: it survives its unlink. */
+    char path[256];
+    chunk_path(f->dir, 100 + N - 1, 1000 + N - 1, path, sizeof path);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(dsc_store_read(st2, &id[N - 1], &rec[N - 1], buf, 0, LEN,
+                                    NULL), 0);
+    assert_memory_equal(buf, data[N - 1], LEN);
+    dsc_store_free(st2);
+    assert_int_equal(count_fds(), before);
+    for (unsigned i = 0; i < N; i++)
+        free(data[i]);
+}
+
+/* ---- temporary files --------------------------------------------------- */
+
+static void touch_file(const char *dir, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/tmp/%s", dir, name);
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        fail_msg("create %s: %s", p, strerror(errno));
+    assert_int_equal(write(fd, "junk", 4), 4);
+    close(fd);
+}
+
+static int tmp_exists(const char *dir, const char *name)
+{
+    char p[256];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/tmp/%s", dir, name);
+    return stat(p, &sb) == 0;
+}
+
+static void test_sweep_dead_pid_tmp_files(void **state)
+{
+    fixture *f = *state;
+    long dead = 999999;
+    while (kill((pid_t)dead, 0) == 0 || errno != ESRCH)
+        dead++;
+    char dead_name[64], mine_name[64], init_name[64];
+    snprintf(dead_name, sizeof dead_name, "%ld.1f.2a", dead);
+    snprintf(mine_name, sizeof mine_name, "%ld.1f.2a", (long)getpid());
+    /* pid 1 always exists (another user's live process may be EPERM). */
+    snprintf(init_name, sizeof init_name, "1.3.4");
+    touch_file(f->dir, dead_name);
+    touch_file(f->dir, mine_name);
+    touch_file(f->dir, init_name);
+    /* An in-flight write of this process, made by the API itself. */
+    dsc_buf live = { 0 };
+    assert_int_equal(dsc_store_write_tmp(f->st, "abc", 3, &live), 0);
+
+    dsc_store *st2 = NULL;
+    assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
+    assert_false(tmp_exists(f->dir, dead_name));
+    assert_true(tmp_exists(f->dir, mine_name));
+    assert_true(tmp_exists(f->dir, init_name));
+    struct stat sb;
+    assert_int_equal(stat(live.data, &sb), 0);
+    dsc_store_free(st2);
+    dsc_buf_free(&live);
+}
+
+static void test_write_tmp_without_tmp_dir(void **state)
+{
+    fixture *f = *state;
+    char tmpdir[128];
+    snprintf(tmpdir, sizeof tmpdir, "%s/tmp", f->dir);
+    assert_int_equal(rmdir(tmpdir), 0);
+    dsc_buf tmp = { 0 };
+    dsc_clear_error();
+    assert_int_equal(dsc_store_write_tmp(f->st, "data", 4, &tmp), DSC_EIO);
+    assert_errmsg_has(tmpdir);
+    assert_errmsg_has(strerror(ENOENT));
+    dsc_buf_free(&tmp);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_open_creates_private_dirs),
+        T(test_open_missing_dir_fails),
+        T(test_publish_places_private_file),
+        T(test_publish_missing_tmp_fails),
+        T(test_read_whole_and_part),
+        T(test_changed_bytes_corrupt),
+        T(test_wrong_size_corrupt),
+        T(test_missing_file),
+        T(test_open_file_cache_serves_second_read),
+        T(test_small_fd_cache_bounded_and_correct),
+        T(test_sweep_dead_pid_tmp_files),
+        T(test_write_tmp_without_tmp_dir),
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
