@@ -9,7 +9,6 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t grave_lock = PTHREAD_MUTEX_INITIALIZER;
 static void **grave;
 static size_t ngrave, grave_cap;
-
 static pthread_mutex_t remake_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void in_child(void)
@@ -21,19 +20,20 @@ static void in_child(void)
     __atomic_fetch_add(&generation, 1, __ATOMIC_RELEASE);
 }
 
+static void register_handler(void)
+{
+    pthread_atfork(NULL, NULL, in_child);
+}
+
 void dsc_fork_remake_lock(void)
 {
+    pthread_once(&once, register_handler);
     pthread_mutex_lock(&remake_lock);
 }
 
 void dsc_fork_remake_unlock(void)
 {
     pthread_mutex_unlock(&remake_lock);
-}
-
-static void register_handler(void)
-{
-    pthread_atfork(NULL, NULL, in_child);
 }
 
 unsigned dsc_fork_generation(void)
@@ -46,6 +46,7 @@ void dsc_fork_graveyard(void *p)
 {
     if (!p)
         return;
+    pthread_once(&once, register_handler);
     pthread_mutex_lock(&grave_lock);
     if (ngrave == grave_cap) {
         size_t cap = grave_cap ? grave_cap * 2 : 16;

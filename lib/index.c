@@ -277,9 +277,11 @@ static int evict(MDB_txn *txn, dsc_index *ix, dsc_admit *ad, uint64_t need,
         uint64_t atime = 0;
         for (int i = 0; i < 8; i++)
             atime = (atime << 8) | ((uint8_t *)k.mv_data)[i];
-        if (ad->policy == DSC_POLICY_MINIO && atime <= now &&
-            now - atime < ad->idle_ms)
-            break;   /* the oldest entry is still in use: keep the set */
+        /* minio: the oldest entry is still in use, so keep the set. A
+         * time ahead of ours (another host's clock) counts as recent. */
+        if (ad->policy == DSC_POLICY_MINIO &&
+            (atime > now || now - atime < ad->idle_ms))
+            break;
         dsc_victim *vi = &ad->victims[ad->nvictims++];
         memcpy(vi->id.b, (uint8_t *)k.mv_data + 8, 16);
         vi->atime_ms = atime;
