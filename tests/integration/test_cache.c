@@ -152,6 +152,56 @@ static void test_cap_respected(void **state)
     dsc_ctx_close(ctx);
 }
 
+/* Four processes fill one small cache at once, each with its own
+ * objects: the cap holds across writers, in the index and on disk. */
+static void test_cap_concurrent_processes(void **state)
+{
+    (void)state;
+    const char *dir = fresh_dir("cap-procs");
+    const char *names[4] = { "sixty-four-mib", "five-mib-plus-one",
+                             "flight/obj-2", "flight/obj-3" };
+    uint64_t cap = 6 * MiB;
+    pid_t kids[4];
+    for (int i = 0; i < 4; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            dsc_ctx *ctx = cache_ctx(dir, (cache_opts){ .cap = cap, .chunk = 512 * 1024 });
+            const fixture *x = fix(names[i]);
+            unsigned char *want = itest_slurp(x->path, x->size);
+            unsigned char *buf = malloc(MiB);
+            int bad = 0;
+            for (int pass = 0; pass < 2; pass++)
+                for (uint64_t off = 0; off < x->size; off += MiB) {
+                    dsc_file *f;
+                    size_t e = x->size - off < MiB ? x->size - off : MiB;
+                    bad |= dsc_open(ctx, x->url, &f) != 0 ||
+                           dsc_pread(f, buf, MiB, off) != (ssize_t)e ||
+                           memcmp(buf, want + off, e) != 0;
+                    dsc_close(f);
+                }
+            dsc_ctx_close(ctx);
+            _exit(bad);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        int st;
+        waitpid(kids[i], &st, 0);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    dsc_ctx *ctx = cache_ctx(dir, (cache_opts){ .cap = cap, .chunk = 512 * 1024 });
+    dsc_stats s = stats_of(ctx);
+    uint64_t on_disk = 0;
+    int files = walk_chunks(dir, add_size, &on_disk);
+    printf("    4 writers, cap %llu: index %llu bytes, disk %llu bytes in %d "
+           "files, %llu evictions\n", (unsigned long long)cap,
+           (unsigned long long)s.cache_bytes, (unsigned long long)on_disk,
+           files, (unsigned long long)s.node_evictions);
+    assert_true(s.cache_bytes <= cap);
+    assert_true(on_disk <= cap);
+    assert_true(s.node_evictions > 100);
+    dsc_ctx_close(ctx);
+}
+
 /* With a TTL of 0 every open asks S3: an overwritten object is read in
  * its new version. Within a TTL, a handle keeps its version: cached
  * chunks of it are served, uncached ones fail with DSC_ECHANGED, and the
@@ -505,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_truncated_files),
         cmocka_unit_test(test_deleted_files),
         cmocka_unit_test(test_cap_respected),
+        cmocka_unit_test(test_cap_concurrent_processes),
         cmocka_unit_test(test_overwrite),
         cmocka_unit_test(test_single_flight_threads),
         cmocka_unit_test(test_single_flight_processes),
