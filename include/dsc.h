@@ -79,6 +79,9 @@ DSC_API const char *dsc_version_string(void);
 #define DSC_ECANCELED -14  /**< stopped by the caller (callback returned
                                 non-zero) */
 #define DSC_EHTTP     -15  /**< any other unexpected HTTP status */
+#define DSC_EAGAIN    -16  /**< the prefetch queue is full; try later */
+#define DSC_ENOCACHE  -17  /**< the call needs a node cache and the
+                                context has none */
 
 /**
  * Static English name for a DSC_E* code ("no such key or bucket").
@@ -174,6 +177,23 @@ typedef struct dsc_config {
     int cache_sync;               /**< non-zero: fsync the index on each
                                        change (survives power loss); default
                                        0 (DSC_CACHE_SYNC) */
+
+    /* Background fetching (needs a cache: that is where it puts bytes). */
+    int prefetch_threads;         /**< background fetchers, i.e. chunk GETs
+                                       in flight for prefetch, readahead and
+                                       plans; default 8 (DSC_PREFETCH_THREADS).
+                                       Each holds at most one chunk buffer,
+                                       so memory is bounded by
+                                       threads x chunk_size. */
+    int prefetch_queue;           /**< queued chunk fetches at most; more
+                                       are refused with DSC_EAGAIN; default
+                                       65536 */
+    uint64_t readahead_max;       /**< largest readahead window of a
+                                       sequential reader; default 64 MiB
+                                       (DSC_READAHEAD); 0 disables */
+    uint64_t plan_window;         /**< bytes a plan keeps fetched ahead of
+                                       its reader; default 256 MiB
+                                       (DSC_PLAN_WINDOW) */
 } dsc_config;
 
 /** Eviction policies of the node cache. */
@@ -256,6 +276,69 @@ DSC_API int64_t dsc_seek(dsc_file *f, int64_t off, int whence);
 /** Release a file handle. NULL is accepted. */
 DSC_API void dsc_close(dsc_file *f);
 
+/* ---- Prefetch ----------------------------------------------------------- */
+
+/**
+ * Queue the chunks of [off, off+len) of f for background fetching into the
+ * node cache and return at once (len 0: to the end of the object). Chunks
+ * already cached or already queued cost nothing. A later read of a chunk
+ * still in flight waits for that fetch instead of fetching again.
+ * Errors: DSC_ENOCACHE, DSC_EAGAIN (queue full: some chunks were not
+ * queued), DSC_EINVAL. Fetch errors are counted (dsc_stats.prefetch_errors)
+ * and leave the chunk to be fetched by the reader. Thread-safe.
+ */
+DSC_API int dsc_prefetch(dsc_file *f, uint64_t off, uint64_t len);
+
+/**
+ * Queue a whole object by URL: its HEAD (or cached metadata) and its chunks
+ * are fetched in the background; returns at once. Errors as dsc_prefetch,
+ * plus DSC_EURL; an object that does not exist is a prefetch error.
+ */
+DSC_API int dsc_prefetch_url(dsc_ctx *ctx, const char *url);
+
+/**
+ * Wait until every prefetch queued on ctx so far has finished, at most
+ * timeout_ms (negative: no limit). Returns 0, or DSC_ETIMEDOUT.
+ */
+DSC_API int dsc_prefetch_wait(dsc_ctx *ctx, long timeout_ms);
+
+/**
+ * Make sure [off, off+len) of f is in the node cache (len 0: to the end),
+ * fetching missing chunks in parallel on the background fetchers and the
+ * calling thread; returns when done. Returns the number of bytes that were
+ * fetched from S3 (0 when all were cached), or a negative DSC_E* code of
+ * the first failure. Thread-safe.
+ */
+DSC_API int64_t dsc_warm(dsc_file *f, uint64_t off, uint64_t len);
+
+/** One read a dataloader will make, in order: url, and a range of it
+ *  (len 0: the whole object from off). */
+typedef struct dsc_plan_item {
+    const char *url;
+    uint64_t off;
+    uint64_t len;
+} dsc_plan_item;
+
+typedef struct dsc_plan dsc_plan;
+
+/**
+ * Hand libdsc the exact order of the coming reads (e.g. an epoch's
+ * shuffled sample list). It fetches ahead of the reader, in order, keeping
+ * at most plan_window bytes fetched-but-unread. The reader's position is
+ * learned from its reads: a read of item i's object moves the plan to i.
+ * The items are copied. Only one plan per context runs at a time (a new
+ * plan replaces the old). Errors: DSC_ENOCACHE, DSC_EINVAL, DSC_EURL
+ * (the index of the bad item is in dsc_errmsg()).
+ */
+DSC_API int dsc_plan_start(dsc_ctx *ctx, const dsc_plan_item *items,
+                           size_t n, dsc_plan **out);
+
+/** Items the reader has passed, of the plan's total (for progress). */
+DSC_API size_t dsc_plan_position(const dsc_plan *plan);
+
+/** Stop a plan (queued fetches are dropped) and free it. NULL is fine. */
+DSC_API void dsc_plan_stop(dsc_plan *plan);
+
 /* ---- Statistics --------------------------------------------------------- */
 
 /**
@@ -295,6 +378,12 @@ typedef struct dsc_stats {
     int cache_policy;           /**< DSC_POLICY_* */
     uint64_t node_capacity;     /**< the cap the cache's last writer
                                      enforced (processes may differ) */
+    /* Background fetching of this context. */
+    uint64_t prefetch_queued;   /**< chunk fetches queued */
+    uint64_t prefetch_done;     /**< ...fetched (or found cached) */
+    uint64_t prefetch_errors;   /**< ...that failed */
+    uint64_t prefetch_dropped;  /**< ...refused (queue full) or cancelled */
+    uint64_t readahead_chunks;  /**< chunks queued by readahead */
 } dsc_stats;
 
 /**

@@ -334,17 +334,27 @@ static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
     dsc_fail(0, "%s", saved);   /* cache trouble is not the read's error */
 }
 
-static int read_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
-                      uint64_t index, void *dst, size_t off, size_t len)
+/* One chunk part: copy [off, off+len) of chunk `index` into dst, fetching
+ * the chunk if needed. With dst NULL only make sure the chunk is cached
+ * (prefetch); *fetched tells whether this call went to S3. */
+static int chunk_op(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
+                    uint64_t index, void *dst, size_t off, size_t len,
+                    int *fetched)
 {
     uint64_t start = index * c->o.chunk_size;
     size_t chunk_len = (size_t)(obj->size - start < c->o.chunk_size
                                     ? obj->size - start : c->o.chunk_size);
+    int ensure = dst == NULL;
+    dsc_chunk_rec rec;
     dsc_chunk_id id;
+    *fetched = 0;
     if (dsc_chunk_id_make(obj, c->o.chunk_size, index, &id))
         return DSC_ENOMEM;
-    if (dsc_store_read_open(c->store, &id, dst, off, len) == 0 ||
-        try_cached(c, obj, index, &id, dst, off, len, chunk_len, 0) == 0) {
+    if (ensure) {
+        if (dsc_index_get(c->ix, &id, &rec) == 0 && rec.size == chunk_len)
+            return 0;
+    } else if (dsc_store_read_open(c->store, &id, dst, off, len) == 0 ||
+               try_cached(c, obj, index, &id, dst, off, len, chunk_len, 0) == 0) {
         bump(&c->n.hits, 1);
         bump(&c->n.bytes_cache, len);
         note_access(c, &id, 1);
@@ -352,34 +362,62 @@ static int read_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
     }
     int stripe = dsc_flight_lock(dsc_index_flight(c->ix), &id,
                                  c->o.flight_timeout_ms);
-    if (stripe >= 0 &&
-        try_cached(c, obj, index, &id, dst, off, len, chunk_len, 1) == 0) {
-        /* Another thread or process fetched it while we waited. */
-        dsc_flight_unlock(dsc_index_flight(c->ix), stripe);
-        bump(&c->n.hits, 1);
-        bump(&c->n.bytes_cache, len);
-        note_access(c, &id, 1);
-        return 0;
+    if (stripe >= 0) {
+        /* Another thread or process may have fetched it while we waited:
+         * a read then joins that fetch instead of repeating it. */
+        int there = ensure
+            ? dsc_index_get(c->ix, &id, &rec) == 0 && rec.size == chunk_len
+            : try_cached(c, obj, index, &id, dst, off, len, chunk_len, 1) == 0;
+        if (there) {
+            dsc_flight_unlock(dsc_index_flight(c->ix), stripe);
+            if (!ensure) {
+                bump(&c->n.hits, 1);
+                bump(&c->n.bytes_cache, len);
+                note_access(c, &id, 1);
+            }
+            return 0;
+        }
     }
-    int whole = off == 0 && len == chunk_len;
+    int whole = !ensure && off == 0 && len == chunk_len;
     void *buf = whole ? dst : pool_get(c);
     int rc = buf ? dsc_s3_get(s3, obj->bucket, obj->key, obj->etag, obj->size,
                               start, chunk_len, buf)
                  : DSC_ENOMEM;
     if (rc == 0) {
         store_chunk(c, &id, buf, chunk_len);
-        if (!whole)
+        if (!whole && !ensure)
             memcpy(dst, (char *)buf + off, len);
+        *fetched = 1;
     }
     if (stripe >= 0)
         dsc_flight_unlock(dsc_index_flight(c->ix), stripe);
     if (!whole)
         pool_put(c, buf);
-    if (rc == 0) {
+    if (rc == 0 && !ensure) {
         bump(&c->n.misses, 1);
         note_access(c, NULL, 0);
     }
     return rc;
+}
+
+int dsc_cache_read_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
+                         uint64_t index, void *dst, size_t off, size_t len)
+{
+    int fetched, rc = ensure_process(c);
+    return rc ? rc : chunk_op(c, s3, obj, index, dst, off, len, &fetched);
+}
+
+int dsc_cache_ensure_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
+                           uint64_t index, int *fetched)
+{
+    int rc = ensure_process(c);
+    *fetched = 0;
+    return rc ? rc : chunk_op(c, s3, obj, index, NULL, 0, 0, fetched);
+}
+
+uint32_t dsc_cache_chunk_size(const dsc_cache *c)
+{
+    return c->o.chunk_size;
 }
 
 int dsc_cache_read(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
@@ -394,7 +432,8 @@ int dsc_cache_read(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
         uint64_t index = off / cs;
         size_t in_off = (size_t)(off % cs);
         size_t part = cs - in_off < len ? (size_t)(cs - in_off) : len;
-        rc = read_chunk(c, s3, obj, index, out, in_off, part);
+        int fetched;
+        rc = chunk_op(c, s3, obj, index, out, in_off, part, &fetched);
         if (rc)
             return rc;
         out += part;

@@ -32,6 +32,14 @@ typedef struct dsc_objref {
 int dsc_cache_read(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
                    void *buf, size_t len, uint64_t off);
 
+/* Read part of one chunk (thread-safe; for parallel reads). */
+int dsc_cache_read_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
+                         uint64_t index, void *dst, size_t off, size_t len);
+/* Make sure a chunk is cached; *fetched is 1 when it came from S3 now. */
+int dsc_cache_ensure_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
+                           uint64_t index, int *fetched);
+uint32_t dsc_cache_chunk_size(const dsc_cache *c);
+
 /* Identity of chunk `index` of an object version. */
 int dsc_chunk_id_make(const dsc_objref *obj, uint32_t chunk_size,
                       uint64_t index, dsc_chunk_id *out);

@@ -46,5 +46,11 @@ int dsc_config_init(dsc_config *cfg, unsigned version)
     cfg->cache_idle_sec = env_long("DSC_CACHE_IDLE_SEC", 86400, 0, 86400L * 3650);
     cfg->fd_cache = (int)env_long("DSC_FD_CACHE", 256, 1, 65536);
     cfg->cache_sync = (int)env_long("DSC_CACHE_SYNC", 0, 0, 1);
+    cfg->prefetch_threads = (int)env_long("DSC_PREFETCH_THREADS", 8, 0, 256);
+    cfg->prefetch_queue = (int)env_long("DSC_PREFETCH_QUEUE", 65536, 1, 1 << 24);
+    v = dsc_parse_size(getenv("DSC_READAHEAD"));
+    cfg->readahead_max = v >= 0 ? (uint64_t)v : (uint64_t)64 << 20;
+    v = dsc_parse_size(getenv("DSC_PLAN_WINDOW"));
+    cfg->plan_window = v > 0 ? (uint64_t)v : (uint64_t)256 << 20;
     return 0;
 }

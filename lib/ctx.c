@@ -9,6 +9,7 @@
 #include "ctx.h"
 #include "fork.h"
 #include "log.h"
+#include "prefetch.h"
 
 static int check_config(const dsc_config *c)
 {
@@ -31,6 +32,10 @@ static int check_config(const dsc_config *c)
     if (c->cache_policy != DSC_POLICY_LRU && c->cache_policy != DSC_POLICY_MINIO)
         return dsc_fail(DSC_EINVAL, "config: cache_policy %d unknown",
                         c->cache_policy);
+    if (c->prefetch_threads < 0 || c->prefetch_threads > 1024 ||
+        c->prefetch_queue <= 0)
+        return dsc_fail(DSC_EINVAL, "config: prefetch_threads must be "
+                        "0..1024 and prefetch_queue positive");
     if (c->cache_size == 0 || c->fd_cache <= 0 || c->cache_idle_sec < 0 ||
         c->meta_ttl_ms < 0)
         return dsc_fail(DSC_EINVAL, "config: cache_size, fd_cache must be "
@@ -190,6 +195,9 @@ void dsc_ctx_close(dsc_ctx *ctx)
 {
     if (!ctx)
         return;
+    /* Fetchers first: they use the cache and the S3 client. */
+    if (ctx->pf && ctx->pf_gen == dsc_fork_generation())
+        dsc_pf_free(ctx->pf);
     dsc_cache_close(ctx->cache);
     if (ctx->fork_gen == dsc_fork_generation())
         dsc_s3_free(ctx->s3);
@@ -224,6 +232,15 @@ int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size)
     st.meta_hits = __atomic_load_n(&ctx->meta_hits, __ATOMIC_RELAXED);
     if (ctx->cache)
         dsc_cache_stats(ctx->cache, &st);
+    if (ctx->pf && ctx->pf_gen == dsc_fork_generation()) {
+        dsc_pf_counters pc;
+        dsc_pf_counters_get(ctx->pf, &pc);
+        st.prefetch_queued = pc.queued;
+        st.prefetch_done = pc.done;
+        st.prefetch_errors = pc.errors;
+        st.prefetch_dropped = pc.dropped;
+        st.readahead_chunks = pc.readahead;
+    }
     memcpy(out, &st, size < sizeof st ? size : sizeof st);
     return 0;
 }

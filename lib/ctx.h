@@ -2,6 +2,7 @@
 #ifndef DSC_CTX_H
 #define DSC_CTX_H
 
+#include <pthread.h>
 #include "cache.h"
 #include "creds.h"
 #include "s3.h"
@@ -14,7 +15,19 @@ struct dsc_ctx {
     unsigned fork_gen;
     dsc_cache *cache;      /* NULL: no cache */
     uint64_t meta_hits;
+    struct dsc_pf *pf;     /* fetcher pool, made on first use */
+    unsigned pf_gen;
+    struct dsc_plan *plan; /* the user's active plan handle */
 };
+
+struct dsc_plan {
+    dsc_ctx *ctx;
+    struct dsc_plan_state *state;
+};
+
+/* Size and ETag of bucket/key: cached metadata while fresh, else HEAD. */
+int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
+                    uint64_t *size, char **etag);
 
 /* The S3 client of this process (a fork()ed child gets its own). */
 dsc_s3 *dsc_ctx_s3(dsc_ctx *ctx);
@@ -25,6 +38,13 @@ struct dsc_file {
     char *etag;
     uint64_t size;
     int64_t pos;           /* dsc_read/dsc_seek position */
+    /* Readahead: a run of reads each starting where the last one ended
+     * grows a window of chunks queued ahead; any other read resets it. */
+    pthread_mutex_t ra_lock;
+    uint64_t ra_next;      /* where a sequential read would start */
+    int ra_run;
+    uint64_t ra_window;
+    uint64_t ra_queued;    /* chunks below this offset are queued */
 };
 
 #endif

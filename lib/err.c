@@ -24,6 +24,8 @@ const char *dsc_strerror(int code)
     case DSC_EIO:        return "local I/O error";
     case DSC_ECANCELED:  return "canceled";
     case DSC_EHTTP:      return "unexpected HTTP status";
+    case DSC_EAGAIN:     return "prefetch queue full";
+    case DSC_ENOCACHE:   return "no node cache configured";
     default:             return "unknown error";
     }
 }

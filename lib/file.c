@@ -3,33 +3,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ctx.h"
+#include "fork.h"
+#include "prefetch.h"
 
 /* Size and ETag: from the node cache's metadata while it is fresh, else
  * from a HEAD (remembered for the next opener on this node). */
-static int stat_object(dsc_ctx *ctx, dsc_file *f)
+int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
+                    uint64_t *size, char **etag)
 {
     dsc_index *ix = ctx->cache && ctx->cfg.meta_ttl_ms > 0
                         ? dsc_cache_index(ctx->cache) : NULL;
     if (ix) {
-        char etag[256];
-        uint64_t size, fetched;
+        char tag[256];
+        uint64_t sz, fetched;
         uint64_t now = dsc_wall_ms();
-        if (dsc_index_meta_get(ix, f->bucket, f->key, &size, etag, sizeof etag,
+        if (dsc_index_meta_get(ix, bucket, key, &sz, tag, sizeof tag,
                                &fetched) == 0 &&
             fetched <= now && now - fetched < (uint64_t)ctx->cfg.meta_ttl_ms) {
-            f->size = size;
-            f->etag = dsc_strdup(etag);
+            *size = sz;
+            *etag = dsc_strdup(tag);
             __atomic_fetch_add(&ctx->meta_hits, 1, __ATOMIC_RELAXED);
-            return f->etag ? 0 : DSC_ENOMEM;
+            return *etag ? 0 : DSC_ENOMEM;
         }
     }
     dsc_s3 *s3 = dsc_ctx_s3(ctx);
     if (!s3)
         return dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
-    int rc = dsc_s3_head(s3, f->bucket, f->key, &f->size, &f->etag);
-    if (!rc && ix && strlen(f->etag) < 256)
-        dsc_index_meta_put(ix, f->bucket, f->key, f->size, f->etag,
-                           dsc_wall_ms());
+    int rc = dsc_s3_head(s3, bucket, key, size, etag);
+    if (!rc && ix && strlen(*etag) < 256)
+        dsc_index_meta_put(ix, bucket, key, *size, *etag, dsc_wall_ms());
     return rc;
 }
 
@@ -61,7 +63,8 @@ int dsc_open(dsc_ctx *ctx, const char *url, dsc_file **out)
         dsc_close(f);
         return DSC_ENOMEM;
     }
-    rc = stat_object(ctx, f);
+    pthread_mutex_init(&f->ra_lock, NULL);
+    rc = dsc_object_stat(ctx, f->bucket, f->key, &f->size, &f->etag);
     if (rc) {
         dsc_close(f);
         return rc;
@@ -78,6 +81,56 @@ int64_t dsc_size(const dsc_file *f)
 const char *dsc_etag(const dsc_file *f)
 {
     return f ? f->etag : NULL;
+}
+
+/* Sequential readers get readahead: after two reads in a row that each
+ * start where the previous ended, queue chunks ahead of the reader in a
+ * window that doubles per read up to readahead_max; a jump resets it. */
+static void readahead(dsc_file *f, dsc_pf *pf, uint64_t off, size_t len)
+{
+    dsc_ctx *ctx = f->ctx;
+    uint64_t cs = dsc_cache_chunk_size(ctx->cache);
+    uint64_t end = off + len, first = 0, last = 0;
+    int queue = 0;
+    pthread_mutex_lock(&f->ra_lock);
+    if (off == f->ra_next && off != 0) {
+        f->ra_run++;
+    } else if (off != f->ra_next) {
+        f->ra_run = 0;
+        f->ra_window = 0;
+        f->ra_queued = 0;
+    }
+    f->ra_next = end;
+    if (f->ra_run >= 2 && end < f->size) {
+        uint64_t w = f->ra_window ? f->ra_window * 2 : 2 * cs;
+        if (w > ctx->cfg.readahead_max)
+            w = ctx->cfg.readahead_max;
+        f->ra_window = w;
+        uint64_t from = f->ra_queued > end ? f->ra_queued : end;
+        uint64_t to = end + w < f->size ? end + w : f->size;
+        /* Whole chunks only, starting after the one being read. */
+        uint64_t from_chunk = (from + cs - 1) / cs;
+        uint64_t to_chunk = to / cs;
+        if (to == f->size && to % cs)
+            to_chunk++;
+        if (w && from_chunk < to_chunk) {
+            first = from_chunk;
+            last = to_chunk - 1;
+            queue = 1;
+            f->ra_queued = to_chunk * cs;
+        }
+    }
+    pthread_mutex_unlock(&f->ra_lock);
+    if (queue) {
+        dsc_objref obj = { f->bucket, f->key, f->etag, f->size };
+        int n;
+        char saved[512];
+        snprintf(saved, sizeof saved, "%s", dsc_errmsg());
+        dsc_pf_chunks(pf, &obj, first, last, f, &n);
+        dsc_fail(0, "%s", saved);   /* a full queue is not the read's error */
+        if (n > 0)
+            dsc_pf_count_readahead(pf, (uint64_t)n);
+    }
 }
 
 ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off)
@@ -98,7 +151,18 @@ ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off)
     int rc;
     if (ctx->cache) {
         dsc_objref obj = { f->bucket, f->key, f->etag, f->size };
-        rc = dsc_cache_read(ctx->cache, s3, &obj, buf, len, off);
+        dsc_pf *pf = dsc_ctx_pf(ctx);
+        uint64_t cs = dsc_cache_chunk_size(ctx->cache);
+        if (pf) {
+            dsc_pf_plan_observe(pf, f->bucket, f->key);
+            if (ctx->cfg.readahead_max)
+                readahead(f, pf, off, len);
+        }
+        /* A read over several chunks fetches them in parallel. */
+        if (pf && off / cs != (off + len - 1) / cs)
+            rc = dsc_pf_read(pf, &obj, buf, len, off);
+        else
+            rc = dsc_cache_read(ctx->cache, s3, &obj, buf, len, off);
     } else {
         rc = dsc_s3_get(s3, f->bucket, f->key, f->etag, f->size, off, len, buf);
     }
@@ -145,6 +209,10 @@ void dsc_close(dsc_file *f)
 {
     if (!f)
         return;
+    if (f->ctx && f->ctx->pf && f->ctx->pf_gen == dsc_fork_generation())
+        dsc_pf_cancel_owner(f->ctx->pf, f);   /* its readahead */
+    if (f->etag)
+        pthread_mutex_destroy(&f->ra_lock);
     free(f->bucket);
     free(f->key);
     free(f->url);
@@ -186,4 +254,119 @@ int64_t dsc_list(dsc_ctx *ctx, const char *url, dsc_list_cb cb, void *arg)
     dsc_buf_free(&lc.url);
     dsc_s3url_free(&u);
     return n;
+}
+
+int dsc_prefetch(dsc_file *f, uint64_t off, uint64_t len)
+{
+    dsc_clear_error();
+    if (!f)
+        return dsc_fail(DSC_EINVAL, "dsc_prefetch: NULL file");
+    dsc_pf *pf = dsc_ctx_pf(f->ctx);
+    if (!pf)
+        return dsc_fail(DSC_ENOCACHE, "prefetch needs a node cache");
+    if (off >= f->size)
+        return 0;
+    uint64_t end = len == 0 || len > f->size - off ? f->size : off + len;
+    uint64_t cs = dsc_cache_chunk_size(f->ctx->cache);
+    dsc_objref obj = { f->bucket, f->key, f->etag, f->size };
+    /* Not owned by f: a prefetch outlives the handle that asked for it. */
+    int queued;
+    return dsc_pf_chunks(pf, &obj, off / cs, (end - 1) / cs, NULL, &queued);
+}
+
+int dsc_prefetch_url(dsc_ctx *ctx, const char *url)
+{
+    dsc_clear_error();
+    if (!ctx)
+        return dsc_fail(DSC_EINVAL, "dsc_prefetch_url: ctx is NULL");
+    dsc_s3url u;
+    int rc = dsc_s3url_parse(url, &u);
+    if (rc)
+        return rc;
+    if (!*u.key) {
+        dsc_s3url_free(&u);
+        return dsc_fail(DSC_EURL, "'%s' names a bucket, not an object", url);
+    }
+    dsc_pf *pf = dsc_ctx_pf(ctx);
+    rc = pf ? dsc_pf_url(pf, u.bucket, u.key)
+            : dsc_fail(DSC_ENOCACHE, "prefetch needs a node cache");
+    dsc_s3url_free(&u);
+    return rc;
+}
+
+int dsc_prefetch_wait(dsc_ctx *ctx, long timeout_ms)
+{
+    dsc_clear_error();
+    if (!ctx)
+        return dsc_fail(DSC_EINVAL, "dsc_prefetch_wait: ctx is NULL");
+    dsc_pf *pf = dsc_ctx_pf(ctx);
+    return pf ? dsc_pf_wait(pf, timeout_ms) : 0;
+}
+
+int64_t dsc_warm(dsc_file *f, uint64_t off, uint64_t len)
+{
+    dsc_clear_error();
+    if (!f)
+        return dsc_fail(DSC_EINVAL, "dsc_warm: NULL file");
+    dsc_ctx *ctx = f->ctx;
+    if (!ctx->cache)
+        return dsc_fail(DSC_ENOCACHE, "dsc_warm needs a node cache");
+    if (off >= f->size)
+        return 0;
+    uint64_t end = len == 0 || len > f->size - off ? f->size : off + len;
+    dsc_objref obj = { f->bucket, f->key, f->etag, f->size };
+    dsc_pf *pf = dsc_ctx_pf(ctx);
+    if (pf)
+        return dsc_pf_warm(pf, &obj, off, end - off);
+    /* No fetchers configured: do it in this thread. */
+    dsc_s3 *s3 = dsc_ctx_s3(ctx);
+    uint64_t cs = dsc_cache_chunk_size(ctx->cache);
+    int64_t fetched_bytes = 0;
+    for (uint64_t c = off / cs; s3 && c <= (end - 1) / cs; c++) {
+        int fetched;
+        int rc = dsc_cache_ensure_chunk(ctx->cache, s3, &obj, c, &fetched);
+        if (rc)
+            return rc;
+        if (fetched)
+            fetched_bytes += (int64_t)(f->size - c * cs < cs ? f->size - c * cs : cs);
+    }
+    return s3 ? fetched_bytes : DSC_ENOMEM;
+}
+
+int dsc_plan_start(dsc_ctx *ctx, const dsc_plan_item *items, size_t n,
+                   dsc_plan **out)
+{
+    dsc_clear_error();
+    if (!ctx || !out || (!items && n))
+        return dsc_fail(DSC_EINVAL, "dsc_plan_start: NULL argument");
+    *out = NULL;
+    dsc_pf *pf = dsc_ctx_pf(ctx);
+    if (!pf)
+        return dsc_fail(DSC_ENOCACHE, "plans need a node cache");
+    dsc_plan *p = calloc(1, sizeof *p);
+    if (!p)
+        return DSC_ENOMEM;
+    p->ctx = ctx;
+    int rc = dsc_pf_plan_start(pf, items, n, ctx->cfg.plan_window, &p->state);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+size_t dsc_plan_position(const dsc_plan *p)
+{
+    return p ? dsc_pf_plan_position(p->state) : 0;
+}
+
+void dsc_plan_stop(dsc_plan *p)
+{
+    if (!p)
+        return;
+    dsc_pf *pf = dsc_ctx_pf(p->ctx);
+    if (pf)
+        dsc_pf_plan_stop(pf, p->state);
+    free(p);
 }
