@@ -25,6 +25,9 @@ static inline dsc_ctx *cache_ctx(const char *dir, cache_opts o)
     cfg.chunk_size = o.chunk ? o.chunk : 1u << 20;
     cfg.cache_policy = o.policy;
     cfg.meta_ttl_ms = o.ttl_ms;
+    /* Counted hits and misses here are the reader's own: no readahead
+     * fetching behind its back (test_prefetch covers that). */
+    cfg.readahead_max = 0;
     dsc_ctx *ctx = NULL;
     int rc = dsc_ctx_open(&cfg, &ctx);
     if (rc)

@@ -228,7 +228,7 @@ static void test_strerror_distinct(void **state)
         DSC_OK, DSC_EINVAL, DSC_ENOMEM, DSC_EURL, DSC_ENOTFOUND,
         DSC_EACCESS, DSC_ECREDS, DSC_ETIMEDOUT, DSC_ENET, DSC_ETHROTTLED,
         DSC_ESERVER, DSC_EPROTO, DSC_ECHANGED, DSC_EIO, DSC_ECANCELED,
-        DSC_EHTTP,
+        DSC_EHTTP, DSC_EAGAIN, DSC_ENOCACHE,
     };
     const char *unknown = dsc_strerror(-1000);
     assert_string_equal(unknown, "unknown error");
@@ -248,7 +248,7 @@ static void test_strerror_distinct(void **state)
 static void test_strerror_unknown(void **state)
 {
     (void)state;
-    static const int codes[] = { 1, 2, -16, -17, 100, -100, INT_MIN, INT_MAX };
+    static const int codes[] = { 1, 2, -99, -1000, 100, -100, INT_MIN, INT_MAX };
     for (size_t i = 0; i < DSC_ARRAY_LEN(codes); i++)
         assert_string_equal(dsc_strerror(codes[i]), "unknown error");
 }
