@@ -220,17 +220,54 @@ void dsc_close(dsc_file *f)
     free(f);
 }
 
+#define META_BATCH 1000
+
 typedef struct list_ctx {
     const char *bucket;
     dsc_list_cb cb;
     void *arg;
     dsc_buf url;
+    /* A listing carries each object's size and ETag: remember them, so
+     * opening listed objects needs no HEAD (a dataset's first epoch). */
+    dsc_index *ix;
+    dsc_meta_entry batch[META_BATCH];
+    char *keys[META_BATCH], *etags[META_BATCH];
+    size_t n;
 } list_ctx;
+
+static void flush_meta(list_ctx *lc)
+{
+    if (lc->n && lc->ix) {
+        char saved[512];
+        snprintf(saved, sizeof saved, "%s", dsc_errmsg());
+        dsc_index_meta_put_many(lc->ix, lc->bucket, lc->batch, lc->n,
+                                dsc_wall_ms());
+        dsc_fail(0, "%s", saved);
+    }
+    for (size_t i = 0; i < lc->n; i++) {
+        free(lc->keys[i]);
+        free(lc->etags[i]);
+    }
+    lc->n = 0;
+}
 
 static int on_object(void *arg, const char *key, uint64_t size,
                      const char *etag, const char *lm)
 {
     list_ctx *lc = arg;
+    if (lc->ix && *etag) {
+        char *k = dsc_strdup(key), *e = dsc_strdup(etag);
+        if (k && e) {
+            lc->keys[lc->n] = k;
+            lc->etags[lc->n] = e;
+            lc->batch[lc->n++] = (dsc_meta_entry){ k, size, e };
+            if (lc->n == META_BATCH)
+                flush_meta(lc);
+        } else {
+            free(k);
+            free(e);
+        }
+    }
     dsc_buf_reset(&lc->url);
     if (dsc_buf_printf(&lc->url, "s3://%s/%s", lc->bucket, key))
         return DSC_ENOMEM;
@@ -247,11 +284,22 @@ int64_t dsc_list(dsc_ctx *ctx, const char *url, dsc_list_cb cb, void *arg)
     int rc = dsc_s3url_parse(url, &u);
     if (rc)
         return rc;
-    list_ctx lc = { u.bucket, cb, arg, { 0 } };
+    list_ctx *lc = calloc(1, sizeof *lc);
+    if (!lc) {
+        dsc_s3url_free(&u);
+        return DSC_ENOMEM;
+    }
+    lc->bucket = u.bucket;
+    lc->cb = cb;
+    lc->arg = arg;
+    lc->ix = ctx->cache && ctx->cfg.meta_ttl_ms > 0 ? dsc_cache_index(ctx->cache)
+                                                    : NULL;
     dsc_s3 *s3 = dsc_ctx_s3(ctx);
-    int64_t n = s3 ? dsc_s3_list(s3, u.bucket, u.key, on_object, &lc)
+    int64_t n = s3 ? dsc_s3_list(s3, u.bucket, u.key, on_object, lc)
                    : dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
-    dsc_buf_free(&lc.url);
+    flush_meta(lc);
+    dsc_buf_free(&lc->url);
+    free(lc);
     dsc_s3url_free(&u);
     return n;
 }

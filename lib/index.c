@@ -524,36 +524,46 @@ int dsc_index_meta_get(dsc_index *ix, const char *bucket, const char *key,
     return ret;
 }
 
-int dsc_index_meta_put(dsc_index *ix, const char *bucket, const char *key,
-                       uint64_t size, const char *etag, uint64_t fetched_ms)
+int dsc_index_meta_put_many(dsc_index *ix, const char *bucket,
+                            const dsc_meta_entry *e, size_t n,
+                            uint64_t fetched_ms)
 {
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    if (rc)
+        return mdb_fail(rc, "write", ix->path);
     dsc_buf kb = { 0 }, vb = { 0 };
-    meta_head h = { size, fetched_ms };
-    if (meta_key(&kb, bucket, key) || dsc_buf_add(&vb, &h, sizeof h) ||
-        dsc_buf_adds(&vb, etag)) {
-        dsc_buf_free(&kb);
-        dsc_buf_free(&vb);
-        return DSC_ENOMEM;
-    }
-    int rc = 0;
-    /* LMDB keys are at most 511 bytes; longer names just are not cached. */
-    if (kb.len <= 511) {
-        MDB_txn *txn;
-        rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
-        if (!rc) {
-            MDB_val k = { kb.len, kb.data }, v = { vb.len, vb.data };
-            rc = mdb_put(txn, ix->meta, &k, &v, 0);
-            if (rc)
-                mdb_txn_abort(txn);
-            else
-                rc = mdb_txn_commit(txn);
+    for (size_t i = 0; i < n && !rc; i++) {
+        meta_head h = { e[i].size, fetched_ms };
+        dsc_buf_reset(&kb);
+        dsc_buf_reset(&vb);
+        if (meta_key(&kb, bucket, e[i].key) || dsc_buf_add(&vb, &h, sizeof h) ||
+            dsc_buf_adds(&vb, e[i].etag)) {
+            rc = ENOMEM;
+            break;
         }
-        if (rc)
-            rc = mdb_fail(rc, "meta put", ix->path);
+        /* LMDB keys are at most 511 bytes; longer names just are not
+         * cached, and over-long ETags are not ours to trust. */
+        if (kb.len > 511 || strlen(e[i].etag) >= 256)
+            continue;
+        MDB_val k = { kb.len, kb.data }, v = { vb.len, vb.data };
+        rc = mdb_put(txn, ix->meta, &k, &v, 0);
     }
     dsc_buf_free(&kb);
     dsc_buf_free(&vb);
-    return rc;
+    if (rc) {
+        mdb_txn_abort(txn);
+        return mdb_fail(rc, "meta put", ix->path);
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? mdb_fail(rc, "meta put", ix->path) : 0;
+}
+
+int dsc_index_meta_put(dsc_index *ix, const char *bucket, const char *key,
+                       uint64_t size, const char *etag, uint64_t fetched_ms)
+{
+    dsc_meta_entry e = { key, size, etag };
+    return dsc_index_meta_put_many(ix, bucket, &e, 1, fetched_ms);
 }
 
 int dsc_index_meta_del(dsc_index *ix, const char *bucket, const char *key)

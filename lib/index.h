@@ -82,6 +82,16 @@ int dsc_index_meta_put(dsc_index *ix, const char *bucket, const char *key,
                        uint64_t size, const char *etag, uint64_t fetched_ms);
 int dsc_index_meta_del(dsc_index *ix, const char *bucket, const char *key);
 
+/* Many metadata records in one write transaction (a listing page). */
+typedef struct dsc_meta_entry {
+    const char *key;
+    uint64_t size;
+    const char *etag;
+} dsc_meta_entry;
+int dsc_index_meta_put_many(dsc_index *ix, const char *bucket,
+                            const dsc_meta_entry *e, size_t n,
+                            uint64_t fetched_ms);
+
 /* Wall-clock milliseconds (atime and TTLs are shared across processes). */
 uint64_t dsc_wall_ms(void);
 

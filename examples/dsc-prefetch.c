@@ -1,0 +1,359 @@
+/* dsc-prefetch: warm the node cache with a dataset before training.
+ *
+ *   dsc-prefetch [-j N] [--json] [--quiet] [--list FILE|-] [URL...]
+ *
+ * A URL ending in '/' (or naming a bucket) is a prefix: every object under
+ * it is fetched. Other URLs are single objects. --list reads URLs, one a
+ * line, from FILE or stdin ('-'). With -j N, N objects are fetched at a
+ * time (large objects additionally in parallel chunks). A progress bar is
+ * drawn on a terminal, plain progress lines otherwise; a summary at the
+ * end (JSON on stdout with --json). Exit: 0 all fetched, 1 some failed
+ * (each listed on stderr), 2 usage errors. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "dsc.h"
+
+typedef struct item {
+    char *url;
+    int64_t size;        /* -1 until known */
+    int status;          /* DSC_OK or DSC_E* */
+    char *error;
+} item;
+
+typedef struct job {
+    dsc_ctx *ctx;
+    item *items;
+    size_t n, cap;
+    size_t next;                     /* under lock */
+    pthread_mutex_t lock;
+    /* progress, __atomic */
+    uint64_t done, failed, bytes_done, bytes_fetched, bytes_known;
+    int finished;
+} job;
+
+static int add_item(job *j, const char *url, int64_t size)
+{
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 1024;
+        item *p = realloc(j->items, cap * sizeof *p);
+        if (!p)
+            return -1;
+        j->items = p;
+        j->cap = cap;
+    }
+    item *it = &j->items[j->n++];
+    it->url = strdup(url);
+    it->size = size;
+    it->status = 0;
+    it->error = NULL;
+    if (size > 0)
+        j->bytes_known += (uint64_t)size;
+    return it->url ? 0 : -1;
+}
+
+static int on_listed(void *arg, const dsc_object_info *o)
+{
+    return add_item(arg, o->url, (int64_t)o->size) ? 1 : 0;
+}
+
+static void *worker(void *arg)
+{
+    job *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->lock);
+        size_t i = j->next < j->n ? j->next++ : SIZE_MAX;
+        pthread_mutex_unlock(&j->lock);
+        if (i == SIZE_MAX)
+            return NULL;
+        item *it = &j->items[i];
+        dsc_file *f = NULL;
+        int rc = dsc_open(j->ctx, it->url, &f);
+        int64_t fetched = 0;
+        if (!rc) {
+            if (it->size < 0) {
+                it->size = dsc_size(f);
+                __atomic_fetch_add(&j->bytes_known, (uint64_t)it->size,
+                                   __ATOMIC_RELAXED);
+            }
+            fetched = dsc_warm(f, 0, 0);
+            if (fetched < 0)
+                rc = (int)fetched;
+        }
+        if (rc) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s: %s", dsc_strerror(rc), dsc_errmsg());
+            it->error = strdup(msg);
+            it->status = rc;
+            __atomic_fetch_add(&j->failed, 1, __ATOMIC_RELAXED);
+        } else {
+            __atomic_fetch_add(&j->bytes_fetched, (uint64_t)fetched, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&j->bytes_done, (uint64_t)it->size, __ATOMIC_RELAXED);
+        }
+        __atomic_fetch_add(&j->done, 1, __ATOMIC_RELAXED);
+        dsc_close(f);
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void fmt_bytes(double b, char *out, size_t cap)
+{
+    const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    int i = 0;
+    while (b >= 1024 && i < 4) {
+        b /= 1024;
+        i++;
+    }
+    snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+static void progress(job *j, double t0, int tty, int final)
+{
+    uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED);
+    uint64_t bytes = __atomic_load_n(&j->bytes_done, __ATOMIC_RELAXED);
+    uint64_t known = __atomic_load_n(&j->bytes_known, __ATOMIC_RELAXED);
+    uint64_t failed = __atomic_load_n(&j->failed, __ATOMIC_RELAXED);
+    double dt = now_s() - t0;
+    double frac = known ? (double)bytes / (double)known
+                        : (j->n ? (double)done / (double)j->n : 1);
+    if (frac > 1)
+        frac = 1;
+    double rate = dt > 0 ? bytes / dt : 0;
+    double eta = rate > 0 && known > bytes ? (known - bytes) / rate : 0;
+    char b1[32], b2[32], r[32];
+    fmt_bytes((double)bytes, b1, sizeof b1);
+    fmt_bytes((double)known, b2, sizeof b2);
+    fmt_bytes(rate, r, sizeof r);
+    if (tty) {
+        char bar[31];
+        int fill = (int)(frac * 30);
+        for (int i = 0; i < 30; i++)
+            bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+        bar[30] = '\0';
+        fprintf(stderr, "\r[%s] %3.0f%% %s/%s %llu/%zu obj %.0f obj/s %s/s "
+                "ETA %.0fs%s \033[K", bar, frac * 100, b1, b2,
+                (unsigned long long)done, j->n, dt > 0 ? done / dt : 0, r,
+                eta, failed ? " (failures)" : "");
+        if (final)
+            fputc('\n', stderr);
+    } else {
+        fprintf(stderr, "dsc-prefetch: %3.0f%% %s of %s, %llu of %zu objects, "
+                "%.0f objects/s, %s/s, ETA %.0f s, %llu failed\n", frac * 100,
+                b1, b2, (unsigned long long)done, j->n,
+                dt > 0 ? done / dt : 0, r, eta, (unsigned long long)failed);
+    }
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+static int read_list(job *j, const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "dsc-prefetch: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0 || line[0] == '#')
+            continue;
+        if (add_item(j, line, -1)) {
+            free(line);
+            return -1;
+        }
+    }
+    free(line);
+    if (f != stdin)
+        fclose(f);
+    return 0;
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: dsc-prefetch [-j N] [--json] [--quiet] [--list FILE|-] "
+                "[s3://bucket/prefix/ | s3://bucket/key ...]\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "jobs", required_argument, NULL, 'j' },
+        { "json", no_argument, NULL, 'J' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "list", required_argument, NULL, 'l' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int jobs = 16, json = 0, quiet = 0, c;
+    const char *lists[64];
+    int nlists = 0;
+    while ((c = getopt_long(argc, argv, "j:ql:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 1024) {
+                fprintf(stderr, "dsc-prefetch: -j wants 1..1024\n");
+                return 2;
+            }
+            jobs = (int)v;
+            break;
+        }
+        case 'J': json = 1; break;
+        case 'q': quiet = 1; break;
+        case 'l':
+            if (nlists == 64)
+                return 2;
+            lists[nlists++] = optarg;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind == argc && nlists == 0) {
+        usage(stderr);
+        return 2;
+    }
+    dsc_config cfg;
+    dsc_config_init(&cfg, DSC_CONFIG_VERSION);
+    if (cfg.prefetch_threads < jobs)
+        cfg.prefetch_threads = jobs;
+    cfg.readahead_max = 0;
+    job j = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    int rc = dsc_ctx_open(&cfg, &j.ctx);
+    if (rc) {
+        fprintf(stderr, "dsc-prefetch: %s: %s\n", dsc_strerror(rc), dsc_errmsg());
+        return 1;
+    }
+    if (!dsc_cache_dir(j.ctx)) {
+        fprintf(stderr, "dsc-prefetch: no usable cache directory: nothing to "
+                        "warm (see DSC_CACHE_DIR)\n");
+        dsc_ctx_close(j.ctx);
+        return 1;
+    }
+    int status = 0;
+    for (int i = optind; i < argc; i++) {
+        const char *u = argv[i];
+        size_t len = strlen(u);
+        int is_prefix = len && u[len - 1] == '/';
+        if (!is_prefix && strncmp(u, "s3://", 5) == 0 && !strchr(u + 5, '/'))
+            is_prefix = 1;    /* a bare bucket */
+        if (is_prefix) {
+            int64_t n = dsc_list(j.ctx, u, on_listed, &j);
+            if (n < 0) {
+                fprintf(stderr, "dsc-prefetch: list %s: %s: %s\n", u,
+                        dsc_strerror((int)n), dsc_errmsg());
+                status = n == DSC_EURL ? 2 : 1;
+            }
+        } else if (add_item(&j, u, -1)) {
+            status = 1;
+        }
+    }
+    for (int i = 0; i < nlists; i++)
+        if (read_list(&j, lists[i]))
+            status = 1;
+    if (status == 2) {
+        dsc_ctx_close(j.ctx);
+        return 2;
+    }
+    int tty = isatty(STDERR_FILENO);
+    double t0 = now_s();
+    int nthreads = jobs < (int)j.n ? jobs : (int)j.n;
+    pthread_t *tids = calloc((size_t)(nthreads > 0 ? nthreads : 1), sizeof *tids);
+    int started = 0;
+    for (; tids && started < nthreads; started++)
+        if (pthread_create(&tids[started], NULL, worker, &j))
+            break;
+    if (started == 0 && j.n)
+        worker(&j);   /* no threads to be had: do it here */
+    double last = t0;
+    while (__atomic_load_n(&j.done, __ATOMIC_RELAXED) < j.n) {
+        struct timespec ts = { 0, 100 * 1000000L };
+        nanosleep(&ts, NULL);
+        double period = tty ? 0.2 : 5.0;
+        if (!quiet && now_s() - last >= period) {
+            progress(&j, t0, tty, 0);
+            last = now_s();
+        }
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    free(tids);
+    double dt = now_s() - t0;
+    if (!quiet)
+        progress(&j, t0, tty, 1);
+    for (size_t i = 0; i < j.n; i++)
+        if (j.items[i].status)
+            fprintf(stderr, "dsc-prefetch: FAILED %s: %s\n", j.items[i].url,
+                    j.items[i].error ? j.items[i].error : "");
+    uint64_t ok = j.done - j.failed;
+    if (json) {
+        printf("{\"objects\":%zu,\"ok\":%llu,\"failed\":%llu,\"bytes\":%llu,"
+               "\"bytes_fetched\":%llu,\"bytes_already_cached\":%llu,"
+               "\"seconds\":%.3f,\"bytes_per_second\":%.0f,\"failures\":[",
+               j.n, (unsigned long long)ok, (unsigned long long)j.failed,
+               (unsigned long long)j.bytes_done,
+               (unsigned long long)j.bytes_fetched,
+               (unsigned long long)(j.bytes_done - j.bytes_fetched), dt,
+               dt > 0 ? j.bytes_done / dt : 0);
+        int first = 1;
+        for (size_t i = 0; i < j.n; i++) {
+            if (!j.items[i].status)
+                continue;
+            printf("%s{\"url\":", first ? "" : ",");
+            json_str(j.items[i].url);
+            printf(",\"code\":%d,\"error\":", j.items[i].status);
+            json_str(j.items[i].error ? j.items[i].error : "");
+            putchar('}');
+            first = 0;
+        }
+        printf("]}\n");
+    } else {
+        char b1[32], b2[32], r[32];
+        fmt_bytes((double)j.bytes_done, b1, sizeof b1);
+        fmt_bytes((double)j.bytes_fetched, b2, sizeof b2);
+        fmt_bytes(dt > 0 ? j.bytes_done / dt : 0, r, sizeof r);
+        printf("dsc-prefetch: %llu of %zu objects ready (%s; %s fetched now, "
+               "the rest already cached) in %.2f s, %s/s; %llu failed\n",
+               (unsigned long long)ok, j.n, b1, b2, dt, r,
+               (unsigned long long)j.failed);
+    }
+    for (size_t i = 0; i < j.n; i++) {
+        free(j.items[i].url);
+        free(j.items[i].error);
+    }
+    free(j.items);
+    dsc_ctx_close(j.ctx);
+    if (status)
+        return status;
+    return j.failed ? 1 : 0;
+}
