@@ -232,9 +232,11 @@ int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size)
     st.meta_hits = __atomic_load_n(&ctx->meta_hits, __ATOMIC_RELAXED);
     if (ctx->cache)
         dsc_cache_stats(ctx->cache, &st);
-    if (ctx->pf && ctx->pf_gen == dsc_fork_generation()) {
+    dsc_pf *pf = __atomic_load_n(&ctx->pf, __ATOMIC_ACQUIRE);
+    if (pf && __atomic_load_n(&ctx->pf_gen, __ATOMIC_ACQUIRE) ==
+                  dsc_fork_generation()) {
         dsc_pf_counters pc;
-        dsc_pf_counters_get(ctx->pf, &pc);
+        dsc_pf_counters_get(pf, &pc);
         st.prefetch_queued = pc.queued;
         st.prefetch_done = pc.done;
         st.prefetch_errors = pc.errors;

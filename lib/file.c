@@ -151,15 +151,19 @@ ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off)
     int rc;
     if (ctx->cache) {
         dsc_objref obj = { f->bucket, f->key, f->etag, f->size };
-        dsc_pf *pf = dsc_ctx_pf(ctx);
         uint64_t cs = dsc_cache_chunk_size(ctx->cache);
+        int multi = off / cs != (off + len - 1) / cs;
+        /* The pool (threads) is made only when this read can use it. */
+        dsc_pf *pf = multi || ctx->cfg.readahead_max ? dsc_ctx_pf(ctx)
+                   : __atomic_load_n(&ctx->pf, __ATOMIC_ACQUIRE) ? dsc_ctx_pf(ctx)
+                   : NULL;
         if (pf) {
             dsc_pf_plan_observe(pf, f->bucket, f->key);
             if (ctx->cfg.readahead_max)
                 readahead(f, pf, off, len);
         }
         /* A read over several chunks fetches them in parallel. */
-        if (pf && off / cs != (off + len - 1) / cs)
+        if (pf && multi)
             rc = dsc_pf_read(pf, &obj, buf, len, off);
         else
             rc = dsc_cache_read(ctx->cache, s3, &obj, buf, len, off);
@@ -209,8 +213,10 @@ void dsc_close(dsc_file *f)
 {
     if (!f)
         return;
-    if (f->ctx && f->ctx->pf && f->ctx->pf_gen == dsc_fork_generation())
-        dsc_pf_cancel_owner(f->ctx->pf, f);   /* its readahead */
+    dsc_pf *pf = f->ctx ? __atomic_load_n(&f->ctx->pf, __ATOMIC_ACQUIRE) : NULL;
+    if (pf && __atomic_load_n(&f->ctx->pf_gen, __ATOMIC_ACQUIRE) ==
+                  dsc_fork_generation())
+        dsc_pf_cancel_owner(pf, f);   /* its readahead */
     if (f->etag)
         pthread_mutex_destroy(&f->ra_lock);
     free(f->bucket);

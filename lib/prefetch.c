@@ -383,7 +383,7 @@ dsc_pf *dsc_ctx_pf(dsc_ctx *ctx)
         /* A parent's pool has no threads in a child: leave it be. */
         if (ctx->pf)
             dsc_fork_graveyard(ctx->pf);
-        ctx->pf = pf_new(ctx);
+        __atomic_store_n(&ctx->pf, pf_new(ctx), __ATOMIC_RELEASE);
         __atomic_store_n(&ctx->pf_gen, gen, __ATOMIC_RELEASE);
     }
     pf = ctx->pf;
