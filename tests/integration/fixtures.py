@@ -41,7 +41,7 @@ objects = {
 for i in range(48):
     objects["epoch/obj-%02d" % i] = rng.randbytes(64 * 1024)
 # Single-flight tests: objects nobody has read yet.
-for i in range(4):
+for i in range(6):
     objects["flight/obj-%d" % i] = rng.randbytes(3 * MiB + 12345)
 manifest = []
 for i, (key, data) in enumerate(objects.items()):

@@ -284,6 +284,20 @@ static void test_plan_window(void **state)
     dsc_ctx_close(ctx);
 }
 
+/* A read that arrives while its chunks are being prefetched joins those
+ * fetches: s3rver sees every chunk exactly once. */
+static void test_read_joins_prefetch(void **state)
+{
+    (void)state;
+    dsc_ctx *ctx = pf_ctx(fresh_dir("pf-join"), 4, 65536, 0);
+    const fixture *x = fix("flight/obj-4");
+    assert_int_equal(dsc_prefetch_url(ctx, x->url), 0);
+    read_verify(ctx, x, x->size);          /* at once, one big read */
+    assert_int_equal(dsc_prefetch_wait(ctx, 30000), 0);
+    assert_int_equal(server_gets("flight/obj-4"), 4);
+    dsc_ctx_close(ctx);
+}
+
 /* Fetchers are threads: a child after fork() gets a pool of its own. */
 static void test_prefetch_after_fork(void **state)
 {
@@ -330,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_prefetch_errors),
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_plan_window),
+        cmocka_unit_test(test_read_joins_prefetch),
         cmocka_unit_test(test_prefetch_after_fork),
     };
     return cmocka_run_group_tests_name("prefetch", tests, NULL, NULL);
