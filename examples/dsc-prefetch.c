@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "dsc.h"
+#include "tool.h"
 
 typedef struct item {
     char *url;
@@ -108,17 +109,6 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void fmt_bytes(double b, char *out, size_t cap)
-{
-    const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-    int i = 0;
-    while (b >= 1024 && i < 4) {
-        b /= 1024;
-        i++;
-    }
-    snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
-}
-
 static void progress(job *j, double t0, int tty, int final)
 {
     uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED);
@@ -133,9 +123,9 @@ static void progress(job *j, double t0, int tty, int final)
     double rate = dt > 0 ? bytes / dt : 0;
     double eta = rate > 0 && known > bytes ? (known - bytes) / rate : 0;
     char b1[32], b2[32], r[32];
-    fmt_bytes((double)bytes, b1, sizeof b1);
-    fmt_bytes((double)known, b2, sizeof b2);
-    fmt_bytes(rate, r, sizeof r);
+    tool_bytes((double)bytes, b1, sizeof b1);
+    tool_bytes((double)known, b2, sizeof b2);
+    tool_bytes(rate, r, sizeof r);
     if (tty) {
         char bar[31];
         int fill = (int)(frac * 30);
@@ -154,21 +144,6 @@ static void progress(job *j, double t0, int tty, int final)
                 b1, b2, (unsigned long long)done, j->n,
                 dt > 0 ? done / dt : 0, r, eta, (unsigned long long)failed);
     }
-}
-
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
 }
 
 static int read_list(job *j, const char *path)
@@ -330,18 +305,18 @@ int main(int argc, char **argv)
             if (!j.items[i].status)
                 continue;
             printf("%s{\"url\":", first ? "" : ",");
-            json_str(j.items[i].url);
+            tool_json_str(j.items[i].url);
             printf(",\"code\":%d,\"error\":", j.items[i].status);
-            json_str(j.items[i].error ? j.items[i].error : "");
+            tool_json_str(j.items[i].error ? j.items[i].error : "");
             putchar('}');
             first = 0;
         }
         printf("]}\n");
     } else {
         char b1[32], b2[32], r[32];
-        fmt_bytes((double)j.bytes_done, b1, sizeof b1);
-        fmt_bytes((double)j.bytes_fetched, b2, sizeof b2);
-        fmt_bytes(dt > 0 ? j.bytes_done / dt : 0, r, sizeof r);
+        tool_bytes((double)j.bytes_done, b1, sizeof b1);
+        tool_bytes((double)j.bytes_fetched, b2, sizeof b2);
+        tool_bytes(dt > 0 ? j.bytes_done / dt : 0, r, sizeof r);
         printf("dsc-prefetch: %llu of %zu objects ready (%s; %s fetched now, "
                "the rest already cached) in %.2f s, %s/s; %llu failed\n",
                (unsigned long long)ok, j.n, b1, b2, dt, r,

@@ -10,33 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "dsc.h"
-
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
-static void human_bytes(uint64_t b, char *out, size_t cap)
-{
-    const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-    double v = (double)b;
-    int u = 0;
-    while (v >= 1024 && u < 4) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-}
+#include "tool.h"
 
 int main(int argc, char **argv)
 {
@@ -97,7 +71,7 @@ int main(int argc, char **argv)
     double ratio = lookups ? (double)s.node_hits / (double)lookups : 0;
     if (json) {
         printf("{\"cache_dir\":");
-        json_str(dsc_cache_dir(ctx));
+        tool_json_str(dsc_cache_dir(ctx));
         printf(",\"capacity_bytes\":%" PRIu64 ",\"used_bytes\":%" PRIu64
                ",\"chunks\":%" PRIu64 ",\"chunk_size\":%u,\"policy\":\"%s\""
                ",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
@@ -113,9 +87,9 @@ int main(int argc, char **argv)
         printf("}\n");
     } else {
         char used[32], cap[32];
-        human_bytes(s.cache_bytes, used, sizeof used);
+        tool_bytes((double)s.cache_bytes, used, sizeof used);
         uint64_t capacity = s.node_capacity ? s.node_capacity : s.cache_capacity;
-        human_bytes(capacity, cap, sizeof cap);
+        tool_bytes((double)capacity, cap, sizeof cap);
         printf("cache       %s\n", dsc_cache_dir(ctx));
         printf("used        %s of %s (%.1f%%), %" PRIu64 " chunks\n", used, cap,
                capacity ? 100.0 * (double)s.cache_bytes / (double)capacity : 0,

@@ -35,6 +35,21 @@ int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
     return rc;
 }
 
+/* Parse a URL that must name an object (not a bucket or prefix). */
+static int parse_object_url(const char *url, dsc_s3url *u)
+{
+    int rc = dsc_s3url_parse(url, u);
+    if (rc)
+        return rc;
+    if (!*u->key) {
+        char q[200];
+        dsc_s3url_free(u);
+        return dsc_fail(DSC_EURL, "'%s': URL names a bucket, not an object",
+                        dsc_printable(url, q, sizeof q));
+    }
+    return 0;
+}
+
 int dsc_open(dsc_ctx *ctx, const char *url, dsc_file **out)
 {
     dsc_clear_error();
@@ -42,14 +57,9 @@ int dsc_open(dsc_ctx *ctx, const char *url, dsc_file **out)
         return dsc_fail(DSC_EINVAL, "dsc_open: NULL argument");
     *out = NULL;
     dsc_s3url u;
-    int rc = dsc_s3url_parse(url, &u);
+    int rc = parse_object_url(url, &u);
     if (rc)
         return rc;
-    if (!*u.key) {
-        dsc_s3url_free(&u);
-        return dsc_fail(DSC_EURL, "'%s': URL names a bucket, not an object",
-                        url);
-    }
     dsc_file *f = calloc(1, sizeof *f);
     if (!f) {
         dsc_s3url_free(&u);
@@ -334,13 +344,9 @@ int dsc_prefetch_url(dsc_ctx *ctx, const char *url)
     if (!ctx)
         return dsc_fail(DSC_EINVAL, "dsc_prefetch_url: ctx is NULL");
     dsc_s3url u;
-    int rc = dsc_s3url_parse(url, &u);
+    int rc = parse_object_url(url, &u);
     if (rc)
         return rc;
-    if (!*u.key) {
-        dsc_s3url_free(&u);
-        return dsc_fail(DSC_EURL, "'%s' names a bucket, not an object", url);
-    }
     dsc_pf *pf = dsc_ctx_pf(ctx);
     rc = pf ? dsc_pf_url(pf, u.bucket, u.key)
             : dsc_fail(DSC_ENOCACHE, "prefetch needs a node cache");
