@@ -101,6 +101,26 @@ bench: setup
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@BUILD=$(BUILD) bench/run.sh
 
+# libFuzzer targets, each run for FUZZ_SECONDS on its seed corpus; any crash
+# fails the target and leaves the input in build/fuzz/ (keep it as a test).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_LIB_SRC := lib/url.c lib/util.c lib/err.c lib/ini.c lib/s3xml.c lib/sigv4.c
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ilib -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined $< $(FUZZ_LIB_SRC) -o $@ -lexpat -lcrypto -lpthread
+
+fuzz: setup $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	    name=$${t#fuzz_}; mkdir -p build/fuzz/corpus-$$name; \
+	    echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	    (cd build/fuzz && ./$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	        corpus-$$name ../../tests/fuzz/corpus/$$name 2>&1 | tail -3) || exit 1; \
+	    ls build/fuzz/crash-* >/dev/null 2>&1 && { echo "crash found: build/fuzz/crash-*"; exit 1; }; \
+	done; echo "fuzz: all targets ran clean"
+
 setup:
 	@scripts/setup.sh
 
