@@ -101,6 +101,25 @@ bench: setup
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@BUILD=$(BUILD) bench/run.sh
 
+# C++ binding (header-only): its test and example link the shared library.
+CXXFLAGS ?= $(OPT) -g
+ALL_CXXFLAGS := -std=c++17 -Wall -Wextra -Werror $(CXXFLAGS) $(SANFLAGS) -pthread \
+                -Iinclude -Ibindings/cpp
+CPP_TEST_SRC := $(wildcard tests/cpp/test_*.cpp)
+CPP_TEST_BIN := $(patsubst tests/cpp/%.cpp,$(BUILD)/tests/cpp_%,$(CPP_TEST_SRC))
+CPP_EXAMPLE_BIN := $(BUILD)/bin/cpp_loader
+
+tools: $(CPP_EXAMPLE_BIN)
+tests: $(CPP_TEST_BIN)
+
+$(BUILD)/tests/cpp_%: tests/cpp/%.cpp bindings/cpp/dsc.hpp include/dsc.h $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(ALL_CXXFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS)
+
+$(BUILD)/bin/cpp_loader: examples/cpp_loader.cpp bindings/cpp/dsc.hpp include/dsc.h $(SHLIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(ALL_CXXFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS)
+
 # libFuzzer targets, each run for FUZZ_SECONDS on its seed corpus; any crash
 # fails the target and leaves the input in build/fuzz/ (keep it as a test).
 FUZZ_SECONDS ?= 30

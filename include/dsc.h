@@ -25,8 +25,20 @@
  *     with each other on one handle (as with read(2)/lseek(2) on one fd).
  *
  * Fork
- *   - See docs/ARCHITECTURE.md. A child process must not use a context made
- *     before fork() in this version; the node cache issue makes this safe.
+ *   - A context (and its open files) made before fork() keeps working in
+ *     the parent and in the children, as PyTorch DataLoader workers need:
+ *     on first use in a child, libdsc re-opens the cache index, its
+ *     connections, locks and fetcher threads there, leaving the parent's
+ *     alone. Do not fork() while another thread of the parent is inside a
+ *     libdsc call if the child will use libdsc.
+ *   - Access times and hit counters are batched (about a second) and
+ *     written by dsc_stats_get() and dsc_ctx_close(): a child that ends
+ *     with _exit() should close its contexts first.
+ *
+ * ABI
+ *   - dsc_config and dsc_stats only ever grow at the end; the version
+ *     field of dsc_config (and the size passed to dsc_stats_get) tells the
+ *     library how much of the struct the caller knows.
  */
 #ifndef DSC_H
 #define DSC_H

@@ -310,9 +310,15 @@ static outcome classify(const s3_op *op, const dsc_http_resp *rs,
     const char *reqid = e.request_id ? e.request_id : rs->request_id;
     if (reqid && *reqid)
         snprintf(rid, sizeof rid, " (request id %s)", reqid);
-    dsc_fail(o.code, "%s %s: HTTP %ld %s%s%s%s", op->verb, url, st,
-             e.code ? e.code : "", e.message ? ": " : "",
-             e.message ? e.message : "", rid);
+    /* HEAD answers have no body, so no S3 error code: name the status. */
+    const char *what = e.code ? e.code
+                     : st == 403 ? "Forbidden (no error body; e.g. unknown key id, "
+                                   "bad signature or no permission)"
+                     : st == 404 ? "Not Found (no such key or bucket)"
+                     : st == 412 ? "Precondition Failed"
+                     : st >= 500 ? "Server Error" : "";
+    dsc_fail(o.code, "%s %s: HTTP %ld %s%s%s%s", op->verb, url, st, what,
+             e.message ? ": " : "", e.message ? e.message : "", rid);
     dsc_s3_error_free(&e);
     return o;
 }

@@ -71,6 +71,9 @@ for t in "$BUILD"/tests/*; do
     [ -f "tests/integration/$name.c" ] || continue
     run "integration/$name" "$t"
 done
+for t in "$BUILD"/tests/cpp_test_*; do
+    run "integration/$(basename "$t")" "$t"
+done
 for t in tests/integration/test_*.py; do
     run "integration/$(basename "$t")" env BUILD="$BUILD" $PY "$t"
 done

@@ -1,0 +1,53 @@
+"""dsc: cached reading of datasets in S3, over libdsc (ctypes, standard
+library only).
+
+    import dsc
+    with dsc.Client(cache_dir="/local/dsc", cache_size="20G") as client:
+        with client.open("s3://bucket/train/shard-0001.tar") as f:
+            header = f.read(512)
+        data = client.read("s3://bucket/train/labels.json")
+
+libdsc is found through DSC_LIBRARY (a path), else next to this package,
+else in the lib/ folder of the libdsc checkout holding this package, else
+on the system's library path.
+"""
+from . import _lib
+from .client import Client, File, parse_size
+from .data import MapDataset, TarShards, split_member_name
+from .errors import (
+    Error, InvalidArgument, OutOfMemory, InvalidURL, NotFound, AccessDenied,
+    CredentialsError, Timeout, NetworkError, Throttled, ServerError,
+    ProtocolError, Changed, LocalIOError, Canceled, HTTPError, QueueFull,
+    NoCache)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client", "File", "MapDataset", "TarShards", "TorchTarShards",
+    "version", "library_path", "parse_size", "split_member_name",
+    "Error", "InvalidArgument", "OutOfMemory", "InvalidURL", "NotFound",
+    "AccessDenied", "CredentialsError", "Timeout", "NetworkError",
+    "Throttled", "ServerError", "ProtocolError", "Changed", "LocalIOError",
+    "Canceled", "HTTPError", "QueueFull", "NoCache",
+]
+
+
+def version():
+    """Version of the loaded libdsc, "MAJOR.MINOR.PATCH"."""
+    return _lib.lib().dsc_version_string().decode()
+
+
+def library_path():
+    """File name libdsc was loaded from."""
+    return _lib.lib()._name
+
+
+def __getattr__(name):
+    # Built on first use: it derives from torch's IterableDataset, and
+    # importing torch costs seconds that users of the rest should not pay.
+    if name == "TorchTarShards":
+        from .data import _make_torch_tar_shards
+        cls = _make_torch_tar_shards()
+        globals()[name] = cls
+        return cls
+    raise AttributeError("module 'dsc' has no attribute %r" % name)

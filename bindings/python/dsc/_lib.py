@@ -1,0 +1,201 @@
+"""Finding libdsc and declaring its C interface (include/dsc.h) for ctypes.
+
+Every function gets argtypes and restype: ctypes' default of C int would
+truncate the 64-bit sizes, offsets and pointers that most of them pass.
+"""
+import ctypes
+import ctypes.util
+import os
+import threading
+
+SONAME = "libdsc.so.0"
+CONFIG_VERSION = 1      # DSC_CONFIG_VERSION of the header mirrored below
+
+SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
+ADDRESSING = {"auto": 0, "path": 1, "virtual": 2}
+POLICIES = {"lru": 0, "minio": 1}
+
+
+class Config(ctypes.Structure):
+    """struct dsc_config, field for field."""
+    _fields_ = [
+        ("version", ctypes.c_uint),
+        ("endpoint", ctypes.c_char_p),
+        ("region", ctypes.c_char_p),
+        ("addressing", ctypes.c_int),
+        ("access_key_id", ctypes.c_char_p),
+        ("secret_access_key", ctypes.c_char_p),
+        ("session_token", ctypes.c_char_p),
+        ("profile", ctypes.c_char_p),
+        ("anonymous", ctypes.c_int),
+        ("connect_timeout_ms", ctypes.c_long),
+        ("request_timeout_ms", ctypes.c_long),
+        ("max_retries", ctypes.c_int),
+        ("retry_base_ms", ctypes.c_long),
+        ("retry_max_ms", ctypes.c_long),
+        ("max_connections", ctypes.c_int),
+        ("verify_tls", ctypes.c_int),
+        ("ca_file", ctypes.c_char_p),
+        ("meta_ttl_ms", ctypes.c_long),
+        ("cache_dir", ctypes.c_char_p),
+        ("cache_size", ctypes.c_uint64),
+        ("chunk_size", ctypes.c_uint32),
+        ("cache_policy", ctypes.c_int),
+        ("cache_idle_sec", ctypes.c_long),
+        ("fd_cache", ctypes.c_int),
+        ("cache_sync", ctypes.c_int),
+        ("prefetch_threads", ctypes.c_int),
+        ("prefetch_queue", ctypes.c_int),
+        ("readahead_max", ctypes.c_uint64),
+        ("plan_window", ctypes.c_uint64),
+    ]
+
+
+class ConfigBox(ctypes.Structure):
+    """A Config with spare room after it. dsc_config_init and dsc_ctx_open
+    use the library's own sizeof(dsc_config); a library newer than this
+    mirror may have appended fields, and must not write or read past the
+    memory we own."""
+    _fields_ = [("cfg", Config), ("spare", ctypes.c_char * 1024)]
+
+
+class Stats(ctypes.Structure):
+    """struct dsc_stats, field for field (only ever appended to)."""
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "hits", "misses", "bytes_from_cache", "bytes_from_s3", "s3_gets",
+        "s3_heads", "s3_lists", "s3_retries", "meta_hits", "evictions",
+        "corrupt_dropped", "cache_errors", "not_admitted", "cache_bytes",
+        "cache_capacity", "cache_chunks", "node_hits", "node_misses",
+        "node_evictions", "node_corrupt")] + [
+        ("chunk_size", ctypes.c_uint32),
+        ("cache_policy", ctypes.c_int),
+        ("node_capacity", ctypes.c_uint64),
+        ("prefetch_queued", ctypes.c_uint64),
+        ("prefetch_done", ctypes.c_uint64),
+        ("prefetch_errors", ctypes.c_uint64),
+        ("prefetch_dropped", ctypes.c_uint64),
+        ("readahead_chunks", ctypes.c_uint64),
+    ]
+
+
+class ObjectInfo(ctypes.Structure):
+    """struct dsc_object_info."""
+    _fields_ = [
+        ("url", ctypes.c_char_p),
+        ("key", ctypes.c_char_p),
+        ("size", ctypes.c_uint64),
+        ("etag", ctypes.c_char_p),
+        ("last_modified", ctypes.c_char_p),
+    ]
+
+
+class PlanItem(ctypes.Structure):
+    """struct dsc_plan_item."""
+    _fields_ = [
+        ("url", ctypes.c_char_p),
+        ("off", ctypes.c_uint64),
+        ("len", ctypes.c_uint64),
+    ]
+
+
+LIST_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
+                           ctypes.POINTER(ObjectInfo))
+
+_vp = ctypes.c_void_p
+_u64 = ctypes.c_uint64
+_SIGNATURES = {
+    "dsc_version_number": (ctypes.c_uint, []),
+    "dsc_version_string": (ctypes.c_char_p, []),
+    "dsc_strerror": (ctypes.c_char_p, [ctypes.c_int]),
+    "dsc_errmsg": (ctypes.c_char_p, []),
+    "dsc_config_init": (ctypes.c_int, [ctypes.POINTER(ConfigBox), ctypes.c_uint]),
+    "dsc_ctx_open": (ctypes.c_int, [ctypes.POINTER(ConfigBox),
+                                    ctypes.POINTER(_vp)]),
+    "dsc_ctx_close": (None, [_vp]),
+    "dsc_open": (ctypes.c_int, [_vp, ctypes.c_char_p, ctypes.POINTER(_vp)]),
+    "dsc_size": (ctypes.c_int64, [_vp]),
+    "dsc_etag": (ctypes.c_char_p, [_vp]),
+    "dsc_pread": (ctypes.c_ssize_t, [_vp, _vp, ctypes.c_size_t, _u64]),
+    "dsc_read": (ctypes.c_ssize_t, [_vp, _vp, ctypes.c_size_t]),
+    "dsc_seek": (ctypes.c_int64, [_vp, ctypes.c_int64, ctypes.c_int]),
+    "dsc_close": (None, [_vp]),
+    "dsc_stats_get": (ctypes.c_int, [_vp, ctypes.POINTER(Stats), ctypes.c_size_t]),
+    "dsc_cache_dir": (ctypes.c_char_p, [_vp]),
+    "dsc_cache_clean": (ctypes.c_int64, [_vp]),
+    "dsc_list": (ctypes.c_int64, [_vp, ctypes.c_char_p, LIST_CB, _vp]),
+}
+# Newer than 0.1.0: bound when the loaded library has them.
+_OPTIONAL = {
+    "dsc_prefetch": (ctypes.c_int, [_vp, _u64, _u64]),
+    "dsc_prefetch_url": (ctypes.c_int, [_vp, ctypes.c_char_p]),
+    "dsc_prefetch_wait": (ctypes.c_int, [_vp, ctypes.c_long]),
+    "dsc_warm": (ctypes.c_int64, [_vp, _u64, _u64]),
+    "dsc_plan_start": (ctypes.c_int, [_vp, ctypes.POINTER(PlanItem),
+                                      ctypes.c_size_t, ctypes.POINTER(_vp)]),
+    "dsc_plan_position": (ctypes.c_size_t, [_vp]),
+    "dsc_plan_stop": (None, [_vp]),
+}
+
+
+def candidates():
+    """Where libdsc is looked for, in order: (description, path or name)."""
+    out = []
+    env = os.environ.get("DSC_LIBRARY")
+    if env:
+        return [("DSC_LIBRARY", env)]
+    here = os.path.dirname(os.path.abspath(__file__))
+    out.append(("next to the package", os.path.join(here, SONAME)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(here)))
+    if os.path.isfile(os.path.join(root, "include", "dsc.h")):
+        out.append(("this checkout", os.path.join(root, "lib", SONAME)))
+    found = ctypes.util.find_library("dsc")
+    out.append(("the system", found or SONAME))
+    return out
+
+
+def _load():
+    tried = []
+    for where, path in candidates():
+        if os.sep in path and not os.path.exists(path):
+            tried.append("%s (%s): no such file" % (where, path))
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as e:
+            tried.append("%s (%s): %s" % (where, path, e))
+            continue
+        _declare(lib)
+        return lib
+    raise OSError("libdsc not found; set DSC_LIBRARY to the path of %s. "
+                  "Tried: %s" % (SONAME, "; ".join(tried)))
+
+
+def _declare(lib):
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = restype, argtypes
+    for name, (restype, argtypes) in _OPTIONAL.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            continue
+        fn.restype, fn.argtypes = restype, argtypes
+
+
+_lib = None
+_lock = threading.Lock()
+
+
+def lib():
+    """The loaded library (loaded on first use, so `import dsc` works on a
+    machine without it)."""
+    global _lib
+    if _lib is None:
+        with _lock:
+            if _lib is None:
+                _lib = _load()
+    return _lib
+
+
+def has(name):
+    return hasattr(lib(), name)
