@@ -165,18 +165,19 @@ demo: setup
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
-	install -m 644 include/dsc.h $(DESTDIR)$(INCDIR)/
+	install -m 644 include/dsc.h bindings/cpp/dsc.hpp $(DESTDIR)$(INCDIR)/
 	install -m 755 $(OUT)/libdsc.so.$(SOVER) $(DESTDIR)$(LIBDIR)/
 	ln -sf libdsc.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libdsc.so.$(SOMAJOR)
 	ln -sf libdsc.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libdsc.so
 	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
 	for t in $(TOOLS); do $(CC) $(ALL_CFLAGS) examples/$$t.c -o $(DESTDIR)$(BINDIR)/$$t \
-	    -L$(OUT) -ldsc $(ALL_LDFLAGS) || exit 1; done
+	    -L$(OUT) -ldsc -Wl,-rpath,$(LIBDIR) $(ALL_LDFLAGS) || exit 1; done
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
 	    -e 's|@VERSION@|$(SOVER)|g' pkgconfig/libdsc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libdsc.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(INCDIR)/dsc.h $(DESTDIR)$(LIBDIR)/libdsc.* $(DESTDIR)$(LIBDIR)/pkgconfig/libdsc.pc
+	rm -f $(DESTDIR)$(INCDIR)/dsc.h $(DESTDIR)$(INCDIR)/dsc.hpp $(DESTDIR)$(LIBDIR)/libdsc.* \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/libdsc.pc
 	for t in $(TOOLS); do rm -f $(DESTDIR)$(BINDIR)/$$t; done
 
 clean:
