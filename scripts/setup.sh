@@ -8,7 +8,7 @@ APT_PKGS=(build-essential pkg-config libcurl4-openssl-dev libssl-dev
           liblmdb-dev lmdb-utils libxxhash-dev libexpat1-dev libcmocka-dev
           libmicrohttpd-dev python3-boto3 python3-botocore awscli
           python3-awscrt clang curl python3-numpy python3-pil python3-torch
-          python3-pip)
+          python3-pip nginx)
 # Node.js may come from elsewhere (it bundles npm); Debian's only when absent.
 command -v npm >/dev/null 2>&1 || APT_PKGS+=(nodejs npm)
 
@@ -28,6 +28,12 @@ if [ ${#missing[@]} -gt 0 ]; then
             --no-install-recommends "${missing[@]}" >>/tmp/dsc-apt.log 2>&1 \
             || { tail -20 /tmp/dsc-apt.log; echo "setup: apt-get failed" >&2; exit 1; }
     fi
+fi
+
+# The bench runs its own nginx (own config, 127.0.0.1 only); a packaged
+# one that the install may have started would hold port 80.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
+    systemctl disable --now nginx >/dev/null 2>&1 || true
 fi
 
 # s3rver lives in a git-ignored folder of the project, pinned to 3.7.x.
