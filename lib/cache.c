@@ -81,6 +81,33 @@ int dsc_chunk_id_make(const dsc_objref *obj, uint32_t chunk_size,
     return 0;
 }
 
+static int ensure_process(dsc_cache *c);
+
+/* The lock an object's first fetch holds while its size and ETag (and so
+ * its chunk ids) are not known yet: a prefetch that GETs chunk 0 without
+ * a HEAD holds it, and a reader missing chunk 0 takes it too, so the two
+ * share one GET. */
+static int first_fetch_id(const char *bucket, const char *key,
+                          dsc_chunk_id *out)
+{
+    dsc_objref o = { bucket, key, "", 0 };
+    return dsc_chunk_id_make(&o, 0, 0, out);
+}
+
+int dsc_cache_first_lock(dsc_cache *c, const char *bucket, const char *key)
+{
+    dsc_chunk_id fid;
+    if (ensure_process(c) || first_fetch_id(bucket, key, &fid))
+        return -1;
+    return dsc_flight_lock(dsc_index_flight(c->ix), &fid,
+                           c->o.flight_timeout_ms);
+}
+
+void dsc_cache_first_unlock(dsc_cache *c, int stripe)
+{
+    dsc_flight_unlock(dsc_index_flight(c->ix), stripe);
+}
+
 static int attach(dsc_cache *c)
 {
     int rc = dsc_index_open(c->dir, c->o.sync, &c->ix);
@@ -360,8 +387,24 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
         note_access(c, &id, 1);
         return 0;
     }
-    int stripe = dsc_flight_lock(dsc_index_flight(c->ix), &id,
-                                 c->o.flight_timeout_ms);
+    /* Chunk 0 may be on its way with the object's first GET (see
+     * first_fetch_id): wait for that too. One lock when both ids fall on
+     * one stripe. */
+    int first_stripe = -1;
+    dsc_chunk_id fid;
+    if (index == 0 && first_fetch_id(obj->bucket, obj->key, &fid) == 0)
+        first_stripe = dsc_flight_lock(dsc_index_flight(c->ix), &fid,
+                                       c->o.flight_timeout_ms);
+    int stripe = first_stripe >= 0 && dsc_flight_stripe(&id) == first_stripe
+                     ? -2
+                     : dsc_flight_lock(dsc_index_flight(c->ix), &id,
+                                       c->o.flight_timeout_ms);
+    if (stripe == -2) {
+        stripe = first_stripe;
+        first_stripe = -1;
+    }
+    if (first_stripe >= 0)
+        dsc_flight_unlock(dsc_index_flight(c->ix), first_stripe);
     if (stripe >= 0) {
         /* Another thread or process may have fetched it while we waited:
          * a read then joins that fetch instead of repeating it. */
@@ -502,4 +545,17 @@ int64_t dsc_cache_gc(dsc_cache *c)
         dsc_log(DSC_LOG_INFO, "cache gc: removed %lld stray files, %llu bytes",
                 (long long)g.removed, (unsigned long long)g.bytes);
     return rc ? rc : g.removed;
+}
+
+int dsc_cache_put_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
+                        const void *data, size_t len)
+{
+    dsc_chunk_id id;
+    int rc = ensure_process(c);
+    if (rc)
+        return rc;
+    if (dsc_chunk_id_make(obj, c->o.chunk_size, index, &id))
+        return DSC_ENOMEM;
+    store_chunk(c, &id, data, len);
+    return 0;
 }

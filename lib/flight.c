@@ -58,9 +58,14 @@ static int record_lock(int fd, int stripe, short type)
     return fcntl(fd, F_SETLK, &l);
 }
 
+int dsc_flight_stripe(const dsc_chunk_id *id)
+{
+    return (id->b[0] | (id->b[1] << 8)) % STRIPES;
+}
+
 int dsc_flight_lock(dsc_flight *fl, const dsc_chunk_id *id, long timeout_ms)
 {
-    int stripe = (id->b[0] | (id->b[1] << 8)) % STRIPES;
+    int stripe = dsc_flight_stripe(id);
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += timeout_ms / 1000;

@@ -16,4 +16,7 @@ void dsc_flight_free(dsc_flight *fl);
 int dsc_flight_lock(dsc_flight *fl, const dsc_chunk_id *id, long timeout_ms);
 void dsc_flight_unlock(dsc_flight *fl, int stripe);
 
+/* The stripe an id locks (two ids on one stripe share one lock). */
+int dsc_flight_stripe(const dsc_chunk_id *id);
+
 #endif

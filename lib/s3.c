@@ -105,6 +105,8 @@ typedef struct s3_op {
     size_t len;
     dsc_buf *body;             /* LIST body destination */
     size_t body_max;
+    int first_part;            /* GET of up to len bytes at 0 of an object
+                                  of unknown size (no HEAD first) */
 } s3_op;
 
 static int add_header(struct curl_slist **h, const char *fmt, ...)
@@ -266,6 +268,34 @@ static int range_ok(const char *cr, uint64_t first, uint64_t last,
     return a == first && b == last && t == total;
 }
 
+/* bytes=0-(len-1) of an object of unknown size: S3 answers 206 with the
+ * range clamped to the object (0-(min(len,total)-1)/total), or 200 with a
+ * whole object of at most len bytes. Anything else is malformed. */
+static outcome classify_first_part(const s3_op *op, const dsc_http_resp *rs,
+                                   const char *url)
+{
+    outcome o = { 0, 0, 0 };
+    uint64_t a, b, t;
+    char tail;
+    int ok;
+    if (rs->status == 206)
+        ok = sscanf(rs->content_range, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64
+                    "%c", &a, &b, &t, &tail) == 3 &&
+             a == 0 && t > 0 && b == (t < op->len ? t : op->len) - 1 &&
+             rs->received == b + 1;
+    else
+        ok = rs->status == 200 && rs->content_length >= 0 &&
+             rs->received == (uint64_t)rs->content_length;
+    if (!ok || !rs->etag[0]) {
+        o.code = dsc_fail(DSC_EPROTO, "GET %s: status %ld, Content-Range '%s', "
+                          "%zu bytes, ETag '%s' for the first %zu bytes", url,
+                          rs->status, rs->content_range, rs->received,
+                          rs->etag, op->len);
+        o.retry = 1;
+    }
+    return o;
+}
+
 static outcome classify(const s3_op *op, const dsc_http_resp *rs,
                         const char *url, uint64_t obj_size)
 {
@@ -274,6 +304,8 @@ static outcome classify(const s3_op *op, const dsc_http_resp *rs,
     if (st >= 200 && st < 300) {
         if (!op->buf)
             return o;
+        if (op->first_part)
+            return classify_first_part(op, rs, url);
         /* A GET: exactly the asked range of the opened version. */
         if (op->if_match && rs->etag[0] && strcmp(rs->etag, op->if_match)) {
             o.code = dsc_fail(DSC_ECHANGED, "GET %s: object changed (ETag %s, "
@@ -430,6 +462,36 @@ int dsc_s3_get(dsc_s3 *s3, const char *bucket, const char *key,
     dsc_http_resp rs = { 0 };
     count(&s3->n.gets, 1);
     int rc = run(s3, &op, obj_size, &rs);
+    dsc_http_resp_free(&rs);
+    return rc;
+}
+
+int dsc_s3_get_first(dsc_s3 *s3, const char *bucket, const char *key,
+                     size_t max_len, void *buf, uint64_t *obj_size,
+                     char **etag, size_t *got)
+{
+    char range[64];
+    snprintf(range, sizeof range, "bytes=0-%zu", max_len - 1);
+    s3_op op = { .verb = "GET", .method = "GET", .bucket = bucket, .key = key,
+                 .range = range, .buf = buf, .len = max_len, .first_part = 1 };
+    dsc_http_resp rs = { 0 };
+    count(&s3->n.gets, 1);
+    int rc = run(s3, &op, 0, &rs);
+    if (!rc) {
+        uint64_t a, b, t;
+        if (rs.status == 206 &&
+            sscanf(rs.content_range, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64,
+                   &a, &b, &t) == 3)
+            *obj_size = t;
+        else
+            *obj_size = rs.received;
+        *got = rs.received;
+        *etag = dsc_strdup(rs.etag);
+        if (!*etag)
+            rc = DSC_ENOMEM;
+    } else if (rs.status == 416) {
+        rc = DSC_E_EMPTY_RANGE;   /* an empty object: ask with HEAD */
+    }
     dsc_http_resp_free(&rs);
     return rc;
 }

@@ -27,6 +27,15 @@ int dsc_s3_get(dsc_s3 *s3, const char *bucket, const char *key,
                const char *etag, uint64_t obj_size, uint64_t off, size_t len,
                void *buf);
 
+/* GET the first max_len bytes of an object whose size and ETag are not
+ * known yet (saves the HEAD): *obj_size and *etag (caller frees) come from
+ * the answer, *got bytes are in buf. DSC_E_EMPTY_RANGE for an empty
+ * object (S3 refuses any range of it). */
+#define DSC_E_EMPTY_RANGE (-1000)
+int dsc_s3_get_first(dsc_s3 *s3, const char *bucket, const char *key,
+                     size_t max_len, void *buf, uint64_t *obj_size,
+                     char **etag, size_t *got);
+
 /* ListObjectsV2 over all pages; cb as in s3xml. Returns objects seen or a
  * negative code (the callback's non-zero value becomes DSC_ECANCELED). */
 int64_t dsc_s3_list(dsc_s3 *s3, const char *bucket, const char *prefix,
