@@ -19,7 +19,10 @@ block() { awk -v lang="$1" -v want="$2" '
     inb { print }' README.md; }
 
 prefix="$tmp/prefix"
-check "make install PREFIX" make -s install PREFIX="$prefix" BUILD="${BUILD:-build}" >/dev/null
+# A build of its own: the suite may be running a sanitizer build, whose
+# objects must not end up in an installed library.
+ibuild="$tmp/build"
+check "make install PREFIX" make -s install PREFIX="$prefix" BUILD="$ibuild" OUT="$ibuild/lib" >/dev/null
 for f in include/dsc.h include/dsc.hpp lib/libdsc.so lib/libdsc.so.0 lib/libdsc.a \
          lib/pkgconfig/libdsc.pc bin/dsc-cat bin/dsc-prefetch bin/dsc-stat; do
     check "installed $f" test -e "$prefix/$f"
@@ -44,7 +47,7 @@ check "README Python example runs" bash -c \
 
 # A staged install (packagers): files under DESTDIR, paths for PREFIX.
 stage="$tmp/stage"
-check "make install DESTDIR" make -s install DESTDIR="$stage" PREFIX=/opt/dsc BUILD="${BUILD:-build}" >/dev/null
+check "make install DESTDIR" make -s install DESTDIR="$stage" PREFIX=/opt/dsc BUILD="$ibuild" OUT="$ibuild/lib" >/dev/null
 check "staged pc names the final prefix" grep -qx 'prefix=/opt/dsc' "$stage/opt/dsc/lib/pkgconfig/libdsc.pc"
 check "staged tree builds via sysroot" bash -c "PKG_CONFIG_PATH='$stage/opt/dsc/lib/pkgconfig' PKG_CONFIG_SYSROOT_DIR='$stage' \
     cc '$tmp/app.c' -o '$tmp/app2' \$(PKG_CONFIG_PATH='$stage/opt/dsc/lib/pkgconfig' PKG_CONFIG_SYSROOT_DIR='$stage' pkg-config --cflags --libs libdsc)"
