@@ -320,3 +320,10 @@ stop_nginx
 $PY bench/fetch_baselines.py report "$RES"
 echo
 echo "bench: done in $SECONDS s"
+
+# The PyTorch DataLoader figures run on a private s3rver of their own.
+if [ "${BENCH_DATALOADER:-1}" != 0 ]; then
+    echo
+    echo "== PyTorch DataLoader (bench/bench_dataloader.py)"
+    BUILD="$BUILD" bench/run_dataloader.sh
+fi
