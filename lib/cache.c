@@ -298,15 +298,15 @@ static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
                         const void *data, size_t len)
 {
     dsc_buf tmp = { 0 };
-    char saved[512];
-    snprintf(saved, sizeof saved, "%s", dsc_errmsg());
+    dsc_errsave saved;
+    dsc_err_save(&saved);
     int rc = dsc_store_write_tmp(c->store, data, len, &tmp);
     if (rc) {
         bump(&c->n.errors, 1);
         dsc_log_once(&c->warned_write, DSC_LOG_WARN, "cache: %s; reading "
                      "from S3 without caching", dsc_errmsg());
         dsc_buf_free(&tmp);
-        dsc_fail(0, "%s", saved);
+        dsc_err_restore(&saved);
         return;
     }
     uint64_t now = dsc_wall_ms();
@@ -358,7 +358,7 @@ static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
     if (vs != victims)
         free(vs);
     dsc_buf_free(&tmp);
-    dsc_fail(0, "%s", saved);   /* cache trouble is not the read's error */
+    dsc_err_restore(&saved);   /* cache trouble is not the read's error */
 }
 
 /* One chunk part: copy [off, off+len) of chunk `index` into dst, fetching

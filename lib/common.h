@@ -18,6 +18,14 @@ int dsc_fail(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void dsc_clear_error(void);
 
+/* Keep this thread's error detail across calls whose own failures must
+ * not replace it (cache trouble under a read that still succeeds). */
+typedef struct dsc_errsave {
+    char msg[1024];
+} dsc_errsave;
+void dsc_err_save(dsc_errsave *s);
+void dsc_err_restore(const dsc_errsave *s);
+
 /* Growable byte buffer, always NUL-terminated for text use. */
 typedef struct dsc_buf {
     char *data;

@@ -25,6 +25,12 @@ struct dsc_plan {
     struct dsc_plan_state *state;
 };
 
+/* The index holding HEAD metadata, NULL when none is kept (no cache, or
+ * a TTL of 0). */
+dsc_index *dsc_ctx_meta_index(dsc_ctx *ctx);
+/* Size and ETag from fresh cached metadata: 0, 1 when there is none, <0. */
+int dsc_object_meta_cached(dsc_ctx *ctx, const char *bucket, const char *key,
+                           uint64_t *size, char **etag);
 /* Size and ETag of bucket/key: cached metadata while fresh, else HEAD. */
 int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
                     uint64_t *size, char **etag);

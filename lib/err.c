@@ -40,6 +40,16 @@ void dsc_clear_error(void)
     errmsg[0] = '\0';
 }
 
+void dsc_err_save(dsc_errsave *s)
+{
+    snprintf(s->msg, sizeof s->msg, "%s", errmsg);
+}
+
+void dsc_err_restore(const dsc_errsave *s)
+{
+    snprintf(errmsg, sizeof errmsg, "%s", s->msg);
+}
+
 int dsc_fail(int code, const char *fmt, ...)
 {
     va_list ap;

@@ -6,30 +6,41 @@
 #include "fork.h"
 #include "prefetch.h"
 
+dsc_index *dsc_ctx_meta_index(dsc_ctx *ctx)
+{
+    return ctx->cache && ctx->cfg.meta_ttl_ms > 0 ? dsc_cache_index(ctx->cache)
+                                                  : NULL;
+}
+
+int dsc_object_meta_cached(dsc_ctx *ctx, const char *bucket, const char *key,
+                           uint64_t *size, char **etag)
+{
+    dsc_index *ix = dsc_ctx_meta_index(ctx);
+    char tag[256];
+    uint64_t sz, fetched, now = dsc_wall_ms();
+    if (!ix || dsc_index_meta_get(ix, bucket, key, &sz, tag, sizeof tag,
+                                  &fetched) != 0 ||
+        fetched > now || now - fetched >= (uint64_t)ctx->cfg.meta_ttl_ms)
+        return 1;
+    *size = sz;
+    *etag = dsc_strdup(tag);
+    __atomic_fetch_add(&ctx->meta_hits, 1, __ATOMIC_RELAXED);
+    return *etag ? 0 : DSC_ENOMEM;
+}
+
 /* Size and ETag: from the node cache's metadata while it is fresh, else
  * from a HEAD (remembered for the next opener on this node). */
 int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
                     uint64_t *size, char **etag)
 {
-    dsc_index *ix = ctx->cache && ctx->cfg.meta_ttl_ms > 0
-                        ? dsc_cache_index(ctx->cache) : NULL;
-    if (ix) {
-        char tag[256];
-        uint64_t sz, fetched;
-        uint64_t now = dsc_wall_ms();
-        if (dsc_index_meta_get(ix, bucket, key, &sz, tag, sizeof tag,
-                               &fetched) == 0 &&
-            fetched <= now && now - fetched < (uint64_t)ctx->cfg.meta_ttl_ms) {
-            *size = sz;
-            *etag = dsc_strdup(tag);
-            __atomic_fetch_add(&ctx->meta_hits, 1, __ATOMIC_RELAXED);
-            return *etag ? 0 : DSC_ENOMEM;
-        }
-    }
+    int rc = dsc_object_meta_cached(ctx, bucket, key, size, etag);
+    if (rc <= 0)
+        return rc;
+    dsc_index *ix = dsc_ctx_meta_index(ctx);
     dsc_s3 *s3 = dsc_ctx_s3(ctx);
     if (!s3)
         return dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
-    int rc = dsc_s3_head(s3, bucket, key, size, etag);
+    rc = dsc_s3_head(s3, bucket, key, size, etag);
     if (!rc && ix && strlen(*etag) < 256)
         dsc_index_meta_put(ix, bucket, key, *size, *etag, dsc_wall_ms());
     return rc;
@@ -134,10 +145,10 @@ static void readahead(dsc_file *f, dsc_pf *pf, uint64_t off, size_t len)
     if (queue) {
         dsc_objref obj = { f->bucket, f->key, f->etag, f->size };
         int n;
-        char saved[512];
-        snprintf(saved, sizeof saved, "%s", dsc_errmsg());
+        dsc_errsave saved;
+        dsc_err_save(&saved);
         dsc_pf_chunks(pf, &obj, first, last, f, &n);
-        dsc_fail(0, "%s", saved);   /* a full queue is not the read's error */
+        dsc_err_restore(&saved);   /* a full queue is not the read's error */
         if (n > 0)
             dsc_pf_count_readahead(pf, (uint64_t)n);
     }
@@ -164,9 +175,9 @@ ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off)
         uint64_t cs = dsc_cache_chunk_size(ctx->cache);
         int multi = off / cs != (off + len - 1) / cs;
         /* The pool (threads) is made only when this read can use it. */
-        dsc_pf *pf = multi || ctx->cfg.readahead_max ? dsc_ctx_pf(ctx)
-                   : __atomic_load_n(&ctx->pf, __ATOMIC_ACQUIRE) ? dsc_ctx_pf(ctx)
-                   : NULL;
+        dsc_pf *pf = multi || ctx->cfg.readahead_max ||
+                             __atomic_load_n(&ctx->pf, __ATOMIC_ACQUIRE)
+                         ? dsc_ctx_pf(ctx) : NULL;
         if (pf) {
             dsc_pf_plan_observe(pf, f->bucket, f->key);
             if (ctx->cfg.readahead_max)
@@ -182,12 +193,12 @@ ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off)
     }
     if (rc == DSC_ECHANGED && ctx->cache) {
         /* The cached HEAD is stale: the next open must ask S3. */
-        char saved[1024];
-        snprintf(saved, sizeof saved, "%s", dsc_errmsg());
+        dsc_errsave saved;
+        dsc_err_save(&saved);
         dsc_index *ix = dsc_cache_index(ctx->cache);
         if (ix)
             dsc_index_meta_del(ix, f->bucket, f->key);
-        dsc_fail(rc, "%s", saved);
+        dsc_err_restore(&saved);
     }
     return rc ? rc : (ssize_t)len;
 }
@@ -254,11 +265,11 @@ typedef struct list_ctx {
 static void flush_meta(list_ctx *lc)
 {
     if (lc->n && lc->ix) {
-        char saved[512];
-        snprintf(saved, sizeof saved, "%s", dsc_errmsg());
+        dsc_errsave saved;
+        dsc_err_save(&saved);
         dsc_index_meta_put_many(lc->ix, lc->bucket, lc->batch, lc->n,
                                 dsc_wall_ms());
-        dsc_fail(0, "%s", saved);
+        dsc_err_restore(&saved);
     }
     for (size_t i = 0; i < lc->n; i++) {
         free(lc->keys[i]);
@@ -308,8 +319,7 @@ int64_t dsc_list(dsc_ctx *ctx, const char *url, dsc_list_cb cb, void *arg)
     lc->bucket = u.bucket;
     lc->cb = cb;
     lc->arg = arg;
-    lc->ix = ctx->cache && ctx->cfg.meta_ttl_ms > 0 ? dsc_cache_index(ctx->cache)
-                                                    : NULL;
+    lc->ix = dsc_ctx_meta_index(ctx);
     dsc_s3 *s3 = dsc_ctx_s3(ctx);
     int64_t n = s3 ? dsc_s3_list(s3, u.bucket, u.key, on_object, lc)
                    : dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");

@@ -250,20 +250,17 @@ static int stat_for_prefetch(dsc_pf *pf, const char *bucket, const char *key,
     dsc_ctx *ctx = pf->ctx;
     *first = NULL;
     *first_len = 0;
-    dsc_index *ix = ctx->cfg.meta_ttl_ms > 0 ? dsc_cache_index(ctx->cache) : NULL;
-    char tag[256];
-    uint64_t sz, fetched, now = dsc_wall_ms();
-    if (ix && dsc_index_meta_get(ix, bucket, key, &sz, tag, sizeof tag,
-                                 &fetched) == 0 &&
-        fetched <= now && now - fetched < (uint64_t)ctx->cfg.meta_ttl_ms)
-        return dsc_object_stat(ctx, bucket, key, size, etag);
+    int rc = dsc_object_meta_cached(ctx, bucket, key, size, etag);
+    if (rc <= 0)
+        return rc;
+    dsc_index *ix = dsc_ctx_meta_index(ctx);
     dsc_s3 *s3 = dsc_ctx_s3(ctx);
     size_t cs = dsc_cache_chunk_size(ctx->cache);
     void *buf = s3 ? malloc(cs) : NULL;
     if (!buf)
         return DSC_ENOMEM;
     int lock = dsc_cache_first_lock(ctx->cache, bucket, key);
-    int rc = dsc_s3_get_first(s3, bucket, key, cs, buf, size, etag, first_len);
+    rc = dsc_s3_get_first(s3, bucket, key, cs, buf, size, etag, first_len);
     if (!rc) {
         if (ix && strlen(*etag) < 256)
             dsc_index_meta_put(ix, bucket, key, *size, *etag, dsc_wall_ms());

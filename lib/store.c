@@ -181,8 +181,6 @@ static void insert(dsc_store *st, const dsc_chunk_id *id, int fd,
                 victim = oc;
                 break;
             }
-            if (pass == 0)
-                continue;
         }
         if (!victim)
             for (int i = 0; i < span; i++)
