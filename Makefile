@@ -80,7 +80,7 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(STLIB)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(STLIB) $(ALL_LDFLAGS) $(DEP_LIBS)
 
 # Unit tests link the static library so they can reach internal functions.
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(STLIB)
+$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/unittest.h $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(STLIB) $(ALL_LDFLAGS) $(DEP_LIBS) -lcmocka
 

@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "unittest.h"
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -18,14 +19,6 @@
 #include <unistd.h>
 #include "common.h"
 #include "creds.h"
-
-#define assert_errmsg_has(needle)                                          \
-    do {                                                                   \
-        const char *m_ = dsc_errmsg();                                     \
-        if (!strstr(m_, (needle)))                                         \
-            fail_msg("dsc_errmsg() is \"%s\"; expected it to contain "     \
-                     "\"%s\"", m_, (needle));                              \
-    } while (0)
 
 static const char *const aws_vars[] = {
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
@@ -51,18 +44,10 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int type,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    return (type == FTW_DP ? rmdir(path) : unlink(path)) ? -1 : 0;
-}
-
 static int teardown(void **state)
 {
     (void)state;
-    int rc = nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = rm_tree(tmpdir);
     for (size_t i = 0; i < DSC_ARRAY_LEN(aws_vars); i++)
         unsetenv(aws_vars[i]);
     if (saved_home)

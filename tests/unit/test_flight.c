@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "unittest.h"
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -24,28 +25,12 @@
 #include "common.h"
 #include "flight.h"
 
-#define assert_errmsg_has(needle)                                          \
-    do {                                                                   \
-        const char *m_ = dsc_errmsg();                                     \
-        if (!strstr(m_, (needle)))                                         \
-            fail_msg("dsc_errmsg() is \"%s\"; expected it to contain "     \
-                     "\"%s\"", m_, (needle));                              \
-    } while (0)
-
 /* ---- fixture ----------------------------------------------------------- */
 
 typedef struct fixture {
     char dir[64];
     dsc_flight *fl;
 } fixture;
-
-static int rm_entry(const char *path, const struct stat *sb, int type,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    return (type == FTW_DP ? rmdir(path) : unlink(path)) ? -1 : 0;
-}
 
 static int setup(void **state)
 {
@@ -59,7 +44,7 @@ static int setup(void **state)
     }
     if (dsc_flight_new(f->dir, &f->fl)) {
         print_error("dsc_flight_new(%s): %s\n", f->dir, dsc_errmsg());
-        nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        rm_tree(f->dir);
         free(f);
         return -1;
     }
@@ -71,7 +56,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     dsc_flight_free(f->fl);
-    int rc = nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = rm_tree(f->dir);
     free(f);
     return rc;
 }

@@ -4,19 +4,12 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "unittest.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "common.h"
 #include "s3xml.h"
-
-#define assert_errmsg_has(needle)                                          \
-    do {                                                                   \
-        const char *m_ = dsc_errmsg();                                     \
-        if (!strstr(m_, (needle)))                                         \
-            fail_msg("dsc_errmsg() is \"%s\"; expected it to contain "     \
-                     "\"%s\"", m_, (needle));                              \
-    } while (0)
 
 #define XML_DECL "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 #define S3_NS "http://s3.amazonaws.com/doc/2006-03-01/"

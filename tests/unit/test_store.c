@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "unittest.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,33 +25,12 @@
 #include "common.h"
 #include "store.h"
 
-#define assert_errmsg_has(needle)                                          \
-    do {                                                                   \
-        const char *m_ = dsc_errmsg();                                     \
-        if (!strstr(m_, (needle)))                                         \
-            fail_msg("dsc_errmsg() is \"%s\"; expected it to contain "     \
-                     "\"%s\"", m_, (needle));                              \
-    } while (0)
-
 /* ---- fixture ----------------------------------------------------------- */
 
 typedef struct fixture {
     char dir[64];
     dsc_store *st;
 } fixture;
-
-static int rm_entry(const char *path, const struct stat *sb, int type,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    return (type == FTW_DP ? rmdir(path) : unlink(path)) ? -1 : 0;
-}
-
-static int rm_tree(const char *dir)
-{
-    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int setup(void **state)
 {

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "unittest.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +17,6 @@
 
 /* dsc_errmsg() must contain needle. The message is cleared before each
  * failing call, so a stale message cannot satisfy this. */
-#define assert_errmsg_has(needle)                                          \
-    do {                                                                   \
-        const char *m_ = dsc_errmsg();                                     \
-        if (!strstr(m_, (needle)))                                         \
-            fail_msg("dsc_errmsg() is \"%s\"; expected it to contain "     \
-                     "\"%s\"", m_, (needle));                              \
-    } while (0)
-
 /* ---- dsc_s3url_parse: accepted URLs ----------------------------------- */
 
 static void check_url(const char *url, const char *bucket, const char *key)

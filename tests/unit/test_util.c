@@ -4,19 +4,12 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "unittest.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "common.h"
-
-#define assert_errmsg_has(needle)                                          \
-    do {                                                                   \
-        const char *m_ = dsc_errmsg();                                     \
-        if (!strstr(m_, (needle)))                                         \
-            fail_msg("dsc_errmsg() is \"%s\"; expected it to contain "     \
-                     "\"%s\"", m_, (needle));                              \
-    } while (0)
 
 #define KiB (INT64_C(1) << 10)
 #define MiB (INT64_C(1) << 20)
