@@ -30,7 +30,9 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -Il
 LDFLAGS  ?=
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 
-LIB_SRC  := $(wildcard lib/*.c)
+# The peer server needs libmicrohttpd; it goes into dscd, not libdsc.
+SERVER_SRC := lib/peer_server.c
+LIB_SRC  := $(filter-out $(SERVER_SRC),$(wildcard lib/*.c))
 LIB_OBJ  := $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 SHLIB    := $(OUT)/libdsc.so
 STLIB    := $(OUT)/libdsc.a
@@ -66,7 +68,20 @@ $(STLIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
-tools: $(TOOL_BIN)
+tools: $(TOOL_BIN) $(BUILD)/bin/dscd
+
+MHD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS   := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null)
+
+$(BUILD)/obj/server/%.o: lib/%.c $(wildcard lib/*.h) include/dsc.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(MHD_CFLAGS) -c $< -o $@
+
+# dscd uses internal functions, so it links the static library.
+$(BUILD)/bin/dscd: examples/dscd.c $(BUILD)/obj/server/peer_server.o $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< $(BUILD)/obj/server/peer_server.o -o $@ $(STLIB) \
+	    $(ALL_LDFLAGS) $(MHD_LIBS) $(DEP_LIBS)
 
 $(BUILD)/bin/%: examples/%.c $(SHLIB)
 	@mkdir -p $(dir $@)
@@ -124,7 +139,7 @@ $(BUILD)/bin/cpp_loader: examples/cpp_loader.cpp bindings/cpp/dsc.hpp include/ds
 # fails the target and leaves the input in build/fuzz/ (keep it as a test).
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_LIB_SRC := lib/url.c lib/util.c lib/err.c lib/ini.c lib/s3xml.c lib/sigv4.c
+FUZZ_LIB_SRC := lib/url.c lib/util.c lib/err.c lib/ini.c lib/s3xml.c lib/sigv4.c lib/peer_proto.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
@@ -172,13 +187,14 @@ install: all
 	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
 	for t in $(TOOLS); do $(CC) $(ALL_CFLAGS) examples/$$t.c -o $(DESTDIR)$(BINDIR)/$$t \
 	    -L$(OUT) -ldsc -Wl,-rpath,$(LIBDIR) $(ALL_LDFLAGS) || exit 1; done
+	install -m 755 $(BUILD)/bin/dscd $(DESTDIR)$(BINDIR)/dscd
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
 	    -e 's|@VERSION@|$(SOVER)|g' pkgconfig/libdsc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libdsc.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/dsc.h $(DESTDIR)$(INCDIR)/dsc.hpp $(DESTDIR)$(LIBDIR)/libdsc.* \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/libdsc.pc
-	for t in $(TOOLS); do rm -f $(DESTDIR)$(BINDIR)/$$t; done
+	for t in $(TOOLS) dscd; do rm -f $(DESTDIR)$(BINDIR)/$$t; done
 
 clean:
 	rm -rf build lib/libdsc.so* lib/libdsc.a

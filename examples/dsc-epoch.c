@@ -221,6 +221,14 @@ int main(int argc, char **argv)
                (st.bytes_from_s3 - prev.bytes_from_s3) / 1048576.0, r.errors,
                r.verify_dir ? (r.mismatches ? ", BYTES DIFFER" : ", all bytes verified")
                             : "");
+        if (st.peer_hits || st.peer_errors)
+            printf("epoch %d peers: %llu chunks from peers (%.1f MiB), %llu "
+                   "peer errors (%llu bad answers), %llu peers down\n", e,
+                   (unsigned long long)(st.peer_hits - prev.peer_hits),
+                   (st.peer_bytes - prev.peer_bytes) / 1048576.0,
+                   (unsigned long long)(st.peer_errors - prev.peer_errors),
+                   (unsigned long long)(st.peer_bad_data - prev.peer_bad_data),
+                   (unsigned long long)st.peers_down);
         prev = st;
         if (r.errors || r.mismatches || started == 0)
             status = 1;

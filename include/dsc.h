@@ -112,7 +112,7 @@ DSC_API const char *dsc_errmsg(void);
 /* ---- Configuration ------------------------------------------------------ */
 
 /** Current layout version of dsc_config; pass it through dsc_config_init. */
-#define DSC_CONFIG_VERSION 1
+#define DSC_CONFIG_VERSION 2
 
 /** How bucket names go into request URLs. */
 #define DSC_ADDRESSING_AUTO    0 /**< path-style for IP/localhost endpoints
@@ -206,6 +206,30 @@ typedef struct dsc_config {
     uint64_t plan_window;         /**< bytes a plan keeps fetched ahead of
                                        its reader; default 256 MiB
                                        (DSC_PLAN_WINDOW) */
+
+    /* Peers (version 2). Each chunk has one owner node among the peers, by
+     * rendezvous hashing of its id; a miss on a chunk another node owns
+     * asks that node's dscd first, so a cluster GETs each chunk from S3
+     * once. Needs a node cache. */
+    const char *peers;            /**< every node's dscd, "host:port,...";
+                                       NULL: DSC_PEERS; "": no peers */
+    const char *peer_self;        /**< this node's entry in peers (its
+                                       chunks are read locally); NULL:
+                                       DSC_SELF */
+    const char *peer_secret;      /**< cluster-wide HMAC key signing peer
+                                       requests; NULL: DSC_PEER_SECRET, else
+                                       the first line of the file named by
+                                       DSC_PEER_SECRET_FILE */
+    long peer_timeout_ms;         /**< longest wait for a peer's answer,
+                                       then S3; default 10000
+                                       (DSC_PEER_TIMEOUT_MS) */
+    long peer_backoff_ms;         /**< a peer that failed is skipped this
+                                       long; default 10000
+                                       (DSC_PEER_BACKOFF_MS) */
+    int peer_keep_local;          /**< non-zero: also keep a local copy of
+                                       chunks other nodes own (faster
+                                       re-reads, less total capacity);
+                                       default 0 (DSC_PEER_KEEP_LOCAL) */
 } dsc_config;
 
 /** Eviction policies of the node cache. */
@@ -396,6 +420,15 @@ typedef struct dsc_stats {
     uint64_t prefetch_errors;   /**< ...that failed */
     uint64_t prefetch_dropped;  /**< ...refused (queue full) or cancelled */
     uint64_t readahead_chunks;  /**< chunks queued by readahead */
+    /* Peers of this context. */
+    uint64_t peer_hits;         /**< chunk reads served by the chunk's
+                                     owner node */
+    uint64_t peer_bytes;        /**< chunk bytes received from peers */
+    uint64_t peer_errors;       /**< peer requests that failed (down, timed
+                                     out, refused); the read then went to S3 */
+    uint64_t peer_bad_data;     /**< peer answers whose bytes or signature
+                                     failed the check (also in peer_errors) */
+    uint64_t peers_down;        /**< peers skipped right now (backing off) */
 } dsc_stats;
 
 /**

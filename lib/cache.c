@@ -18,6 +18,7 @@
 #include "flight.h"
 #include "fork.h"
 #include "log.h"
+#include "peer.h"
 #include "store.h"
 
 #define TOUCH_BATCH 256
@@ -36,6 +37,7 @@ struct dsc_cache {
     unsigned fork_gen;
     dsc_index *ix;
     dsc_store *store;
+    dsc_peers *peers;              /* not owned; NULL: no peers */
     pthread_mutex_t lock;          /* pool and touch batch */
     void *pool[POOL_MAX];
     int npool;
@@ -205,6 +207,11 @@ void dsc_cache_close(dsc_cache *c)
     free(c);
 }
 
+void dsc_cache_set_peers(dsc_cache *c, struct dsc_peers *peers)
+{
+    c->peers = peers;
+}
+
 dsc_index *dsc_cache_index(dsc_cache *c)
 {
     return ensure_process(c) ? NULL : c->ix;
@@ -361,6 +368,33 @@ static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
     dsc_err_restore(&saved);   /* cache trouble is not the read's error */
 }
 
+/* A chunk from its owner node into dst (or, with dst NULL, only onto the
+ * owner's disk); kept here too when the setting says so. */
+static int from_peer(dsc_cache *c, const dsc_objref *obj, uint64_t index,
+                     const dsc_chunk_id *id, int peer, void *dst, size_t off,
+                     size_t len, size_t chunk_len)
+{
+    int keep = dsc_peers_keep_local(c->peers);
+    if (!dst && !keep)
+        return dsc_peers_get(c->peers, peer, obj, c->o.chunk_size, index, id,
+                             NULL, chunk_len);
+    int whole = dst && off == 0 && len == chunk_len;
+    void *buf = whole ? dst : pool_get(c);
+    if (!buf)
+        return DSC_ENOMEM;
+    int rc = dsc_peers_get(c->peers, peer, obj, c->o.chunk_size, index, id,
+                           buf, chunk_len);
+    if (rc == 0) {
+        if (keep)
+            store_chunk(c, id, buf, chunk_len);
+        if (dst && !whole)
+            memcpy(dst, (char *)buf + off, len);
+    }
+    if (!whole)
+        pool_put(c, buf);
+    return rc;
+}
+
 /* One chunk part: copy [off, off+len) of chunk `index` into dst, fetching
  * the chunk if needed. With dst NULL only make sure the chunk is cached
  * (prefetch); *fetched tells whether this call went to S3. */
@@ -386,6 +420,16 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
         bump(&c->n.bytes_cache, len);
         note_access(c, &id, 1);
         return 0;
+    }
+    int owner = c->peers ? dsc_peers_route(c->peers, &id) : -1;
+    if (owner >= 0) {
+        /* Another node owns it: ask there first. The owner fetches from
+         * S3 at most once for the whole cluster. */
+        dsc_errsave saved;
+        dsc_err_save(&saved);
+        if (from_peer(c, obj, index, &id, owner, dst, off, len, chunk_len) == 0)
+            return 0;
+        dsc_err_restore(&saved);   /* the S3 read below decides */
     }
     /* Chunk 0 may be on its way with the object's first GET (see
      * first_fetch_id): wait for that too. One lock when both ids fall on
@@ -444,10 +488,35 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
 }
 
 int dsc_cache_read_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
-                         uint64_t index, void *dst, size_t off, size_t len)
+                         uint64_t index, void *dst, size_t off, size_t len,
+                         int *fetched)
 {
-    int fetched, rc = ensure_process(c);
-    return rc ? rc : chunk_op(c, s3, obj, index, dst, off, len, &fetched);
+    int ignored, rc = ensure_process(c);
+    return rc ? rc : chunk_op(c, s3, obj, index, dst, off, len,
+                              fetched ? fetched : &ignored);
+}
+
+int dsc_cache_open_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
+                         uint64_t *size, uint64_t *xxh)
+{
+    dsc_chunk_id id;
+    dsc_chunk_rec rec;
+    uint64_t open_size;
+    if (ensure_process(c) || dsc_chunk_id_make(obj, c->o.chunk_size, index, &id))
+        return -1;
+    int fd = dsc_store_dup_open(c->store, &id, &open_size);
+    if (fd < 0)
+        return -1;
+    if (dsc_index_get(c->ix, &id, &rec) != 0 || rec.size != open_size) {
+        close(fd);
+        return -1;
+    }
+    *size = rec.size;
+    *xxh = rec.xxh;
+    bump(&c->n.hits, 1);
+    bump(&c->n.bytes_cache, rec.size);
+    note_access(c, &id, 1);
+    return fd;
 }
 
 int dsc_cache_ensure_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,

@@ -32,9 +32,16 @@ typedef struct dsc_objref {
 int dsc_cache_read(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
                    void *buf, size_t len, uint64_t off);
 
-/* Read part of one chunk (thread-safe; for parallel reads). */
+/* Read part of one chunk (thread-safe; for parallel reads). *fetched
+ * (may be NULL) is 1 when it came from S3 now. */
 int dsc_cache_read_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
-                         uint64_t index, void *dst, size_t off, size_t len);
+                         uint64_t index, void *dst, size_t off, size_t len,
+                         int *fetched);
+/* A new fd of chunk `index` when it is cached in a file this process has
+ * already verified (for sendfile), with its size and XXH3; counted as a
+ * hit. -1 otherwise: read it with dsc_cache_read_chunk. */
+int dsc_cache_open_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
+                         uint64_t *size, uint64_t *xxh);
 /* Make sure a chunk is cached; *fetched is 1 when it came from S3 now. */
 int dsc_cache_ensure_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
                            uint64_t index, int *fetched);
@@ -50,6 +57,11 @@ int dsc_cache_put_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
 /* Identity of chunk `index` of an object version. */
 int dsc_chunk_id_make(const dsc_objref *obj, uint32_t chunk_size,
                       uint64_t index, dsc_chunk_id *out);
+
+/* Route misses of chunks other nodes own to them (NULL: never). The
+ * peers outlive the cache. */
+struct dsc_peers;
+void dsc_cache_set_peers(dsc_cache *c, struct dsc_peers *peers);
 
 dsc_index *dsc_cache_index(dsc_cache *c);
 const char *dsc_cache_path(const dsc_cache *c);

@@ -56,6 +56,14 @@ uint64_t dsc_rand_below(uint64_t n);
 /* Parse "20G", "4MiB", "512k", "1000": bytes, powers of 1024. -1 on error. */
 int64_t dsc_parse_size(const char *s);
 
+/* Bytes of a dsc_config of that layout version (1..DSC_CONFIG_VERSION). */
+size_t dsc_config_size(unsigned version);
+
+/* Lower-case hex of n bytes into out[2n+1]; and back (exactly 2n lower-
+ * case hex digits, else -1). */
+void dsc_hex_encode(const void *in, size_t n, char *out);
+int dsc_hex_decode(const char *s, void *out, size_t n);
+
 
 
 /* Locale-independent ASCII classes: a host program's setlocale() must not

@@ -1,4 +1,5 @@
 /* dsc_config defaults: built-in values, overridden by DSC_* variables. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "common.h"
@@ -13,6 +14,11 @@ static long env_long(const char *name, long def, long min, long max)
     return (*end || x < min || x > max) ? def : x;
 }
 
+size_t dsc_config_size(unsigned version)
+{
+    return version == 1 ? offsetof(dsc_config, peers) : sizeof(dsc_config);
+}
+
 int dsc_config_init(dsc_config *cfg, unsigned version)
 {
     if (!cfg)
@@ -20,7 +26,8 @@ int dsc_config_init(dsc_config *cfg, unsigned version)
     if (version == 0 || version > DSC_CONFIG_VERSION)
         return dsc_fail(DSC_EINVAL, "dsc_config_init: config version %u is "
                         "not known to libdsc %s", version, DSC_VERSION_STRING);
-    memset(cfg, 0, sizeof *cfg);
+    /* A caller built against an older dsc.h has a shorter struct. */
+    memset(cfg, 0, dsc_config_size(version));
     cfg->version = version;
     const char *addr = getenv("DSC_S3_ADDRESSING");
     cfg->addressing = !addr ? DSC_ADDRESSING_AUTO
@@ -52,5 +59,10 @@ int dsc_config_init(dsc_config *cfg, unsigned version)
     cfg->readahead_max = v >= 0 ? (uint64_t)v : (uint64_t)64 << 20;
     v = dsc_parse_size(getenv("DSC_PLAN_WINDOW"));
     cfg->plan_window = v > 0 ? (uint64_t)v : (uint64_t)256 << 20;
+    if (version >= 2) {
+        cfg->peer_timeout_ms = env_long("DSC_PEER_TIMEOUT_MS", 10000, 1, 3600000);
+        cfg->peer_backoff_ms = env_long("DSC_PEER_BACKOFF_MS", 10000, 0, 86400000);
+        cfg->peer_keep_local = (int)env_long("DSC_PEER_KEEP_LOCAL", 0, 0, 1);
+    }
     return 0;
 }

@@ -9,13 +9,11 @@
 #include "ctx.h"
 #include "fork.h"
 #include "log.h"
+#include "peer.h"
 #include "prefetch.h"
 
 static int check_config(const dsc_config *c)
 {
-    if (c->version == 0 || c->version > DSC_CONFIG_VERSION)
-        return dsc_fail(DSC_EINVAL, "config version %u unknown (use "
-                        "dsc_config_init)", c->version);
     if (c->addressing < DSC_ADDRESSING_AUTO || c->addressing > DSC_ADDRESSING_VHOST)
         return dsc_fail(DSC_EINVAL, "config: addressing %d unknown",
                         c->addressing);
@@ -40,6 +38,9 @@ static int check_config(const dsc_config *c)
         c->meta_ttl_ms < 0)
         return dsc_fail(DSC_EINVAL, "config: cache_size, fd_cache must be "
                         "positive, cache_idle_sec and meta_ttl_ms not negative");
+    if (c->peer_timeout_ms <= 0 || c->peer_backoff_ms < 0)
+        return dsc_fail(DSC_EINVAL, "config: peer_timeout_ms must be "
+                        "positive, peer_backoff_ms not negative");
     return 0;
 }
 
@@ -132,6 +133,82 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
     return rc;
 }
 
+/* The first line of a secret file: kept out of the environment (and so
+ * out of /proc/PID/environ and crash reports). */
+static int read_secret_file(const char *path, char **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return dsc_fail(DSC_EIO, "cannot read peer secret file %s: %s", path,
+                        strerror(errno));
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && (sb.st_mode & 077))
+        dsc_log(DSC_LOG_WARN, "peer secret file %s is readable by others "
+                "(mode %o); chmod 600 it", path, (unsigned)(sb.st_mode & 0777));
+    close(fd);
+    if (n < 0)
+        return dsc_fail(DSC_EIO, "cannot read peer secret file %s: %s", path,
+                        strerror(errno));
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (!*buf)
+        return dsc_fail(DSC_EINVAL, "peer secret file %s is empty", path);
+    *out = dsc_strdup(buf);
+    memset(buf, 0, sizeof buf);
+    return *out ? 0 : DSC_ENOMEM;
+}
+
+int dsc_peer_secret(const char *given, char **out)
+{
+    *out = NULL;
+    const char *secret = given ? given : getenv("DSC_PEER_SECRET");
+    const char *file = getenv("DSC_PEER_SECRET_FILE");
+    if ((!secret || !*secret) && file && *file)
+        return read_secret_file(file, out);
+    if (!secret || !*secret)
+        return 0;
+    *out = dsc_strdup(secret);
+    return *out ? 0 : DSC_ENOMEM;
+}
+
+static int open_peers(dsc_ctx *ctx, const dsc_config *cfg)
+{
+    const char *list = cfg->peers ? cfg->peers : getenv("DSC_PEERS");
+    if (!list || !*list)
+        return 0;
+    if (!ctx->cache) {
+        char *dir = cache_dir_for(cfg);
+        if (!dir)
+            return dsc_fail(DSC_EINVAL, "peers (DSC_PEERS) need a node cache, "
+                            "and the cache is off");
+        free(dir);
+        dsc_log(DSC_LOG_WARN, "no usable node cache: peers not used");
+        return 0;
+    }
+    const char *self = cfg->peer_self ? cfg->peer_self : getenv("DSC_SELF");
+    char *secret = NULL;
+    int rc = dsc_peer_secret(cfg->peer_secret, &secret);
+    if (rc)
+        return rc;
+    dsc_peer_opts o = {
+        .peers = list, .self = self && *self ? self : NULL, .secret = secret,
+        .connect_timeout_ms = cfg->connect_timeout_ms,
+        .timeout_ms = cfg->peer_timeout_ms, .backoff_ms = cfg->peer_backoff_ms,
+        .keep_local = cfg->peer_keep_local,
+        .max_connections = cfg->max_connections,
+    };
+    rc = dsc_peers_new(&o, &ctx->peers);
+    if (secret) {
+        memset(secret, 0, strlen(secret));
+        free(secret);
+    }
+    if (!rc)
+        dsc_cache_set_peers(ctx->cache, ctx->peers);
+    return rc;
+}
+
 int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
 {
     dsc_clear_error();
@@ -143,13 +220,21 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
         dsc_config_init(&defaults, DSC_CONFIG_VERSION);
         cfg = &defaults;
     }
+    if (cfg->version == 0 || cfg->version > DSC_CONFIG_VERSION)
+        return dsc_fail(DSC_EINVAL, "config version %u unknown (use "
+                        "dsc_config_init)", cfg->version);
+    /* Fields the caller's (older) layout lacks keep their defaults. */
+    dsc_config full;
+    dsc_config_init(&full, DSC_CONFIG_VERSION);
+    memcpy(&full, cfg, dsc_config_size(cfg->version));
+    cfg = &full;
     int rc = check_config(cfg);
     if (rc)
         return rc;
     dsc_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return DSC_ENOMEM;
-    memcpy(&ctx->cfg, cfg, sizeof ctx->cfg);
+    ctx->cfg = full;
     ctx->fork_gen = dsc_fork_generation();
     ctx->ca_file = dsc_strdup(cfg->ca_file);
     rc = dsc_creds_resolve(cfg, &ctx->creds);
@@ -163,6 +248,8 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
         rc = dsc_s3_new(&ctx->cfg, &ctx->creds, &ctx->s3);
     if (!rc)
         rc = open_cache(ctx, cfg);
+    if (!rc)
+        rc = open_peers(ctx, cfg);
     if (rc) {
         dsc_ctx_close(ctx);
         return rc;
@@ -199,6 +286,7 @@ void dsc_ctx_close(dsc_ctx *ctx)
     if (ctx->pf && ctx->pf_gen == dsc_fork_generation())
         dsc_pf_free(ctx->pf);
     dsc_cache_close(ctx->cache);
+    dsc_peers_free(ctx->peers);
     if (ctx->fork_gen == dsc_fork_generation())
         dsc_s3_free(ctx->s3);
     else
@@ -243,6 +331,8 @@ int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size)
         st.prefetch_dropped = pc.dropped;
         st.readahead_chunks = pc.readahead;
     }
+    if (ctx->peers)
+        dsc_peers_stats(ctx->peers, &st);
     memcpy(out, &st, size < sizeof st ? size : sizeof st);
     return 0;
 }

@@ -14,6 +14,7 @@ struct dsc_ctx {
     dsc_s3 *s3;            /* use dsc_ctx_s3(): re-made after fork() */
     unsigned fork_gen;
     dsc_cache *cache;      /* NULL: no cache */
+    struct dsc_peers *peers; /* NULL: no peers */
     uint64_t meta_hits;
     struct dsc_pf *pf;     /* fetcher pool, made on first use */
     unsigned pf_gen;
@@ -34,6 +35,11 @@ int dsc_object_meta_cached(dsc_ctx *ctx, const char *bucket, const char *key,
 /* Size and ETag of bucket/key: cached metadata while fresh, else HEAD. */
 int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
                     uint64_t *size, char **etag);
+
+/* The cluster's peer secret: given, else DSC_PEER_SECRET, else the first
+ * line of DSC_PEER_SECRET_FILE. *out NULL when there is none; caller
+ * frees. */
+int dsc_peer_secret(const char *given, char **out);
 
 /* The S3 client of this process (a fork()ed child gets its own). */
 dsc_s3 *dsc_ctx_s3(dsc_ctx *ctx);

@@ -37,6 +37,8 @@ typedef struct dsc_http_resp {
     char etag[256];
     char content_range[128];
     char request_id[128];
+    char dsc_xxh3[24];             /* peer answers: X-Dsc-Xxh3 */
+    char dsc_sig[72];              /* peer answers: X-Dsc-Sig */
     size_t received;               /* body bytes stored */
     int overflow;                  /* body longer than buf/body_max */
     dsc_buf err_body;              /* first 64 KiB of a non-2xx body */

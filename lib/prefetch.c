@@ -180,7 +180,7 @@ static void run_chunk(dsc_pf *pf, task *t)
         rc = DSC_ENOMEM;
     else if (t->dst)
         rc = dsc_cache_read_chunk(ctx->cache, s3, &o, t->index, t->dst,
-                                  t->doff, t->dlen);
+                                  t->doff, t->dlen, NULL);
     else
         rc = dsc_cache_ensure_chunk(ctx->cache, s3, &o, t->index, &fetched);
     if (t->grp) {
@@ -253,6 +253,10 @@ static int stat_for_prefetch(dsc_pf *pf, const char *bucket, const char *key,
     int rc = dsc_object_meta_cached(ctx, bucket, key, size, etag);
     if (rc <= 0)
         return rc;
+    /* With peers, chunk 0 may be another node's to fetch; its id needs
+     * the ETag first. */
+    if (ctx->peers)
+        return dsc_object_stat(ctx, bucket, key, size, etag);
     dsc_index *ix = dsc_ctx_meta_index(ctx);
     dsc_s3 *s3 = dsc_ctx_s3(ctx);
     size_t cs = dsc_cache_chunk_size(ctx->cache);

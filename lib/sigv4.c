@@ -9,21 +9,11 @@
 #include "sigv4.h"
 #include "url.h"
 
-static void to_hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[in[i] >> 4];
-        out[2 * i + 1] = hex[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 void dsc_sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256(data, len, md);
-    to_hex(md, sizeof md, out);
+    dsc_hex_encode(md, sizeof md, out);
 }
 
 void dsc_amz_date(int64_t t, char out[17])
@@ -34,12 +24,18 @@ void dsc_amz_date(int64_t t, char out[17])
     strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
 }
 
+int dsc_hmac_sha256(const void *key, size_t klen, const void *msg,
+                    size_t mlen, unsigned char out[32])
+{
+    unsigned int olen = 32;
+    return HMAC(EVP_sha256(), key, (int)klen, msg, mlen, out, &olen)
+               ? 0 : DSC_ENOMEM;
+}
+
 static int hmac(const void *key, size_t klen, const char *msg,
                 unsigned char out[32])
 {
-    unsigned int olen = 32;
-    return HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg,
-                strlen(msg), out, &olen) ? 0 : DSC_ENOMEM;
+    return dsc_hmac_sha256(key, klen, msg, strlen(msg), out);
 }
 
 typedef struct enc_pair {
@@ -204,7 +200,7 @@ int dsc_sigv4_authorization(const dsc_sigv4_input *in, dsc_buf *out)
     if (!rc)
         rc = hmac(k, 32, sts.data, sig);
     if (!rc) {
-        to_hex(sig, 32, sig_hex);
+        dsc_hex_encode(sig, 32, sig_hex);
         rc = dsc_buf_printf(out,
             "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, "
             "SignedHeaders=%s, Signature=%s",

@@ -39,6 +39,10 @@ int dsc_sigv4_authorization(const dsc_sigv4_input *in, dsc_buf *out);
  * canonical query string, so what is signed is what is sent. */
 int dsc_sigv4_query_string(const dsc_kv *query, size_t n, dsc_buf *out);
 
+/* HMAC-SHA256 of msg under key. 0 or DSC_ENOMEM. */
+int dsc_hmac_sha256(const void *key, size_t klen, const void *msg,
+                    size_t mlen, unsigned char out[32]);
+
 /* Hex SHA-256 of data into out[65]. */
 void dsc_sha256_hex(const void *data, size_t len, char out[65]);
 

@@ -33,21 +33,11 @@ struct dsc_store {
     uint64_t tmp_seq;
 };
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 int dsc_store_path(const char *dir, const dsc_chunk_id *id, uint64_t seq,
                    dsc_buf *out)
 {
     char h[33];
-    hex(id->b, 16, h);
+    dsc_hex_encode(id->b, 16, h);
     return dsc_buf_printf(out, "%s/data/%.2s/%s-%016llx", dir, h, h,
                           (unsigned long long)seq) ? DSC_ENOMEM : 0;
 }
@@ -253,6 +243,17 @@ int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
     return rc ? 1 : 0;
 }
 
+int dsc_store_dup_open(dsc_store *st, const dsc_chunk_id *id, uint64_t *size)
+{
+    open_chunk *oc = acquire(st, id);
+    if (!oc)
+        return -1;
+    int fd = fcntl(oc->fd, F_DUPFD_CLOEXEC, 0);
+    *size = oc->size;
+    release(st, oc);
+    return fd;
+}
+
 int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
                    const dsc_chunk_rec *rec, void *dst, size_t off,
                    size_t len, void *scratch)
@@ -375,23 +376,6 @@ void dsc_store_unlink(dsc_store *st, const dsc_chunk_id *id, uint64_t seq)
     dsc_buf_free(&path);
 }
 
-static int unhex(const char *s, uint8_t *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        int v = 0;
-        for (int j = 0; j < 2; j++) {
-            char c = s[2 * i + j];
-            int d = c >= '0' && c <= '9' ? c - '0'
-                  : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-            if (d < 0)
-                return -1;
-            v = v * 16 + d;
-        }
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
-
 int dsc_store_walk(dsc_store *st, dsc_store_walk_fn fn, void *arg)
 {
     dsc_buf top = { 0 }, path = { 0 };
@@ -435,9 +419,9 @@ int dsc_store_walk(dsc_store *st, dsc_store_walk_fn fn, void *arg)
             uint64_t seq = 0;
             /* <32 hex>-<16 hex> */
             if (strlen(f->d_name) == 49 && f->d_name[32] == '-' &&
-                unhex(f->d_name, id.b, 16) == 0) {
+                dsc_hex_decode(f->d_name, id.b, 16) == 0) {
                 uint8_t sb8[8];
-                if (unhex(f->d_name + 33, sb8, 8) == 0)
+                if (dsc_hex_decode(f->d_name + 33, sb8, 8) == 0)
                     for (int i = 0; i < 8; i++)
                         seq = (seq << 8) | sb8[i];
             }

@@ -27,6 +27,10 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
 int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
                         size_t off, size_t len);
 
+/* A duplicate (close it) of the open, verified file of id and its size,
+ * or -1 when id is not open here. */
+int dsc_store_dup_open(dsc_store *st, const dsc_chunk_id *id, uint64_t *size);
+
 /* Write data to a new temporary file; *tmp receives its path. */
 int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
                         dsc_buf *tmp);

@@ -217,6 +217,38 @@ int dsc_uri_encode(dsc_buf *out, const char *s, size_t n, int keep_slash)
     return 0;
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+int dsc_uri_decode(dsc_buf *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            int hi, lo;
+            if (n - i < 3)
+                return DSC_EINVAL;
+            hi = hexval(s[i + 1]);
+            lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return DSC_EINVAL;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (c == '\0') {
+            return DSC_EINVAL;
+        }
+        if (dsc_buf_add(out, &c, 1))
+            return DSC_ENOMEM;
+    }
+    if (!out->data && dsc_buf_add(out, "", 0))
+        return DSC_ENOMEM;
+    return 0;
+}
+
 int dsc_target_build(dsc_target *t, const dsc_endpoint *ep, int addressing,
                      const char *bucket, const char *key)
 {

@@ -38,6 +38,10 @@ int dsc_bucket_name_ok(const char *bucket);
  * case). keep_slash leaves '/' as is, for object key paths. */
 int dsc_uri_encode(dsc_buf *out, const char *s, size_t n, int keep_slash);
 
+/* Append the percent-decoding of s[0..n). DSC_EINVAL on a malformed
+ * escape or an encoded NUL. */
+int dsc_uri_decode(dsc_buf *out, const char *s, size_t n);
+
 /* Where one request goes. */
 typedef struct dsc_target {
     dsc_buf url;        /* full URL without query */

@@ -179,3 +179,32 @@ int64_t dsc_parse_size(const char *s)
         return -1;
     return (int64_t)(v << shift);
 }
+
+void dsc_hex_encode(const void *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    const uint8_t *b = in;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int dsc_hex_decode(const char *s, void *out, size_t n)
+{
+    uint8_t *o = out;
+    for (size_t i = 0; i < n; i++) {
+        int v = 0;
+        for (int j = 0; j < 2; j++) {
+            char c = s[2 * i + j];
+            int d = c >= '0' && c <= '9' ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return -1;
+            v = v * 16 + d;
+        }
+        o[i] = (uint8_t)v;
+    }
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* The peer server inside dscd: serves this node's chunks to other nodes
+ * (fetching from S3 on a miss), /healthz and /metrics. Built into dscd
+ * only, so libdsc itself does not depend on libmicrohttpd. */
+#ifndef DSC_PEER_SERVER_H
+#define DSC_PEER_SERVER_H
+
+#include <stdint.h>
+#include "dsc.h"
+
+typedef struct dsc_server dsc_server;
+
+typedef struct dsc_server_opts {
+    const char *listen;            /* "host:port"; host "" or "*": any;
+                                      port 0: a free one */
+    const char *secret;            /* HMAC key of the cluster */
+    long max_skew_s;               /* request time tolerance; default 300 */
+    int max_connections;           /* default 512 */
+    int max_inflight;              /* chunk reads buffered at once (memory:
+                                      this x chunk size); default 32 */
+    long idle_timeout_s;           /* idle connections close; default 120 */
+} dsc_server_opts;
+
+/* Serve ctx's cache (ctx must have a cache and no peers). ctx must
+ * outlive the server. DSC_EINVAL / DSC_ENET with dsc_errmsg(). */
+int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out);
+uint16_t dsc_server_port(const dsc_server *s);
+/* Stops listening, waits for requests in progress, frees. */
+void dsc_server_stop(dsc_server *s);
+
+/* The /metrics text (Prometheus exposition format). Caller frees. */
+char *dsc_server_metrics(dsc_server *s);
+
+#endif

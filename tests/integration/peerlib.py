@@ -1,0 +1,211 @@
+"""Helpers of the peer tests: dscd processes, reader processes, an
+independent signer of the peer protocol, and GET counts from s3rver's log.
+Everything runs on 127.0.0.1 as real processes."""
+import hashlib
+import hmac
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / os.environ.get("BUILD", "build")
+BIN = BUILD / "bin"
+TOOL = BUILD / "tests" / "tools" / "peer_tool"
+ENDPOINT = os.environ["DSC_TEST_ENDPOINT"]
+BUCKET = os.environ["DSC_TEST_BUCKET"]
+S3RVER_LOG = os.environ["DSC_TEST_S3RVER_LOG"]
+STATE = Path(os.environ["DSC_TEST_STATE"])
+CHUNK = 128 * 1024
+
+
+def s3():
+    return boto3.client(
+        "s3", endpoint_url=ENDPOINT, aws_access_key_id="S3RVER",
+        aws_secret_access_key="S3RVER", region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, max_pool_connections=8))
+
+
+def upload_dataset(prefix, sizes, local_dir, seed):
+    """Objects prefix/obj-NNN of the given sizes; a copy of each in
+    local_dir (for dsc-epoch --verify). Returns {key: (bytes, etag)}."""
+    import random
+    rng = random.Random(seed)
+    client = s3()
+    local_dir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for i, size in enumerate(sizes):
+        key = "%sobj-%03d" % (prefix, i)
+        data = rng.randbytes(size)
+        etag = client.put_object(Bucket=BUCKET, Key=key, Body=data)["ETag"]
+        (local_dir / ("obj-%03d" % i)).write_bytes(data)
+        out[key] = (data, etag)
+    return out
+
+
+def chunks_of(size):
+    return (size + CHUNK - 1) // CHUNK
+
+
+class S3Log:
+    """GETs s3rver logged since the mark, per key."""
+    LINE = re.compile(r"info\S*: (.+) (200|206) \d+ms")
+
+    def __init__(self):
+        self.mark()
+
+    def mark(self):
+        self.pos = os.path.getsize(S3RVER_LOG)
+
+    def gets(self, keys):
+        counts = dict.fromkeys(keys, 0)
+        with open(S3RVER_LOG, "rb") as f:
+            f.seek(self.pos)
+            text = f.read().decode("utf-8", "replace")
+        # s3rver logs the request path with a few leading characters cut
+        # off ("est/peers/obj-001" for /dsc-test/peers/obj-001): match the
+        # key at the end.
+        for line in text.splitlines():
+            m = self.LINE.search(line)
+            if not m:
+                continue
+            path = m.group(1)
+            for key in counts:
+                if path.endswith("/" + key) or path == key:
+                    counts[key] += 1
+                    break
+        return counts
+
+
+def base_env(secret):
+    env = dict(os.environ)
+    env.update(AWS_ENDPOINT_URL=ENDPOINT, DSC_CHUNK_SIZE=str(CHUNK),
+               DSC_META_TTL_MS="600000", DSC_PEER_SECRET=secret,
+               DSC_PEER_TIMEOUT_MS="3000", DSC_PEER_BACKOFF_MS="30000",
+               DSC_LOG="warn")
+    return env
+
+
+class Dscd:
+    """One node's daemon on a free port."""
+
+    def __init__(self, name, cache_dir, secret, extra_env=None):
+        self.name = name
+        self.cache_dir = Path(cache_dir)
+        self.port_file = STATE / ("dscd-%s.port" % name)
+        self.log_path = STATE / ("dscd-%s.log" % name)
+        if self.port_file.exists():
+            self.port_file.unlink()
+        env = base_env(secret)
+        env.update(extra_env or {})
+        env.pop("DSC_PEERS", None)
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [str(BIN / "dscd"), "--listen", "127.0.0.1:0", "--port-file",
+             str(self.port_file), "--cache-dir", str(self.cache_dir)],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while not self.port_file.exists():
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("dscd %s did not start:\n%s" %
+                                   (name, self.log_path.read_text()))
+            time.sleep(0.02)
+        self.port = int(self.port_file.read_text())
+        self.addr = "127.0.0.1:%d" % self.port
+
+    def url(self, path):
+        return "http://%s%s" % (self.addr, path)
+
+    def metrics(self):
+        with urllib.request.urlopen(self.url("/metrics"), timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def reader(node_dir, peers, self_addr, secret, prefix, verify_dir, threads=4,
+           epochs=1, extra_env=None):
+    """Start dsc-epoch as one node's reader process."""
+    env = base_env(secret)
+    env.update(DSC_CACHE_DIR=str(node_dir), DSC_PEERS=",".join(peers))
+    if self_addr:
+        env["DSC_SELF"] = self_addr
+    env.update(extra_env or {})
+    return subprocess.Popen(
+        [str(BIN / "dsc-epoch"), "-j", str(threads), "-e", str(epochs),
+         "--verify", str(verify_dir), "s3://%s/%s" % (BUCKET, prefix)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc, timeout=180):
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def peer_counts(out):
+    """(chunks from peers, peer errors, bad answers) over all epochs."""
+    hits = errors = bad = 0
+    for m in re.finditer(r"peers: (\d+) chunks from peers .*?, (\d+) peer "
+                         r"errors \((\d+) bad answers\)", out):
+        hits += int(m.group(1))
+        errors += int(m.group(2))
+        bad += int(m.group(3))
+    return hits, errors, bad
+
+
+# --- the protocol, written again here (independent of lib/peer_proto.c) ---
+
+def enc(s):
+    return urllib.parse.quote(s, safe="")
+
+
+def chunk_id(bucket, key, etag, size, cs, index):
+    return subprocess.check_output(
+        [str(TOOL), "id", bucket, key, etag, str(size), str(cs), str(index)],
+        text=True).strip()
+
+
+def sign(secret, method, path, bucket, key, etag, size, cs, index, t):
+    msg = "dsc-peer-1\n%s\n%s\n%s\n%s\n%s\n%d\n%d\n%d\n%d" % (
+        method, path, bucket, enc(key), enc(etag), size, cs, index, t)
+    return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+
+
+def resp_sig(secret, auth, length, xxh_hex):
+    msg = "dsc-peer-1-resp\n%s\n%d\n%s" % (auth, length, xxh_hex)
+    return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+
+
+def chunk_headers(secret, method, bucket, key, etag, size, cs, index, t=None,
+                  path_id=None):
+    t = int(time.time()) if t is None else t
+    cid = path_id or chunk_id(bucket, key, etag, size, cs, index)
+    path = "/v1/chunk/" + cid
+    auth = sign(secret, method, path, bucket, key, etag, size, cs, index, t)
+    return path, {
+        "X-Dsc-Bucket": bucket, "X-Dsc-Key": enc(key), "X-Dsc-Etag": enc(etag),
+        "X-Dsc-Size": str(size), "X-Dsc-Chunk": "%d/%d" % (cs, index),
+        "X-Dsc-Time": str(t), "X-Dsc-Auth": auth,
+    }
