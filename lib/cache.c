@@ -344,6 +344,8 @@ static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
             dsc_log_once(&c->warned_write, DSC_LOG_WARN, "cache: %s",
                          dsc_errmsg());
             dsc_index_remove(c->ix, id, rec.seq, 0);
+        } else {
+            dsc_store_adopt(c->store, id, rec.seq, len);
         }
     } else {
         unlink(tmp.data);

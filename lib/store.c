@@ -368,6 +368,18 @@ int dsc_store_publish(dsc_store *st, const char *tmp, const dsc_chunk_id *id,
     return rc;
 }
 
+void dsc_store_adopt(dsc_store *st, const dsc_chunk_id *id, uint64_t seq,
+                     uint64_t size)
+{
+    dsc_buf path = { 0 };
+    if (dsc_store_path(st->dir, id, seq, &path))
+        return;
+    int fd = open(path.data, O_RDONLY | O_CLOEXEC);
+    dsc_buf_free(&path);
+    if (fd >= 0)
+        insert(st, id, fd, size);
+}
+
 void dsc_store_unlink(dsc_store *st, const dsc_chunk_id *id, uint64_t seq)
 {
     dsc_buf path = { 0 };

@@ -37,6 +37,10 @@ int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
 /* Move a temporary file to the chunk's place. */
 int dsc_store_publish(dsc_store *st, const char *tmp, const dsc_chunk_id *id,
                       uint64_t seq);
+/* Keep the just published file of id open as verified: its bytes are the
+ * ones the caller wrote and hashed, so the first read need not re-hash. */
+void dsc_store_adopt(dsc_store *st, const dsc_chunk_id *id, uint64_t seq,
+                     uint64_t size);
 void dsc_store_unlink(dsc_store *st, const dsc_chunk_id *id, uint64_t seq);
 /* Forget an open file of id (its bytes proved bad or its entry left). */
 void dsc_store_forget(dsc_store *st, const dsc_chunk_id *id);
