@@ -28,6 +28,7 @@
 #   BENCH_LIBDSC_BIG, BENCH_LIBDSC_MANY  extra bench_fetch options, e.g.
 #                          "--threads 4 --chunk 8388608"
 #   BENCH_FETCH=0 / BENCH_CACHE=0  skip the cold-fetch / node-cache part
+#   BENCH_PEERS=0 / BENCH_DATALOADER=0  skip the peer / DataLoader part
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -322,6 +323,12 @@ echo
 echo "bench: done in $SECONDS s"
 
 # The PyTorch DataLoader figures run on a private s3rver of their own.
+if [ "${BENCH_PEERS:-1}" != 0 ]; then
+    echo
+    echo "== peers (bench/bench_peers.py)"
+    BUILD="$BUILD" bench/run_peers.sh
+fi
+
 if [ "${BENCH_DATALOADER:-1}" != 0 ]; then
     echo
     echo "== PyTorch DataLoader (bench/bench_dataloader.py)"

@@ -1,6 +1,9 @@
-"""Helpers of the peer tests: dscd processes, reader processes, an
-independent signer of the peer protocol, and GET counts from s3rver's log.
-Everything runs on 127.0.0.1 as real processes."""
+"""Helpers of the peer tests (and bench/bench_peers.py): dscd processes,
+reader processes, an independent signer of the peer protocol, and GET
+counts from s3rver's log. Everything runs on 127.0.0.1 as real processes.
+Needs DSC_TEST_ENDPOINT, DSC_TEST_BUCKET, DSC_TEST_S3RVER_LOG and
+DSC_TEST_STATE (tests/run.sh sets them); DSC_PEER_TEST_CHUNK sets the chunk
+size (default 128 KiB)."""
 import hashlib
 import hmac
 import os
@@ -23,7 +26,7 @@ ENDPOINT = os.environ["DSC_TEST_ENDPOINT"]
 BUCKET = os.environ["DSC_TEST_BUCKET"]
 S3RVER_LOG = os.environ["DSC_TEST_S3RVER_LOG"]
 STATE = Path(os.environ["DSC_TEST_STATE"])
-CHUNK = 128 * 1024
+CHUNK = int(os.environ.get("DSC_PEER_TEST_CHUNK", 128 * 1024))
 
 
 def s3():
@@ -48,6 +51,15 @@ def upload_dataset(prefix, sizes, local_dir, seed):
         (local_dir / ("obj-%03d" % i)).write_bytes(data)
         out[key] = (data, etag)
     return out
+
+
+def delete_prefix(prefix):
+    """Tests clean up: other tests list the whole bucket."""
+    client = s3()
+    for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, Prefix=prefix):
+        for o in page.get("Contents", []):
+            client.delete_object(Bucket=BUCKET, Key=o["Key"])
 
 
 def chunks_of(size):

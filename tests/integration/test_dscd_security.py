@@ -14,7 +14,7 @@ import sys
 import time
 
 from peerlib import (BUCKET, CHUNK, STATE, TOOL, Dscd, chunk_headers,
-                     resp_sig, s3, sign)
+                     delete_prefix, resp_sig, s3, sign)
 
 SECRET = "security-test-secret-51c2"
 failures = []
@@ -171,6 +171,7 @@ def main():
     finally:
         node.stop()
         shutil.rmtree(cache, ignore_errors=True)
+        delete_prefix("security/")
     print("%d checks failed" % len(failures))
     return 1 if failures else 0
 

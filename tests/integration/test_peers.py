@@ -18,8 +18,8 @@ import signal
 import sys
 import time
 
-from peerlib import (BUCKET, CHUNK, STATE, Dscd, S3Log, chunks_of, finish,
-                     peer_counts, reader, upload_dataset)
+from peerlib import (CHUNK, STATE, Dscd, S3Log, chunks_of, delete_prefix,
+                     finish, peer_counts, reader, upload_dataset)
 
 SECRET = "peers-test-secret-7f3a"
 failures = []
@@ -154,4 +154,8 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    finally:
+        delete_prefix("peers/")
+        delete_prefix("peers-kill/")
