@@ -9,7 +9,12 @@ import os
 import threading
 
 SONAME = "libdsc.so.0"
-CONFIG_VERSION = 1      # DSC_CONFIG_VERSION of the header mirrored below
+CONFIG_VERSION = 2      # DSC_CONFIG_VERSION of the header mirrored below
+# The fields each config version added, after those of the one before: a
+# library older than this mirror refuses CONFIG_VERSION, and is then
+# opened with the version it knows (its fields are a prefix of ours).
+CONFIG_V2_FIELDS = ("peers", "peer_self", "peer_secret", "peer_timeout_ms",
+                    "peer_backoff_ms", "peer_keep_local")
 
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 ADDRESSING = {"auto": 0, "path": 1, "virtual": 2}
@@ -48,6 +53,13 @@ class Config(ctypes.Structure):
         ("prefetch_queue", ctypes.c_int),
         ("readahead_max", ctypes.c_uint64),
         ("plan_window", ctypes.c_uint64),
+        # version 2
+        ("peers", ctypes.c_char_p),
+        ("peer_self", ctypes.c_char_p),
+        ("peer_secret", ctypes.c_char_p),
+        ("peer_timeout_ms", ctypes.c_long),
+        ("peer_backoff_ms", ctypes.c_long),
+        ("peer_keep_local", ctypes.c_int),
     ]
 
 
@@ -75,6 +87,11 @@ class Stats(ctypes.Structure):
         ("prefetch_errors", ctypes.c_uint64),
         ("prefetch_dropped", ctypes.c_uint64),
         ("readahead_chunks", ctypes.c_uint64),
+        ("peer_hits", ctypes.c_uint64),
+        ("peer_bytes", ctypes.c_uint64),
+        ("peer_errors", ctypes.c_uint64),
+        ("peer_bad_data", ctypes.c_uint64),
+        ("peers_down", ctypes.c_uint64),
     ]
 
 

@@ -153,9 +153,11 @@ def _int_limits(ctype):
 
 
 _STRINGS = {"endpoint", "region", "access_key_id", "secret_access_key",
-            "session_token", "profile", "ca_file", "cache_dir"}
+            "session_token", "profile", "ca_file", "cache_dir", "peers",
+            "peer_self", "peer_secret"}
 _PATHS = {"ca_file", "cache_dir"}
-_FLAGS = {"anonymous", "verify_tls", "cache_sync"}
+_FLAGS = {"anonymous", "verify_tls", "cache_sync", "peer_keep_local"}
+_SECRETS = ("secret_access_key", "session_token", "peer_secret")
 _SIZES = {"cache_size", "chunk_size", "readahead_max", "plan_window"}
 _NAMED = {"addressing": _lib.ADDRESSING, "cache_policy": _lib.POLICIES}
 _FIELD_TYPES = dict(_lib.Config._fields_)
@@ -196,6 +198,14 @@ def _open_ctx(config):
     L = _lib.lib()
     box = _lib.ConfigBox()
     rc = L.dsc_config_init(ctypes.byref(box), _lib.CONFIG_VERSION)
+    if rc == errors.EINVAL:
+        # A library older than this package: version 1 has no peer fields.
+        newer = sorted(set(config) & set(_lib.CONFIG_V2_FIELDS))
+        if newer:
+            raise NotImplementedError("%s: the loaded libdsc (%s) has no such "
+                                      "settings" % (", ".join(newer),
+                                                    L.dsc_version_string().decode()))
+        rc = L.dsc_config_init(ctypes.byref(box), 1)
     if rc:
         raise _fail(rc)
     keep_alive = []     # the bytes behind char * fields, until open returns
@@ -229,6 +239,9 @@ class Client:
     Ints: connect_timeout_ms, request_timeout_ms, max_retries,
     retry_base_ms, retry_max_ms, max_connections, meta_ttl_ms,
     cache_idle_sec, fd_cache, prefetch_threads, prefetch_queue.
+    Peers (libdsc with config version 2): peers, peer_self, peer_secret
+    (strings), peer_timeout_ms, peer_backoff_ms (ints), peer_keep_local
+    (flag).
 
     A Client may be shared by threads, and used in processes forked after
     it was made (DataLoader workers). Pickling it (spawn start method)
@@ -258,8 +271,7 @@ class Client:
         return (_client_from_config, (dict(self._config),))
 
     def __repr__(self):
-        shown = {k: v for k, v in self._config.items()
-                 if k not in ("secret_access_key", "session_token")}
+        shown = {k: v for k, v in self._config.items() if k not in _SECRETS}
         return "dsc.Client(%s%s)" % (", ".join("%s=%r" % kv for kv in sorted(shown.items())),
                                      ", closed" if self.closed else "")
 
