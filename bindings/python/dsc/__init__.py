@@ -12,8 +12,9 @@ else in the lib/ folder of the libdsc checkout holding this package, else
 on the system's library path.
 """
 from . import _lib
-from .client import Client, File, parse_size
-from .data import MapDataset, TarShards, split_member_name
+from .client import Client, File, Plan, parse_size
+from .data import (MapDataset, PlannedSampler, TarShards, reading_order,
+                   split_member_name)
 from .errors import (
     Error, InvalidArgument, OutOfMemory, InvalidURL, NotFound, AccessDenied,
     CredentialsError, Timeout, NetworkError, Throttled, ServerError,
@@ -23,8 +24,9 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Client", "File", "MapDataset", "TarShards", "TorchTarShards",
-    "version", "library_path", "parse_size", "split_member_name",
+    "Client", "File", "Plan", "MapDataset", "PlannedSampler", "TarShards",
+    "TorchTarShards", "version", "library_path", "parse_size", "reading_order",
+    "split_member_name",
     "Error", "InvalidArgument", "OutOfMemory", "InvalidURL", "NotFound",
     "AccessDenied", "CredentialsError", "Timeout", "NetworkError",
     "Throttled", "ServerError", "ProtocolError", "Changed", "LocalIOError",

@@ -256,6 +256,7 @@ class Client:
                             % ", ".join(unknown))
         self._config = {k: v for k, v in config.items() if v is not None}
         self._files = weakref.WeakSet()
+        self._plans = weakref.WeakSet()
         self._listing_threads = set()
         self._guard = None
         self._guard = _Guard(_open_ctx(self._config), "client")
@@ -299,6 +300,8 @@ class Client:
         if threading.get_ident() in self._listing_threads:
             # close() would wait for the listing that is calling us.
             raise RuntimeError("Client.close() called from its own list callback")
+        for p in list(self._plans):
+            p.stop()
         for f in list(self._files):
             f.close()
         ptr = self._guard.take()
@@ -338,6 +341,22 @@ class Client:
                     raise _fail(rc)
             n += 1
         return n
+
+    def plan(self, items):
+        """Hand libdsc the exact order of the coming reads (dsc_plan_start):
+        items are URLs, or (url, offset, length) tuples (length 0 or None:
+        to the end of the object). The context's fetchers then GET ahead of
+        the reader, in order, keeping at most plan_window bytes (a Client
+        option, default 256 MiB) fetched but not yet read; returns a Plan
+        (stop it, or use it as a context manager). One plan per Client
+        runs at a time: a new one replaces the old.
+
+        The reader's position is learned from the reads of this process
+        only. DataLoader workers are other processes: their reads get the
+        planned chunks through the node cache, but do not move the plan,
+        so a plan made in the parent stops after plan_window bytes unless
+        that covers the whole order (see dsc.PlannedSampler)."""
+        return Plan(self, items)
 
     def wait(self, timeout=None):
         """Wait for every prefetch queued so far; at most `timeout` seconds
@@ -441,6 +460,86 @@ def _optional(name):
         raise NotImplementedError("%s: the loaded libdsc (%s) does not have it"
                                   % (name, L.dsc_version_string().decode()))
     return getattr(L, name)
+
+
+def _plan_entry(item):
+    """(url bytes, offset, length) of one plan item."""
+    if isinstance(item, (str, bytes, bytearray)):
+        return _url_bytes(item), 0, 0
+    try:
+        url, offset, length = item
+    except (TypeError, ValueError):
+        raise TypeError("a plan item is a URL or a (url, offset, length) "
+                        "tuple, not %r" % (item,)) from None
+    offset = _check_range("offset", offset, 0, (1 << 64) - 1)
+    length = 0 if length is None else _check_range("length", length, 0, (1 << 64) - 1)
+    return _url_bytes(url), offset, length
+
+
+class Plan:
+    """A running dsc_plan: made by Client.plan(items). len(plan) is the
+    number of items; plan.position the items the reader (this process)
+    has passed. stop() drops what is still queued; it runs by itself when
+    the Client closes or the Plan is collected. Only the process that made
+    the plan can stop it: in a forked child, stop() just forgets it (the
+    plan's fetchers are the parent's threads)."""
+
+    def __init__(self, client, items):
+        self._guard = None
+        fn = _optional("dsc_plan_start")
+        entries = [_plan_entry(item) for item in items]
+        array = (_lib.PlanItem * max(1, len(entries)))()
+        for slot, (raw, offset, length) in zip(array, entries):
+            slot.url, slot.off, slot.len = raw, offset, length
+        handle = ctypes.c_void_p()
+        with client._guard as ctx:
+            rc = fn(ctx, array, len(entries), ctypes.byref(handle))
+            if rc:
+                raise _fail(rc)
+        self._n = len(entries)
+        self._pid = os.getpid()
+        self._guard = _Guard(handle.value, "plan")
+        self._client = client       # the context must outlive the plan
+        client._plans.add(self)
+
+    def __len__(self):
+        return self._n
+
+    def __repr__(self):
+        return "<dsc.Plan %d items%s>" % (
+            self._n, ", stopped" if self.stopped else ", at %d" % self.position)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __del__(self):
+        try:
+            self.stop()
+        except Exception:
+            pass
+
+    @property
+    def stopped(self):
+        return self._guard is None or self._guard.closed
+
+    @property
+    def position(self):
+        """Items the reader of this process has passed (0 .. len(plan))."""
+        with self._guard as p:
+            return int(_lib.lib().dsc_plan_position(p))
+
+    def stop(self):
+        """Stop fetching ahead (queued fetches are dropped); calling it
+        again does nothing."""
+        guard = self._guard
+        if guard is None:
+            return
+        ptr = guard.take()
+        if ptr and os.getpid() == self._pid:
+            _lib.lib().dsc_plan_stop(ptr)
 
 
 class File(io.RawIOBase):

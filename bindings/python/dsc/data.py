@@ -51,6 +51,121 @@ class MapDataset:
         data = self.client.read(self.urls[operator.index(index)])
         return data if self.transform is None else self.transform(data)
 
+    def prefetch(self, indices):
+        """Queue the objects of these items, in this order, for background
+        fetching into the node cache (Client.prefetch); returns at once."""
+        return self.client.prefetch(self.urls[operator.index(i)] for i in indices)
+
+    def plan(self, indices):
+        """Start a libdsc plan over these items in this order (Client.plan);
+        returns the dsc.Plan."""
+        return self.client.plan([self.urls[operator.index(i)] for i in indices])
+
+
+def reading_order(order, batch_size, num_workers):
+    """The order in which a DataLoader(batch_size, num_workers) reads the
+    samples of `order` (the sampler's order): batch b goes to worker
+    b % num_workers, every worker reads its batches one after another,
+    sample by sample, and all workers go at once. So sample s of batch b is
+    read at about step (b // num_workers) * batch_size + s of its worker,
+    and a fetcher serving that order serves every worker's next sample
+    before any worker's later ones."""
+    if not batch_size or not num_workers or num_workers < 2:
+        return list(order)
+    keyed = []
+    for pos, index in enumerate(order):
+        batch, s = divmod(pos, batch_size)
+        keyed.append(((batch // num_workers) * batch_size + s, batch, index))
+    keyed.sort()
+    return [index for _, _, index in keyed]
+
+
+class PlannedSampler:
+    """A sampler for DataLoader(MapDataset, sampler=...) that hands libdsc
+    each epoch's exact order, so the epoch is fetched ahead of the workers.
+
+        ds = dsc.MapDataset("s3://bucket/train/", client=client)
+        sampler = dsc.PlannedSampler(ds, RandomSampler(ds), batch_size=32,
+                                     num_workers=4)
+        loader = DataLoader(ds, batch_size=32, sampler=sampler, num_workers=4)
+
+    `sampler` gives each epoch's indices (any iterable with a length, e.g.
+    torch's RandomSampler; default: 0..len-1). The DataLoader iterates the
+    sampler in its main process, right after it has forked the workers
+    (the order is known before any sample is read, and no libdsc call is
+    in progress when the workers fork). Each epoch this sampler takes the
+    whole order, queues the objects on the parent's Client, and yields the
+    indices. The parent's fetchers (prefetch_threads) GET ahead; a worker
+    reading an object finds it in the node cache, or joins its GET in
+    flight.
+
+    mode "prefetch" (default): Client.prefetch of the objects in order,
+    at most `ahead` samples past the last index the DataLoader took from
+    the sampler (it takes them as it hands batches to workers, a few
+    batches ahead of the reads); ahead=None: the whole epoch at once
+    (the node cache must hold it, else late fetches evict early ones
+    before they are read).
+    mode "plan": one dsc.Plan of the epoch (Client.plan). Its window
+    (the Client's plan_window) only moves with reads of the process that
+    made it, and the reads are in the workers, so with worker processes
+    it fetches plan_window bytes and stops: make the parent's client with
+    plan_window >= the epoch's bytes, or use "prefetch". With
+    num_workers=0 the reads are in this process and the window moves.
+
+    batch_size and num_workers (those of the DataLoader), when given,
+    make the fetch order the order in which the workers will read
+    (reading_order) rather than the sampler's order: the first sample of
+    every worker's batch first."""
+
+    MODES = ("prefetch", "plan")
+
+    def __init__(self, dataset, sampler=None, mode="prefetch", ahead=None,
+                 batch_size=None, num_workers=None):
+        if mode not in self.MODES:
+            raise ValueError("mode must be one of %s, not %r" % (", ".join(self.MODES), mode))
+        if ahead is not None and (isinstance(ahead, bool) or not isinstance(ahead, int)
+                                  or ahead < 1):
+            raise ValueError("ahead must be None or a count >= 1, not %r" % (ahead,))
+        if not hasattr(dataset, "urls") or not hasattr(dataset, "client"):
+            raise TypeError("PlannedSampler needs a dataset with urls and client "
+                            "(dsc.MapDataset), not %s" % type(dataset).__name__)
+        self.dataset = dataset
+        self.sampler = sampler
+        self.mode = mode
+        self.ahead = ahead
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.plan = None            # the current epoch's dsc.Plan (mode "plan")
+        self.order = None           # the current epoch's indices
+
+    def __len__(self):
+        return len(self.sampler) if self.sampler is not None else len(self.dataset)
+
+    def __iter__(self):
+        source = self.sampler if self.sampler is not None else range(len(self.dataset))
+        order = [operator.index(i) for i in source]
+        self.order = order
+        fetch = reading_order(order, self.batch_size, self.num_workers)
+        if self.plan is not None:
+            self.plan.stop()
+            self.plan = None
+        if self.mode == "plan":
+            self.plan = self.dataset.plan(fetch)
+            yield from order
+            return
+        if self.ahead is None:
+            self.dataset.prefetch(fetch)
+            yield from order
+            return
+        queued = min(self.ahead, len(fetch))
+        self.dataset.prefetch(fetch[:queued])
+        for pos, index in enumerate(order):
+            want = min(pos + 1 + self.ahead, len(fetch))
+            if want > queued:
+                self.dataset.prefetch(fetch[queued:want])
+                queued = want
+            yield index
+
 
 # WebDataset's naming: "dir/name.seg.jpg" is key "dir/name", field "seg.jpg";
 # a name without a dot in its last part, or starting with one, is no field.
