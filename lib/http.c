@@ -231,6 +231,7 @@ int dsc_http_perform(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs)
     curl_easy_setopt(c, CURLOPT_URL, rq->url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, rq->headers);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rs->curl_err);
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, rq->fresh_connect ? 1L : 0L);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);

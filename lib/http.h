@@ -27,6 +27,7 @@ typedef struct dsc_http_req {
     size_t cap;
     dsc_buf *body;                 /* or here (when buf is NULL) */
     size_t body_max;
+    int fresh_connect;             /* on a new connection, not a pooled one */
 } dsc_http_req;
 
 typedef struct dsc_http_resp {

@@ -28,6 +28,7 @@ typedef struct group {
     pthread_cond_t cv;
     int pending;
     int err;
+    dsc_errsave detail;             /* of err: it may come from a fetcher */
     int64_t fetched_bytes;
 } group;
 
@@ -185,8 +186,10 @@ static void run_chunk(dsc_pf *pf, task *t)
         rc = dsc_cache_ensure_chunk(ctx->cache, s3, &o, t->index, &fetched);
     if (t->grp) {
         pthread_mutex_lock(&t->grp->mu);
-        if (rc && !t->grp->err)
+        if (rc && !t->grp->err) {
             t->grp->err = rc;
+            dsc_err_save(&t->grp->detail);
+        }
         if (fetched) {
             uint64_t cs = dsc_cache_chunk_size(ctx->cache);
             uint64_t start = t->index * cs;
@@ -587,6 +590,8 @@ static int run_group(dsc_pf *pf, task *ts, size_t n, group *g)
     while (g->pending > 0)
         pthread_cond_wait(&g->cv, &g->mu);
     pthread_mutex_unlock(&g->mu);
+    if (g->err)
+        dsc_err_restore(&g->detail);   /* the detail of the code we return */
     return g->err;
 }
 

@@ -185,6 +185,7 @@ typedef struct outcome {
     int code;       /* 0 or DSC_E* */
     int retry;      /* transient: worth another attempt */
     int slow_down;  /* back off harder */
+    int fresh;      /* retry on a new connection: a pooled one was bad */
 } outcome;
 
 static int map_s3_code(const char *code, long status)
@@ -220,7 +221,7 @@ static int map_s3_code(const char *code, long status)
 static outcome classify_curl(const s3_op *op, const dsc_http_resp *rs,
                              const char *url)
 {
-    outcome o = { DSC_ENET, 1, 0 };
+    outcome o = { DSC_ENET, 1, 0, 0 };
     switch (rs->curl_code) {
     case CURLE_OPERATION_TIMEDOUT:
         o.code = DSC_ETIMEDOUT;
@@ -236,9 +237,16 @@ static outcome classify_curl(const s3_op *op, const dsc_http_resp *rs,
         o.retry = 0;
         break;
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
         o.code = DSC_EURL;
         o.retry = 0;
+        break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_WEIRD_SERVER_REPLY:
+        /* Our URLs are checked, so this is the answer: typically bytes a
+         * server sent past the previous body on a reused connection, read
+         * as a reply ("HTTP/0.9"). curl drops that connection; retry. */
+        o.code = DSC_EPROTO;
+        o.fresh = 1;
         break;
     case CURLE_OUT_OF_MEMORY:
         o.code = DSC_ENOMEM;
@@ -274,7 +282,7 @@ static int range_ok(const char *cr, uint64_t first, uint64_t last,
 static outcome classify_first_part(const s3_op *op, const dsc_http_resp *rs,
                                    const char *url)
 {
-    outcome o = { 0, 0, 0 };
+    outcome o = { 0, 0, 0, 0 };
     uint64_t a, b, t;
     char tail;
     int ok;
@@ -299,7 +307,7 @@ static outcome classify_first_part(const s3_op *op, const dsc_http_resp *rs,
 static outcome classify(const s3_op *op, const dsc_http_resp *rs,
                         const char *url, uint64_t obj_size)
 {
-    outcome o = { 0, 0, 0 };
+    outcome o = { 0, 0, 0, 0 };
     long st = rs->status;
     if (st >= 200 && st < 300) {
         if (!op->buf)
@@ -375,7 +383,7 @@ static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
     dsc_buf msg_url = { 0 };
     if (dsc_buf_printf(&msg_url, "s3://%s/%s", op->bucket, op->key))
         return DSC_ENOMEM;
-    int rc = 0;
+    int rc = 0, fresh = 0;
     for (int attempt = 0;; attempt++) {
         dsc_buf url = { 0 };
         struct curl_slist *hdrs = NULL;
@@ -391,6 +399,7 @@ static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
             .method = op->method, .url = url.data, .headers = hdrs,
             .buf = op->buf, .cap = op->len,
             .body = op->body, .body_max = op->body_max,
+            .fresh_connect = fresh,
         };
         count(&s3->n.requests, 1);
         outcome o;
@@ -406,6 +415,7 @@ static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
         rc = o.code;
         if (!rc || !o.retry || attempt >= s3->max_retries)
             break;
+        fresh = o.fresh;
         count(&s3->n.retries, 1);
         backoff(s3, attempt, o.slow_down);
     }

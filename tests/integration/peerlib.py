@@ -76,7 +76,21 @@ class S3Log:
     def mark(self):
         self.pos = os.path.getsize(S3RVER_LOG)
 
+    @staticmethod
+    def settle(quiet=0.5, limit=10.0):
+        """s3rver logs a request after its body went out: a client may be
+        done before the line is written. Wait until the log is quiet."""
+        end = time.time() + limit
+        size = -1
+        while time.time() < end:
+            now = os.path.getsize(S3RVER_LOG)
+            if now == size:
+                return
+            size = now
+            time.sleep(quiet)
+
     def gets(self, keys):
+        self.settle()
         counts = dict.fromkeys(keys, 0)
         with open(S3RVER_LOG, "rb") as f:
             f.seek(self.pos)

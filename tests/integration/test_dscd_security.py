@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# tsan: runs (it drives dscd and dsc-epoch; no libdsc in this process)
 """dscd's door: requests signed with the cluster secret (by this test's own
 signer, cross-checked with the library's) get the chunk with a valid
 response signature; missing, wrong, stale, future, other-secret and

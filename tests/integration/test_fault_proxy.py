@@ -118,26 +118,11 @@ class Scenario:
         self.config = dict(BASE, **config)
 
 
-# Found by this test (lib/s3.c, classify_curl): bytes after a body whose
-# Content-Length was right stay on the pooled connection; the next request
-# on it reads them as its answer and curl fails with CURLE_UNSUPPORTED_PROTOCOL
-# ("Received HTTP/0.9 when not allowed"), which libdsc maps to DSC_EURL and
-# does not retry: a transient server fault surfaces as "malformed URL".
-EXTRA_BYTES_BUG = (
-    "garbage after a correct body poisons the pooled connection; the next request "
-    "fails with InvalidURL 'Received HTTP/0.9 when not allowed' "
-    "(CURLE_UNSUPPORTED_PROTOCOL -> DSC_EURL, not retried)",
-    # (an empty detail is the same error met on a fetcher thread: see below)
-    lambda e: e.code == -3 and ("HTTP/0.9" in e.message or not e.message))
-# Found by this test (lib/prefetch.c, run_chunk/run_group): a multi-chunk
-# read hands chunks to fetcher threads and keeps only their error code
-# (grp->err); the detail is in the fetcher's thread-local dsc_errmsg, so
-# the caller gets the code with an empty detail (or, when its own chunk
-# failed too, the detail of a different chunk's failure).
-LOST_DETAIL_BUG = (
-    "a chunk that fails on a fetcher thread (multi-chunk read) returns its "
-    "code with an empty dsc_errmsg(): the S3 code, status and request id are lost",
-    lambda e: not e.message)
+# Regressions found by this test, fixed in lib/: garbage after a correct
+# body used to poison the pooled connection (the next request failed with a
+# non-retried DSC_EURL "Received HTTP/0.9"; now DSC_EPROTO, retried on a new
+# connection), and a chunk failing on a fetcher thread used to return its
+# code with an empty dsc_errmsg() (now the fetcher's detail comes along).
 
 
 def scenarios(dsc):
@@ -151,8 +136,7 @@ def scenarios(dsc):
         Scenario("reset before answer", [Rule("reset", count=3, headers=False)]),
         Scenario("truncated body", [Rule("truncate", count=4, method="GET", fraction=0.3)]),
         Scenario("over-long, extra bytes", [Rule("overlong", count=4, method="GET",
-                                                 mode="extra", extra=1000)],
-                 known_bug=EXTRA_BYTES_BUG),
+                                                 mode="extra", extra=1000)]),
         Scenario("over-long, big Content-Length", [Rule("overlong", count=4, method="GET",
                                                         mode="length", extra=4096)]),
         Scenario("wrong Content-Range", [Rule("bad_range", count=4, method="GET", shift=1)]),
@@ -161,8 +145,7 @@ def scenarios(dsc):
         Scenario("stall mid-body, first GET", [Rule("stall_body", count=1, method="GET")],
                  request_timeout_ms=800),
         Scenario("latency 25 ms", [Rule("latency", latency_ms=25)]),
-        Scenario("over-long extra, every GET", [Rule("overlong", method="GET", extra=700)],
-                 known_bug=EXTRA_BYTES_BUG),
+        Scenario("over-long extra, every GET", [Rule("overlong", method="GET", extra=700)]),
         Scenario("mix p=0.05 each (seeded)", [
             Rule("slow_down", prob=0.05, seed=1), Rule("internal_error", prob=0.05, seed=2),
             Rule("reset", prob=0.05, seed=3, method="GET"),
@@ -197,7 +180,7 @@ def scenarios(dsc):
         Scenario("500 always on chunk 2 only", [
             Rule("internal_error", method="GET", header={"Range": "bytes=%d-" % CHUNK})],
                  expect=((dsc.ServerError,), ("InternalError",)), keys=["medium"],
-                 ranges=0, uncached=False, max_retries=2, known_bug=LOST_DETAIL_BUG),
+                 ranges=0, uncached=False, max_retries=2),
     ]
 
 

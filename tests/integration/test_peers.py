@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# tsan: runs (it drives dscd and dsc-epoch; no libdsc in this process)
 """A 3-node cluster on 127.0.0.1: three dscd daemons with their own cache
 directories and one dsc-epoch reader process per node, all reading the
 same dataset from s3rver.
