@@ -87,7 +87,15 @@ $(BUILD)/bin/%: examples/%.c $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS)
 
-tests: $(UNIT_BIN) $(ITEST_BIN) $(TTOOL_BIN)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+REPLAY_BIN := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/fuzz_replay_%,$(FUZZ_SRC))
+
+tests: $(UNIT_BIN) $(ITEST_BIN) $(TTOOL_BIN) $(REPLAY_BIN)
+
+# The fuzz targets without libFuzzer: make test replays their corpora.
+$(BUILD)/tests/fuzz_replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $< tests/fuzz/replay.c -o $@ $(STLIB) $(ALL_LDFLAGS) $(DEP_LIBS)
 
 # Test tools (signers, fault proxies) may use internal functions.
 $(BUILD)/tests/tools/%: tests/tools/%.c $(STLIB)

@@ -49,6 +49,10 @@ for t in "$BUILD"/tests/test_*; do
     run "unit/$name" "$t"
 done
 run "exports" tests/check_exports.sh "$OUT"
+for t in "$BUILD"/tests/fuzz_replay_*; do
+    name=${t##*/fuzz_replay_}
+    run "fuzz-corpus/$name" "$t" "tests/fuzz/corpus/$name"
+done
 
 # --- integration tests (real s3rver) ---
 export DSC_TEST_BUCKET=dsc-test
