@@ -46,7 +46,7 @@ TTOOL_SRC := $(wildcard tests/tools/*.c)
 TTOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TTOOL_SRC))
 
 .PHONY: all lib tools tests setup test test-unit test-integration test-asan test-tsan \
-        demo bench install uninstall clean check-exports fuzz
+        demo bench install uninstall clean check-exports fuzz soak
 
 all: lib tools
 
@@ -178,6 +178,12 @@ test-asan: setup
 test-tsan: setup
 	@$(MAKE) --no-print-directory BUILD=build/tsan OUT=build/tsan SAN=tsan OPT=-O1 all tests
 	@TSAN_OPTIONS=halt_on_error=1 BUILD=build/tsan OUT=build/tsan tests/run.sh
+
+# The soak test alone, longer than in `make test` (40 s there).
+SOAK_SECONDS ?= 240
+soak: setup
+	@$(MAKE) --no-print-directory all tests
+	@SOAK_SECONDS=$(SOAK_SECONDS) DSC_TEST_ONLY=test_soak BUILD=$(BUILD) OUT=$(OUT) tests/run.sh
 
 check-exports: $(SHLIB) $(STLIB)
 	@tests/check_exports.sh $(OUT)

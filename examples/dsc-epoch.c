@@ -1,15 +1,18 @@
 /* dsc-epoch: read every object under an s3:// prefix, as one training epoch
  * would, and report throughput.
  *
- *   dsc-epoch [-j THREADS] [-e EPOCHS] [--seed N] [--verify DIR] s3://bucket/prefix
+ *   dsc-epoch [-j THREADS] [-e EPOCHS] [--duration SEC] [--seed N]
+ *             [--verify DIR] s3://bucket/prefix
  *
  * Objects are read in a shuffled order (a new order each epoch) by THREADS
  * threads in 4 MiB reads. With --verify, each object's bytes are compared
  * with DIR/<key relative to the prefix>. Exit 0 when every read succeeded
- * (and matched), 1 otherwise, 2 for usage errors. */
+ * (and matched), 1 otherwise, 2 for usage errors. With --duration, epochs
+ * go on (up to EPOCHS, if given) until SEC seconds have passed. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,8 +125,8 @@ static double now_s(void)
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: dsc-epoch [-j THREADS] [-e EPOCHS] [--seed N] "
-                "[--verify DIR] s3://bucket/prefix\n");
+    fprintf(to, "usage: dsc-epoch [-j THREADS] [-e EPOCHS] [--duration SEC] "
+                "[--seed N] [--verify DIR] s3://bucket/prefix\n");
 }
 
 int main(int argc, char **argv)
@@ -133,10 +136,12 @@ int main(int argc, char **argv)
         { "epochs", required_argument, NULL, 'e' },
         { "seed", required_argument, NULL, 's' },
         { "verify", required_argument, NULL, 'v' },
+        { "duration", required_argument, NULL, 'd' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    int threads = 8, epochs = 1;
+    int threads = 8, epochs = 0;
+    double duration = 0;
     unsigned seed = 1;
     run r = { .lock = PTHREAD_MUTEX_INITIALIZER };
     int c;
@@ -146,11 +151,15 @@ int main(int argc, char **argv)
         case 'e': epochs = atoi(optarg); break;
         case 's': seed = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'v': r.verify_dir = optarg; break;
+        case 'd': duration = atof(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc - 1 || threads < 1 || threads > 1024 || epochs < 1) {
+    if (epochs == 0)
+        epochs = duration > 0 ? INT_MAX : 1;
+    if (optind != argc - 1 || threads < 1 || threads > 1024 || epochs < 1 ||
+        duration < 0) {
         usage(stderr);
         return 2;
     }
@@ -185,7 +194,10 @@ int main(int argc, char **argv)
                prev.cache_policy == DSC_POLICY_MINIO ? "minio" : "lru");
     else
         printf("cache: off (reads go to S3)\n");
+    double first_start = now_s();
     for (int e = 1; e <= epochs && r.order; e++) {
+        if (e > 1 && duration > 0 && now_s() - first_start >= duration)
+            break;
         for (size_t i = 0; i < r.nobjs; i++)
             r.order[i] = i;
         unsigned s = seed + (unsigned)e;

@@ -122,7 +122,7 @@ def base_env(secret):
 class Dscd:
     """One node's daemon on a free port."""
 
-    def __init__(self, name, cache_dir, secret, extra_env=None):
+    def __init__(self, name, cache_dir, secret, extra_env=None, port=0):
         self.name = name
         self.cache_dir = Path(cache_dir)
         self.port_file = STATE / ("dscd-%s.port" % name)
@@ -134,7 +134,7 @@ class Dscd:
         env.pop("DSC_PEERS", None)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [str(BIN / "dscd"), "--listen", "127.0.0.1:0", "--port-file",
+            [str(BIN / "dscd"), "--listen", "127.0.0.1:%d" % port, "--port-file",
              str(self.port_file), "--cache-dir", str(self.cache_dir)],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
