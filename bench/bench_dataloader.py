@@ -2,22 +2,29 @@
 """PyTorch DataLoader over dsc.MapDataset, against local files and boto3.
 
 Run with /usr/bin/python3 (Debian's torch, numpy and boto3 live there);
-bench/run_dataloader.sh starts s3rver and calls both subcommands.
+bench/run_dataloader.sh starts the origins and calls both subcommands.
 
   bench_dataloader.py prepare ENDPOINT BUCKET PREFIX LOCALDIR [--count N]
         [--min-kib K] [--max-kib K]
       N samples (default 2000) of random bytes, sizes uniform in
       [min, max] KiB (100..200), written to LOCALDIR/PREFIX... and
-      uploaded with boto3 to s3://BUCKET/PREFIX...
+      uploaded with boto3 to s3://BUCKET/PREFIX... at ENDPOINT (s3rver).
   bench_dataloader.py run ENDPOINT BUCKET PREFIX LOCALDIR STATEDIR
-        [--runs R] [--warm-runs R] [--extra 0|1] [--dsc-stat PATH]
-        [--default-malloc]
-      the two figures below, medians of the runs of this process.
-      Environment: S3RVER_PID and S3RVER_LOG (the breakdown's s3rver CPU
-      and request counts), AWS_* for boto3 and libdsc.
+        [--origin NAME,URL,PID,LOG[,nolist]]... [--cold SIDE...]
+        [--runs R] [--warm-runs R] [--extra 0|1] [--cold-caches DIR]
+        [--dsc-stat PATH] [--default-malloc]
+      the figures below, medians of the runs of this process. ENDPOINT
+      (s3rver) fills the warm figure's cache. Each --origin is one cold
+      comparison: its endpoint URL, the PID whose CPU time (with its
+      children's) is the server's, its request log (s3rver's log, or an
+      nginx access log of "METHOD STATUS" lines), and nolist when it cannot
+      list a bucket (nginx): libdsc then gets the URL list, with no sizes
+      and ETags recorded in advance.
 
-Every loader is torch.utils.data.DataLoader(batch_size=32, shuffle=True,
-num_workers=4, default (fork) start method). Every sample goes through the
+Every loader is torch.utils.data.DataLoader(batch_size=32, num_workers=4,
+default (fork) start method) over the same shuffled order: sampler =
+RandomSampler(seeded generator) (wrapped by dsc.PlannedSampler on the
+libdsc sides; it yields the same indices). Every sample goes through the
 same wrapper: read the bytes (the only thing that differs), then the same
 light transform -- a uint8 tensor view of the sample's first 100 KiB
 (torch.frombuffer, no copy; the default collate stacks 32 of them into a
@@ -34,33 +41,51 @@ CPU time, for the breakdown. Nothing is done with a batch.
    timed from iter() (which only hands the waiting workers the epoch's
    first indices) to its last batch. Rounds alternate which side goes
    first (ABBA...).
-2. cold: samples/s of epoch 1, libdsc with an empty cache vs a Dataset
-   doing boto3 get_object(...)["Body"].read() with one boto3 client per
-   worker (made in worker_init_fn). A fresh DataLoader (fresh workers) per
-   run on both sides, timed from iter() -- worker fork, boto3 clients and
-   libdsc's prefetch queueing all inside -- to the last batch. libdsc: a
-   new cache directory and a new Client per run; the MapDataset is built
-   from the prefix (its listing records every object's size and ETag, so
-   opens need no HEAD); right after iter() has forked the workers, the
-   parent calls client.prefetch() with every URL in this epoch's shuffled
-   order (predicted from the DataLoader's generator, and checked against
-   the order the batches arrive in). The parent's 8 background fetchers
-   (the default) then GET ahead of the workers, and a worker reading an
-   object in flight joins that GET. Rounds rotate which side goes first.
+2. cold: samples/s of epoch 1 from one origin, libdsc with an empty cache
+   vs a Dataset doing boto3 get_object(...)["Body"].read() with one boto3
+   client per worker, made in worker_init_fn and reused for every sample
+   (what a user writes: boto3 clients must not cross a fork). A fresh
+   DataLoader (fresh workers) per run on both sides, timed from iter() --
+   worker fork, boto3 clients, libdsc's prefetch queueing all inside -- to
+   the last batch; "steady" is the rate after the first batch (start-up
+   left out). Rounds rotate which side goes first. The libdsc sides (a
+   new cache directory under --cold-caches and a new Client per run):
+     dsc            dsc.PlannedSampler(ds, sampler, batch_size=32,
+                    num_workers=4): when the DataLoader starts the epoch
+                    (in the parent, right after forking the workers) it
+                    queues every object with Client.prefetch in the order
+                    the workers will read them (dsc.reading_order); the
+                    parent's 8 background fetchers (prefetch_threads) GET
+                    ahead, and a worker reading an object in flight joins
+                    that GET through the node cache.
+     dsc-disk       dsc with its cache on STATEDIR's disk instead of
+                    --cold-caches (run_dataloader.sh: /dev/shm). On this
+                    VM's journal-less ext4, creating a file after many
+                    were deleted costs ~1 ms of CPU (the allocator skips
+                    recently deleted inodes one by one: perf shows
+                    recently_deleted); a journaled file system has no such
+                    cost.
+     dsc-index      the same, queued in the sampler's order.
+     dsc-plan       mode="plan": one dsc_plan of the epoch in the parent,
+                    default plan_window (256 MiB, less than the epoch's
+                    ~290 MiB). Its window moves only with the parent's own
+                    reads, and the workers are other processes.
+     dsc-plan-wide  mode="plan" with plan_window = 2 x the epoch's bytes.
+     dsc-tN         dsc with prefetch_threads=N.
+     dsc-noprefetch no PlannedSampler: each worker GETs its own samples.
+     dsc-urllist    dsc over the URL list on an origin that lists (no
+                    sizes and ETags recorded: a worker that gets to an
+                    object before the prefetch does sends a HEAD first).
+   On an origin marked nolist every libdsc side uses the URL list.
+   With --extra 1 the cold sides after the first two run once per origin
+   (last round); the first two (the goal) run every round.
 
-With --extra 1 (the default), rows that are no goal are added:
+With --extra 1 (the default), a warm row that is no goal is added:
 1b. a warm epoch of libdsc whose cached metadata has expired
    (meta_ttl_ms=1), as in every epoch that starts more than 60 s (the
    default TTL) after the previous one opened the object: each open then
    sends a HEAD to S3. One epoch of a fresh persistent-worker loader over
    the warm cache (its worker start-up included).
-2b. libdsc cold epochs without prefetch (the workers' reads only), one
-   per round.
-2c. one libdsc cold epoch with prefetch over a MapDataset made from a list
-   of URLs instead of the prefix: no listing has recorded the objects'
-   sizes and ETags, so a worker that opens an object before the prefetch
-   has fetched it sends a HEAD first (dsc_open needs size and ETag); the
-   200s among reqs are those HEADs.
 
 Dirty pages are written back (os.sync) before each timed phase, so one
 phase's writeback does not land in the next one's time.
@@ -75,19 +100,29 @@ that rather than the read path decided the warm ratio (1.2-1.4 for
 libdsc, local reads faulting ~24 times each, libdsc's ~10). The flt
 column shows it.
 
-Breakdown columns: first = seconds to the first batch; s3rver = s3rver's
-CPU seconds during the epoch / wall seconds (1.00: its one thread busy
-all along); wk+par = CPU ms of the workers plus this process (where the
-libdsc fetcher threads run) per sample; read = median / 90th percentile
-wall time of one sample's read in a worker; flt = minor page faults per
-read in the worker; disk = MiB read from block
-devices during the epoch, whole machine (page cache misses show here);
-reqs = requests s3rver logged (206: ranged GETs, i.e. libdsc's GETs).
-s3rver ceiling = samples / s3rver's CPU seconds in a cold epoch: the rate
-at which s3rver, with a core to itself, is the limit whatever the client.
+Breakdown columns: first = seconds to the first batch; steady = samples/s
+after it; cores = the machine's busy CPU seconds during the epoch / wall
+seconds (2.00: both cores busy all along), others = the part of it that
+was neither this process, its workers nor the origin (another job on the
+machine: a cold run with others above --max-others, 0.25, is repeated up
+to --retries times, and the summary says how many stayed disturbed);
+srv = the origin's CPU seconds during the epoch / wall seconds
+(s3rver is one thread: 1.00 is its core busy all along; nginx has 2
+workers); wk, par = CPU ms per sample of the workers and of this process
+(where libdsc's fetcher threads run, and where the batches arrive);
+read = median / 90th percentile wall time of one sample's read in a
+worker; flt = minor page faults per read in the worker; disk = MiB read
+from block devices during the epoch, whole machine (page cache misses show
+here); reqs = requests the origin logged, and how many were 206 (ranged
+GETs: libdsc's GETs) and HEAD (nginx only; s3rver does not log methods,
+its 200s are boto3's GETs and libdsc's HEADs).
+Origin ceiling = samples / the origin's CPU seconds in a cold epoch: the
+rate at which the origin, with a core to itself, is the limit whatever the
+client.
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -237,6 +272,22 @@ def proc_cpu(pid):
         return None
 
 
+def tree_cpu(pid):
+    """CPU seconds of a process and its children (nginx: master and
+    workers); None when unknown."""
+    total = proc_cpu(pid)
+    if total is None:
+        return None
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            kids = [int(k) for k in f.read().split()]
+    except OSError:
+        kids = []
+    for k in kids:
+        total += proc_cpu(k) or 0.0
+    return total
+
+
 def disk_read_mib():
     """MiB read from block devices so far, by every process of the machine
     (/proc/vmstat pgpgin counts KiB)."""
@@ -250,52 +301,86 @@ def disk_read_mib():
     return None
 
 
-class S3rverLog:
-    """Requests s3rver logged since the last call: (all, status 206)."""
+def machine_cpu():
+    """CPU seconds all cores of the machine have been busy (not idle, not
+    waiting for I/O) so far, by every process."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq = v[:7]
+    steal = v[7] if len(v) > 7 else 0
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, path):
-        self.path = path
-        self.pos = os.path.getsize(path) if path and os.path.exists(path) else None
 
-    def since(self):
-        if self.pos is None:
+class Origin:
+    """One S3-like server: name, endpoint, the PID whose CPU (with its
+    children's) is the server's, its request log, whether it can list."""
+
+    def __init__(self, spec):
+        parts = spec.split(",")
+        if len(parts) not in (4, 5) or (len(parts) == 5 and parts[4] != "nolist"):
+            raise ValueError("--origin NAME,URL,PID,LOG[,nolist], not %r" % spec)
+        self.name, self.endpoint = parts[0], parts[1]
+        self.pid = int(parts[2]) if parts[2] else None
+        self.log = parts[3] or None
+        self.lists = len(parts) == 4
+        self.pos = None
+        self.requests()
+
+    def cpu(self):
+        return tree_cpu(self.pid)
+
+    def requests(self):
+        """Requests logged since the last call: (all, 206s, HEADs or None)."""
+        if not self.log:
             return None
-        with open(self.path, "rb") as f:
+        if self.pos is None:
+            self.pos = os.path.getsize(self.log) if os.path.exists(self.log) else 0
+            return None
+        time.sleep(1.1 if "access" in os.path.basename(self.log) else 0)  # nginx: flush=1s
+        with open(self.log, "rb") as f:
             f.seek(self.pos)
             text = f.read()
         self.pos += len(text)
-        lines = [ln for ln in text.decode("utf-8", "replace").splitlines()
-                 if " 200 " in ln or " 206 " in ln]
-        return len(lines), sum(1 for ln in lines if " 206 " in ln)
+        lines = text.decode("utf-8", "replace").splitlines()
+        if os.path.basename(self.log).startswith("access"):        # nginx: METHOD STATUS
+            pairs = [ln.split() for ln in lines if len(ln.split()) == 2]
+            return (len(pairs), sum(1 for _, st in pairs if st == "206"),
+                    sum(1 for m, _ in pairs if m == "HEAD"))
+        lines = [ln for ln in lines if " 200 " in ln or " 206 " in ln]
+        return len(lines), sum(1 for ln in lines if " 206 " in ln), None
 
 
 class Epoch:
     """Times one pass over a loader; on_iter(iterator) runs right after
-    iter() (the cold libdsc runs queue their prefetch there)."""
+    iter()."""
 
-    def __init__(self, loader, env, on_iter=None, worker_cpu=None):
+    def __init__(self, loader, origin=None, on_iter=None, worker_cpu=None, sizes=None):
         # Workers' CPU: each one's process time at its last sample, minus
         # where it was after the previous epoch (persistent workers; fresh
         # workers start from 0, so their start-up counts).
         self.worker_cpu = worker_cpu if worker_cpu is not None else {}
         start_cpu = dict(self.worker_cpu)
-        env.log.since()
-        srv0 = proc_cpu(env.s3rver_pid)
+        if origin:
+            origin.requests()
+        srv0 = origin.cpu() if origin else None
         disk0 = disk_read_mib()
+        busy0 = machine_cpu()
         cpu0 = time.process_time()
         t0 = time.perf_counter()
         it = iter(loader)
         if on_iter:
             on_iter(it)
         first = None
+        first_n = 0
         reads = []
         self.order = []
         faults = 0
         for idx, _view, lens, secs, flt, wid, wcpu in it:
             if first is None:
                 first = time.perf_counter()
-            if env.sizes is not None:
-                assert lens.tolist() == [env.sizes[i] for i in idx.tolist()], "wrong sample sizes"
+                first_n = len(idx)
+            if sizes is not None:
+                assert lens.tolist() == [sizes[i] for i in idx.tolist()], "wrong sample sizes"
             reads.extend(secs.tolist())
             faults += int(flt.sum())
             self.order.extend(idx.tolist())
@@ -303,30 +388,44 @@ class Epoch:
                 if c > self.worker_cpu.get(w, 0.0):
                     self.worker_cpu[w] = c
         t1 = time.perf_counter()
+        busy = machine_cpu() - busy0
         del it
         self.n = len(self.order)
         self.faults = faults / self.n
         self.secs = t1 - t0
         self.first = first - t0
         self.rate = self.n / self.secs
+        self.steady = (self.n - first_n) / (t1 - first) if t1 > first else float("nan")
         reads.sort()
         self.read_ms = [1000 * reads[int(q * (len(reads) - 1))] for q in (0.5, 0.9)]
         self.parent_cpu = time.process_time() - cpu0
         self.workers_cpu = sum(c - start_cpu.get(w, 0.0) for w, c in self.worker_cpu.items())
         disk1 = disk_read_mib()
         self.disk = disk1 - disk0 if disk0 is not None and disk1 is not None else None
-        srv1 = proc_cpu(env.s3rver_pid)
-        self.s3rver_cpu = srv1 - srv0 if srv0 is not None and srv1 is not None else None
-        self.reqs = env.log.since()
+        srv1 = origin.cpu() if origin else None
+        self.srv_cpu = srv1 - srv0 if srv0 is not None and srv1 is not None else None
+        # The machine's busy cores during the epoch, and how much of that
+        # was neither this process, its workers nor the origin (others:
+        # a disturbed run).
+        self.busy = busy / self.secs
+        self.others = max(0.0, busy - self.parent_cpu - self.workers_cpu -
+                          (self.srv_cpu or 0.0)) / self.secs
+        self.reqs = origin.requests() if origin else None
         self.note = ""
 
     def row(self, label):
-        srv = "%4.2f" % (self.s3rver_cpu / self.secs) if self.s3rver_cpu is not None else "   -"
-        reqs = "%5d (206: %4d)" % self.reqs if self.reqs else "-"
+        srv = "%4.2f" % (self.srv_cpu / self.secs) if self.srv_cpu is not None else "   -"
+        if self.reqs:
+            reqs = "%5d (206: %4d%s)" % (self.reqs[0], self.reqs[1],
+                                        "" if self.reqs[2] is None else ", HEAD: %4d" % self.reqs[2])
+        else:
+            reqs = "-"
         disk = "%4.0f" % self.disk if self.disk is not None else "   -"
-        return ("   %-20s %5.2f s %5.0f/s  first %4.2f s  s3rver %s  wk+par %4.2f ms"
-                "  read %5.2f/%5.2f ms %4.1f flt  disk %s MiB  reqs %s%s"
-                % (label, self.secs, self.rate, self.first, srv, self.client_ms(),
+        return ("   %-18s %5.2f s %5.0f/s  first %4.2f s  steady %5.0f/s  cores %4.2f "
+                "(others %4.2f)  srv %s  wk %4.2f par %4.2f ms  read %5.2f/%5.2f ms %4.1f flt  "
+                "disk %s MiB  reqs %s%s"
+                % (label, self.secs, self.rate, self.first, self.steady, self.busy, self.others, srv,
+                   1000 * self.workers_cpu / self.n, 1000 * self.parent_cpu / self.n,
                    self.read_ms[0], self.read_ms[1], self.faults, disk, reqs, self.note))
 
     def client_ms(self):
@@ -334,32 +433,12 @@ class Epoch:
         return 1000 * (self.workers_cpu + self.parent_cpu) / self.n
 
 
-class Env:
-    def __init__(self):
-        pid = os.environ.get("S3RVER_PID")
-        self.s3rver_pid = int(pid) if pid else None
-        self.log = S3rverLog(os.environ.get("S3RVER_LOG"))
-        self.sizes = None           # index -> size, checked against every sample
-
-
-def predicted_order(loader, n):
-    """The order RandomSampler will draw this epoch, replaying the
-    loader's generator as torch 1.13's _BaseDataLoaderIter uses it: one
-    int64 draw for the workers' base seed, then randperm. Call right
-    before iter(loader); Epoch.order tells whether it was right."""
-    import torch
-    g = torch.Generator()
-    g.set_state(loader.generator.get_state())
-    torch.empty((), dtype=torch.int64).random_(generator=g)
-    return torch.randperm(n, generator=g).tolist()
-
-
 def median(xs):
     return statistics.median(xs)
 
 
 def spread(xs):
-    return "%.2f..%.2f" % (min(xs), max(xs))
+    return "%.2f..%.2f" % (min(xs), max(xs)) if xs else "-"
 
 
 def loadavg():
@@ -378,8 +457,8 @@ def node_view(dsc_stat, cache_dir):
 
 
 def checkout():
-    """The checkout's commit (and whether lib/ differs from it), and when
-    the library file was built: libdsc changes under the bench."""
+    """The checkout's commit, and whether lib/, include/ or bindings/
+    differ from it: libdsc changes under the bench."""
     def git(*args):
         out = subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True, text=True)
         return out.stdout.strip() if out.returncode == 0 else ""
@@ -389,172 +468,285 @@ def checkout():
     return commit
 
 
-def run(a):
-    sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
-    import dsc
-    import torch
-    import boto3  # noqa: F401  (imported before the workers fork)
-    from torch.utils.data import DataLoader
-    warnings.filterwarnings("ignore", message="The given buffer is not writable")
-    warnings.filterwarnings("ignore", message="This DataLoader will create")
+# ---------------------------------------------------------------- the figures
 
-    env = Env()
-    prefix_url = "s3://%s/%s" % (a.bucket, a.prefix)
-    keys = sorted(o["Key"] for page in s3_client(a.endpoint).get_paginator(
-        "list_objects_v2").paginate(Bucket=a.bucket, Prefix=a.prefix)
-        for o in page.get("Contents", []))
-    paths = [os.path.join(a.localdir, k) for k in keys]
-    n = len(keys)
-    env.sizes = [os.path.getsize(p) for p in paths]
-    global TUNED_MALLOC
-    TUNED_MALLOC = not a.default_malloc
-    settings = dict(batch_size=a.batch, shuffle=True, num_workers=a.workers, timeout=300,
-                    worker_init_fn=worker_init)
-    t_start = time.perf_counter()
-    lib = dsc.library_path()
-    print("bench_dataloader: %d samples, %.1f MiB; DataLoader(batch_size=%d, shuffle=True, "
-          "num_workers=%d), fork; workers' malloc: %s\n   torch %s; libdsc %s from %s "
-          "(built %s; checkout %s); %d cores, load %s"
-          % (n, sum(os.path.getsize(p) for p in paths) / 1048576, a.batch, a.workers,
-             "glibc defaults" if a.default_malloc else "mmap 4 MiB / trim 256 MiB thresholds",
-             torch.__version__, dsc.version(), lib,
-             time.strftime("%H:%M:%S", time.localtime(os.path.getmtime(lib))), checkout(),
-             os.cpu_count(), loadavg()))
+COLD_SIDES = ("boto3", "dsc", "dsc-disk", "dsc-index", "dsc-plan", "dsc-plan-wide",
+              "dsc-noprefetch", "dsc-urllist", "dsc-tN")
+
+
+def cold_side(name):
+    """The settings of a libdsc cold side: (PlannedSampler mode or None,
+    reading order?, prefetch_threads or None, plan_window or None, URL
+    list?). None for boto3."""
+    if name == "boto3":
+        return None
+    side = dict(mode="prefetch", reading=True, threads=None, plan_window=None, urllist=False,
+                disk=False)
+    if name == "dsc-disk":
+        side["disk"] = True
+    elif name == "dsc-index":
+        side["reading"] = False
+    elif name == "dsc-plan":
+        side["mode"] = "plan"
+    elif name == "dsc-plan-wide":
+        side["mode"] = "plan"
+        side["plan_window"] = "wide"
+    elif name == "dsc-noprefetch":
+        side["mode"] = None
+    elif name == "dsc-urllist":
+        side["urllist"] = True
+    elif name.startswith("dsc-t") and name[5:].isdigit():
+        side["threads"] = int(name[5:])
+    elif name != "dsc":
+        raise ValueError("unknown cold side %r (one of %s)" % (name, ", ".join(COLD_SIDES)))
+    return side
+
+
+class Bench:
+    def __init__(self, a):
+        sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+        import dsc
+        import torch
+        from torch.utils.data import DataLoader, RandomSampler
+        self.dsc, self.torch, self.DataLoader, self.RandomSampler = dsc, torch, DataLoader, RandomSampler
+        self.a = a
+        self.prefix_url = "s3://%s/%s" % (a.bucket, a.prefix)
+        self.keys = sorted(o["Key"] for page in s3_client(a.endpoint).get_paginator(
+            "list_objects_v2").paginate(Bucket=a.bucket, Prefix=a.prefix)
+            for o in page.get("Contents", []))
+        self.urls = ["s3://%s/%s" % (a.bucket, k) for k in self.keys]
+        self.paths = [os.path.join(a.localdir, k) for k in self.keys]
+        self.n = len(self.keys)
+        self.sizes = [os.path.getsize(p) for p in self.paths]
+        self.settings = dict(batch_size=a.batch, num_workers=a.workers, timeout=300,
+                             worker_init_fn=worker_init)
+
+    def loader(self, inner, sampler=None, **kw):
+        return self.DataLoader(Timed(inner), sampler=sampler,
+                               shuffle=None if sampler is not None else True,
+                               **dict(self.settings, **kw))
 
     # ---- 1. warm: epochs 2+ over the node cache vs local files
-    print("\n== 1. warm epochs: dsc.MapDataset over the node cache vs open().read() of a local "
-          "copy\n   (persistent workers; epoch 1 fills the cache / page cache; %d rounds, "
-          "alternating)" % a.warm_runs)
-    warm_dir = os.path.join(a.statedir, "cache-warm")
-    client = dsc.Client(cache_dir=warm_dir)
-    dsc_ds = dsc.MapDataset(prefix_url, client=client)
-    assert dsc_ds.urls == ["s3://%s/%s" % (a.bucket, k) for k in keys]
-    loaders = {
-        "dsc": DataLoader(Timed(dsc_ds), persistent_workers=True, **settings),
-        "local": DataLoader(Timed(LocalFiles(paths)), persistent_workers=True, **settings),
-    }
-    wcpu = {name: {} for name in loaders}
-    for name in ("dsc", "local"):
+    def warm(self, origin):
+        a, dsc = self.a, self.dsc
+        print("\n== 1. warm epochs: dsc.MapDataset over the node cache vs open().read() of a "
+              "local copy\n   (persistent workers; epoch 1 fills the cache from %s / the page "
+              "cache; %d rounds, alternating)" % (origin.name if origin else a.endpoint,
+                                                  a.warm_runs))
+        warm_dir = os.path.join(a.statedir, "cache-warm")
+        client = dsc.Client(cache_dir=warm_dir, endpoint=a.endpoint)
+        dsc_ds = dsc.MapDataset(self.prefix_url, client=client)
+        assert dsc_ds.urls == self.urls
+        loaders = {
+            "dsc": self.loader(dsc_ds, persistent_workers=True),
+            "local": self.loader(LocalFiles(self.paths), persistent_workers=True),
+        }
+        wcpu = {name: {} for name in loaders}
+        for name in ("dsc", "local"):
+            os.sync()
+            e = Epoch(loaders[name], origin, worker_cpu=wcpu[name], sizes=self.sizes)
+            assert e.n == self.n
+            print(e.row("%s epoch 1" % name))
         os.sync()
-        e = Epoch(loaders[name], env, worker_cpu=wcpu[name])
-        assert e.n == n
-        print(e.row("%s epoch 1" % name))
-    os.sync()
-    warm = {"dsc": [], "local": []}
-    for r in range(a.warm_runs):
-        for name in (("dsc", "local") if r % 2 == 0 else ("local", "dsc")):
-            e = Epoch(loaders[name], env, worker_cpu=wcpu[name])
-            assert e.n == n
-            warm[name].append(e.rate)
-            print(e.row("%s epoch %d" % (name, r + 2)))
-    rounds_w = [d / l for d, l in zip(warm["dsc"], warm["local"])]
-    del loaders
-    client.close()
-    view = node_view(a.dsc_stat, warm_dir)
-    if view:
-        print("   node cache (dsc-stat): %d chunks, %d hits, %d misses (= GETs: epoch 1 only)"
-              % (view["chunks"], view["hits"], view["misses"]))
-
-    expired = None
-    if a.extra:
-        print("\n== 1b. (no goal) a warm epoch with expired metadata: meta_ttl_ms=1, as for "
-              "epochs more than 60 s apart")
-        client = dsc.Client(cache_dir=warm_dir, meta_ttl_ms=1)
-        loader = DataLoader(Timed(dsc.MapDataset(prefix_url, client=client)),
-                            persistent_workers=True, **settings)
-        e = Epoch(loader, env)
-        print(e.row("dsc ttl=1 epoch"))
-        expired = e.rate
-        del loader
+        warm = {"dsc": [], "local": []}
+        for r in range(a.warm_runs):
+            for name in (("dsc", "local") if r % 2 == 0 else ("local", "dsc")):
+                e = Epoch(loaders[name], origin, worker_cpu=wcpu[name], sizes=self.sizes)
+                assert e.n == self.n
+                warm[name].append(e.rate)
+                print(e.row("%s epoch %d" % (name, r + 2)))
+        del loaders
         client.close()
+        view = node_view(a.dsc_stat, warm_dir)
+        if view:
+            print("   node cache (dsc-stat): %d chunks, %d hits, %d misses (= GETs: epoch 1 only)"
+                  % (view["chunks"], view["hits"], view["misses"]))
+        expired = None
+        if a.extra:
+            print("\n== 1b. (no goal) a warm epoch with expired metadata: meta_ttl_ms=1, as for "
+                  "epochs more than 60 s apart")
+            client = dsc.Client(cache_dir=warm_dir, endpoint=a.endpoint, meta_ttl_ms=1)
+            loader = self.loader(dsc.MapDataset(self.prefix_url, client=client),
+                                 persistent_workers=True)
+            e = Epoch(loader, origin, sizes=self.sizes)
+            print(e.row("dsc ttl=1 epoch"))
+            expired = e.rate
+            del loader
+            client.close()
+        return warm, expired
 
-    # ---- 2. cold: epoch 1, dsc with prefetch vs boto3
-    sides = ["boto3", "dsc"] + (["dsc-noprefetch"] if a.extra else [])
-    runs = [(r, name) for r in range(a.runs)
-            for name in sides[r % len(sides):] + sides[:r % len(sides)]]
-    if a.extra:
-        runs.append((a.runs - 1, "dsc-urllist"))
-    print("\n== 2. cold epoch 1: dsc.MapDataset + client.prefetch(epoch order) vs boto3 "
-          "get_object\n   (fresh workers, empty cache per run; %d rounds, rotating)" % a.runs)
-    cold = {s: [] for s in sides + ["dsc-urllist"]}
-    cpu = {s: [] for s in sides}
-    ceil = []
-    matched = []
-    for r, name in runs:
+    def cold_run(self, origin, r, name, wide):
+        """One cold epoch of one side from one origin (round r)."""
+        a, dsc = self.a, self.dsc
         os.sync()
-        g = torch.Generator()
+        g = self.torch.Generator()
         g.manual_seed(1000 + r)
-        if name == "boto3":
-            loader = DataLoader(Timed(Boto3Objects(a.endpoint, a.bucket, keys)),
-                                generator=g, **settings)
-            e = Epoch(loader, env)
+        side = cold_side(name)
+        if side is None:
+            ds = Boto3Objects(origin.endpoint, a.bucket, self.keys)
+            sampler = self.RandomSampler(ds, generator=g)
+            e = Epoch(self.loader(ds, sampler), origin, sizes=self.sizes)
         else:
-            cache = os.path.join(a.statedir, "cache-cold-%d-%s" % (r, name))
-            client = dsc.Client(cache_dir=cache)
-            if name == "dsc-urllist":
-                ds = dsc.MapDataset(["s3://%s/%s" % (a.bucket, k) for k in keys], client=client)
+            cache = os.path.join(a.statedir if side["disk"] else a.cold_caches,
+                                 "cache-cold-%s-%d-%s" % (origin.name, r, name))
+            config = dict(cache_dir=cache, endpoint=origin.endpoint)
+            if side["threads"]:
+                config["prefetch_threads"] = side["threads"]
+            if side["plan_window"]:
+                config["plan_window"] = wide
+            client = dsc.Client(**config)
+            if side["urllist"] or not origin.lists:
+                ds = dsc.MapDataset(list(self.urls), client=client)
             else:
-                ds = dsc.MapDataset(prefix_url, client=client)
-            loader = DataLoader(Timed(ds), generator=g, **settings)
-            want = predicted_order(loader, n)
-            queue = None
-            if name != "dsc-noprefetch":
-                urls = [ds.urls[i] for i in want]
-
-                def queue(_it, urls=urls, client=client):
-                    client.prefetch(urls)
-            e = Epoch(loader, env, on_iter=queue)
-            matched.append(e.order == want)
+                ds = dsc.MapDataset(self.prefix_url, client=client)
+                assert ds.urls == self.urls
+            inner = self.RandomSampler(ds, generator=g)
+            if side["mode"]:
+                sampler = dsc.PlannedSampler(
+                    ds, inner, mode=side["mode"],
+                    batch_size=a.batch if side["reading"] else None,
+                    num_workers=a.workers if side["reading"] else None)
+            else:
+                sampler = inner
+            e = Epoch(self.loader(ds, sampler), origin, sizes=self.sizes)
+            if side["mode"]:
+                assert e.order == sampler.order, "batches out of the sampler's order"
             st = client.stats()
+            position = sampler.plan.position if side["mode"] == "plan" else None
+            if side["mode"] == "plan":
+                sampler.plan.stop()
             client.close()
             view = node_view(a.dsc_stat, cache)
-            e.note = "  parent: %4d GETs %4d HEADs%s" % (
+            shutil.rmtree(cache, ignore_errors=True)
+            e.note = "  parent: %4d GETs %4d HEADs%s%s" % (
                 st["s3_gets"], st["s3_heads"],
-                "; node misses %d" % view["misses"] if view else "")
-        assert e.n == n
-        cold[name].append(e.rate)
-        if e.s3rver_cpu and name != "dsc-urllist":
-            ceil.append(n / e.s3rver_cpu)
-            cpu[name].append((e.client_ms(), 1000 * e.s3rver_cpu / n))
-        print(e.row("%s run %d" % (name, r + 1)))
-        del loader
-    print("   epoch order predicted right in %d of %d libdsc runs" % (sum(matched), len(matched)))
-    if ceil:
-        print("   CPU ms per sample, client (workers + parent) + s3rver, medians: %s"
-              % "; ".join("%s %.2f + %.2f" % (s, median(c for c, _ in cpu[s]),
-                                              median(v for _, v in cpu[s]))
-                          for s in sides))
-        print("   s3rver ceiling: %.0f samples/s (median over the GET-only cold runs: s3rver "
-              "CPU %.2f ms per sample)" % (median(ceil), 1000 / median(ceil)))
+                "; node misses %d" % view["misses"] if view else "",
+                "; plan position %d" % position if position is not None else "")
+        assert e.n == self.n
+        return e
 
-    # ---- summary
-    fmt = "   %-42s %-13s %-13s %5s %6s  %s"
-    local_w, boto3_c = median(warm["local"]), median(cold["boto3"])
+    # ---- 2. cold: epoch 1 from one origin, libdsc vs boto3
+    def cold(self, origin):
+        a = self.a
+        goal = list(a.cold[:2])
+        extra = list(a.cold[2:])
+        runs = [(r, name) for r in range(a.runs)
+                for name in goal[r % len(goal):] + goal[:r % len(goal)]]
+        if extra:
+            last = a.runs - 1 if a.extra else None
+            runs += [(r, name) for r in range(a.runs) for name in extra
+                     if last is None or r == last]
+        print("\n== 2. cold epoch 1 from %s (%s%s): %s\n   (fresh workers, empty cache per "
+              "run; %d rounds, rotating)"
+              % (origin.name, origin.endpoint, "" if origin.lists else ", cannot list",
+                 " vs ".join(a.cold), a.runs))
+        res = {s: [] for s in a.cold}
+        steady = {s: [] for s in a.cold}
+        cpu = {s: [] for s in a.cold}
+        ceil = []
+        disturbed = 0
+        wide = "%dM" % (2 * sum(self.sizes) // 1048576 + 1)
+        for r, name in runs:
+            for attempt in range(1 + a.retries):
+                e = self.cold_run(origin, r, name, wide)
+                if e.others <= a.max_others or attempt == a.retries:
+                    break
+                print(e.row("%s run %d" % (name, r + 1)) + "  DISTURBED: repeated")
+            disturbed += e.others > a.max_others
+            res[name].append(e.rate)
+            steady[name].append(e.steady)
+            cpu[name].append((1000 * e.workers_cpu / e.n, 1000 * e.parent_cpu / e.n,
+                              1000 * e.srv_cpu / e.n if e.srv_cpu is not None else None))
+            if e.srv_cpu and name in goal:
+                ceil.append(self.n / e.srv_cpu)
+            print(e.row("%s run %d" % (name, r + 1)))
+        print("   CPU ms per sample, medians (workers + parent + %s): %s" % (
+            origin.name, "; ".join(
+                "%s %.2f + %.2f + %s" % (s, median(w for w, _, _ in cpu[s]),
+                                         median(p for _, p, _ in cpu[s]),
+                                         "%.2f" % median(v for _, _, v in cpu[s])
+                                         if all(v is not None for _, _, v in cpu[s]) else "-")
+                for s in a.cold if cpu[s])))
+        if ceil:
+            print("   %s ceiling: %.0f samples/s (samples / %s's CPU seconds, median over the "
+                  "goal runs: %.2f ms per sample)" % (origin.name, median(ceil), origin.name,
+                                                      1000 / median(ceil)))
+        total = {s: median(w + p + (v or 0.0) for w, p, v in cpu[s]) for s in a.cold if cpu[s]}
+        return dict(res=res, steady=steady, ceil=median(ceil) if ceil else None, cpu=total,
+                    disturbed=disturbed, runs=len(runs))
 
-    def line(label, base, base_rate, rate, goal=None):
-        ratio = rate / base_rate
-        met = "" if goal is None else ("yes" if ratio >= goal else "NO")
-        print(fmt % (label, "%s %6.0f" % (base, base_rate), "dsc %6.0f" % rate,
-                     "%.2f" % ratio, ">=%g" % goal if goal else "-", met))
+    def run(self):
+        a, dsc, torch = self.a, self.dsc, self.torch
+        warnings.filterwarnings("ignore", message="The given buffer is not writable")
+        warnings.filterwarnings("ignore", message="This DataLoader will create")
+        global TUNED_MALLOC
+        TUNED_MALLOC = not a.default_malloc
+        t_start = time.perf_counter()
+        lib = dsc.library_path()
+        print("bench_dataloader: %d samples, %.1f MiB; DataLoader(batch_size=%d, "
+              "num_workers=%d), fork; workers' malloc: %s\n   torch %s; libdsc %s from %s "
+              "(built %s; checkout %s); %d cores, load %s"
+              % (self.n, sum(self.sizes) / 1048576, a.batch, a.workers,
+                 "glibc defaults" if a.default_malloc else "mmap 4 MiB / trim 256 MiB thresholds",
+                 torch.__version__, dsc.version(), lib,
+                 time.strftime("%H:%M:%S", time.localtime(os.path.getmtime(lib))), checkout(),
+                 os.cpu_count(), loadavg()))
+        origins = [Origin(spec) for spec in a.origin]
+        warm = expired = None
+        if a.warm_runs > 0:
+            warm, expired = self.warm(next((o for o in origins if o.endpoint == a.endpoint),
+                                           None))
+        cold = {o.name: self.cold(o) for o in origins}
 
-    print("\n== summary (samples/s; medians; ratio = libdsc / baseline of this run)")
-    print(fmt % ("figure", "baseline", "libdsc", "ratio", "goal", "met"))
-    line("1 warm epoch 2+, %d runs each" % a.warm_runs, "local", local_w,
-         median(warm["dsc"]), 0.9)
-    line("2 cold epoch 1, %d runs each" % a.runs, "boto3", boto3_c, median(cold["dsc"]), 5)
-    if expired is not None:
-        line("1b warm, metadata expired (1 epoch)", "local", local_w, expired)
-    if cold["dsc-noprefetch"]:
-        line("2b cold, no prefetch", "boto3", boto3_c, median(cold["dsc-noprefetch"]))
-    if cold["dsc-urllist"]:
-        line("2c cold, URL list, no listing (1 run)", "boto3", boto3_c,
-             cold["dsc-urllist"][0])
-    if ceil:
-        print(fmt % ("   bound: s3rver ceiling, any client", "boto3 %6.0f" % boto3_c,
-                     "max %6.0f" % median(ceil), "%.2f" % (median(ceil) / boto3_c), "-", ""))
-    print("   per-round ratios: warm %s, cold %s; load %s at the end; %.0f s"
-          % (spread(rounds_w), spread([d / b for d, b in zip(cold["dsc"], cold["boto3"])]),
-             loadavg(), time.perf_counter() - t_start))
+        # ---- summary
+        fmt = "   %-44s %-13s %-13s %5s %6s  %s"
+
+        def line(label, base, base_rate, rate, goal=None):
+            ratio = rate / base_rate
+            met = "" if goal is None else ("yes" if ratio >= goal else "NO")
+            print(fmt % (label, "%s %6.0f" % (base, base_rate), "dsc %6.0f" % rate,
+                         "%.2f" % ratio, ">=%g" % goal if goal else "-", met))
+
+        print("\n== summary (samples/s; medians; ratio = libdsc / baseline of this run)")
+        print(fmt % ("figure", "baseline", "libdsc", "ratio", "goal", "met"))
+        if warm:
+            local_w = median(warm["local"])
+            line("1 warm epoch 2+, %d runs each" % a.warm_runs, "local", local_w,
+                 median(warm["dsc"]), 0.9)
+            if expired is not None:
+                line("1b warm, metadata expired (1 epoch)", "local", local_w, expired)
+        base, side = a.cold[0], a.cold[1] if len(a.cold) > 1 else None
+        for o in origins:
+            c = cold[o.name]
+            res, steady, ceil = c["res"], c["steady"], c["ceil"]
+            if not res[base] or side is None:
+                continue
+            b = median(res[base])
+            line("2 cold epoch 1 from %s, %d runs each" % (o.name, a.runs), base, b,
+                 median(res[side]), 5 if base == "boto3" else None)
+            line("  after the first batch (steady)", base, median(steady[base]),
+                 median(steady[side]))
+            for s in a.cold[2:]:
+                if res[s]:
+                    line("  %s (%d run%s)" % (s, len(res[s]), "" if len(res[s]) == 1 else "s"),
+                         base, b, median(res[s]))
+            if ceil:
+                print(fmt % ("  bound: %s ceiling, any client" % o.name, "%s %6.0f" % (base, b),
+                             "max %6.0f" % ceil, "%.2f" % (ceil / b), "-", ""))
+            if base in c["cpu"] and side in c["cpu"]:
+                # With every core busy (cores ~2.00), the ratio is that of
+                # the CPU each sample costs, client and origin together.
+                print("   %s: CPU per sample, workers + parent + origin: %s %.2f ms, %s %.2f ms "
+                      "(%.2fx)" % (o.name, base, c["cpu"][base], side, c["cpu"][side],
+                                   c["cpu"][base] / c["cpu"][side]))
+            print("   per-round ratios from %s: %s; %d of %d runs disturbed (others > %.2f "
+                  "cores) after repeats" % (
+                      o.name, spread([d / x for d, x in zip(res[side], res[base])]),
+                      c["disturbed"], c["runs"], a.max_others))
+        if warm:
+            print("   per-round warm ratios: %s" % spread(
+                [d / x for d, x in zip(warm["dsc"], warm["local"])]))
+        print("   load %s at the end; %.0f s" % (loadavg(), time.perf_counter() - t_start))
 
 
 def main():
@@ -569,11 +761,22 @@ def main():
     pr = sub.add_parser("run")
     for name in ("endpoint", "bucket", "prefix", "localdir", "statedir"):
         pr.add_argument(name)
-    pr.add_argument("--runs", type=int, default=3, help="cold rounds")
-    pr.add_argument("--warm-runs", type=int, default=7, help="warm rounds")
+    pr.add_argument("--origin", action="append", default=[],
+                    help="NAME,URL,PID,LOG[,nolist]: one cold comparison per origin")
+    pr.add_argument("--cold", nargs="+", default=["boto3", "dsc"],
+                    help="cold sides; the first two are the goal's baseline and libdsc "
+                         "(run every round), the rest run once per origin with --extra 1 "
+                         "(every round with --extra 0); from %s" % ", ".join(COLD_SIDES))
+    pr.add_argument("--cold-caches", help="where the cold runs' caches go (default STATEDIR)")
+    pr.add_argument("--runs", type=int, default=3, help="cold rounds per origin")
+    pr.add_argument("--max-others", type=float, default=0.25,
+                    help="a cold run during which other processes kept more than this many "
+                         "cores busy is repeated")
+    pr.add_argument("--retries", type=int, default=2, help="repeats of a disturbed cold run")
+    pr.add_argument("--warm-runs", type=int, default=7, help="warm rounds (0: no warm figure)")
     pr.add_argument("--workers", type=int, default=4)
     pr.add_argument("--batch", type=int, default=32)
-    pr.add_argument("--extra", type=int, default=1, help="1b and 2b rows (no goal)")
+    pr.add_argument("--extra", type=int, default=1, help="the 1b row; extra cold sides once")
     pr.add_argument("--dsc-stat", help="path of dsc-stat, for node cache counters")
     pr.add_argument("--default-malloc", action="store_true",
                     help="leave glibc's malloc thresholds alone in the workers")
@@ -583,7 +786,13 @@ def main():
             p.error("need %d <= --min-kib <= --max-kib" % (HEAD_BYTES >> 10))
         prepare(a)
     else:
-        run(a)
+        for name in a.cold:
+            try:
+                cold_side(name)
+            except ValueError as e:
+                p.error(str(e))
+        a.cold_caches = a.cold_caches or a.statedir
+        Bench(a).run()
 
 
 if __name__ == "__main__":
