@@ -12,6 +12,7 @@
  * SIGTERM or SIGINT. Exit 0 after a clean stop, 1 on start-up errors, 2
  * for usage errors. */
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,16 @@
 static const char USAGE[] =
     "usage: dscd [--listen HOST:PORT] [--port-file FILE] [--cache-dir DIR]\n"
     "            [--max-inflight N] [--max-connections N]\n";
+
+/* A daemon often starts after a crash: sweep the debris of the killed one
+ * (files evicted but not yet unlinked) without delaying the start. */
+static void *sweep(void *ctx)
+{
+    int64_t n = dsc_cache_clean(ctx);
+    if (n > 0)
+        fprintf(stderr, "dscd: removed %lld stray files\n", (long long)n);
+    return NULL;
+}
 
 static int write_port_file(const char *path, unsigned port)
 {
@@ -123,9 +134,13 @@ int main(int argc, char **argv)
     fprintf(stderr, "dscd %s: serving %s (chunk %u KiB) on %s, port %u\n",
             dsc_version_string(), dsc_cache_dir(ctx), st.chunk_size / 1024,
             listen, port);
+    pthread_t sweeper;
+    int swept = pthread_create(&sweeper, NULL, sweep, ctx) == 0;
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "dscd: signal %d, stopping\n", sig);
+    if (swept)
+        pthread_join(sweeper, NULL);
     dsc_server_stop(srv);
     dsc_ctx_close(ctx);
     return 0;

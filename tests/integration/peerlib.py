@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -27,6 +28,29 @@ BUCKET = os.environ["DSC_TEST_BUCKET"]
 S3RVER_LOG = os.environ["DSC_TEST_S3RVER_LOG"]
 STATE = Path(os.environ["DSC_TEST_STATE"])
 CHUNK = int(os.environ.get("DSC_PEER_TEST_CHUNK", 128 * 1024))
+
+
+failures = []
+
+
+def check(cond, what, quiet_ok=False):
+    """Record one assertion; the test goes on, so one run shows them all."""
+    if not (cond and quiet_ok):
+        print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def run_test(main, *prefixes):
+    """Run main(), then delete the objects it uploaded under prefixes
+    (other tests list the whole bucket); exit 1 if a check failed."""
+    try:
+        main()
+    finally:
+        for p in prefixes:
+            delete_prefix(p)
+    print("%d checks failed" % len(failures))
+    sys.exit(1 if failures else 0)
 
 
 def s3():

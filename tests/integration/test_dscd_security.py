@@ -11,20 +11,12 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import time
 
-from peerlib import (BUCKET, CHUNK, STATE, TOOL, Dscd, chunk_headers,
-                     delete_prefix, resp_sig, s3, sign)
+from peerlib import (BUCKET, CHUNK, STATE, TOOL, Dscd, check, chunk_headers,
+                     resp_sig, run_test, s3, sign)
 
 SECRET = "security-test-secret-51c2"
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def request(node, method, path, headers=None):
@@ -172,10 +164,7 @@ def main():
     finally:
         node.stop()
         shutil.rmtree(cache, ignore_errors=True)
-        delete_prefix("security/")
-    print("%d checks failed" % len(failures))
-    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_test(main, "security/")

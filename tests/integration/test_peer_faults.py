@@ -9,22 +9,14 @@ reader falls back to S3), the failure is counted, and the epoch ends
 within its time bound. Prints a table. Run through tests/run.sh."""
 import re
 import shutil
-import sys
 import time
 
 from faultproxy import FaultProxy, Rule
-from peerlib import (STATE, Dscd, delete_prefix, finish, peer_counts, reader,
-                     upload_dataset)
+from peerlib import (STATE, Dscd, check, finish, peer_counts, reader,
+                     run_test, upload_dataset)
 
 SECRET = "peer-faults-secret"
 SELF = "127.0.0.1:9"          # this node: its chunks are read locally
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        print("FAIL " + what, flush=True)
-        failures.append(what)
 
 
 def s3_mib(out):
@@ -106,12 +98,7 @@ def main():
         "peer errors", "bad data", "S3 MiB", "time s", "result"))
     for r in rows:
         print("%-46s %7d %9d %11d %9d %9.2f %7.2f  %s" % r)
-    print("%d checks failed" % len(failures))
-    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    finally:
-        delete_prefix("peer-faults/")
+    run_test(main, "peer-faults/")

@@ -16,20 +16,12 @@ same dataset from s3rver.
 Run through tests/run.sh (s3rver, env)."""
 import shutil
 import signal
-import sys
 import time
 
-from peerlib import (CHUNK, STATE, Dscd, S3Log, chunks_of, delete_prefix,
-                     finish, peer_counts, reader, upload_dataset)
+from peerlib import (CHUNK, STATE, Dscd, S3Log, check, chunks_of, finish,
+                     peer_counts, reader, run_test, upload_dataset)
 
 SECRET = "peers-test-secret-7f3a"
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def node_chunks(d):
@@ -150,13 +142,7 @@ def main():
     for tag in ("c", "k", "l"):
         for i in range(3):
             shutil.rmtree(STATE / ("%s-node%d" % (tag, i)), ignore_errors=True)
-    print("%d checks failed" % len(failures))
-    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    finally:
-        delete_prefix("peers/")
-        delete_prefix("peers-kill/")
+    run_test(main, "peers/", "peers-kill/")

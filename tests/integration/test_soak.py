@@ -18,26 +18,18 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 from faultproxy import FaultProxy, Rule
-from peerlib import (BIN, BUILD, ENDPOINT, STATE, Dscd, base_env, delete_prefix,
-                     finish, peer_counts, upload_dataset)
+from peerlib import (BIN, BUILD, ENDPOINT, STATE, Dscd, base_env, check,
+                     finish, peer_counts, run_test, upload_dataset)
 
 SECRET = "soak-secret"
 SECONDS = float(os.environ.get("SOAK_SECONDS", "40"))
 FD_CACHE = 64
 CAP = 6 << 20
 SANITIZED = "asan" in str(BUILD) or "tsan" in str(BUILD)
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def proc_usage(pid):
@@ -148,8 +140,11 @@ def main():
     check(sum(restarts.values()) >= min(4, SECONDS // 4), "dscd restarted")
 
     for i, d in enumerate(dirs):
-        st = subprocess.run([str(BIN / "dsc-stat"), "--json", "--cache-dir", str(d)],
-                            capture_output=True, text=True)
+        # A daemon killed between an eviction's commit and its unlink leaves
+        # the evicted file behind (debris the hourly sweep, a dscd start or
+        # dsc-stat --clean removes): measure the disk after a sweep.
+        st = subprocess.run([str(BIN / "dsc-stat"), "--json", "--clean",
+                             "--cache-dir", str(d)], capture_output=True, text=True)
         m = re.search(r'"used_bytes":\s*(\d+)', st.stdout)
         idx = int(m.group(1)) if m else -1
         disk = dir_bytes(d)
@@ -177,8 +172,6 @@ def main():
             check(rss1 <= rss0 * 1.25 + 8192, "pid %d: no memory growth" % pid)
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
-    print("%d checks failed" % len(failures))
-    return 1 if failures else 0
 
 
 def reader_env(node_dir, peers, self_addr, extra):
@@ -190,7 +183,4 @@ def reader_env(node_dir, peers, self_addr, extra):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    finally:
-        delete_prefix("soak/")
+    run_test(main, "soak/")
