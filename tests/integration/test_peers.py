@@ -15,11 +15,13 @@ same dataset from s3rver.
 
 Run through tests/run.sh (s3rver, env)."""
 import shutil
+import subprocess
 import signal
 import time
 
-from peerlib import (CHUNK, STATE, Dscd, S3Log, check, chunks_of, finish,
-                     peer_counts, reader, run_test, upload_dataset)
+from peerlib import (BIN, BUCKET, CHUNK, STATE, Dscd, S3Log, base_env, check,
+                     chunks_of, finish, peer_counts, reader, run_test,
+                     upload_dataset)
 
 SECRET = "peers-test-secret-7f3a"
 
@@ -125,6 +127,36 @@ def main():
         for n in daemons:
             n.stop()
 
+    # --- dsc-prefetch on one node warms the whole cluster: each chunk goes
+    # to its owner's disk (a HEAD to the owner), nothing crosses the wire
+    dirs, daemons = cluster("w")
+    try:
+        peers = [n.addr for n in daemons]
+        env = base_env(SECRET)
+        env.update(DSC_CACHE_DIR=str(dirs[0]), DSC_PEERS=",".join(peers),
+                   DSC_SELF=peers[0])
+        log.mark()
+        pf = subprocess.run([str(BIN / "dsc-prefetch"), "-j", "4", "--quiet",
+                             "s3://%s/peers/" % BUCKET], env=env,
+                            capture_output=True, text=True, timeout=120)
+        check(pf.returncode == 0, "dsc-prefetch with peers: exit 0 (%s)" % pf.stderr[-300:])
+        gets = log.gets(data)
+        on_disk = [node_chunks(d) for d in dirs]
+        print("prefetch: %d S3 GETs, chunks per node %s" % (sum(gets.values()), on_disk))
+        check(sum(gets.values()) == total_chunks and sum(on_disk) == total_chunks
+              and min(on_disk) > 0,
+              "prefetch from one node: each chunk once, on its owner's disk")
+        sent = sum(n.metrics().get("dscd_sent_bytes_total", 0) for n in daemons)
+        check(sent == 0, "prefetch moved no chunk bytes between nodes (%d)" % sent)
+        log.mark()
+        results = run_epoch(dirs, daemons, "peers/", verify)
+        check(all(rc == 0 and "all bytes verified" in out for rc, out in results),
+              "epoch after the prefetch: every byte right")
+        check(sum(log.gets(data).values()) == 0, "epoch after the prefetch: zero S3 GETs")
+    finally:
+        for n in daemons:
+            n.stop()
+
     # --- keep_local: copies of other nodes' chunks stay here too
     dirs, daemons = cluster("l")
     try:
@@ -139,7 +171,7 @@ def main():
     finally:
         for n in daemons:
             n.stop()
-    for tag in ("c", "k", "l"):
+    for tag in ("c", "k", "w", "l"):
         for i in range(3):
             shutil.rmtree(STATE / ("%s-node%d" % (tag, i)), ignore_errors=True)
 
