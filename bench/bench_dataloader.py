@@ -10,16 +10,17 @@ bench/run_dataloader.sh starts the origins and calls both subcommands.
       [min, max] KiB (100..200), written to LOCALDIR/PREFIX... and
       uploaded with boto3 to s3://BUCKET/PREFIX... at ENDPOINT (s3rver).
   bench_dataloader.py run ENDPOINT BUCKET PREFIX LOCALDIR STATEDIR
-        [--origin NAME,URL,PID,LOG[,nolist]]... [--cold SIDE...]
+        [--origin NAME,URL,PID,LOG[,nolist][,threads=N]]... [--cold SIDE...]
         [--runs R] [--warm-runs R] [--extra 0|1] [--cold-caches DIR]
         [--dsc-stat PATH] [--default-malloc]
       the figures below, medians of the runs of this process. ENDPOINT
       (s3rver) fills the warm figure's cache. Each --origin is one cold
       comparison: its endpoint URL, the PID whose CPU time (with its
       children's) is the server's, its request log (s3rver's log, or an
-      nginx access log of "METHOD STATUS" lines), and nolist when it cannot
-      list a bucket (nginx): libdsc then gets the URL list, with no sizes
-      and ETags recorded in advance.
+      nginx access log of "METHOD STATUS" lines), nolist when it cannot
+      list a bucket (nginx: libdsc then gets the URL list, with no sizes
+      and ETags recorded in advance), and threads=N for libdsc's
+      prefetch_threads on the libdsc sides from this origin (default 8).
 
 Every loader is torch.utils.data.DataLoader(batch_size=32, num_workers=4,
 default (fork) start method) over the same shuffled order: sampler =
@@ -71,7 +72,8 @@ CPU time, for the breakdown. Nothing is done with a batch.
                     ~290 MiB). Its window moves only with the parent's own
                     reads, and the workers are other processes.
      dsc-plan-wide  mode="plan" with plan_window = 2 x the epoch's bytes.
-     dsc-tN         dsc with prefetch_threads=N.
+     dsc-tN         dsc with prefetch_threads=N (the origin's threads=N
+                    sets it for every libdsc side from that origin).
      dsc-noprefetch no PlannedSampler: each worker GETs its own samples.
      dsc-urllist    dsc over the URL list on an origin that lists (no
                     sizes and ETags recorded: a worker that gets to an
@@ -118,7 +120,9 @@ GETs: libdsc's GETs) and HEAD (nginx only; s3rver does not log methods,
 its 200s are boto3's GETs and libdsc's HEADs).
 Origin ceiling = samples / the origin's CPU seconds in a cold epoch: the
 rate at which the origin, with a core to itself, is the limit whatever the
-client.
+client. "local files, fresh workers" = figure 1's local epoch 1 (the same
+DataLoader with freshly forked workers over files in the page cache): no
+cold epoch on this machine can beat it, whatever the origin and the client.
 """
 import argparse
 import os
@@ -317,12 +321,20 @@ class Origin:
 
     def __init__(self, spec):
         parts = spec.split(",")
-        if len(parts) not in (4, 5) or (len(parts) == 5 and parts[4] != "nolist"):
-            raise ValueError("--origin NAME,URL,PID,LOG[,nolist], not %r" % spec)
+        if len(parts) < 4:
+            raise ValueError("--origin NAME,URL,PID,LOG[,nolist][,threads=N], not %r" % spec)
         self.name, self.endpoint = parts[0], parts[1]
         self.pid = int(parts[2]) if parts[2] else None
         self.log = parts[3] or None
-        self.lists = len(parts) == 4
+        self.lists = True
+        self.threads = None         # libdsc's prefetch_threads for this origin
+        for opt in parts[4:]:
+            if opt == "nolist":
+                self.lists = False
+            elif opt.startswith("threads=") and opt[8:].isdigit():
+                self.threads = int(opt[8:])
+            else:
+                raise ValueError("--origin: unknown option %r in %r" % (opt, spec))
         self.pos = None
         self.requests()
 
@@ -520,6 +532,7 @@ class Bench:
         self.sizes = [os.path.getsize(p) for p in self.paths]
         self.settings = dict(batch_size=a.batch, num_workers=a.workers, timeout=300,
                              worker_init_fn=worker_init)
+        self.local_epoch1 = None
 
     def loader(self, inner, sampler=None, **kw):
         return self.DataLoader(Timed(inner), sampler=sampler,
@@ -547,6 +560,11 @@ class Bench:
             e = Epoch(loaders[name], origin, worker_cpu=wcpu[name], sizes=self.sizes)
             assert e.n == self.n
             print(e.row("%s epoch 1" % name))
+            if name == "local":
+                # Fresh workers over local files in the page cache: what no
+                # cold epoch can beat (the cold figure's ceiling on this
+                # machine, whatever the origin).
+                self.local_epoch1 = e.rate
         os.sync()
         warm = {"dsc": [], "local": []}
         for r in range(a.warm_runs):
@@ -590,8 +608,8 @@ class Bench:
             cache = os.path.join(a.statedir if side["disk"] else a.cold_caches,
                                  "cache-cold-%s-%d-%s" % (origin.name, r, name))
             config = dict(cache_dir=cache, endpoint=origin.endpoint)
-            if side["threads"]:
-                config["prefetch_threads"] = side["threads"]
+            if side["threads"] or origin.threads:
+                config["prefetch_threads"] = side["threads"] or origin.threads
             if side["plan_window"]:
                 config["plan_window"] = wide
             client = dsc.Client(**config)
@@ -637,9 +655,11 @@ class Bench:
             runs += [(r, name) for r in range(a.runs) for name in extra
                      if last is None or r == last]
         print("\n== 2. cold epoch 1 from %s (%s%s): %s\n   (fresh workers, empty cache per "
-              "run; %d rounds, rotating)"
+              "run; %d rounds, rotating; libdsc's prefetch_threads %s)"
               % (origin.name, origin.endpoint, "" if origin.lists else ", cannot list",
-                 " vs ".join(a.cold), a.runs))
+                 " vs ".join(a.cold), a.runs,
+                 "%d for this origin, unless dsc-tN" % origin.threads if origin.threads
+                 else "8 (the default), unless dsc-tN"))
         res = {s: [] for s in a.cold}
         steady = {s: [] for s in a.cold}
         cpu = {s: [] for s in a.cold}
@@ -733,6 +753,10 @@ class Bench:
             if ceil:
                 print(fmt % ("  bound: %s ceiling, any client" % o.name, "%s %6.0f" % (base, b),
                              "max %6.0f" % ceil, "%.2f" % (ceil / b), "-", ""))
+            if self.local_epoch1:
+                print(fmt % ("  bound: local files, fresh workers (1 epoch)", "%s %6.0f" % (base, b),
+                             "max %6.0f" % self.local_epoch1, "%.2f" % (self.local_epoch1 / b),
+                             "-", ""))
             if base in c["cpu"] and side in c["cpu"]:
                 # With every core busy (cores ~2.00), the ratio is that of
                 # the CPU each sample costs, client and origin together.
@@ -762,7 +786,8 @@ def main():
     for name in ("endpoint", "bucket", "prefix", "localdir", "statedir"):
         pr.add_argument(name)
     pr.add_argument("--origin", action="append", default=[],
-                    help="NAME,URL,PID,LOG[,nolist]: one cold comparison per origin")
+                    help="NAME,URL,PID,LOG[,nolist][,threads=N]: one cold comparison per "
+                         "origin")
     pr.add_argument("--cold", nargs="+", default=["boto3", "dsc"],
                     help="cold sides; the first two are the goal's baseline and libdsc "
                          "(run every round), the rest run once per origin with --extra 1 "

@@ -15,9 +15,11 @@
 # BENCH_DL_WARM_RUNS (7 warm rounds; 0 skips figure 1), BENCH_DL_ORIGINS
 # ("s3rver nginx"), BENCH_DL_COLD (the cold sides: the baseline and libdsc
 # of the goal, run every round, then sides run once per origin; default
-# "boto3 dsc dsc-disk dsc-index dsc-plan dsc-plan-wide dsc-noprefetch",
-# all described in bench_dataloader.py), BENCH_DL_EXTRA=0 (the 1b row
-# off, and every cold side in every round), BENCH_DL_CACHE=disk
+# "boto3 dsc dsc-disk dsc-index dsc-plan dsc-plan-wide dsc-noprefetch
+# dsc-t64", all described in bench_dataloader.py), BENCH_DL_THREADS_S3RVER,
+# BENCH_DL_THREADS_NGINX (libdsc's prefetch_threads from that origin;
+# default 8), BENCH_DL_EXTRA=0 (the 1b row off, and every cold side in
+# every round), BENCH_DL_CACHE=disk
 # (libdsc's cold caches in the state directory, on disk, instead of
 # /dev/shm; the dsc-disk side does that for one side),
 # BENCH_DL_DEFAULT_MALLOC=1 (leave glibc's malloc thresholds alone in the
@@ -83,7 +85,7 @@ $PY bench/bench_dataloader.py prepare "$EP" "$BUCKET" train/ "$WWW/$BUCKET" \
 
 ARGS=()
 case " $ORIGINS " in *" s3rver "*)
-    ARGS+=(--origin "s3rver,$EP,$S3RVER_PID,$STATE/s3rver/log") ;;
+    ARGS+=(--origin "s3rver,$EP,$S3RVER_PID,$STATE/s3rver/log${BENCH_DL_THREADS_S3RVER:+,threads=$BENCH_DL_THREADS_S3RVER}") ;;
 esac
 case " $ORIGINS " in *" nginx "*)
     # Static files with ETag and ranges, as bench/run.sh's "nginx" origin,
@@ -145,7 +147,7 @@ NGINX
     done
     [ "$ok" = 1 ] || { echo "bench: nginx did not start:" >&2; cat "$N/error.log" >&2; exit 1; }
     echo "bench: nginx at http://127.0.0.1:$NPORT (pid $NGINX_PID), serving $WWW"
-    ARGS+=(--origin "nginx,http://127.0.0.1:$NPORT,$NGINX_PID,$N/access.log,nolist")
+    ARGS+=(--origin "nginx,http://127.0.0.1:$NPORT,$NGINX_PID,$N/access.log,nolist${BENCH_DL_THREADS_NGINX:+,threads=$BENCH_DL_THREADS_NGINX}")
     ;;
 esac
 
@@ -160,7 +162,7 @@ fi
 echo "bench: libdsc's cold caches in $CACHES"
 MALLOC=()
 if [ "${BENCH_DL_DEFAULT_MALLOC:-0}" = 1 ]; then MALLOC=(--default-malloc); fi
-read -r -a COLD <<<"${BENCH_DL_COLD:-boto3 dsc dsc-disk dsc-index dsc-plan dsc-plan-wide dsc-noprefetch}"
+read -r -a COLD <<<"${BENCH_DL_COLD:-boto3 dsc dsc-disk dsc-index dsc-plan dsc-plan-wide dsc-noprefetch dsc-t64}"
 $PY bench/bench_dataloader.py run "$EP" "$BUCKET" train/ "$WWW/$BUCKET" "$STATE" \
     --cold-caches "$CACHES" "${ARGS[@]}" --cold "${COLD[@]}" \
     --runs "${BENCH_DL_RUNS:-5}" --warm-runs "${BENCH_DL_WARM_RUNS:-7}" \
