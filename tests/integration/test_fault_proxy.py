@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "bindings" / "python"))
 sys.path.insert(0, str(HERE))
 
 from faultproxy import FaultProxy, ProxyProcess, Rule  # noqa: E402
+from test_python_client import use_library_under_test  # noqa: E402
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -47,23 +48,6 @@ BASE = dict(chunk_size=CHUNK, prefetch_threads=THREADS, connect_timeout_ms=1000,
             request_timeout_ms=1500, max_retries=4, retry_base_ms=10,
             retry_max_ms=100, max_connections=16)
 SLACK_S = 3.0           # scheduling, s3rver, the proxy being Python (and ASan)
-
-
-def use_library_under_test():
-    """Point the package at the build under test; preload ASan when that
-    build has it (python itself is not instrumented). As in
-    test_python_client.py."""
-    if "DSC_LIBRARY" not in os.environ:
-        os.environ["DSC_LIBRARY"] = str(ROOT / os.environ.get("OUT", "lib")
-                                        / "libdsc.so.0")
-    lib = Path(os.environ["DSC_LIBRARY"])
-    if b"libasan.so" in lib.read_bytes() and "LD_PRELOAD" not in os.environ:
-        runtimes = [subprocess.check_output(["cc", "-print-file-name=" + name],
-                                            text=True).strip()
-                    for name in ("libasan.so", "libubsan.so")]
-        env = dict(os.environ, LD_PRELOAD=" ".join(runtimes),
-                   ASAN_OPTIONS="detect_leaks=0:abort_on_error=1")
-        os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
 def env(name):
