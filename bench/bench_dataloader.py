@@ -636,8 +636,8 @@ class Bench:
             client.close()
             view = node_view(a.dsc_stat, cache)
             shutil.rmtree(cache, ignore_errors=True)
-            e.note = "  parent: %4d GETs %4d HEADs%s%s" % (
-                st["s3_gets"], st["s3_heads"],
+            e.note = "  parent: %4d GETs %4d HEADs %d retries%s%s" % (
+                st["s3_gets"], st["s3_heads"], st["s3_retries"],
                 "; node misses %d" % view["misses"] if view else "",
                 "; plan position %d" % position if position is not None else "")
         assert e.n == self.n
