@@ -267,6 +267,13 @@ static int stat_for_prefetch(dsc_pf *pf, const char *bucket, const char *key,
     if (!buf)
         return DSC_ENOMEM;
     int lock = dsc_cache_first_lock(ctx->cache, bucket, key);
+    /* A reader may have opened (HEAD) and fetched chunk 0 while we waited
+     * for the lock: then its metadata is cached and chunk 0 is a hit. */
+    if (lock >= 0 && dsc_object_meta_cached(ctx, bucket, key, size, etag) == 0) {
+        dsc_cache_first_unlock(ctx->cache, lock);
+        free(buf);
+        return 0;
+    }
     rc = dsc_s3_get_first(s3, bucket, key, cs, buf, size, etag, first_len);
     if (!rc) {
         if (ix && strlen(*etag) < 256)

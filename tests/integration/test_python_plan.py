@@ -256,7 +256,8 @@ def dataloader_epoch_with_planned_sampler_gets_each_object_once():
             # a worker that got there first; a worker reading an object in
             # flight waits for that GET instead of sending another).
             assert st["node_misses"] == 96, (mode, st)
-            assert rig.server_range_gets("dlx-") - gets_before == 96, mode
+            n_gets = rig.server_range_gets("dlx-") - gets_before
+            assert n_gets == 96, (mode, n_gets, st)
             assert st["s3_gets"] > 0, (mode, st)     # the parent did fetch ahead
             if mode == "plan":
                 assert sampler.plan.position == 0     # reads were in the workers
