@@ -90,7 +90,12 @@ With --extra 1 (the default), a warm row that is no goal is added:
    the warm cache (its worker start-up included).
 
 Dirty pages are written back (os.sync) before each timed phase, so one
-phase's writeback does not land in the next one's time.
+phase's writeback does not land in the next one's time. Before each epoch
+this process runs gc.collect() and gc.freeze(): without it, late in a
+run a boto3 worker's client set-up (many allocations) could start a full
+collection that walks the whole inherited heap, faulting in copies of its
+pages (boto3 epochs with 2.6 s to the first batch and 20 faults per read,
+against 1.0 s and 5 earlier in the same run).
 
 Every worker (all sides) starts with mallopt(M_MMAP_THRESHOLD, 4 MiB) and
 mallopt(M_TRIM_THRESHOLD, 256 MiB) unless --default-malloc: with glibc's
@@ -125,6 +130,7 @@ DataLoader with freshly forked workers over files in the page cache): no
 cold epoch on this machine can beat it, whatever the origin and the client.
 """
 import argparse
+import gc
 import os
 import shutil
 import statistics
@@ -305,6 +311,12 @@ def disk_read_mib():
     return None
 
 
+def rss_mib():
+    """This process's resident memory, MiB (the workers fork from it)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1048576
+
+
 def machine_cpu():
     """CPU seconds all cores of the machine have been busy (not idle, not
     waiting for I/O) so far, by every process."""
@@ -372,6 +384,11 @@ class Epoch:
         # workers start from 0, so their start-up counts).
         self.worker_cpu = worker_cpu if worker_cpu is not None else {}
         start_cpu = dict(self.worker_cpu)
+        # Workers fork from this process: its objects go to the permanent
+        # generation, so that a worker's garbage collection does not walk
+        # (and copy-on-write fault in) the whole inherited heap.
+        gc.collect()
+        gc.freeze()
         if origin:
             origin.requests()
         srv0 = origin.cpu() if origin else None
@@ -423,6 +440,7 @@ class Epoch:
         self.others = max(0.0, busy - self.parent_cpu - self.workers_cpu -
                           (self.srv_cpu or 0.0)) / self.secs
         self.reqs = origin.requests() if origin else None
+        self.rss = rss_mib()
         self.note = ""
 
     def row(self, label):
@@ -435,10 +453,10 @@ class Epoch:
         disk = "%4.0f" % self.disk if self.disk is not None else "   -"
         return ("   %-18s %5.2f s %5.0f/s  first %4.2f s  steady %5.0f/s  cores %4.2f "
                 "(others %4.2f)  srv %s  wk %4.2f par %4.2f ms  read %5.2f/%5.2f ms %4.1f flt  "
-                "disk %s MiB  reqs %s%s"
+                "disk %s MiB  rss %4.0f MiB  reqs %s%s"
                 % (label, self.secs, self.rate, self.first, self.steady, self.busy, self.others, srv,
                    1000 * self.workers_cpu / self.n, 1000 * self.parent_cpu / self.n,
-                   self.read_ms[0], self.read_ms[1], self.faults, disk, reqs, self.note))
+                   self.read_ms[0], self.read_ms[1], self.faults, disk, self.rss, reqs, self.note))
 
     def client_ms(self):
         """CPU ms per sample of the workers and this process."""
