@@ -434,23 +434,27 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
         dsc_err_restore(&saved);   /* the S3 read below decides */
     }
     /* Chunk 0 may be on its way with the object's first GET (see
-     * first_fetch_id): wait for that too. One lock when both ids fall on
-     * one stripe. */
-    int first_stripe = -1;
+     * first_fetch_id): wait for that too. Two stripes are always taken in
+     * ascending order (two threads each holding one and wanting the other
+     * would wait out the flight timeout); one lock when they coincide. */
+    dsc_flight *fl = dsc_index_flight(c->ix);
+    long wait = c->o.flight_timeout_ms;
     dsc_chunk_id fid;
-    if (index == 0 && first_fetch_id(obj->bucket, obj->key, &fid) == 0)
-        first_stripe = dsc_flight_lock(dsc_index_flight(c->ix), &fid,
-                                       c->o.flight_timeout_ms);
-    int stripe = first_stripe >= 0 && dsc_flight_stripe(&id) == first_stripe
-                     ? -2
-                     : dsc_flight_lock(dsc_index_flight(c->ix), &id,
-                                       c->o.flight_timeout_ms);
-    if (stripe == -2) {
-        stripe = first_stripe;
-        first_stripe = -1;
+    int stripe, first_stripe = -1;
+    if (index == 0 && first_fetch_id(obj->bucket, obj->key, &fid) == 0 &&
+        dsc_flight_stripe(&fid) != dsc_flight_stripe(&id)) {
+        if (dsc_flight_stripe(&fid) < dsc_flight_stripe(&id)) {
+            first_stripe = dsc_flight_lock(fl, &fid, wait);
+            stripe = dsc_flight_lock(fl, &id, wait);
+        } else {
+            stripe = dsc_flight_lock(fl, &id, wait);
+            first_stripe = dsc_flight_lock(fl, &fid, wait);
+        }
+        if (first_stripe >= 0)
+            dsc_flight_unlock(fl, first_stripe);
+    } else {
+        stripe = dsc_flight_lock(fl, &id, wait);
     }
-    if (first_stripe >= 0)
-        dsc_flight_unlock(dsc_index_flight(c->ix), first_stripe);
     if (stripe >= 0) {
         /* Another thread or process may have fetched it while we waited:
          * a read then joins that fetch instead of repeating it. */
