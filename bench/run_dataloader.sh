@@ -13,7 +13,10 @@
 # counters), BENCH_DL_SAMPLES (2000), BENCH_DL_MIN_KIB / BENCH_DL_MAX_KIB
 # (100 / 200), BENCH_DL_RUNS (5 cold rounds per origin),
 # BENCH_DL_WARM_RUNS (7 warm rounds; 0 skips figure 1), BENCH_DL_ORIGINS
-# ("s3rver nginx"), BENCH_DL_COLD (the cold sides: the baseline and libdsc
+# ("s3rver nginx nginx-lat"; nginx-lat is nginx behind a proxy adding
+# BENCH_DL_LATENCY_MS, default 30, to each answer, as S3's first byte
+# takes; BENCH_DL_THREADS_LAT fetchers, default 64), BENCH_DL_COLD (the
+# cold sides: the baseline and libdsc
 # of the goal, run every round, then sides run once per origin; default
 # "boto3 dsc dsc-disk dsc-index dsc-plan dsc-plan-wide dsc-noprefetch
 # dsc-t64", all described in bench_dataloader.py), BENCH_DL_THREADS_S3RVER,
@@ -34,7 +37,7 @@ BUILD="${BUILD:-build}"
 PY=/usr/bin/python3                 # Debian's torch and boto3 live there
 BUCKET=dsc-dataloader
 STATE="$ROOT/.run/dataloader-$$"
-ORIGINS="${BENCH_DL_ORIGINS:-s3rver nginx}"
+ORIGINS="${BENCH_DL_ORIGINS:-s3rver nginx nginx-lat}"
 NGINX_PID=""
 
 stop_nginx() {
@@ -45,6 +48,7 @@ stop_nginx() {
     fi
 }
 cleanup() {
+    if [ -s "$STATE/latproxy.pid" ]; then kill "$(cat "$STATE/latproxy.pid")" 2>/dev/null || true; fi
     stop_nginx
     scripts/s3rver.sh stop "$STATE/s3rver" >/dev/null 2>&1 || true
     rm -rf "/dev/shm/dsc-dataloader-$$"
@@ -87,7 +91,7 @@ ARGS=()
 case " $ORIGINS " in *" s3rver "*)
     ARGS+=(--origin "s3rver,$EP,$S3RVER_PID,$STATE/s3rver/log${BENCH_DL_THREADS_S3RVER:+,threads=$BENCH_DL_THREADS_S3RVER}") ;;
 esac
-case " $ORIGINS " in *" nginx "*)
+case " $ORIGINS " in *" nginx "*|*" nginx-lat "*)
     # Static files with ETag and ranges, as bench/run.sh's "nginx" origin,
     # on a free port. The access log (method and status of each request)
     # is how its requests are counted.
@@ -147,7 +151,26 @@ NGINX
     done
     [ "$ok" = 1 ] || { echo "bench: nginx did not start:" >&2; cat "$N/error.log" >&2; exit 1; }
     echo "bench: nginx at http://127.0.0.1:$NPORT (pid $NGINX_PID), serving $WWW"
-    ARGS+=(--origin "nginx,http://127.0.0.1:$NPORT,$NGINX_PID,$N/access.log,nolist${BENCH_DL_THREADS_NGINX:+,threads=$BENCH_DL_THREADS_NGINX}")
+    case " $ORIGINS " in *" nginx "*)
+        ARGS+=(--origin "nginx,http://127.0.0.1:$NPORT,$NGINX_PID,$N/access.log,nolist${BENCH_DL_THREADS_NGINX:+,threads=$BENCH_DL_THREADS_NGINX}") ;;
+    esac
+    ;;
+esac
+case " $ORIGINS " in *" nginx-lat "*)
+    # nginx behind tests/integration/faultproxy.py adding a fixed delay to
+    # every answer: S3's time to first byte (tens of ms), which 127.0.0.1
+    # lacks. The delay costs no CPU; relaying does (it counts against both
+    # sides alike).
+    LAT="${BENCH_DL_LATENCY_MS:-30}"
+    $PY tests/integration/faultproxy.py --upstream "127.0.0.1:$NPORT" \
+        --port-file "$STATE/latproxy.port" --pid-file "$STATE/latproxy.pid" \
+        --rules "[{\"fault\": \"latency\", \"latency_ms\": $LAT}]" \
+        --exit-with-parent >/dev/null 2>&1 &
+    for _ in $(seq 100); do [ -s "$STATE/latproxy.port" ] && break; sleep 0.1; done
+    [ -s "$STATE/latproxy.port" ] || { echo "bench: latency proxy did not start" >&2; exit 1; }
+    LPORT=$(cat "$STATE/latproxy.port")
+    echo "bench: nginx + ${LAT} ms per answer at http://127.0.0.1:$LPORT"
+    ARGS+=(--origin "nginx-lat$LAT,http://127.0.0.1:$LPORT,$NGINX_PID,$N/access.log,nolist,threads=${BENCH_DL_THREADS_LAT:-64}")
     ;;
 esac
 

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import threading
 import time
@@ -151,8 +152,8 @@ def main():
         check(0 < idx <= CAP and disk <= CAP,
               "node %d cache within its cap: index %d, disk %d, cap %d" % (i, idx, disk, CAP))
 
-    # Sockets come and go with faults, so compare peaks: the second quarter
-    # of the run against the last quarter. A leak per fault or per epoch
+    # Sockets come and go with faults, so compare medians: the second
+    # quarter of the run against the last quarter. A leak per fault or per epoch
     # (hundreds of each) would show; the bound is the fd cache plus both
     # connection pools (S3 and peers, 64 each).
     for pid, s in samples.items():
@@ -162,11 +163,12 @@ def main():
         n = len(s)
         mid = [u for _, u in s[n // 4:n // 2]]
         end = [u for _, u in s[3 * n // 4:]]
-        fd0, fd1 = max(u[1] for u in mid), max(u[1] for u in end)
+        fd0, fd1 = statistics.median(u[1] for u in mid), statistics.median(u[1] for u in end)
+        peak = max(u[1] for _, u in s)
         rss0, rss1 = max(u[0] for u in mid), max(u[0] for u in end)
-        print("reader pid %d: peak fds %d -> %d, peak RSS %d -> %d KiB" %
-              (pid, fd0, fd1, rss0, rss1))
-        check(fd1 <= fd0 + 24 and fd1 <= FD_CACHE + 2 * 64 + 32,
+        print("reader pid %d: median fds %d -> %d (peak %d), peak RSS %d -> %d KiB" %
+              (pid, fd0, fd1, peak, rss0, rss1))
+        check(fd1 <= fd0 + 40 and peak <= FD_CACHE + 2 * 64 + 32,
               "pid %d: no fd growth" % pid)
         if not SANITIZED:
             check(rss1 <= rss0 * 1.25 + 8192, "pid %d: no memory growth" % pid)
