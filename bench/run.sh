@@ -125,19 +125,8 @@ else
 fi
 command -v nginx >/dev/null || { echo "bench: nginx missing (apt-get install nginx)" >&2; exit 1; }
 
-# nginx workers run as nobody when started by root: if nobody cannot reach
-# the files (a project under a 0700 home), they run as us instead.
-NGINX_USER=""
-if [ "$(id -u)" = 0 ]; then
-    d="$WWW"
-    while [ "$d" != / ]; do
-        d=$(dirname "$d")
-        if [ "$(( 0$(stat -c %a "$d") & 1 ))" = 0 ]; then
-            NGINX_USER="user $(id -un) $(id -gn);"
-            break
-        fi
-    done
-fi
+. bench/nginx_user.sh
+NGINX_USER=$(nginx_user "$WWW")
 
 # One nginx config per role, own pid file and temp dirs in the state dir.
 nginx_conf() {   # ROLE

@@ -96,17 +96,8 @@ case " $ORIGINS " in *" nginx "*|*" nginx-lat "*)
     # on a free port. The access log (method and status of each request)
     # is how its requests are counted.
     chmod -R a+rX "$WWW"; chmod a+x "$ROOT/.run" "$STATE"  # workers run as nobody
-    NGINX_USER=""
-    if [ "$(id -u)" = 0 ]; then
-        d="$WWW"
-        while [ "$d" != / ]; do
-            d=$(dirname "$d")
-            if [ "$(( 0$(stat -c %a "$d") & 1 ))" = 0 ]; then
-                NGINX_USER="user $(id -un) $(id -gn);"
-                break
-            fi
-        done
-    fi
+    . bench/nginx_user.sh
+    NGINX_USER=$(nginx_user "$WWW")
     NPORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     N="$STATE/nginx"
     mkdir -p "$N"
