@@ -57,6 +57,20 @@ int dsc_peer_hex_equal(const char *a, const char *b)
     return n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
 }
 
+int dsc_peer_auth_wellformed(const char *auth)
+{
+    uint8_t mac[32];
+    return auth && strlen(auth) == 64 && dsc_hex_decode(auth, mac, sizeof mac) == 0;
+}
+
+/* "/v1/chunk/<32 hex id>" into out. */
+static void chunk_path(const dsc_chunk_id *id, char out[64])
+{
+    size_t plen = strlen(DSC_PEER_PREFIX);
+    memcpy(out, DSC_PEER_PREFIX, plen);
+    dsc_hex_encode(id->b, 16, out + plen);
+}
+
 static int bad(const char *what, const char *v)
 {
     char shown[64];
@@ -102,10 +116,7 @@ int dsc_peer_req_parse(const dsc_peer_raw *raw, dsc_peer_req *out)
     if (parse_u64(raw->time, &t) || t > (uint64_t)INT64_MAX)
         return bad("time", raw->time);
     out->time = (int64_t)t;
-    if (!raw->auth || strlen(raw->auth) != 64) 
-        return bad("auth", raw->auth);
-    uint8_t scratch[32];
-    if (dsc_hex_decode(raw->auth, scratch, 32))
+    if (!dsc_peer_auth_wellformed(raw->auth))
         return bad("auth", raw->auth);
     memcpy(out->auth_hex, raw->auth, 65);
     return 0;
@@ -128,8 +139,7 @@ int dsc_peer_req_verify(const dsc_peer_req *r, const char *secret,
         return dsc_fail(DSC_EACCESS, "peer request: signed %" PRId64 " s "
                         "away from now (limit %" PRId64 " s)", skew, max_skew_s);
     char path[64], want[65];
-    snprintf(path, sizeof path, DSC_PEER_PREFIX);
-    dsc_hex_encode(r->id.b, 16, path + strlen(DSC_PEER_PREFIX));
+    chunk_path(&r->id, path);
     dsc_buf msg = { 0 };
     int rc = canonical(&msg, r->head, path, r->bucket.data, r->key.data,
                        r->etag.data, r->size, r->chunk_size, r->index, r->time);
@@ -149,8 +159,7 @@ int dsc_peer_sign(const char *secret, int head, const dsc_chunk_id *id,
                   int64_t now, dsc_peer_signed *out)
 {
     memset(out, 0, sizeof *out);
-    snprintf(out->path, sizeof out->path, DSC_PEER_PREFIX);
-    dsc_hex_encode(id->b, 16, out->path + strlen(DSC_PEER_PREFIX));
+    chunk_path(id, out->path);
     dsc_buf msg = { 0 };
     int rc = canonical(&msg, head, out->path, bucket, key, etag, size,
                        chunk_size, index, now);

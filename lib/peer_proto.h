@@ -69,6 +69,9 @@ void dsc_peer_signed_free(dsc_peer_signed *s);
 int dsc_peer_resp_sig(const char *secret, const char *auth_hex,
                       uint64_t length, uint64_t xxh, char out[65]);
 
+/* Whether auth is a request signature in form: 64 lower-case hex. */
+int dsc_peer_auth_wellformed(const char *auth);
+
 /* Constant-time equality of two NUL-terminated hex strings. */
 int dsc_peer_hex_equal(const char *a, const char *b);
 

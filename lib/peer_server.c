@@ -112,9 +112,7 @@ static enum MHD_Result serve_chunk(dsc_server *s, struct MHD_Connection *c,
         .size = hdr(c, "X-Dsc-Size"), .chunk = hdr(c, "X-Dsc-Chunk"),
         .time = hdr(c, "X-Dsc-Time"), .auth = hdr(c, "X-Dsc-Auth"),
     };
-    uint8_t mac[32];
-    if (!raw.auth || !raw.time || strlen(raw.auth) != 64 ||
-        dsc_hex_decode(raw.auth, mac, sizeof mac)) {
+    if (!raw.time || !dsc_peer_auth_wellformed(raw.auth)) {
         bump(&s->auth_failures, 1);
         observe(s, R_ERROR, now_us() - t0);
         return reply_text(s, c, 401, "unsigned request\n");
