@@ -14,8 +14,9 @@ BUILD    ?= build
 OUT      ?= lib
 SAN      ?=
 
-SOMAJOR  := 0
-SOVER    := 0.1.0
+# The version is written once, in include/dsc.h.
+SOVER    := $(shell sed -n 's/^\#define DSC_VERSION_STRING "\(.*\)"/\1/p' include/dsc.h)
+SOMAJOR  := $(firstword $(subst ., ,$(SOVER)))
 DEPS     := libcurl openssl expat lmdb libxxhash
 
 OPT      ?= -O2
@@ -30,9 +31,10 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -Il
 LDFLAGS  ?=
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 
-# The peer server needs libmicrohttpd; it goes into dscd, not libdsc.
-SERVER_SRC := lib/peer_server.c
-LIB_SRC  := $(filter-out $(SERVER_SRC),$(wildcard lib/*.c))
+# One folder a layer (lib/README.md); the daemon lives in dscd/, outside
+# the library, so libdsc does not depend on libmicrohttpd.
+LIB_SRC  := $(wildcard lib/*/*.c)
+LIB_HDR  := $(wildcard lib/*/*.h)
 LIB_OBJ  := $(patsubst lib/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 SHLIB    := $(OUT)/libdsc.so
 STLIB    := $(OUT)/libdsc.a
@@ -52,7 +54,7 @@ all: lib tools
 
 lib: $(SHLIB) $(STLIB)
 
-$(BUILD)/obj/%.o: lib/%.c $(wildcard lib/*.h) include/dsc.h
+$(BUILD)/obj/%.o: lib/%.c $(LIB_HDR) include/dsc.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
@@ -73,14 +75,17 @@ tools: $(TOOL_BIN) $(BUILD)/bin/dscd
 MHD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
 MHD_LIBS   := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null)
 
-$(BUILD)/obj/server/%.o: lib/%.c $(wildcard lib/*.h) include/dsc.h
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(MHD_CFLAGS) -c $< -o $@
+DSCD_SRC   := $(wildcard dscd/*.c)
+DSCD_OBJ   := $(patsubst dscd/%.c,$(BUILD)/obj/dscd/%.o,$(DSCD_SRC))
 
-# dscd uses internal functions, so it links the static library.
-$(BUILD)/bin/dscd: examples/dscd.c $(BUILD)/obj/server/peer_server.o $(STLIB)
+$(BUILD)/obj/dscd/%.o: dscd/%.c $(wildcard dscd/*.h) $(LIB_HDR) include/dsc.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< $(BUILD)/obj/server/peer_server.o -o $@ $(STLIB) \
+	$(CC) $(ALL_CFLAGS) -I. $(MHD_CFLAGS) -c $< -o $@
+
+# dscd uses the cache and peer layers, so it links the static library.
+$(BUILD)/bin/dscd: $(DSCD_OBJ) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(DSCD_OBJ) -o $@ $(STLIB) \
 	    $(ALL_LDFLAGS) $(MHD_LIBS) $(DEP_LIBS)
 
 $(BUILD)/bin/%: examples/%.c $(SHLIB)
@@ -93,17 +98,17 @@ REPLAY_BIN := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/fuzz_replay_%,$(FUZZ
 tests: $(UNIT_BIN) $(ITEST_BIN) $(TTOOL_BIN) $(REPLAY_BIN)
 
 # The fuzz targets without libFuzzer: make test replays their corpora.
-$(BUILD)/tests/fuzz_replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(STLIB)
+$(BUILD)/tests/fuzz_replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(STLIB) $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< tests/fuzz/replay.c -o $@ $(STLIB) $(ALL_LDFLAGS) $(DEP_LIBS)
 
 # Test tools (signers, fault proxies) may use internal functions.
-$(BUILD)/tests/tools/%: tests/tools/%.c $(STLIB)
+$(BUILD)/tests/tools/%: tests/tools/%.c $(STLIB) $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(STLIB) $(ALL_LDFLAGS) $(DEP_LIBS)
 
 # Unit tests link the static library so they can reach internal functions.
-$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/unittest.h $(STLIB)
+$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/unittest.h $(STLIB) $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(STLIB) $(ALL_LDFLAGS) $(DEP_LIBS) -lcmocka
 
@@ -147,9 +152,10 @@ $(BUILD)/bin/cpp_loader: examples/cpp_loader.cpp bindings/cpp/dsc.hpp include/ds
 # fails the target and leaves the input in build/fuzz/ (keep it as a test).
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_LIB_SRC := lib/url.c lib/util.c lib/err.c lib/ini.c lib/s3xml.c lib/sigv4.c lib/peer_proto.c
+FUZZ_LIB_SRC := $(wildcard lib/core/*.c) lib/net/url.c lib/net/sigv4.c lib/s3/ini.c \
+                lib/s3/xml.c lib/peer/proto.c
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(wildcard lib/*.h)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ilib -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined $< $(FUZZ_LIB_SRC) -o $@ -lexpat -lcrypto -lpthread

@@ -1,7 +1,7 @@
 /* libFuzzer target: the AWS credentials/config INI parser. */
 #include <stdint.h>
 #include <string.h>
-#include "ini.h"
+#include "s3/ini.h"
 
 static int count(void *arg, const char *section, const char *key,
                  const char *value)

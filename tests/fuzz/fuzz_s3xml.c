@@ -2,7 +2,7 @@
  * broken server could send them. */
 #include <stdint.h>
 #include <string.h>
-#include "s3xml.h"
+#include "s3/xml.h"
 
 static int on_obj(void *arg, const char *key, uint64_t size,
                   const char *etag, const char *lm)

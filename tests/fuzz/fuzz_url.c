@@ -3,7 +3,7 @@
  * must round-trip: a parsed bucket/key rebuilds the same URL. */
 #include <stdlib.h>
 #include <string.h>
-#include "url.h"
+#include "net/url.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

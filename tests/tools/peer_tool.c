@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "cache.h"
-#include "peer_proto.h"
+#include "cache/cache.h"
+#include "peer/proto.h"
 
 static uint64_t num(const char *s)
 {

@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "sigv4.h"
+#include "net/sigv4.h"
 
 enum { F_METHOD, F_PATH, F_QUERY, F_HEADERS, F_PAYLOAD, F_REGION, F_SERVICE,
        F_DATE, F_AK, F_SK, NFIELDS };

@@ -16,8 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "common.h"
-#include "cache.h"
+#include "core/common.h"
+#include "cache/cache.h"
 
 #define MiB (1024u * 1024u)
 

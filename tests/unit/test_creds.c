@@ -17,8 +17,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "common.h"
-#include "creds.h"
+#include "core/common.h"
+#include "s3/creds.h"
 
 static const char *const aws_vars[] = {
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",

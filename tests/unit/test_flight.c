@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "common.h"
-#include "flight.h"
+#include "core/common.h"
+#include "cache/flight.h"
 
 /* ---- fixture ----------------------------------------------------------- */
 

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "common.h"
-#include "fork.h"
+#include "core/common.h"
+#include "core/fork.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)

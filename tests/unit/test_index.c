@@ -20,8 +20,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "common.h"
-#include "index.h"
+#include "core/common.h"
+#include "cache/index.h"
 
 /* ---- fixture ----------------------------------------------------------- */
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "ini.h"
+#include "s3/ini.h"
 
 /* Every callback is recorded as "section|key|value". */
 #define MAX_ENTRIES 32

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
-#include "peer_proto.h"
-#include "url.h"
+#include "peer/proto.h"
+#include "net/url.h"
 #include "unittest.h"
 
 #define SECRET "s3cr3t"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
-#include "ring.h"
+#include "peer/ring.h"
 
 #define CHUNKS 100000
 

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "common.h"
-#include "s3xml.h"
+#include "core/common.h"
+#include "s3/xml.h"
 
 #define XML_DECL "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 #define S3_NS "http://s3.amazonaws.com/doc/2006-03-01/"

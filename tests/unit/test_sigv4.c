@@ -21,8 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "sigv4.h"
-#include "url.h"
+#include "net/sigv4.h"
+#include "net/url.h"
 
 #define EMPTY DSC_EMPTY_SHA256
 

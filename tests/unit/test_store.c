@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
-#include "common.h"
-#include "store.h"
+#include "core/common.h"
+#include "cache/store.h"
 
 /* ---- fixture ----------------------------------------------------------- */
 

@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "common.h"
-#include "url.h"
+#include "core/common.h"
+#include "net/url.h"
 
 /* dsc_errmsg() must contain needle. The message is cleared before each
  * failing call, so a stale message cannot satisfy this. */

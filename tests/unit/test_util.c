@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "common.h"
+#include "core/common.h"
 
 #define KiB (INT64_C(1) << 10)
 #define MiB (INT64_C(1) << 20)

@@ -1,0 +1,432 @@
+/* dscd's HTTP side on libmicrohttpd, one thread per connection (a miss
+ * blocks on S3; clients keep their connections, so threads stay few).
+ *
+ * Every chunk request is checked in this order before the cache is
+ * touched: form of path and headers, signature and time, then that the
+ * path's id is the hash of the identity in the headers. The id alone picks
+ * the data file, so no request can name anything but a cached chunk. */
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+#include <xxhash.h>
+#include "api/context.h"
+#include "peer/proto.h"
+#include "dscd/server.h"
+
+/* Upper bounds in seconds of the latency histogram's buckets. */
+static const double BUCKETS[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                  0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+#define NBUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
+
+enum { R_HIT, R_MISS, R_ERROR, NRESULTS };
+static const char *const RESULT_NAMES[] = { "hit", "miss", "error" };
+
+static const unsigned CODES[] = { 200, 400, 401, 404, 405, 500, 502, 503 };
+#define NCODES (sizeof CODES / sizeof CODES[0])
+
+typedef struct histogram {
+    uint64_t le[NBUCKETS + 1];     /* last: +Inf */
+    uint64_t sum_us, count;
+} histogram;
+
+struct dsc_server {
+    dsc_ctx *ctx;
+    char *secret;
+    dsc_server_opts o;
+    struct MHD_Daemon *d;
+    uint16_t port;
+    sem_t inflight;
+    /* __atomic counters */
+    uint64_t by_code[NCODES];
+    uint64_t chunk_requests, bytes_sent, zero_copy, auth_failures;
+    histogram lat[NRESULTS];
+};
+
+static void bump(uint64_t *c, uint64_t v)
+{
+    __atomic_fetch_add(c, v, __ATOMIC_RELAXED);
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void observe(dsc_server *s, int result, uint64_t us)
+{
+    histogram *h = &s->lat[result];
+    size_t i = 0;
+    while (i < NBUCKETS && (double)us / 1e6 > BUCKETS[i])
+        i++;
+    bump(&h->le[i], 1);
+    bump(&h->sum_us, us);
+    bump(&h->count, 1);
+}
+
+static enum MHD_Result reply(dsc_server *s, struct MHD_Connection *c,
+                             unsigned code, struct MHD_Response *r)
+{
+    for (size_t i = 0; i < NCODES; i++)
+        if (CODES[i] == code)
+            bump(&s->by_code[i], 1);
+    if (!r)
+        return MHD_NO;
+    enum MHD_Result ret = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result reply_text(dsc_server *s, struct MHD_Connection *c,
+                                  unsigned code, const char *text)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+    if (r)
+        MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    return reply(s, c, code, r);
+}
+
+static const char *hdr(struct MHD_Connection *c, const char *name)
+{
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result serve_chunk(dsc_server *s, struct MHD_Connection *c,
+                                   const char *url, const char *method,
+                                   uint64_t t0)
+{
+    bump(&s->chunk_requests, 1);
+    dsc_peer_raw raw = {
+        .method = method, .path = url, .bucket = hdr(c, "X-Dsc-Bucket"),
+        .key = hdr(c, "X-Dsc-Key"), .etag = hdr(c, "X-Dsc-Etag"),
+        .size = hdr(c, "X-Dsc-Size"), .chunk = hdr(c, "X-Dsc-Chunk"),
+        .time = hdr(c, "X-Dsc-Time"), .auth = hdr(c, "X-Dsc-Auth"),
+    };
+    if (!raw.time || !dsc_peer_auth_wellformed(raw.auth)) {
+        bump(&s->auth_failures, 1);
+        observe(s, R_ERROR, now_us() - t0);
+        return reply_text(s, c, 401, "unsigned request\n");
+    }
+    dsc_peer_req rq;
+    char msg[1200];
+    if (dsc_peer_req_parse(&raw, &rq)) {
+        dsc_peer_req_free(&rq);
+        snprintf(msg, sizeof msg, "%s\n", dsc_errmsg());
+        observe(s, R_ERROR, now_us() - t0);
+        return reply_text(s, c, 400, msg);
+    }
+    if (dsc_peer_req_verify(&rq, s->secret, (int64_t)time(NULL), s->o.max_skew_s)) {
+        /* Say no more than "no" to whoever cannot sign. */
+        dsc_peer_req_free(&rq);
+        bump(&s->auth_failures, 1);
+        observe(s, R_ERROR, now_us() - t0);
+        return reply_text(s, c, 401, "bad or stale signature\n");
+    }
+    dsc_objref obj = { rq.bucket.data, rq.key.data, rq.etag.data, rq.size };
+    dsc_chunk_id id;
+    uint32_t cs = dsc_cache_chunk_size(s->ctx->cache);
+    unsigned code = 0;
+    if (dsc_chunk_id_make(&obj, rq.chunk_size, rq.index, &id) ||
+        memcmp(id.b, rq.id.b, sizeof id.b)) {
+        code = 400;
+        snprintf(msg, sizeof msg, "chunk id does not match its identity\n");
+    } else if (rq.chunk_size != cs) {
+        code = 400;
+        snprintf(msg, sizeof msg, "chunk size %" PRIu32 " asked, this node "
+                 "uses %" PRIu32 " (set DSC_CHUNK_SIZE alike on every node)\n",
+                 rq.chunk_size, cs);
+    }
+    if (code) {
+        dsc_peer_req_free(&rq);
+        observe(s, R_ERROR, now_us() - t0);
+        return reply_text(s, c, code, msg);
+    }
+    uint64_t start = rq.index * cs;
+    size_t len = (size_t)(rq.size - start < cs ? rq.size - start : cs);
+    uint64_t size = 0, xxh = 0;
+    struct MHD_Response *r = NULL;
+    int result = R_HIT;
+    int fd = dsc_cache_open_chunk(s->ctx->cache, &obj, rq.index, &size, &xxh);
+    if (fd >= 0 && size == len) {
+        /* Already verified by this process: straight from the file. */
+        r = MHD_create_response_from_fd64(size, fd);
+        if (!r)
+            close(fd);
+        else
+            bump(&s->zero_copy, 1);
+    } else {
+        if (fd >= 0)
+            close(fd);
+        /* Bounded: each of these holds a chunk in memory. */
+        while (sem_wait(&s->inflight) && errno == EINTR)
+            ;
+        void *buf = malloc(len ? len : 1);
+        int fetched = 0, rc = DSC_ENOMEM;
+        dsc_s3 *s3 = dsc_ctx_s3(s->ctx);
+        if (buf && s3)
+            rc = dsc_cache_read_chunk(s->ctx->cache, s3, &obj, rq.index, buf,
+                                      0, len, &fetched);
+        sem_post(&s->inflight);
+        if (rc) {
+            free(buf);
+            snprintf(msg, sizeof msg, "s3: %s\n", dsc_errmsg());
+            dsc_peer_req_free(&rq);
+            observe(s, R_ERROR, now_us() - t0);
+            return reply_text(s, c, 502, msg);
+        }
+        result = fetched ? R_MISS : R_HIT;
+        xxh = XXH3_64bits(buf, len);
+        r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+        if (!r)
+            free(buf);
+    }
+    char xxh_hex[17], sig[65];
+    snprintf(xxh_hex, sizeof xxh_hex, "%016" PRIx64, xxh);
+    if (r && dsc_peer_resp_sig(s->secret, rq.auth_hex, len, xxh, sig) == 0) {
+        MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+        MHD_add_response_header(r, "X-Dsc-Xxh3", xxh_hex);
+        MHD_add_response_header(r, "X-Dsc-Sig", sig);
+    } else if (r) {
+        MHD_destroy_response(r);
+        r = NULL;
+    }
+    dsc_peer_req_free(&rq);
+    observe(s, r ? result : R_ERROR, now_us() - t0);
+    if (!r)
+        return reply_text(s, c, 500, "out of memory\n");
+    if (!rq.head)
+        bump(&s->bytes_sent, len);
+    return reply(s, c, 200, r);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
+                              const char *url, const char *method,
+                              const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    (void)upload;
+    (void)con_cls;
+    dsc_server *s = cls;
+    uint64_t t0 = now_us();
+    if (*upload_size) {
+        /* No request of ours has a body. */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+        return reply_text(s, c, 405, "only GET and HEAD\n");
+    if (strcmp(url, "/healthz") == 0)
+        return reply_text(s, c, 200, "ok\n");
+    if (strcmp(url, "/metrics") == 0) {
+        char *text = dsc_server_metrics(s);
+        if (!text)
+            return reply_text(s, c, 500, "out of memory\n");
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+            free(text);
+            return reply_text(s, c, 500, "out of memory\n");
+        }
+        MHD_add_response_header(r, "Content-Type",
+                                "text/plain; version=0.0.4; charset=utf-8");
+        return reply(s, c, 200, r);
+    }
+    if (strncmp(url, DSC_PEER_PREFIX, strlen(DSC_PEER_PREFIX)) == 0)
+        return serve_chunk(s, c, url, method, t0);
+    return reply_text(s, c, 404, "not found\n");
+}
+
+static int parse_listen(const char *listen, struct addrinfo **ai)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon)
+        return dsc_fail(DSC_EINVAL, "listen address '%s' is not host:port",
+                        listen);
+    char host[256];
+    size_t hl = (size_t)(colon - listen);
+    if (hl >= sizeof host)
+        return dsc_fail(DSC_EINVAL, "listen host too long");
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    char *h = host;
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        h = host + 1;
+    }
+    int any = !*h || strcmp(h, "*") == 0;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
+    if (any)
+        hints.ai_family = AF_INET;
+    int e = getaddrinfo(any ? NULL : h, colon + 1, &hints, ai);
+    if (e)
+        return dsc_fail(DSC_EINVAL, "listen address '%s': %s", listen,
+                        gai_strerror(e));
+    return 0;
+}
+
+int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
+{
+    *out = NULL;
+    if (!ctx->cache)
+        return dsc_fail(DSC_EINVAL, "dscd needs a node cache (DSC_CACHE_DIR)");
+    if (ctx->peers)
+        return dsc_fail(DSC_EINVAL, "dscd's context must not use peers");
+    if (!o->secret || !*o->secret)
+        return dsc_fail(DSC_EINVAL, "dscd needs a secret (DSC_PEER_SECRET or "
+                        "DSC_PEER_SECRET_FILE)");
+    struct addrinfo *ai = NULL;
+    int rc = parse_listen(o->listen, &ai);
+    if (rc)
+        return rc;
+    dsc_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        freeaddrinfo(ai);
+        return DSC_ENOMEM;
+    }
+    s->ctx = ctx;
+    s->o = *o;
+    s->o.listen = s->o.secret = NULL;
+    if (s->o.max_skew_s <= 0)
+        s->o.max_skew_s = 300;
+    if (s->o.max_connections <= 0)
+        s->o.max_connections = 512;
+    if (s->o.max_inflight <= 0)
+        s->o.max_inflight = 32;
+    if (s->o.idle_timeout_s <= 0)
+        s->o.idle_timeout_s = 120;
+    s->secret = dsc_strdup(o->secret);
+    sem_init(&s->inflight, 0, (unsigned)s->o.max_inflight);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, handle, s,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout_s,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->d || !s->secret) {
+        int err = errno;
+        sem_destroy(&s->inflight);
+        free(s->secret);
+        free(s);
+        return dsc_fail(DSC_ENET, "cannot listen on %s: %s", o->listen,
+                        strerror(err));
+    }
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : 0;
+    *out = s;
+    return 0;
+}
+
+uint16_t dsc_server_port(const dsc_server *s)
+{
+    return s->port;
+}
+
+void dsc_server_stop(dsc_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->d);
+    sem_destroy(&s->inflight);
+    memset(s->secret, 0, strlen(s->secret));
+    free(s->secret);
+    free(s);
+}
+
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+static int counter(dsc_buf *b, const char *name, const char *help, uint64_t v)
+{
+    return dsc_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n",
+                          name, help, name, name, v);
+}
+
+static int gauge(dsc_buf *b, const char *name, const char *help, uint64_t v)
+{
+    return dsc_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n",
+                          name, help, name, name, v);
+}
+
+char *dsc_server_metrics(dsc_server *s)
+{
+    dsc_stats st;
+    dsc_stats_get(s->ctx, &st, sizeof st);
+    dsc_buf b = { 0 };
+    int rc = 0;
+    rc |= dsc_buf_adds(&b, "# HELP dscd_requests_total HTTP requests answered, "
+                       "by status code.\n# TYPE dscd_requests_total counter\n");
+    for (size_t i = 0; i < NCODES; i++)
+        rc |= dsc_buf_printf(&b, "dscd_requests_total{code=\"%u\"} %" PRIu64 "\n",
+                             CODES[i], LOAD(s->by_code[i]));
+    rc |= counter(&b, "dscd_peer_requests_total", "Chunk requests from peers.",
+                  LOAD(s->chunk_requests));
+    rc |= counter(&b, "dscd_auth_failures_total", "Chunk requests refused for "
+                  "a missing, wrong or stale signature.", LOAD(s->auth_failures));
+    rc |= counter(&b, "dscd_sent_bytes_total", "Chunk bytes sent to peers.",
+                  LOAD(s->bytes_sent));
+    rc |= counter(&b, "dscd_zero_copy_total", "Chunks sent straight from "
+                  "their file (sendfile).", LOAD(s->zero_copy));
+    rc |= counter(&b, "dscd_cache_hits_total", "Chunk reads served from the "
+                  "node cache.", st.hits);
+    rc |= counter(&b, "dscd_cache_misses_total", "Chunk reads fetched from S3.",
+                  st.misses);
+    rc |= counter(&b, "dscd_s3_gets_total", "Ranged GETs sent to S3.", st.s3_gets);
+    rc |= counter(&b, "dscd_s3_bytes_total", "Bytes received from S3.",
+                  st.bytes_from_s3);
+    rc |= counter(&b, "dscd_s3_heads_total", "HEADs sent to S3.", st.s3_heads);
+    rc |= counter(&b, "dscd_s3_retries_total", "S3 attempts repeated.",
+                  st.s3_retries);
+    rc |= counter(&b, "dscd_evictions_total", "Chunks this daemon evicted.",
+                  st.evictions);
+    rc |= counter(&b, "dscd_errors_total", "Failed cache writes (the answer "
+                  "still went out).", st.cache_errors);
+    rc |= counter(&b, "dscd_corrupt_dropped_total", "Cached chunks that "
+                  "failed their check and were fetched again.", st.corrupt_dropped);
+    rc |= gauge(&b, "dscd_cache_bytes", "Bytes of all cached chunks of the node.",
+                st.cache_bytes);
+    rc |= gauge(&b, "dscd_cache_chunks", "Cached chunks of the node.",
+                st.cache_chunks);
+    rc |= gauge(&b, "dscd_cache_capacity_bytes", "The cache's byte cap.",
+                st.cache_capacity);
+    rc |= dsc_buf_adds(&b, "# HELP dscd_request_seconds Time to answer a chunk "
+                       "request, by result.\n# TYPE dscd_request_seconds histogram\n");
+    for (int r = 0; r < NRESULTS; r++) {
+        uint64_t cum = 0;
+        for (size_t i = 0; i <= NBUCKETS; i++) {
+            cum += LOAD(s->lat[r].le[i]);
+            if (i < NBUCKETS)
+                rc |= dsc_buf_printf(&b, "dscd_request_seconds_bucket{result=\"%s\","
+                                     "le=\"%g\"} %" PRIu64 "\n", RESULT_NAMES[r],
+                                     BUCKETS[i], cum);
+            else
+                rc |= dsc_buf_printf(&b, "dscd_request_seconds_bucket{result=\"%s\","
+                                     "le=\"+Inf\"} %" PRIu64 "\n", RESULT_NAMES[r], cum);
+        }
+        rc |= dsc_buf_printf(&b, "dscd_request_seconds_sum{result=\"%s\"} %.6f\n"
+                             "dscd_request_seconds_count{result=\"%s\"} %" PRIu64 "\n",
+                             RESULT_NAMES[r], (double)LOAD(s->lat[r].sum_us) / 1e6,
+                             RESULT_NAMES[r], LOAD(s->lat[r].count));
+    }
+    if (rc) {
+        dsc_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}

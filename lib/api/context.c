@@ -1,0 +1,346 @@
+/* Opening and closing a context; its cache directory; fork handling. */
+#include <errno.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "api/context.h"
+#include "core/fork.h"
+#include "core/log.h"
+#include "peer/client.h"
+#include "fetch/pool.h"
+
+static int check_config(const dsc_config *c)
+{
+    if (c->addressing < DSC_ADDRESSING_AUTO || c->addressing > DSC_ADDRESSING_VHOST)
+        return dsc_fail(DSC_EINVAL, "config: addressing %d unknown",
+                        c->addressing);
+    if (c->connect_timeout_ms <= 0 || c->request_timeout_ms <= 0)
+        return dsc_fail(DSC_EINVAL, "config: timeouts must be positive");
+    if (c->max_retries < 0 || c->retry_base_ms < 0 || c->retry_max_ms < 0)
+        return dsc_fail(DSC_EINVAL, "config: retry settings must not be "
+                        "negative");
+    if (c->max_connections <= 0)
+        return dsc_fail(DSC_EINVAL, "config: max_connections must be positive");
+    if (c->chunk_size < DSC_MIN_CHUNK || c->chunk_size > DSC_MAX_CHUNK)
+        return dsc_fail(DSC_EINVAL, "config: chunk_size %u outside 64 KiB.."
+                        "256 MiB", c->chunk_size);
+    if (c->cache_policy != DSC_POLICY_LRU && c->cache_policy != DSC_POLICY_MINIO)
+        return dsc_fail(DSC_EINVAL, "config: cache_policy %d unknown",
+                        c->cache_policy);
+    if (c->prefetch_threads < 0 || c->prefetch_threads > 1024 ||
+        c->prefetch_queue <= 0)
+        return dsc_fail(DSC_EINVAL, "config: prefetch_threads must be "
+                        "0..1024 and prefetch_queue positive");
+    if (c->cache_size == 0 || c->fd_cache <= 0 || c->cache_idle_sec < 0 ||
+        c->meta_ttl_ms < 0)
+        return dsc_fail(DSC_EINVAL, "config: cache_size, fd_cache must be "
+                        "positive, cache_idle_sec and meta_ttl_ms not negative");
+    if (c->peer_timeout_ms <= 0 || c->peer_backoff_ms < 0)
+        return dsc_fail(DSC_EINVAL, "config: peer_timeout_ms must be "
+                        "positive, peer_backoff_ms not negative");
+    return 0;
+}
+
+/* mkdir -p with 0700 for what we create: the cache holds S3 data. */
+static int make_dirs(const char *path)
+{
+    char *p = dsc_strdup(path);
+    if (!p)
+        return DSC_ENOMEM;
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, 0700) && errno != EEXIST) {
+                rc = dsc_fail(DSC_EIO, "cannot create cache directory %s: %s",
+                              p, strerror(errno));
+                break;
+            }
+            *s = c;
+            if (!c)
+                break;
+        }
+    }
+    free(p);
+    return rc;
+}
+
+/* NULL: no cache. */
+static char *cache_dir_for(const dsc_config *cfg)
+{
+    const char *d = cfg->cache_dir ? cfg->cache_dir : getenv("DSC_CACHE_DIR");
+    if (d && (!*d || strcmp(d, "off") == 0))
+        return NULL;
+    dsc_buf b = { 0 };
+    if (d)
+        dsc_buf_adds(&b, d);
+    else if (getenv("XDG_CACHE_HOME") && *getenv("XDG_CACHE_HOME"))
+        dsc_buf_printf(&b, "%s/dsc", getenv("XDG_CACHE_HOME"));
+    else if (getenv("HOME") && *getenv("HOME"))
+        dsc_buf_printf(&b, "%s/.cache/dsc", getenv("HOME"));
+    return b.data;
+}
+
+/* Crash debris is rare and harmless but takes space: sweep it at most
+ * once an hour per directory, when a context opens. */
+static void clean_now_and_then(dsc_cache *c, const char *dir)
+{
+    dsc_buf stamp = { 0 };
+    if (dsc_buf_printf(&stamp, "%s/last-clean", dir))
+        return;
+    struct stat sb;
+    if (stat(stamp.data, &sb) || time(NULL) - sb.st_mtime > 3600) {
+        int fd = open(stamp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            close(fd);
+            dsc_cache_gc(c);
+        }
+    }
+    dsc_buf_free(&stamp);
+}
+
+static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
+{
+    char *dir = cache_dir_for(cfg);
+    if (!dir)
+        return 0;
+    int rc = make_dirs(dir);
+    if (!rc) {
+        dsc_cache_opts o = {
+            .dir = dir, .cap = cfg->cache_size, .chunk_size = cfg->chunk_size,
+            .policy = cfg->cache_policy, .idle_sec = cfg->cache_idle_sec,
+            .fd_cache = cfg->fd_cache, .sync = cfg->cache_sync,
+            .flight_timeout_ms = cfg->request_timeout_ms *
+                                 (cfg->max_retries + 1) + cfg->retry_max_ms,
+        };
+        rc = dsc_cache_open(&o, &ctx->cache);
+    }
+    if (!rc)
+        clean_now_and_then(ctx->cache, dir);
+    if (rc) {
+        /* A cache we cannot use (read-only, full, not ours) must not stop
+         * reads: they go to S3. */
+        dsc_log(DSC_LOG_WARN, "cache at %s unusable, reading from S3 "
+                "directly: %s", dir, dsc_errmsg());
+        ctx->cache = NULL;
+        rc = 0;
+    }
+    free(dir);
+    return rc;
+}
+
+/* The first line of a secret file: kept out of the environment (and so
+ * out of /proc/PID/environ and crash reports). */
+static int read_secret_file(const char *path, char **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return dsc_fail(DSC_EIO, "cannot read peer secret file %s: %s", path,
+                        strerror(errno));
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && (sb.st_mode & 077))
+        dsc_log(DSC_LOG_WARN, "peer secret file %s is readable by others "
+                "(mode %o); chmod 600 it", path, (unsigned)(sb.st_mode & 0777));
+    close(fd);
+    if (n < 0)
+        return dsc_fail(DSC_EIO, "cannot read peer secret file %s: %s", path,
+                        strerror(errno));
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (!*buf)
+        return dsc_fail(DSC_EINVAL, "peer secret file %s is empty", path);
+    *out = dsc_strdup(buf);
+    memset(buf, 0, sizeof buf);
+    return *out ? 0 : DSC_ENOMEM;
+}
+
+int dsc_peer_secret(const char *given, char **out)
+{
+    *out = NULL;
+    const char *secret = given ? given : getenv("DSC_PEER_SECRET");
+    const char *file = getenv("DSC_PEER_SECRET_FILE");
+    if ((!secret || !*secret) && file && *file)
+        return read_secret_file(file, out);
+    if (!secret || !*secret)
+        return 0;
+    *out = dsc_strdup(secret);
+    return *out ? 0 : DSC_ENOMEM;
+}
+
+static int open_peers(dsc_ctx *ctx, const dsc_config *cfg)
+{
+    const char *list = cfg->peers ? cfg->peers : getenv("DSC_PEERS");
+    if (!list || !*list)
+        return 0;
+    if (!ctx->cache) {
+        char *dir = cache_dir_for(cfg);
+        if (!dir)
+            return dsc_fail(DSC_EINVAL, "peers (DSC_PEERS) need a node cache, "
+                            "and the cache is off");
+        free(dir);
+        dsc_log(DSC_LOG_WARN, "no usable node cache: peers not used");
+        return 0;
+    }
+    const char *self = cfg->peer_self ? cfg->peer_self : getenv("DSC_SELF");
+    char *secret = NULL;
+    int rc = dsc_peer_secret(cfg->peer_secret, &secret);
+    if (rc)
+        return rc;
+    dsc_peer_opts o = {
+        .peers = list, .self = self && *self ? self : NULL, .secret = secret,
+        .connect_timeout_ms = cfg->connect_timeout_ms,
+        .timeout_ms = cfg->peer_timeout_ms, .backoff_ms = cfg->peer_backoff_ms,
+        .keep_local = cfg->peer_keep_local,
+        .max_connections = cfg->max_connections,
+    };
+    rc = dsc_peers_new(&o, &ctx->peers);
+    if (secret) {
+        memset(secret, 0, strlen(secret));
+        free(secret);
+    }
+    if (!rc)
+        dsc_cache_set_peers(ctx->cache, ctx->peers);
+    return rc;
+}
+
+int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
+{
+    dsc_clear_error();
+    if (!out)
+        return dsc_fail(DSC_EINVAL, "dsc_ctx_open: out is NULL");
+    *out = NULL;
+    dsc_config defaults;
+    if (!cfg) {
+        dsc_config_init(&defaults, DSC_CONFIG_VERSION);
+        cfg = &defaults;
+    }
+    if (cfg->version == 0 || cfg->version > DSC_CONFIG_VERSION)
+        return dsc_fail(DSC_EINVAL, "config version %u unknown (use "
+                        "dsc_config_init)", cfg->version);
+    /* Fields the caller's (older) layout lacks keep their defaults. */
+    dsc_config full;
+    dsc_config_init(&full, DSC_CONFIG_VERSION);
+    memcpy(&full, cfg, dsc_config_size(cfg->version));
+    cfg = &full;
+    int rc = check_config(cfg);
+    if (rc)
+        return rc;
+    dsc_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return DSC_ENOMEM;
+    ctx->cfg = full;
+    ctx->fork_gen = dsc_fork_generation();
+    ctx->ca_file = dsc_strdup(cfg->ca_file);
+    rc = dsc_creds_resolve(cfg, &ctx->creds);
+    /* Keep no pointer to caller strings: credentials, region and endpoint
+     * live in ctx->creds, the CA file in ctx->ca_file. */
+    ctx->cfg.endpoint = ctx->cfg.region = ctx->cfg.access_key_id = NULL;
+    ctx->cfg.secret_access_key = ctx->cfg.session_token = NULL;
+    ctx->cfg.profile = ctx->cfg.cache_dir = NULL;
+    ctx->cfg.ca_file = ctx->ca_file;
+    if (!rc)
+        rc = dsc_s3_new(&ctx->cfg, &ctx->creds, &ctx->s3);
+    if (!rc)
+        rc = open_cache(ctx, cfg);
+    if (!rc)
+        rc = open_peers(ctx, cfg);
+    if (rc) {
+        dsc_ctx_close(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return 0;
+}
+
+dsc_s3 *dsc_ctx_s3(dsc_ctx *ctx)
+{
+    unsigned gen = dsc_fork_generation();
+    if (__builtin_expect(__atomic_load_n(&ctx->fork_gen, __ATOMIC_ACQUIRE) == gen, 1))
+        return ctx->s3;
+    /* First use in a fork()ed child: the parent's connections must not be
+     * shared, so make new ones and leave the old ones untouched. */
+    dsc_fork_remake_lock();
+    if (ctx->fork_gen != gen) {
+        dsc_s3 *fresh = NULL;
+        if (dsc_s3_new(&ctx->cfg, &ctx->creds, &fresh) == 0) {
+            dsc_fork_graveyard(ctx->s3);
+            ctx->s3 = fresh;
+            __atomic_store_n(&ctx->fork_gen, gen, __ATOMIC_RELEASE);
+        }
+    }
+    dsc_fork_remake_unlock();
+    return ctx->fork_gen == gen ? ctx->s3 : NULL;
+}
+
+void dsc_ctx_close(dsc_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    /* Fetchers first: they use the cache and the S3 client. */
+    if (ctx->pf && ctx->pf_gen == dsc_fork_generation())
+        dsc_pf_free(ctx->pf);
+    dsc_cache_close(ctx->cache);
+    dsc_peers_free(ctx->peers);
+    if (ctx->fork_gen == dsc_fork_generation())
+        dsc_s3_free(ctx->s3);
+    else
+        dsc_fork_graveyard(ctx->s3);
+    dsc_creds_free(&ctx->creds);
+    free(ctx->ca_file);
+    free(ctx);
+}
+
+const char *dsc_cache_dir(const dsc_ctx *ctx)
+{
+    return ctx ? dsc_cache_path(ctx->cache) : NULL;
+}
+
+int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size)
+{
+    if (!ctx || !out || size == 0)
+        return dsc_fail(DSC_EINVAL, "dsc_stats_get: bad argument");
+    dsc_stats st;
+    memset(&st, 0, sizeof st);
+    dsc_s3 *s3 = dsc_ctx_s3(ctx);
+    if (s3) {
+        dsc_s3_counters n;
+        dsc_s3_counters_get(s3, &n);
+        st.s3_gets = n.gets;
+        st.s3_heads = n.heads;
+        st.s3_lists = n.lists;
+        st.s3_retries = n.retries;
+        st.bytes_from_s3 = n.get_bytes;
+    }
+    st.meta_hits = __atomic_load_n(&ctx->meta_hits, __ATOMIC_RELAXED);
+    if (ctx->cache)
+        dsc_cache_stats(ctx->cache, &st);
+    dsc_pf *pf = __atomic_load_n(&ctx->pf, __ATOMIC_ACQUIRE);
+    if (pf && __atomic_load_n(&ctx->pf_gen, __ATOMIC_ACQUIRE) ==
+                  dsc_fork_generation()) {
+        dsc_pf_counters pc;
+        dsc_pf_counters_get(pf, &pc);
+        st.prefetch_queued = pc.queued;
+        st.prefetch_done = pc.done;
+        st.prefetch_errors = pc.errors;
+        st.prefetch_dropped = pc.dropped;
+        st.readahead_chunks = pc.readahead;
+    }
+    if (ctx->peers)
+        dsc_peers_stats(ctx->peers, &st);
+    memcpy(out, &st, size < sizeof st ? size : sizeof st);
+    return 0;
+}
+
+int64_t dsc_cache_clean(dsc_ctx *ctx)
+{
+    dsc_clear_error();
+    if (!ctx)
+        return dsc_fail(DSC_EINVAL, "dsc_cache_clean: ctx is NULL");
+    return ctx->cache ? dsc_cache_gc(ctx->cache) : 0;
+}

@@ -1,0 +1,75 @@
+/* The node cache's read path: chunking, lookup, single-flight fetch,
+ * store and eviction, access accounting. */
+#ifndef DSC_CACHE_H
+#define DSC_CACHE_H
+
+#include "cache/index.h"
+#include "s3/client.h"
+
+typedef struct dsc_cache dsc_cache;
+
+typedef struct dsc_cache_opts {
+    const char *dir;
+    uint64_t cap;
+    uint32_t chunk_size;
+    int policy;
+    long idle_sec;
+    int fd_cache;
+    int sync;
+    long flight_timeout_ms;        /* longest wait for another fetcher */
+} dsc_cache_opts;
+
+int dsc_cache_open(const dsc_cache_opts *o, dsc_cache **out);
+void dsc_cache_close(dsc_cache *c);
+
+/* The object version a read is for. */
+typedef struct dsc_objref {
+    const char *bucket, *key, *etag;
+    uint64_t size;
+} dsc_objref;
+
+/* Read [off, off+len) (already clamped to the object) through the cache. */
+int dsc_cache_read(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
+                   void *buf, size_t len, uint64_t off);
+
+/* Read part of one chunk (thread-safe; for parallel reads). *fetched
+ * (may be NULL) is 1 when it came from S3 now. */
+int dsc_cache_read_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
+                         uint64_t index, void *dst, size_t off, size_t len,
+                         int *fetched);
+/* A new fd of chunk `index` when it is cached in a file this process has
+ * already verified (for sendfile), with its size and XXH3; counted as a
+ * hit. -1 otherwise: read it with dsc_cache_read_chunk. */
+int dsc_cache_open_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
+                         uint64_t *size, uint64_t *xxh);
+/* Make sure a chunk is cached; *fetched is 1 when it came from S3 now. */
+int dsc_cache_ensure_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
+                           uint64_t index, int *fetched);
+uint32_t dsc_cache_chunk_size(const dsc_cache *c);
+/* Lock held around a first GET of an object of unknown ETag; returns
+ * the stripe or <0 (then proceed unlocked). */
+int dsc_cache_first_lock(dsc_cache *c, const char *bucket, const char *key);
+void dsc_cache_first_unlock(dsc_cache *c, int stripe);
+/* Store a chunk fetched elsewhere (e.g. with the object's first GET). */
+int dsc_cache_put_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
+                        const void *data, size_t len);
+
+/* Identity of chunk `index` of an object version. */
+int dsc_chunk_id_make(const dsc_objref *obj, uint32_t chunk_size,
+                      uint64_t index, dsc_chunk_id *out);
+
+/* Route misses of chunks other nodes own to them (NULL: never). The
+ * peers outlive the cache. */
+struct dsc_peers;
+void dsc_cache_set_peers(dsc_cache *c, struct dsc_peers *peers);
+
+dsc_index *dsc_cache_index(dsc_cache *c);
+const char *dsc_cache_path(const dsc_cache *c);
+void dsc_cache_stats(dsc_cache *c, dsc_stats *st);
+/* Remove data files the index does not know. Returns how many. */
+int64_t dsc_cache_gc(dsc_cache *c);
+
+/* Push batched access times and counters to the index now. */
+void dsc_cache_flush(dsc_cache *c);
+
+#endif

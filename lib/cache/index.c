@@ -1,0 +1,592 @@
+/* LMDB chunk index. Four databases in one environment:
+ *   chunks: chunk id (16 B)            -> dsc_chunk_rec
+ *   lru:    be64 atime_ms ‖ chunk id   -> (empty)   eviction order
+ *   meta:   bucket \0 key              -> size, fetched_ms, etag
+ *   info:   "info"                     -> dsc_index_info
+ * LMDB gives one writer at a time across all processes, so the byte total
+ * and the cap are exact however many processes insert at once. */
+#include <errno.h>
+#include <lmdb.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include "cache/flight.h"
+#include "core/fork.h"
+#include "cache/index.h"
+
+struct dsc_index {
+    char *path;                    /* dir/index */
+    MDB_env *env;
+    MDB_dbi chunks, lru, meta, info;
+    dsc_flight *flight;            /* per process, like the environment */
+    int refs;
+    unsigned fork_gen;
+    struct dsc_index *next;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static dsc_index *registry;
+
+uint64_t dsc_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int mdb_fail(int rc, const char *what, const char *path)
+{
+    int code = rc == ENOMEM ? DSC_ENOMEM : DSC_EIO;
+    return dsc_fail(code, "cache index %s (%s): %s", what, path,
+                    mdb_strerror(rc));
+}
+
+static const char INFO_KEY[] = "info";
+
+static int read_info(MDB_txn *txn, const dsc_index *ix, dsc_index_info *inf)
+{
+    MDB_val k = { sizeof INFO_KEY - 1, (void *)INFO_KEY }, v;
+    int rc = mdb_get(txn, ix->info, &k, &v);
+    memset(inf, 0, sizeof *inf);
+    if (rc == MDB_NOTFOUND) {
+        inf->format = DSC_INDEX_FORMAT;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    memcpy(inf, v.mv_data, v.mv_size < sizeof *inf ? v.mv_size : sizeof *inf);
+    return 0;
+}
+
+static int write_info(MDB_txn *txn, const dsc_index *ix,
+                      const dsc_index_info *inf)
+{
+    MDB_val k = { sizeof INFO_KEY - 1, (void *)INFO_KEY };
+    MDB_val v = { sizeof *inf, (void *)inf };
+    return mdb_put(txn, ix->info, &k, &v, 0);
+}
+
+static int open_env(dsc_index *ix, int sync)
+{
+    int rc = mdb_env_create(&ix->env);
+    if (rc)
+        return mdb_fail(rc, "create", ix->path);
+    mdb_env_set_maxdbs(ix->env, 8);
+    mdb_env_set_maxreaders(ix->env, 1024);
+    /* Address space, not disk: the file grows only as entries are added. */
+    mdb_env_set_mapsize(ix->env, (size_t)4 << 30);
+    /* Without sync a kill -9 still leaves a consistent index (the OS has
+     * the pages); only a power loss could hurt it, and then the cache is
+     * rebuilt. DSC_CACHE_SYNC=1 buys durability with an fsync per write. */
+    unsigned flags = MDB_NORDAHEAD | (sync ? MDB_NOMETASYNC : MDB_NOSYNC);
+    rc = mdb_env_open(ix->env, ix->path, flags, 0600);
+    if (rc)
+        return mdb_fail(rc, "open", ix->path);
+    int dead = 0;
+    mdb_reader_check(ix->env, &dead);   /* slots of killed processes */
+    MDB_txn *txn;
+    rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    if (rc)
+        return mdb_fail(rc, "begin", ix->path);
+    if (!rc) rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &ix->chunks);
+    if (!rc) rc = mdb_dbi_open(txn, "lru", MDB_CREATE, &ix->lru);
+    if (!rc) rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &ix->meta);
+    if (!rc) rc = mdb_dbi_open(txn, "info", MDB_CREATE, &ix->info);
+    dsc_index_info inf;
+    if (!rc)
+        rc = read_info(txn, ix, &inf);
+    if (!rc && inf.format != DSC_INDEX_FORMAT) {
+        mdb_txn_abort(txn);
+        return dsc_fail(DSC_EIO, "cache index %s has format %u, this libdsc "
+                        "uses %u: remove the cache directory", ix->path,
+                        inf.format, DSC_INDEX_FORMAT);
+    }
+    if (!rc)
+        rc = write_info(txn, ix, &inf);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return mdb_fail(rc, "setup", ix->path);
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? mdb_fail(rc, "setup commit", ix->path) : 0;
+}
+
+int dsc_index_open(const char *dir, int sync, dsc_index **out)
+{
+    dsc_buf path = { 0 };
+    if (dsc_buf_printf(&path, "%s/index", dir))
+        return DSC_ENOMEM;
+    if (mkdir(path.data, 0700) && errno != EEXIST) {
+        int e = errno;
+        dsc_buf_free(&path);
+        return dsc_fail(DSC_EIO, "cannot create %s/index: %s", dir,
+                        strerror(e));
+    }
+    char real[PATH_MAX];
+    if (!realpath(path.data, real)) {
+        int e = errno;
+        dsc_buf_free(&path);
+        return dsc_fail(DSC_EIO, "%s/index: %s", dir, strerror(e));
+    }
+    dsc_buf_free(&path);
+    unsigned gen = dsc_fork_generation();
+    pthread_mutex_lock(&registry_lock);
+    /* LMDB forbids opening one environment twice in a process (closing
+     * one would drop the other's locks), so contexts share it. */
+    dsc_index *ix;
+    for (ix = registry; ix; ix = ix->next)
+        if (ix->fork_gen == gen && strcmp(ix->path, real) == 0)
+            break;
+    int rc = 0;
+    if (ix) {
+        ix->refs++;
+    } else {
+        ix = calloc(1, sizeof *ix);
+        if (!ix || !(ix->path = dsc_strdup(real))) {
+            free(ix);
+            rc = DSC_ENOMEM;
+        } else {
+            ix->fork_gen = gen;
+            ix->refs = 1;
+            rc = open_env(ix, sync);
+            if (!rc)
+                rc = dsc_flight_new(dir, &ix->flight);
+            if (rc) {
+                if (ix->env)
+                    mdb_env_close(ix->env);
+                free(ix->path);
+                free(ix);
+            } else {
+                ix->next = registry;
+                registry = ix;
+            }
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (!rc)
+        *out = ix;
+    return rc;
+}
+
+void dsc_index_release(dsc_index *ix)
+{
+    if (!ix)
+        return;
+    pthread_mutex_lock(&registry_lock);
+    if (ix->fork_gen != dsc_fork_generation()) {
+        /* The parent's environment: not ours to close. */
+        pthread_mutex_unlock(&registry_lock);
+        return;
+    }
+    if (--ix->refs == 0) {
+        dsc_index **pp = &registry;
+        while (*pp && *pp != ix)
+            pp = &(*pp)->next;
+        if (*pp)
+            *pp = ix->next;
+        mdb_env_close(ix->env);
+        dsc_flight_free(ix->flight);
+        free(ix->path);
+        free(ix);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+dsc_flight *dsc_index_flight(dsc_index *ix)
+{
+    return ix->flight;
+}
+
+int dsc_index_get(dsc_index *ix, const dsc_chunk_id *id, dsc_chunk_rec *rec)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return mdb_fail(rc, "read", ix->path);
+    MDB_val k = { sizeof *id, (void *)id }, v;
+    rc = mdb_get(txn, ix->chunks, &k, &v);
+    int ret;
+    if (rc == MDB_NOTFOUND) {
+        ret = 1;
+    } else if (rc) {
+        ret = mdb_fail(rc, "get", ix->path);
+    } else if (v.mv_size != sizeof *rec) {
+        ret = 1;   /* not a record we wrote: treat as absent */
+    } else {
+        memcpy(rec, v.mv_data, sizeof *rec);
+        ret = 0;
+    }
+    mdb_txn_abort(txn);
+    return ret;
+}
+
+static void lru_key(uint8_t out[24], uint64_t atime, const dsc_chunk_id *id)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(atime >> (56 - 8 * i));
+    memcpy(out + 8, id->b, 16);
+}
+
+/* Delete one entry (chunk + lru) inside txn, adjusting the totals. */
+static int drop_entry(MDB_txn *txn, dsc_index *ix, const dsc_chunk_id *id,
+                      const dsc_chunk_rec *rec, dsc_index_info *inf)
+{
+    uint8_t lk[24];
+    lru_key(lk, rec->atime_ms, id);
+    MDB_val k = { sizeof *id, (void *)id };
+    MDB_val l = { sizeof lk, lk };
+    int rc = mdb_del(txn, ix->chunks, &k, NULL);
+    if (!rc) {
+        rc = mdb_del(txn, ix->lru, &l, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    if (!rc) {
+        inf->bytes -= rec->size <= inf->bytes ? rec->size : inf->bytes;
+        inf->chunks -= inf->chunks ? 1 : 0;
+    }
+    return rc;
+}
+
+/* Choose and delete victims, oldest access first, until `need` bytes are
+ * free. Returns 0 when enough was freed, 1 when the policy says no. */
+static int evict(MDB_txn *txn, dsc_index *ix, dsc_admit *ad, uint64_t need,
+                 dsc_index_info *inf)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, ix->lru, &cur);
+    if (rc)
+        return rc;
+    uint64_t now = dsc_wall_ms();
+    uint64_t freed = 0;
+    MDB_val k, v;
+    MDB_cursor_op op = MDB_FIRST;
+    /* Walk the oldest entries first; decide before deleting anything, so
+     * a refusal leaves the index untouched. */
+    while (freed < need && ad->nvictims < ad->max_victims) {
+        rc = mdb_cursor_get(cur, &k, &v, op);
+        op = MDB_NEXT;
+        if (rc)
+            break;
+        if (k.mv_size != 24)
+            continue;
+        uint64_t atime = 0;
+        for (int i = 0; i < 8; i++)
+            atime = (atime << 8) | ((uint8_t *)k.mv_data)[i];
+        /* minio: the oldest entry is still in use, so keep the set. A
+         * time ahead of ours (another host's clock) counts as recent. */
+        if (ad->policy == DSC_POLICY_MINIO &&
+            (atime > now || now - atime < ad->idle_ms))
+            break;
+        dsc_victim *vi = &ad->victims[ad->nvictims++];
+        memcpy(vi->id.b, (uint8_t *)k.mv_data + 8, 16);
+        vi->atime_ms = atime;
+        vi->seq = 0;
+        MDB_val ck = { sizeof vi->id, &vi->id }, cv;
+        if (mdb_get(txn, ix->chunks, &ck, &cv) == 0 &&
+            cv.mv_size == sizeof(dsc_chunk_rec)) {
+            dsc_chunk_rec rec;
+            memcpy(&rec, cv.mv_data, sizeof rec);
+            if (rec.atime_ms == atime) {
+                vi->seq = rec.seq;
+                freed += rec.size;
+            }
+        }
+    }
+    mdb_cursor_close(cur);
+    if (freed < need) {
+        ad->nvictims = 0;
+        return 1;
+    }
+    for (size_t i = 0; i < ad->nvictims; i++) {
+        dsc_victim *vi = &ad->victims[i];
+        uint8_t lk[24];
+        lru_key(lk, vi->atime_ms, &vi->id);
+        MDB_val l = { sizeof lk, lk };
+        if (!vi->seq) {
+            /* An lru key whose chunk is gone or newer: just tidy it. */
+            rc = mdb_del(txn, ix->lru, &l, NULL);
+            if (rc && rc != MDB_NOTFOUND)
+                return rc;
+            continue;
+        }
+        MDB_val ck = { sizeof vi->id, &vi->id }, cv;
+        if (mdb_get(txn, ix->chunks, &ck, &cv) == 0) {
+            dsc_chunk_rec rec;
+            memcpy(&rec, cv.mv_data, sizeof rec);
+            rc = drop_entry(txn, ix, &vi->id, &rec, inf);
+            if (rc)
+                return rc;
+            inf->evictions++;
+        }
+    }
+    return 0;
+}
+
+int dsc_index_insert(dsc_index *ix, const dsc_chunk_id *id,
+                     const dsc_chunk_rec *rec, dsc_admit *ad)
+{
+    ad->nvictims = 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    if (rc)
+        return mdb_fail(rc, "write", ix->path);
+    dsc_index_info inf;
+    MDB_val k = { sizeof *id, (void *)id }, v;
+    int ret = 0;
+    rc = read_info(txn, ix, &inf);
+    inf.cap = ad->cap;
+    if (!rc && mdb_get(txn, ix->chunks, &k, &v) == 0) {
+        mdb_txn_abort(txn);
+        return 2;
+    }
+    if (!rc && rec->size > ad->cap) {
+        ret = 1;
+    } else if (!rc && inf.bytes + rec->size > ad->cap) {
+        rc = evict(txn, ix, ad, inf.bytes + rec->size - ad->cap, &inf);
+        if (rc == 1) {
+            ret = 1;
+            rc = 0;
+        }
+    }
+    if (!rc && ret == 1) {
+        /* Not admitted: count it, change nothing else. */
+        inf.rejected++;
+        inf.misses++;
+        rc = write_info(txn, ix, &inf);
+        if (!rc)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+        return rc ? mdb_fail(rc, "commit", ix->path) : 1;
+    }
+    if (!rc) {
+        v.mv_size = sizeof *rec;
+        v.mv_data = (void *)rec;
+        rc = mdb_put(txn, ix->chunks, &k, &v, 0);
+    }
+    if (!rc) {
+        uint8_t lk[24];
+        lru_key(lk, rec->atime_ms, id);
+        MDB_val l = { sizeof lk, lk }, e = { 0, NULL };
+        rc = mdb_put(txn, ix->lru, &l, &e, 0);
+    }
+    if (!rc) {
+        inf.bytes += rec->size;
+        inf.chunks++;
+        inf.inserts++;
+        inf.misses++;
+        rc = write_info(txn, ix, &inf);
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        ad->nvictims = 0;
+        return mdb_fail(rc, "insert", ix->path);
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc) {
+        ad->nvictims = 0;
+        return mdb_fail(rc, "commit", ix->path);
+    }
+    return 0;
+}
+
+int dsc_index_remove(dsc_index *ix, const dsc_chunk_id *id, uint64_t seq,
+                     int corrupt)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    if (rc)
+        return mdb_fail(rc, "write", ix->path);
+    MDB_val k = { sizeof *id, (void *)id }, v;
+    dsc_index_info inf;
+    rc = read_info(txn, ix, &inf);
+    if (!rc && mdb_get(txn, ix->chunks, &k, &v) == 0 &&
+        v.mv_size == sizeof(dsc_chunk_rec)) {
+        dsc_chunk_rec rec;
+        memcpy(&rec, v.mv_data, sizeof rec);
+        if (rec.seq == seq) {
+            rc = drop_entry(txn, ix, id, &rec, &inf);
+            if (!rc && corrupt)
+                inf.corrupt++;
+            if (!rc)
+                rc = write_info(txn, ix, &inf);
+        }
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        return mdb_fail(rc, "remove", ix->path);
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? mdb_fail(rc, "commit", ix->path) : 0;
+}
+
+int dsc_index_touch(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
+                    uint64_t now_ms, uint64_t hits, uint64_t misses)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    if (rc)
+        return mdb_fail(rc, "write", ix->path);
+    for (size_t i = 0; i < n && !rc; i++) {
+        MDB_val k = { sizeof ids[i], (void *)&ids[i] }, v;
+        if (mdb_get(txn, ix->chunks, &k, &v) || v.mv_size != sizeof(dsc_chunk_rec))
+            continue;
+        dsc_chunk_rec rec;
+        memcpy(&rec, v.mv_data, sizeof rec);
+        if (rec.atime_ms >= now_ms)
+            continue;
+        uint8_t lk[24];
+        lru_key(lk, rec.atime_ms, &ids[i]);
+        MDB_val l = { sizeof lk, lk };
+        mdb_del(txn, ix->lru, &l, NULL);
+        rec.atime_ms = now_ms;
+        lru_key(lk, rec.atime_ms, &ids[i]);
+        MDB_val e = { 0, NULL };
+        v.mv_size = sizeof rec;
+        v.mv_data = &rec;
+        rc = mdb_put(txn, ix->chunks, &k, &v, 0);
+        if (!rc)
+            rc = mdb_put(txn, ix->lru, &l, &e, 0);
+    }
+    dsc_index_info inf;
+    if (!rc && (hits || misses)) {
+        rc = read_info(txn, ix, &inf);
+        inf.hits += hits;
+        inf.misses += misses;
+        if (!rc)
+            rc = write_info(txn, ix, &inf);
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        return mdb_fail(rc, "touch", ix->path);
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? mdb_fail(rc, "commit", ix->path) : 0;
+}
+
+int dsc_index_info_get(dsc_index *ix, dsc_index_info *out)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return mdb_fail(rc, "read", ix->path);
+    rc = read_info(txn, ix, out);
+    mdb_txn_abort(txn);
+    return rc ? mdb_fail(rc, "info", ix->path) : 0;
+}
+
+static int meta_key(dsc_buf *b, const char *bucket, const char *key)
+{
+    int rc = dsc_buf_adds(b, bucket);
+    rc |= dsc_buf_add(b, "", 1);   /* NUL separator: keys never hold NUL */
+    rc |= dsc_buf_adds(b, key);
+    return rc ? DSC_ENOMEM : 0;
+}
+
+typedef struct meta_head {
+    uint64_t size, fetched_ms;
+} meta_head;
+
+int dsc_index_meta_get(dsc_index *ix, const char *bucket, const char *key,
+                       uint64_t *size, char *etag, size_t etag_cap,
+                       uint64_t *fetched_ms)
+{
+    dsc_buf kb = { 0 };
+    if (meta_key(&kb, bucket, key))
+        return DSC_ENOMEM;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+    if (rc) {
+        dsc_buf_free(&kb);
+        return mdb_fail(rc, "read", ix->path);
+    }
+    MDB_val k = { kb.len, kb.data }, v;
+    int ret = 1;
+    if (kb.len <= 511 && mdb_get(txn, ix->meta, &k, &v) == 0 &&
+        v.mv_size > sizeof(meta_head) &&
+        v.mv_size - sizeof(meta_head) < etag_cap) {
+        meta_head h;
+        memcpy(&h, v.mv_data, sizeof h);
+        size_t el = v.mv_size - sizeof h;
+        memcpy(etag, (char *)v.mv_data + sizeof h, el);
+        etag[el] = '\0';
+        *size = h.size;
+        *fetched_ms = h.fetched_ms;
+        ret = 0;
+    }
+    mdb_txn_abort(txn);
+    dsc_buf_free(&kb);
+    return ret;
+}
+
+int dsc_index_meta_put_many(dsc_index *ix, const char *bucket,
+                            const dsc_meta_entry *e, size_t n,
+                            uint64_t fetched_ms)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    if (rc)
+        return mdb_fail(rc, "write", ix->path);
+    dsc_buf kb = { 0 }, vb = { 0 };
+    for (size_t i = 0; i < n && !rc; i++) {
+        meta_head h = { e[i].size, fetched_ms };
+        dsc_buf_reset(&kb);
+        dsc_buf_reset(&vb);
+        if (meta_key(&kb, bucket, e[i].key) || dsc_buf_add(&vb, &h, sizeof h) ||
+            dsc_buf_adds(&vb, e[i].etag)) {
+            rc = ENOMEM;
+            break;
+        }
+        /* LMDB keys are at most 511 bytes; longer names just are not
+         * cached, and over-long ETags are not ours to trust. */
+        if (kb.len > 511 || strlen(e[i].etag) >= 256)
+            continue;
+        MDB_val k = { kb.len, kb.data }, v = { vb.len, vb.data };
+        rc = mdb_put(txn, ix->meta, &k, &v, 0);
+    }
+    dsc_buf_free(&kb);
+    dsc_buf_free(&vb);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return mdb_fail(rc, "meta put", ix->path);
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? mdb_fail(rc, "meta put", ix->path) : 0;
+}
+
+int dsc_index_meta_put(dsc_index *ix, const char *bucket, const char *key,
+                       uint64_t size, const char *etag, uint64_t fetched_ms)
+{
+    dsc_meta_entry e = { key, size, etag };
+    return dsc_index_meta_put_many(ix, bucket, &e, 1, fetched_ms);
+}
+
+int dsc_index_meta_del(dsc_index *ix, const char *bucket, const char *key)
+{
+    dsc_buf kb = { 0 };
+    if (meta_key(&kb, bucket, key))
+        return DSC_ENOMEM;
+    int rc = 0;
+    if (kb.len <= 511) {
+        MDB_txn *txn;
+        rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+        if (!rc) {
+            MDB_val k = { kb.len, kb.data };
+            rc = mdb_del(txn, ix->meta, &k, NULL);
+            if (rc && rc != MDB_NOTFOUND) {
+                mdb_txn_abort(txn);
+            } else {
+                rc = mdb_txn_commit(txn);
+            }
+        }
+        if (rc)
+            rc = mdb_fail(rc, "meta del", ix->path);
+    }
+    dsc_buf_free(&kb);
+    return rc;
+}

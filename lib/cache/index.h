@@ -1,0 +1,98 @@
+/* The node's chunk index: one LMDB environment per cache directory, shared
+ * by every process (and context) that uses that directory. */
+#ifndef DSC_INDEX_H
+#define DSC_INDEX_H
+
+#include <stdint.h>
+#include "core/common.h"
+
+#define DSC_INDEX_FORMAT 1
+
+typedef struct dsc_index dsc_index;
+
+typedef struct dsc_chunk_id {
+    uint8_t b[16];                 /* xxh3-128 of the chunk's identity */
+} dsc_chunk_id;
+
+/* One cached chunk. Stored as is (the cache is local to one machine). */
+typedef struct dsc_chunk_rec {
+    uint64_t size;                 /* bytes in the data file */
+    uint64_t xxh;                  /* XXH3-64 of those bytes */
+    uint64_t seq;                  /* unique per insert; names the file */
+    uint64_t atime_ms;             /* last access (batched) */
+    uint64_t ctime_ms;             /* insert time */
+} dsc_chunk_rec;
+
+/* Cache-wide totals and node counters, kept in the index. */
+typedef struct dsc_index_info {
+    uint32_t format;
+    uint32_t chunk_size_hint;      /* informational */
+    uint64_t bytes, chunks;
+    uint64_t hits, misses, inserts, evictions, corrupt, rejected;
+    uint64_t cap;                  /* the cap the last writer enforced */
+} dsc_index_info;
+
+/* Open (or join) the index under dir/index. Environments are shared per
+ * directory within a process and re-made in a child after fork(). */
+int dsc_index_open(const char *dir, int sync, dsc_index **out);
+void dsc_index_release(dsc_index *ix);
+
+/* The process's single-flight locks for this directory (see flight.h). */
+struct dsc_flight *dsc_index_flight(dsc_index *ix);
+
+/* 0 and *rec when present, 1 when absent, <0 on error. */
+int dsc_index_get(dsc_index *ix, const dsc_chunk_id *id, dsc_chunk_rec *rec);
+
+typedef struct dsc_victim {
+    dsc_chunk_id id;
+    uint64_t seq;                  /* 0: only a stale lru key was removed */
+    uint64_t atime_ms;
+} dsc_victim;
+
+typedef struct dsc_admit {
+    uint64_t cap;                  /* byte cap of the cache */
+    int policy;                    /* DSC_POLICY_* (dsc.h) */
+    uint64_t idle_ms;              /* minio: idle entries may be evicted */
+    dsc_victim *victims;           /* out: entries evicted (files to unlink) */
+    size_t nvictims, max_victims;
+} dsc_admit;
+
+/* Insert rec for id, evicting by policy to stay under the cap, in one
+ * write transaction. 0: inserted; 1: not admitted (policy or too big; the
+ * caller discards its file); 2: already present (another writer won). */
+int dsc_index_insert(dsc_index *ix, const dsc_chunk_id *id,
+                     const dsc_chunk_rec *rec, dsc_admit *ad);
+
+/* Remove id if its seq still matches (a corrupt or missing file). */
+int dsc_index_remove(dsc_index *ix, const dsc_chunk_id *id, uint64_t seq,
+                     int corrupt);
+
+/* Record accesses (batched by the caller): new atime for ids still
+ * present, and the hit count for the node counters. */
+int dsc_index_touch(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
+                    uint64_t now_ms, uint64_t hits, uint64_t misses);
+
+int dsc_index_info_get(dsc_index *ix, dsc_index_info *out);
+
+/* Object metadata cache (HEAD results). */
+int dsc_index_meta_get(dsc_index *ix, const char *bucket, const char *key,
+                       uint64_t *size, char *etag, size_t etag_cap,
+                       uint64_t *fetched_ms);
+int dsc_index_meta_put(dsc_index *ix, const char *bucket, const char *key,
+                       uint64_t size, const char *etag, uint64_t fetched_ms);
+int dsc_index_meta_del(dsc_index *ix, const char *bucket, const char *key);
+
+/* Many metadata records in one write transaction (a listing page). */
+typedef struct dsc_meta_entry {
+    const char *key;
+    uint64_t size;
+    const char *etag;
+} dsc_meta_entry;
+int dsc_index_meta_put_many(dsc_index *ix, const char *bucket,
+                            const dsc_meta_entry *e, size_t n,
+                            uint64_t fetched_ms);
+
+/* Wall-clock milliseconds (atime and TTLs are shared across processes). */
+uint64_t dsc_wall_ms(void);
+
+#endif

@@ -1,0 +1,59 @@
+/* Chunk data files: dir/data/XX/<id hex>-<seq hex>, one immutable file per
+ * cached chunk, written to dir/tmp and renamed into place. */
+#ifndef DSC_STORE_H
+#define DSC_STORE_H
+
+#include "cache/index.h"
+
+typedef struct dsc_store dsc_store;
+
+/* fd_cache: how many verified chunk files stay open for fast reads. */
+int dsc_store_open(const char *dir, int fd_cache, dsc_store **out);
+void dsc_store_free(dsc_store *st);
+
+/* Read len bytes at off of chunk (id, rec) into dst. The first read of a
+ * chunk by this store checks its size and XXH3 (using scratch, a buffer
+ * of at least rec->size bytes, unless the read covers the whole chunk).
+ * Returns 0, DSC_STORE_MISSING, DSC_STORE_CORRUPT, or <0. */
+#define DSC_STORE_MISSING 1
+#define DSC_STORE_CORRUPT 2
+int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
+                   const dsc_chunk_rec *rec, void *dst, size_t off,
+                   size_t len, void *scratch);
+
+/* Read from an already open, verified file of id only: 0 when served,
+ * 1 when id is not open here. No index lookup: a chunk's bytes never
+ * change, so an open file stays right even after eviction. */
+int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
+                        size_t off, size_t len);
+
+/* A duplicate (close it) of the open, verified file of id and its size,
+ * or -1 when id is not open here. */
+int dsc_store_dup_open(dsc_store *st, const dsc_chunk_id *id, uint64_t *size);
+
+/* Write data to a new temporary file; *tmp receives its path. */
+int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
+                        dsc_buf *tmp);
+/* Move a temporary file to the chunk's place. */
+int dsc_store_publish(dsc_store *st, const char *tmp, const dsc_chunk_id *id,
+                      uint64_t seq);
+/* Keep the just published file of id open as verified: its bytes are the
+ * ones the caller wrote and hashed, so the first read need not re-hash. */
+void dsc_store_adopt(dsc_store *st, const dsc_chunk_id *id, uint64_t seq,
+                     uint64_t size);
+void dsc_store_unlink(dsc_store *st, const dsc_chunk_id *id, uint64_t seq);
+/* Forget an open file of id (its bytes proved bad or its entry left). */
+void dsc_store_forget(dsc_store *st, const dsc_chunk_id *id);
+
+/* Call fn for every chunk file (name parsed into id and seq). Files with
+ * other names are reported with seq 0. Stops at fn's non-zero return. */
+typedef int (*dsc_store_walk_fn)(void *arg, const dsc_chunk_id *id,
+                                 uint64_t seq, const char *path,
+                                 uint64_t size);
+int dsc_store_walk(dsc_store *st, dsc_store_walk_fn fn, void *arg);
+
+/* Path of a chunk's data file (for tests and tools). */
+int dsc_store_path(const char *dir, const dsc_chunk_id *id, uint64_t seq,
+                   dsc_buf *out);
+
+#endif

@@ -1,0 +1,210 @@
+/* Small building blocks: buffers, strings, clocks, randomness, sizes. */
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "core/common.h"
+
+static int buf_grow(dsc_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1) {
+        if (cap > SIZE_MAX / 2)
+            return DSC_ENOMEM;
+        cap *= 2;
+    }
+    char *p = realloc(b->data, cap);
+    if (!p)
+        return DSC_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int dsc_buf_add(dsc_buf *b, const void *p, size_t n)
+{
+    if (buf_grow(b, n))
+        return DSC_ENOMEM;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int dsc_buf_adds(dsc_buf *b, const char *s)
+{
+    return dsc_buf_add(b, s, strlen(s));
+}
+
+int dsc_buf_printf(dsc_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || buf_grow(b, (size_t)n))
+        return DSC_ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void dsc_buf_reset(dsc_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void dsc_buf_free(dsc_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+char *dsc_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+const char *dsc_printable(const char *s, char *out, size_t cap)
+{
+    size_t n = 0, limit = cap > 4 ? cap - 4 : 0;
+    for (; s && s[n] && n < limit; n++) {
+        unsigned char c = (unsigned char)s[n];
+        out[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (s && s[n]) {
+        while (n > 0 && ((unsigned char)out[n] & 0xc0) == 0x80)
+            n--;     /* don't split a multi-byte character */
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+char *dsc_strndup(const char *s, size_t n)
+{
+    return s ? strndup(s, n) : NULL;
+}
+
+int64_t dsc_now_ms(void)
+{
+    struct timespec ts;
+    /* Millisecond use only: the coarse clock is a few times cheaper. */
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void dsc_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+/* splitmix64 over a locked state: retries are rare, contention is not. */
+static pthread_mutex_t rand_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t rand_state;
+
+uint64_t dsc_rand_below(uint64_t n)
+{
+    if (n == 0)
+        return 0;
+    pthread_mutex_lock(&rand_lock);
+    if (rand_state == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        rand_state = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+                     ((uint64_t)getpid() << 40) ^ 0x9e3779b97f4a7c15ULL;
+    }
+    uint64_t z = (rand_state += 0x9e3779b97f4a7c15ULL);
+    pthread_mutex_unlock(&rand_lock);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return z % n;
+}
+
+int64_t dsc_parse_size(const char *s)
+{
+    if (!s)
+        return -1;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    while (isspace((unsigned char)*end))
+        end++;
+    unsigned shift = 0;
+    switch (toupper((unsigned char)*end)) {
+    case '\0': break;
+    case 'K': shift = 10; break;
+    case 'M': shift = 20; break;
+    case 'G': shift = 30; break;
+    case 'T': shift = 40; break;
+    case 'B': shift = 0; break;
+    default: return -1;
+    }
+    if (*end && toupper((unsigned char)*end) != 'B') {
+        end++;
+        if (*end == 'i' || *end == 'I')
+            end++;
+        if (*end == 'B' || *end == 'b')
+            end++;
+    } else if (*end) {
+        end++;
+    }
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end)
+        return -1;
+    if (v > (unsigned long long)(INT64_MAX >> shift))
+        return -1;
+    return (int64_t)(v << shift);
+}
+
+void dsc_hex_encode(const void *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    const uint8_t *b = in;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int dsc_hex_decode(const char *s, void *out, size_t n)
+{
+    uint8_t *o = out;
+    for (size_t i = 0; i < n; i++) {
+        int v = 0;
+        for (int j = 0; j < 2; j++) {
+            char c = s[2 * i + j];
+            int d = c >= '0' && c <= '9' ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return -1;
+            v = v * 16 + d;
+        }
+        o[i] = (uint8_t)v;
+    }
+    return 0;
+}

@@ -1,0 +1,49 @@
+/* Background fetching: a bounded pool of fetcher threads per context that
+ * serves parallel reads (foreground, first), and prefetch, readahead and
+ * plans (background). */
+#ifndef DSC_PREFETCH_H
+#define DSC_PREFETCH_H
+
+#include "cache/cache.h"
+
+typedef struct dsc_pf dsc_pf;
+typedef struct dsc_plan_state dsc_plan_state;
+
+typedef struct dsc_pf_counters {
+    uint64_t queued, done, errors, dropped, readahead;
+} dsc_pf_counters;
+
+/* The pool of ctx (made on first use, re-made after fork); NULL without a
+ * cache. */
+struct dsc_ctx;
+dsc_pf *dsc_ctx_pf(struct dsc_ctx *ctx);
+void dsc_pf_free(dsc_pf *pf);
+
+/* Queue chunks first..last (inclusive) of obj for background fetching.
+ * owner tags them for dsc_pf_cancel_owner. Returns 0, or DSC_EAGAIN when
+ * the queue filled up first; *queued says how many made it. */
+int dsc_pf_chunks(dsc_pf *pf, const dsc_objref *obj, uint64_t first,
+                  uint64_t last, const void *owner, int *queued);
+int dsc_pf_url(dsc_pf *pf, const char *bucket, const char *key);
+int dsc_pf_wait(dsc_pf *pf, long timeout_ms);
+void dsc_pf_cancel_owner(dsc_pf *pf, const void *owner);
+
+/* Read a multi-chunk range with the pool's help (the caller works too). */
+int dsc_pf_read(dsc_pf *pf, const dsc_objref *obj, void *buf, size_t len,
+                uint64_t off);
+/* Make a range cached; returns bytes fetched from S3 or <0. */
+int64_t dsc_pf_warm(dsc_pf *pf, const dsc_objref *obj, uint64_t off,
+                    uint64_t len);
+
+void dsc_pf_counters_get(dsc_pf *pf, dsc_pf_counters *out);
+void dsc_pf_count_readahead(dsc_pf *pf, uint64_t n);
+
+/* Plans (see dsc_plan_start in dsc.h). */
+int dsc_pf_plan_start(dsc_pf *pf, const dsc_plan_item *items, size_t n,
+                      uint64_t window, dsc_plan_state **out);
+void dsc_pf_plan_stop(dsc_pf *pf, dsc_plan_state *ps);
+size_t dsc_pf_plan_position(const dsc_plan_state *ps);
+/* A read of bucket/key happened: move the active plan's reader. */
+void dsc_pf_plan_observe(dsc_pf *pf, const char *bucket, const char *key);
+
+#endif

@@ -1,0 +1,54 @@
+/* HTTP transfers on libcurl with pooled, shared connections. */
+#ifndef DSC_HTTP_H
+#define DSC_HTTP_H
+
+#include <curl/curl.h>
+#include "core/common.h"
+
+typedef struct dsc_http dsc_http;
+
+typedef struct dsc_http_opts {
+    long connect_timeout_ms;
+    long request_timeout_ms;
+    int max_connections;
+    int verify_tls;
+    const char *ca_file;
+} dsc_http_opts;
+
+int dsc_http_new(const dsc_http_opts *o, dsc_http **out);
+void dsc_http_free(dsc_http *h);
+
+typedef struct dsc_http_req {
+    const char *method;            /* "GET" or "HEAD" */
+    const char *url;
+    struct curl_slist *headers;
+    void *buf;                     /* 2xx body goes here, up to cap; more is
+                                      an over-long body (overflow) */
+    size_t cap;
+    dsc_buf *body;                 /* or here (when buf is NULL) */
+    size_t body_max;
+    int fresh_connect;             /* on a new connection, not a pooled one */
+} dsc_http_req;
+
+typedef struct dsc_http_resp {
+    long status;                   /* 0 when no response */
+    CURLcode curl_code;
+    char curl_err[CURL_ERROR_SIZE];
+    int64_t content_length;        /* -1 when absent */
+    char etag[256];
+    char content_range[128];
+    char request_id[128];
+    char dsc_xxh3[24];             /* peer answers: X-Dsc-Xxh3 */
+    char dsc_sig[72];              /* peer answers: X-Dsc-Sig */
+    size_t received;               /* body bytes stored */
+    int overflow;                  /* body longer than buf/body_max */
+    dsc_buf err_body;              /* first 64 KiB of a non-2xx body */
+} dsc_http_resp;
+
+/* Run one request on a pooled handle. Returns 0 when an HTTP response
+ * arrived (any status), else the curl error is in resp->curl_code. Caller
+ * frees resp->err_body with dsc_http_resp_free. Thread-safe. */
+int dsc_http_perform(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs);
+void dsc_http_resp_free(dsc_http_resp *rs);
+
+#endif

@@ -1,0 +1,43 @@
+/* The peer client: which node owns a chunk, and asking that node's dscd
+ * for it. A peer that fails is skipped for a back-off period; the caller
+ * then reads from S3 itself. */
+#ifndef DSC_PEER_H
+#define DSC_PEER_H
+
+#include "cache/cache.h"
+
+typedef struct dsc_peers dsc_peers;
+
+typedef struct dsc_peer_opts {
+    const char *peers;             /* "host:port,..." */
+    const char *self;              /* NULL: no peer is this node */
+    const char *secret;
+    long connect_timeout_ms;
+    long timeout_ms;
+    long backoff_ms;
+    int keep_local;
+    int max_connections;
+} dsc_peer_opts;
+
+int dsc_peers_new(const dsc_peer_opts *o, dsc_peers **out);
+void dsc_peers_free(dsc_peers *p);
+
+/* The peer to ask for id: its index, or -1 when this node owns it, or the
+ * owner is backing off. Thread-safe. */
+int dsc_peers_route(dsc_peers *p, const dsc_chunk_id *id);
+
+/* Fetch chunk `index` (len bytes, id) of obj from peer into buf and check
+ * it; with buf NULL only ask the peer to have it cached (HEAD). 0 or <0
+ * with dsc_errmsg(); a failed peer is backed off. Thread-safe. */
+int dsc_peers_get(dsc_peers *p, int peer, const dsc_objref *obj,
+                  uint32_t chunk_size, uint64_t index, const dsc_chunk_id *id,
+                  void *buf, size_t len);
+
+int dsc_peers_keep_local(const dsc_peers *p);
+size_t dsc_peers_count(const dsc_peers *p);
+const char *dsc_peers_name(const dsc_peers *p, size_t i);
+
+/* Add this client's peer counters to st. */
+void dsc_peers_stats(dsc_peers *p, dsc_stats *st);
+
+#endif

@@ -1,0 +1,578 @@
+/* S3 requests: sign, send, classify the answer, retry what is transient. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "s3/client.h"
+#include "net/sigv4.h"
+
+struct dsc_s3 {
+    dsc_http *http;
+    dsc_endpoint ep;
+    int addressing;
+    dsc_creds creds;
+    int max_retries;
+    long retry_base_ms, retry_max_ms;
+    dsc_s3_counters n;   /* updated with __atomic builtins */
+};
+
+static void count(uint64_t *c, uint64_t v)
+{
+    __atomic_fetch_add(c, v, __ATOMIC_RELAXED);
+}
+
+void dsc_s3_counters_get(dsc_s3 *s3, dsc_s3_counters *out)
+{
+    out->requests = __atomic_load_n(&s3->n.requests, __ATOMIC_RELAXED);
+    out->gets = __atomic_load_n(&s3->n.gets, __ATOMIC_RELAXED);
+    out->heads = __atomic_load_n(&s3->n.heads, __ATOMIC_RELAXED);
+    out->lists = __atomic_load_n(&s3->n.lists, __ATOMIC_RELAXED);
+    out->retries = __atomic_load_n(&s3->n.retries, __ATOMIC_RELAXED);
+    out->bytes = __atomic_load_n(&s3->n.bytes, __ATOMIC_RELAXED);
+    out->get_bytes = __atomic_load_n(&s3->n.get_bytes, __ATOMIC_RELAXED);
+}
+
+int dsc_s3_new(const dsc_config *cfg, const dsc_creds *creds, dsc_s3 **out)
+{
+    dsc_s3 *s3 = calloc(1, sizeof *s3);
+    if (!s3)
+        return DSC_ENOMEM;
+    int rc;
+    if (creds->endpoint) {
+        rc = dsc_endpoint_parse(creds->endpoint, &s3->ep);
+    } else {
+        dsc_buf e = { 0 };
+        rc = dsc_buf_printf(&e, "https://s3.%s.amazonaws.com", creds->region);
+        if (!rc)
+            rc = dsc_endpoint_parse(e.data, &s3->ep);
+        dsc_buf_free(&e);
+    }
+    if (rc)
+        goto fail;
+    s3->addressing = cfg->addressing;
+    s3->max_retries = cfg->max_retries;
+    s3->retry_base_ms = cfg->retry_base_ms;
+    s3->retry_max_ms = cfg->retry_max_ms;
+    s3->creds.access_key = dsc_strdup(creds->access_key);
+    s3->creds.secret_key = dsc_strdup(creds->secret_key);
+    s3->creds.session_token = dsc_strdup(creds->session_token);
+    s3->creds.region = dsc_strdup(creds->region);
+    if ((creds->access_key && !s3->creds.access_key) ||
+        (creds->secret_key && !s3->creds.secret_key) ||
+        (creds->session_token && !s3->creds.session_token) ||
+        !s3->creds.region) {
+        rc = DSC_ENOMEM;
+        goto fail;
+    }
+    dsc_http_opts ho = {
+        .connect_timeout_ms = cfg->connect_timeout_ms,
+        .request_timeout_ms = cfg->request_timeout_ms,
+        .max_connections = cfg->max_connections,
+        .verify_tls = cfg->verify_tls,
+        .ca_file = cfg->ca_file,
+    };
+    rc = dsc_http_new(&ho, &s3->http);
+    if (rc)
+        goto fail;
+    *out = s3;
+    return 0;
+fail:
+    dsc_s3_free(s3);
+    return rc;
+}
+
+void dsc_s3_free(dsc_s3 *s3)
+{
+    if (!s3)
+        return;
+    dsc_http_free(s3->http);
+    dsc_endpoint_free(&s3->ep);
+    dsc_creds_free(&s3->creds);
+    free(s3);
+}
+
+/* One logical request and what its answer must look like. */
+typedef struct s3_op {
+    const char *verb;          /* for messages: "GET", "HEAD", "LIST" */
+    const char *method;
+    const char *bucket, *key;
+    const dsc_kv *query;
+    size_t nquery;
+    const char *range;         /* "bytes=a-b" */
+    const char *if_match;
+    void *buf;                 /* GET body destination */
+    size_t len;
+    dsc_buf *body;             /* LIST body destination */
+    size_t body_max;
+    int first_part;            /* GET of up to len bytes at 0 of an object
+                                  of unknown size (no HEAD first) */
+} s3_op;
+
+static int add_header(struct curl_slist **h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int add_header(struct curl_slist **h, const char *fmt, ...)
+{
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return DSC_EINVAL;
+    struct curl_slist *t = curl_slist_append(*h, line);
+    if (!t)
+        return DSC_ENOMEM;
+    *h = t;
+    return 0;
+}
+
+/* Build URL and signed headers for one attempt (fresh date each time). */
+static int prepare(dsc_s3 *s3, const s3_op *op, dsc_buf *url,
+                   struct curl_slist **hdrs)
+{
+    dsc_target t;
+    int rc = dsc_target_build(&t, &s3->ep, s3->addressing, op->bucket, op->key);
+    if (rc)
+        return rc;
+    dsc_buf qs = { 0 }, auth = { 0 };
+    rc = dsc_buf_adds(url, t.url.data);
+    if (!rc && op->nquery) {
+        rc = dsc_sigv4_query_string(op->query, op->nquery, &qs);
+        if (!rc)
+            rc = dsc_buf_printf(url, "?%s", qs.data);
+    }
+    char date[17];
+    dsc_amz_date((int64_t)time(NULL), date);
+    dsc_kv sh[6];
+    size_t nh = 0;
+    sh[nh++] = (dsc_kv){ "host", t.host.data };
+    sh[nh++] = (dsc_kv){ "x-amz-content-sha256", DSC_EMPTY_SHA256 };
+    sh[nh++] = (dsc_kv){ "x-amz-date", date };
+    if (op->range)
+        sh[nh++] = (dsc_kv){ "range", op->range };
+    if (op->if_match)
+        sh[nh++] = (dsc_kv){ "if-match", op->if_match };
+    if (s3->creds.session_token)
+        sh[nh++] = (dsc_kv){ "x-amz-security-token", s3->creds.session_token };
+    /* Accept is curl's default header; S3 does not need it. */
+    rc = rc ? rc : add_header(hdrs, "Accept:");
+    for (size_t i = 0; i < nh && !rc; i++)
+        rc = add_header(hdrs, "%s: %s", sh[i].name, sh[i].value);
+    if (!rc && s3->creds.access_key) {
+        dsc_sigv4_input in = {
+            .method = op->method, .path = t.path.data,
+            .query = op->query, .nquery = op->nquery,
+            .headers = sh, .nheaders = nh,
+            .payload_hash = DSC_EMPTY_SHA256,
+            .region = s3->creds.region, .service = "s3", .amz_date = date,
+            .access_key = s3->creds.access_key,
+            .secret_key = s3->creds.secret_key,
+        };
+        rc = dsc_sigv4_authorization(&in, &auth);
+        if (!rc)
+            rc = add_header(hdrs, "Authorization: %s", auth.data);
+    }
+    dsc_buf_free(&qs);
+    dsc_buf_free(&auth);
+    dsc_target_free(&t);
+    return rc;
+}
+
+/* How one attempt ended. */
+typedef struct outcome {
+    int code;       /* 0 or DSC_E* */
+    int retry;      /* transient: worth another attempt */
+    int slow_down;  /* back off harder */
+    int fresh;      /* retry on a new connection: a pooled one was bad */
+} outcome;
+
+static int map_s3_code(const char *code, long status)
+{
+    if (code) {
+        static const struct { const char *name; int err; } map[] = {
+            { "NoSuchKey", DSC_ENOTFOUND }, { "NoSuchBucket", DSC_ENOTFOUND },
+            { "AccessDenied", DSC_EACCESS }, { "InvalidAccessKeyId", DSC_EACCESS },
+            { "SignatureDoesNotMatch", DSC_EACCESS },
+            { "ExpiredToken", DSC_EACCESS }, { "InvalidToken", DSC_EACCESS },
+            { "AllAccessDisabled", DSC_EACCESS },
+            { "RequestTimeTooSkewed", DSC_EACCESS },
+            { "PreconditionFailed", DSC_ECHANGED },
+            { "InvalidRange", DSC_ECHANGED },
+            { "SlowDown", DSC_ETHROTTLED }, { "RequestTimeout", DSC_ETIMEDOUT },
+            { "InternalError", DSC_ESERVER }, { "ServiceUnavailable", DSC_ESERVER },
+            { "InvalidBucketName", DSC_EURL }, { "KeyTooLongError", DSC_EURL },
+        };
+        for (size_t i = 0; i < DSC_ARRAY_LEN(map); i++)
+            if (strcmp(code, map[i].name) == 0)
+                return map[i].err;
+    }
+    switch (status) {
+    case 400: return DSC_EINVAL;
+    case 401: case 403: return DSC_EACCESS;
+    case 404: return DSC_ENOTFOUND;
+    case 412: case 416: return DSC_ECHANGED;
+    case 429: case 503: return DSC_ETHROTTLED;
+    default: return status >= 500 ? DSC_ESERVER : DSC_EHTTP;
+    }
+}
+
+static outcome classify_curl(const s3_op *op, const dsc_http_resp *rs,
+                             const char *url)
+{
+    outcome o = { DSC_ENET, 1, 0, 0 };
+    switch (rs->curl_code) {
+    case CURLE_OPERATION_TIMEDOUT:
+        o.code = DSC_ETIMEDOUT;
+        break;
+    case CURLE_WRITE_ERROR:
+        if (rs->overflow) {
+            o.code = dsc_fail(DSC_EPROTO, "%s %s: body longer than the %zu "
+                              "bytes asked for", op->verb, url,
+                              op->buf ? op->len : op->body_max);
+            return o;
+        }
+        o.code = DSC_ENOMEM;
+        o.retry = 0;
+        break;
+    case CURLE_URL_MALFORMAT:
+        o.code = DSC_EURL;
+        o.retry = 0;
+        break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_WEIRD_SERVER_REPLY:
+        /* Our URLs are checked, so this is the answer: typically bytes a
+         * server sent past the previous body on a reused connection, read
+         * as a reply ("HTTP/0.9"). curl drops that connection; retry. */
+        o.code = DSC_EPROTO;
+        o.fresh = 1;
+        break;
+    case CURLE_OUT_OF_MEMORY:
+        o.code = DSC_ENOMEM;
+        o.retry = 0;
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+        o.retry = 0;
+        break;
+    default:
+        break;
+    }
+    dsc_fail(o.code, "%s %s: %s", op->verb, url, rs->curl_err);
+    return o;
+}
+
+/* Content-Range must name exactly the bytes we asked for, of an object of
+ * the size we opened. */
+static int range_ok(const char *cr, uint64_t first, uint64_t last,
+                    uint64_t total)
+{
+    uint64_t a, b, t;
+    char tail;
+    if (sscanf(cr, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64 "%c", &a, &b, &t,
+               &tail) != 3)
+        return 0;
+    return a == first && b == last && t == total;
+}
+
+/* bytes=0-(len-1) of an object of unknown size: S3 answers 206 with the
+ * range clamped to the object (0-(min(len,total)-1)/total), or 200 with a
+ * whole object of at most len bytes. Anything else is malformed. */
+static outcome classify_first_part(const s3_op *op, const dsc_http_resp *rs,
+                                   const char *url)
+{
+    outcome o = { 0, 0, 0, 0 };
+    uint64_t a, b, t;
+    char tail;
+    int ok;
+    if (rs->status == 206)
+        ok = sscanf(rs->content_range, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64
+                    "%c", &a, &b, &t, &tail) == 3 &&
+             a == 0 && t > 0 && b == (t < op->len ? t : op->len) - 1 &&
+             rs->received == b + 1;
+    else
+        ok = rs->status == 200 && rs->content_length >= 0 &&
+             rs->received == (uint64_t)rs->content_length;
+    if (!ok || !rs->etag[0]) {
+        o.code = dsc_fail(DSC_EPROTO, "GET %s: status %ld, Content-Range '%s', "
+                          "%zu bytes, ETag '%s' for the first %zu bytes", url,
+                          rs->status, rs->content_range, rs->received,
+                          rs->etag, op->len);
+        o.retry = 1;
+    }
+    return o;
+}
+
+static outcome classify(const s3_op *op, const dsc_http_resp *rs,
+                        const char *url, uint64_t obj_size)
+{
+    outcome o = { 0, 0, 0, 0 };
+    long st = rs->status;
+    if (st >= 200 && st < 300) {
+        if (!op->buf)
+            return o;
+        if (op->first_part)
+            return classify_first_part(op, rs, url);
+        /* A GET: exactly the asked range of the opened version. */
+        if (op->if_match && rs->etag[0] && strcmp(rs->etag, op->if_match)) {
+            o.code = dsc_fail(DSC_ECHANGED, "GET %s: object changed (ETag %s, "
+                              "opened as %s)", url, rs->etag, op->if_match);
+            return o;
+        }
+        uint64_t off = 0;
+        if (op->range)
+            sscanf(op->range, "bytes=%" SCNu64, &off);
+        int shape_ok = st == 206
+            ? range_ok(rs->content_range, off, off + op->len - 1, obj_size)
+            : (st == 200 && off == 0 && op->len == obj_size);
+        if (!shape_ok) {
+            o.code = dsc_fail(DSC_EPROTO, "GET %s: status %ld with "
+                              "Content-Range '%s' for %s of %" PRIu64 " bytes",
+                              url, st, rs->content_range,
+                              op->range ? op->range : "whole object", obj_size);
+            o.retry = 1;
+        } else if (rs->received != op->len) {
+            o.code = dsc_fail(DSC_EPROTO, "GET %s: short body, %zu of %zu "
+                              "bytes", url, rs->received, op->len);
+            o.retry = 1;
+        }
+        return o;
+    }
+    dsc_s3_error e = { 0 };
+    if (rs->err_body.len)
+        dsc_s3xml_parse_error(rs->err_body.data, rs->err_body.len, &e);
+    o.code = map_s3_code(e.code, st);
+    o.retry = st >= 500 || st == 429 || o.code == DSC_ETHROTTLED ||
+              (e.code && strcmp(e.code, "RequestTimeout") == 0);
+    o.slow_down = o.code == DSC_ETHROTTLED;
+    char rid[160] = "";
+    const char *reqid = e.request_id ? e.request_id : rs->request_id;
+    if (reqid && *reqid)
+        snprintf(rid, sizeof rid, " (request id %s)", reqid);
+    /* HEAD answers have no body, so no S3 error code: name the status. */
+    const char *what = e.code ? e.code
+                     : st == 403 ? "Forbidden (no error body; e.g. unknown key id, "
+                                   "bad signature or no permission)"
+                     : st == 404 ? "Not Found (no such key or bucket)"
+                     : st == 412 ? "Precondition Failed"
+                     : st >= 500 ? "Server Error" : "";
+    dsc_fail(o.code, "%s %s: HTTP %ld %s%s%s%s", op->verb, url, st, what,
+             e.message ? ": " : "", e.message ? e.message : "", rid);
+    dsc_s3_error_free(&e);
+    return o;
+}
+
+/* Full-jitter exponential backoff: spreads retrying clients apart. */
+static void backoff(const dsc_s3 *s3, int attempt, int slow_down)
+{
+    long base = s3->retry_base_ms * (slow_down ? 4 : 1);
+    long cap = s3->retry_max_ms;
+    long ceiling = base;
+    for (int i = 0; i < attempt && ceiling < cap; i++)
+        ceiling *= 2;
+    if (ceiling > cap)
+        ceiling = cap;
+    if (ceiling > 0)
+        dsc_sleep_ms((long)dsc_rand_below((uint64_t)ceiling + 1));
+}
+
+static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
+               dsc_http_resp *rs)
+{
+    dsc_buf msg_url = { 0 };
+    if (dsc_buf_printf(&msg_url, "s3://%s/%s", op->bucket, op->key))
+        return DSC_ENOMEM;
+    int rc = 0, fresh = 0;
+    for (int attempt = 0;; attempt++) {
+        dsc_buf url = { 0 };
+        struct curl_slist *hdrs = NULL;
+        rc = prepare(s3, op, &url, &hdrs);
+        if (rc) {
+            curl_slist_free_all(hdrs);
+            dsc_buf_free(&url);
+            break;
+        }
+        if (op->body)
+            dsc_buf_reset(op->body);
+        dsc_http_req rq = {
+            .method = op->method, .url = url.data, .headers = hdrs,
+            .buf = op->buf, .cap = op->len,
+            .body = op->body, .body_max = op->body_max,
+            .fresh_connect = fresh,
+        };
+        count(&s3->n.requests, 1);
+        outcome o;
+        if (dsc_http_perform(s3->http, &rq, rs))
+            o = classify_curl(op, rs, msg_url.data);
+        else
+            o = classify(op, rs, msg_url.data, obj_size);
+        count(&s3->n.bytes, rs->received);
+        if (op->buf)
+            count(&s3->n.get_bytes, rs->received);
+        curl_slist_free_all(hdrs);
+        dsc_buf_free(&url);
+        rc = o.code;
+        if (!rc || !o.retry || attempt >= s3->max_retries)
+            break;
+        fresh = o.fresh;
+        count(&s3->n.retries, 1);
+        backoff(s3, attempt, o.slow_down);
+    }
+    dsc_buf_free(&msg_url);
+    return rc;
+}
+
+int dsc_s3_head(dsc_s3 *s3, const char *bucket, const char *key,
+                uint64_t *size, char **etag)
+{
+    s3_op op = { .verb = "HEAD", .method = "HEAD", .bucket = bucket,
+                 .key = key };
+    dsc_http_resp rs = { 0 };
+    count(&s3->n.heads, 1);
+    int rc = run(s3, &op, 0, &rs);
+    if (!rc) {
+        if (rs.content_length < 0 || !rs.etag[0]) {
+            rc = dsc_fail(DSC_EPROTO, "HEAD s3://%s/%s: answer without "
+                          "Content-Length or ETag", bucket, key);
+        } else {
+            *size = (uint64_t)rs.content_length;
+            *etag = dsc_strdup(rs.etag);
+            if (!*etag)
+                rc = DSC_ENOMEM;
+        }
+    }
+    dsc_http_resp_free(&rs);
+    return rc;
+}
+
+int dsc_s3_get(dsc_s3 *s3, const char *bucket, const char *key,
+               const char *etag, uint64_t obj_size, uint64_t off, size_t len,
+               void *buf)
+{
+    if (len == 0)
+        return 0;
+    if (off + len > obj_size || off + len < off)
+        return dsc_fail(DSC_EINVAL, "GET s3://%s/%s: range past the end",
+                        bucket, key);
+    if (off == 0 && len == 1 && obj_size > 1) {
+        /* Some S3-compatible servers (s3rver) read "bytes=0-0" as an open
+         * range and send everything; two bytes cost the same as one. */
+        unsigned char two[2];
+        int rc = dsc_s3_get(s3, bucket, key, etag, obj_size, 0, 2, two);
+        if (!rc)
+            memcpy(buf, two, 1);
+        return rc;
+    }
+    char range[64];
+    snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, off,
+             off + len - 1);
+    s3_op op = { .verb = "GET", .method = "GET", .bucket = bucket, .key = key,
+                 .range = range, .if_match = etag, .buf = buf, .len = len };
+    dsc_http_resp rs = { 0 };
+    count(&s3->n.gets, 1);
+    int rc = run(s3, &op, obj_size, &rs);
+    dsc_http_resp_free(&rs);
+    return rc;
+}
+
+int dsc_s3_get_first(dsc_s3 *s3, const char *bucket, const char *key,
+                     size_t max_len, void *buf, uint64_t *obj_size,
+                     char **etag, size_t *got)
+{
+    char range[64];
+    snprintf(range, sizeof range, "bytes=0-%zu", max_len - 1);
+    s3_op op = { .verb = "GET", .method = "GET", .bucket = bucket, .key = key,
+                 .range = range, .buf = buf, .len = max_len, .first_part = 1 };
+    dsc_http_resp rs = { 0 };
+    count(&s3->n.gets, 1);
+    int rc = run(s3, &op, 0, &rs);
+    if (!rc) {
+        uint64_t a, b, t;
+        if (rs.status == 206 &&
+            sscanf(rs.content_range, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64,
+                   &a, &b, &t) == 3)
+            *obj_size = t;
+        else
+            *obj_size = rs.received;
+        *got = rs.received;
+        *etag = dsc_strdup(rs.etag);
+        if (!*etag)
+            rc = DSC_ENOMEM;
+    } else if (rs.status == 416) {
+        rc = DSC_E_EMPTY_RANGE;   /* an empty object: ask with HEAD */
+    }
+    dsc_http_resp_free(&rs);
+    return rc;
+}
+
+typedef struct list_state {
+    dsc_s3xml_obj_cb cb;
+    void *arg;
+    int stopped;
+} list_state;
+
+static int list_cb(void *arg, const char *key, uint64_t size,
+                   const char *etag, const char *lm)
+{
+    list_state *ls = arg;
+    int rc = ls->cb ? ls->cb(ls->arg, key, size, etag, lm) : 0;
+    if (rc)
+        ls->stopped = 1;
+    return rc;
+}
+
+int64_t dsc_s3_list(dsc_s3 *s3, const char *bucket, const char *prefix,
+                    dsc_s3xml_obj_cb cb, void *arg)
+{
+    list_state ls = { cb, arg, 0 };
+    char *token = NULL;
+    int64_t total = 0;
+    int rc = 0;
+    dsc_buf body = { 0 };
+    for (;;) {
+        dsc_kv q[3];
+        size_t nq = 0;
+        q[nq++] = (dsc_kv){ "list-type", "2" };
+        q[nq++] = (dsc_kv){ "prefix", prefix };
+        if (token)
+            q[nq++] = (dsc_kv){ "continuation-token", token };
+        s3_op op = { .verb = "LIST", .method = "GET", .bucket = bucket,
+                     .key = "", .query = q, .nquery = nq, .body = &body,
+                     .body_max = 32u << 20 };
+        dsc_http_resp rs = { 0 };
+        count(&s3->n.lists, 1);
+        rc = run(s3, &op, 0, &rs);
+        dsc_http_resp_free(&rs);
+        if (rc)
+            break;
+        dsc_s3_list_page page;
+        rc = dsc_s3xml_parse_list(body.data ? body.data : "", body.len,
+                                  list_cb, &ls, &page);
+        if (rc) {
+            if (ls.stopped)
+                rc = dsc_fail(DSC_ECANCELED, "listing stopped by callback");
+            else if (rc == DSC_EPROTO) {
+                char why[512];
+                snprintf(why, sizeof why, "%s", dsc_errmsg());
+                dsc_fail(DSC_EPROTO, "LIST s3://%s/%s: %s", bucket, prefix,
+                         why);
+            }
+            break;
+        }
+        total += page.count;
+        free(token);
+        token = page.next_token;
+        page.next_token = NULL;
+        if (!page.truncated)
+            break;
+        if (!token || !*token) {
+            rc = dsc_fail(DSC_EPROTO, "LIST s3://%s/%s: truncated page without "
+                          "NextContinuationToken", bucket, prefix);
+            break;
+        }
+    }
+    free(token);
+    dsc_buf_free(&body);
+    return rc ? rc : total;
+}

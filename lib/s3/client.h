@@ -1,0 +1,50 @@
+/* S3 operations: HEAD, ranged GET, ListObjectsV2, with signing, error
+ * mapping and retries. */
+#ifndef DSC_S3_H
+#define DSC_S3_H
+
+#include "core/common.h"
+#include "s3/creds.h"
+#include "net/http.h"
+#include "s3/xml.h"
+#include "net/url.h"
+
+typedef struct dsc_s3 dsc_s3;
+
+/* Takes the resolved endpoint and credentials from cfg/creds (copied). */
+int dsc_s3_new(const dsc_config *cfg, const dsc_creds *creds, dsc_s3 **out);
+void dsc_s3_free(dsc_s3 *s3);
+
+/* HEAD: size and ETag (caller frees *etag). */
+int dsc_s3_head(dsc_s3 *s3, const char *bucket, const char *key,
+                uint64_t *size, char **etag);
+
+/* Ranged GET of exactly len bytes at off of the version etag of an object
+ * of obj_size bytes into buf. Anything but exactly those bytes of that
+ * version is an error: DSC_ECHANGED for another version, DSC_EPROTO for a
+ * short, long or mislabelled body (after retries). */
+int dsc_s3_get(dsc_s3 *s3, const char *bucket, const char *key,
+               const char *etag, uint64_t obj_size, uint64_t off, size_t len,
+               void *buf);
+
+/* GET the first max_len bytes of an object whose size and ETag are not
+ * known yet (saves the HEAD): *obj_size and *etag (caller frees) come from
+ * the answer, *got bytes are in buf. DSC_E_EMPTY_RANGE for an empty
+ * object (S3 refuses any range of it). */
+#define DSC_E_EMPTY_RANGE (-1000)
+int dsc_s3_get_first(dsc_s3 *s3, const char *bucket, const char *key,
+                     size_t max_len, void *buf, uint64_t *obj_size,
+                     char **etag, size_t *got);
+
+/* ListObjectsV2 over all pages; cb as in s3xml. Returns objects seen or a
+ * negative code (the callback's non-zero value becomes DSC_ECANCELED). */
+int64_t dsc_s3_list(dsc_s3 *s3, const char *bucket, const char *prefix,
+                    dsc_s3xml_obj_cb cb, void *arg);
+
+/* Counters since creation, for stats and tests. */
+typedef struct dsc_s3_counters {
+    uint64_t requests, gets, heads, lists, retries, bytes, get_bytes;
+} dsc_s3_counters;
+void dsc_s3_counters_get(dsc_s3 *s3, dsc_s3_counters *out);
+
+#endif
