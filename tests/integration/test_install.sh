@@ -29,6 +29,15 @@ for f in include/dsc.h include/dsc.hpp lib/libdsc.so lib/libdsc.so.0 lib/libdsc.
 done
 check "installed tool runs" bash -c "'$prefix/bin/dsc-cat' --length 10 $url | wc -c | grep -qx 10"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+# The version is written once (dsc.h); everything else reads it there.
+ver=$(sed -n 's/^#define DSC_VERSION_STRING "\(.*\)"/\1/p' "$ROOT/include/dsc.h")
+check "dsc.h names a version" test -n "$ver"
+check "pkg-config version is dsc.h's" bash -c "[ \"\$(pkg-config --modversion libdsc)\" = '$ver' ]"
+check "installed library file carries dsc.h's version" test -e "$prefix/lib/libdsc.so.$ver"
+check "Python package version is dsc.h's" bash -c \
+    "[ \"\$(PYTHONPATH='$ROOT/bindings/python' DSC_LIBRARY='$prefix/lib/libdsc.so.0' /usr/bin/python3 -c 'import dsc; print(dsc.__version__)')\" = '$ver' ]"
+check "setup.py version is dsc.h's" bash -c \
+    "cd '$ROOT/bindings/python' && [ \"\$(/usr/bin/python3 setup.py --version 2>/dev/null | tail -1)\" = '$ver' ]"
 block c 1 >"$tmp/app.c"
 check "README C example builds with pkg-config only" \
     bash -c "cc -Wall -Werror '$tmp/app.c' -o '$tmp/app' \$(pkg-config --cflags --libs libdsc)"

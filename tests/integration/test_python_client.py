@@ -244,10 +244,14 @@ def errors_survive_pickling_and_message_only_construction():
 @test
 def installs_with_pip_offline_and_finds_the_library_next_to_it():
     target = Path(rig.tmp) / "site"
-    # pip builds in the source folder: give it a copy, not the checkout.
-    source = Path(rig.tmp) / "source"
+    # pip builds in the source folder: give it a copy, not the checkout,
+    # shaped like one (setup.py reads the version from include/dsc.h).
+    tree = Path(rig.tmp) / "tree"
+    source = tree / "bindings" / "python"
     shutil.copytree(ROOT / "bindings" / "python", source,
                     ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    (tree / "include").mkdir()
+    shutil.copy(ROOT / "include" / "dsc.h", tree / "include" / "dsc.h")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index",
                     "--disable-pip-version-check", "--target", str(target),
                     str(source)], check=True,

@@ -21,8 +21,6 @@ from .errors import (
     ProtocolError, Changed, LocalIOError, Canceled, HTTPError, QueueFull,
     NoCache)
 
-__version__ = "0.1.0"
-
 __all__ = [
     "Client", "File", "Plan", "MapDataset", "PlannedSampler", "TarShards",
     "TorchTarShards", "version", "library_path", "parse_size", "reading_order",
@@ -45,6 +43,10 @@ def library_path():
 
 
 def __getattr__(name):
+    # The package is libdsc's binding: its version is the loaded library's
+    # (written once, in include/dsc.h), asked for only when wanted.
+    if name == "__version__":
+        return version()
     # Built on first use: it derives from torch's IterableDataset, and
     # importing torch costs seconds that users of the rest should not pay.
     if name == "TorchTarShards":
