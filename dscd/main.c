@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "api/context.h"
+#include "peer/client.h"
 #include "dscd/server.h"
 
 static const char USAGE[] =

@@ -17,7 +17,8 @@
 #include <sys/socket.h>
 #include <microhttpd.h>
 #include <xxhash.h>
-#include "api/context.h"
+#include "api/node.h"
+#include "core/atomic.h"
 #include "peer/proto.h"
 #include "dscd/server.h"
 
@@ -38,13 +39,15 @@ typedef struct histogram {
 } histogram;
 
 struct dsc_server {
+    /* Set at start, read-only while serving. */
     dsc_ctx *ctx;
+    dsc_cache *cache;              /* ctx's */
     char *secret;
     dsc_server_opts o;
     struct MHD_Daemon *d;
     uint16_t port;
-    sem_t inflight;
-    /* __atomic counters */
+    sem_t inflight;                /* bounds chunk buffers in memory */
+    /* Counters (core/atomic.h), any connection thread. */
     uint64_t by_code[NCODES];
     uint64_t chunk_requests, bytes_sent, zero_copy, auth_failures;
     histogram lat[NRESULTS];
@@ -52,7 +55,7 @@ struct dsc_server {
 
 static void bump(uint64_t *c, uint64_t v)
 {
-    __atomic_fetch_add(c, v, __ATOMIC_RELAXED);
+    dsc_counter_add(c, v);
 }
 
 static uint64_t now_us(void)
@@ -101,11 +104,13 @@ static const char *hdr(struct MHD_Connection *c, const char *name)
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
-static enum MHD_Result serve_chunk(dsc_server *s, struct MHD_Connection *c,
-                                   const char *url, const char *method,
-                                   uint64_t t0)
+/* Phase 1: form, signature and time, then that the path's id is the
+ * identity's and of this node's chunk size. 0, or the HTTP status to
+ * refuse with and its text in msg. */
+static unsigned check_request(dsc_server *s, struct MHD_Connection *c,
+                              const char *url, const char *method,
+                              dsc_peer_req *rq, char *msg, size_t cap)
 {
-    bump(&s->chunk_requests, 1);
     dsc_peer_raw raw = {
         .method = method, .path = url, .bucket = hdr(c, "X-Dsc-Bucket"),
         .key = hdr(c, "X-Dsc-Key"), .etag = hdr(c, "X-Dsc-Etag"),
@@ -114,98 +119,137 @@ static enum MHD_Result serve_chunk(dsc_server *s, struct MHD_Connection *c,
     };
     if (!raw.time || !dsc_peer_auth_wellformed(raw.auth)) {
         bump(&s->auth_failures, 1);
-        observe(s, R_ERROR, now_us() - t0);
-        return reply_text(s, c, 401, "unsigned request\n");
+        snprintf(msg, cap, "unsigned request\n");
+        return 401;
     }
-    dsc_peer_req rq;
-    char msg[1200];
-    if (dsc_peer_req_parse(&raw, &rq)) {
-        dsc_peer_req_free(&rq);
-        snprintf(msg, sizeof msg, "%s\n", dsc_errmsg());
-        observe(s, R_ERROR, now_us() - t0);
-        return reply_text(s, c, 400, msg);
+    if (dsc_peer_req_parse(&raw, rq)) {
+        snprintf(msg, cap, "%s\n", dsc_errmsg());
+        return 400;
     }
-    if (dsc_peer_req_verify(&rq, s->secret, (int64_t)time(NULL), s->o.max_skew_s)) {
+    if (dsc_peer_req_verify(rq, s->secret, (int64_t)time(NULL), s->o.max_skew_s)) {
         /* Say no more than "no" to whoever cannot sign. */
-        dsc_peer_req_free(&rq);
         bump(&s->auth_failures, 1);
-        observe(s, R_ERROR, now_us() - t0);
-        return reply_text(s, c, 401, "bad or stale signature\n");
+        snprintf(msg, cap, "bad or stale signature\n");
+        return 401;
     }
-    dsc_objref obj = { rq.bucket.data, rq.key.data, rq.etag.data, rq.size };
+    dsc_objref obj = { rq->bucket.data, rq->key.data, rq->etag.data, rq->size };
     dsc_chunk_id id;
-    uint32_t cs = dsc_cache_chunk_size(s->ctx->cache);
-    unsigned code = 0;
-    if (dsc_chunk_id_make(&obj, rq.chunk_size, rq.index, &id) ||
-        memcmp(id.b, rq.id.b, sizeof id.b)) {
-        code = 400;
-        snprintf(msg, sizeof msg, "chunk id does not match its identity\n");
-    } else if (rq.chunk_size != cs) {
-        code = 400;
-        snprintf(msg, sizeof msg, "chunk size %" PRIu32 " asked, this node "
-                 "uses %" PRIu32 " (set DSC_CHUNK_SIZE alike on every node)\n",
-                 rq.chunk_size, cs);
+    uint32_t cs = dsc_cache_chunk_size(s->cache);
+    if (dsc_chunk_id_make(&obj, rq->chunk_size, rq->index, &id) ||
+        memcmp(id.b, rq->id.b, sizeof id.b)) {
+        snprintf(msg, cap, "chunk id does not match its identity\n");
+        return 400;
     }
-    if (code) {
-        dsc_peer_req_free(&rq);
-        observe(s, R_ERROR, now_us() - t0);
-        return reply_text(s, c, code, msg);
+    if (rq->chunk_size != cs) {
+        snprintf(msg, cap, "chunk size %" PRIu32 " asked, this node uses %"
+                 PRIu32 " (set DSC_CHUNK_SIZE alike on every node)\n",
+                 rq->chunk_size, cs);
+        return 400;
     }
-    uint64_t start = rq.index * cs;
-    size_t len = (size_t)(rq.size - start < cs ? rq.size - start : cs);
-    uint64_t size = 0, xxh = 0;
+    return 0;
+}
+
+/* Phase 2: the chunk's bytes as a response body, straight from its file
+ * when this process has verified that file (sendfile), else read through
+ * the cache (fetched from S3 on a miss). NULL with the status and text to
+ * answer instead. */
+static struct MHD_Response *chunk_body(dsc_server *s, const dsc_objref *obj,
+                                       uint64_t index, size_t len,
+                                       uint64_t *xxh, int *result,
+                                       unsigned *code, char *msg, size_t cap)
+{
+    uint64_t size = 0;
     struct MHD_Response *r = NULL;
-    int result = R_HIT;
-    int fd = dsc_cache_open_chunk(s->ctx->cache, &obj, rq.index, &size, &xxh);
+    *result = R_HIT;
+    int fd = dsc_cache_open_chunk(s->cache, obj, index, &size, xxh);
     if (fd >= 0 && size == len) {
-        /* Already verified by this process: straight from the file. */
         r = MHD_create_response_from_fd64(size, fd);
         if (!r)
             close(fd);
         else
             bump(&s->zero_copy, 1);
-    } else {
-        if (fd >= 0)
-            close(fd);
-        /* Bounded: each of these holds a chunk in memory. */
-        while (sem_wait(&s->inflight) && errno == EINTR)
-            ;
-        void *buf = malloc(len ? len : 1);
-        int fetched = 0, rc = DSC_ENOMEM;
-        dsc_s3 *s3 = dsc_ctx_s3(s->ctx);
-        if (buf && s3)
-            rc = dsc_cache_read_chunk(s->ctx->cache, s3, &obj, rq.index, buf,
-                                      0, len, &fetched);
-        sem_post(&s->inflight);
-        if (rc) {
-            free(buf);
-            snprintf(msg, sizeof msg, "s3: %s\n", dsc_errmsg());
-            dsc_peer_req_free(&rq);
-            observe(s, R_ERROR, now_us() - t0);
-            return reply_text(s, c, 502, msg);
-        }
-        result = fetched ? R_MISS : R_HIT;
-        xxh = XXH3_64bits(buf, len);
-        r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
-        if (!r)
-            free(buf);
+        goto done;
     }
+    if (fd >= 0)
+        close(fd);
+    /* Bounded: each of these holds a chunk in memory. */
+    while (sem_wait(&s->inflight) && errno == EINTR)
+        ;
+    void *buf = malloc(len ? len : 1);
+    int fetched = 0, rc = DSC_ENOMEM;
+    dsc_s3 *s3 = dsc_ctx_s3(s->ctx);
+    if (buf && s3)
+        rc = dsc_cache_read_chunk(s->cache, s3, obj, index, buf, 0, len,
+                                  &fetched);
+    sem_post(&s->inflight);
+    if (rc) {
+        free(buf);
+        *code = 502;
+        snprintf(msg, cap, "s3: %s\n", dsc_errmsg());
+        return NULL;
+    }
+    *result = fetched ? R_MISS : R_HIT;
+    *xxh = XXH3_64bits(buf, len);
+    r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+    if (!r)
+        free(buf);
+done:
+    if (!r) {
+        *code = 500;
+        snprintf(msg, cap, "out of memory\n");
+    }
+    return r;
+}
+
+/* Phase 3: sign (request auth, length, XXH3) into the answer's headers. */
+static int sign_answer(dsc_server *s, struct MHD_Response *r,
+                       const dsc_peer_req *rq, size_t len, uint64_t xxh)
+{
     char xxh_hex[17], sig[65];
     snprintf(xxh_hex, sizeof xxh_hex, "%016" PRIx64, xxh);
-    if (r && dsc_peer_resp_sig(s->secret, rq.auth_hex, len, xxh, sig) == 0) {
-        MHD_add_response_header(r, "Content-Type", "application/octet-stream");
-        MHD_add_response_header(r, "X-Dsc-Xxh3", xxh_hex);
-        MHD_add_response_header(r, "X-Dsc-Sig", sig);
-    } else if (r) {
+    if (dsc_peer_resp_sig(s->secret, rq->auth_hex, len, xxh, sig))
+        return DSC_ENOMEM;
+    if (MHD_add_response_header(r, "Content-Type", "application/octet-stream") != MHD_YES ||
+        MHD_add_response_header(r, "X-Dsc-Xxh3", xxh_hex) != MHD_YES ||
+        MHD_add_response_header(r, "X-Dsc-Sig", sig) != MHD_YES)
+        return DSC_ENOMEM;
+    return 0;
+}
+
+static enum MHD_Result serve_chunk(dsc_server *s, struct MHD_Connection *c,
+                                   const char *url, const char *method,
+                                   uint64_t t0)
+{
+    bump(&s->chunk_requests, 1);
+    dsc_peer_req rq;
+    memset(&rq, 0, sizeof rq);
+    char msg[1200];
+    struct MHD_Response *r = NULL;
+    int result = R_ERROR;
+    size_t len = 0;
+    unsigned code = check_request(s, c, url, method, &rq, msg, sizeof msg);
+    if (code)
+        goto done;
+    dsc_objref obj = { rq.bucket.data, rq.key.data, rq.etag.data, rq.size };
+    uint32_t cs = rq.chunk_size;
+    uint64_t start = rq.index * cs, xxh = 0;
+    len = (size_t)(rq.size - start < cs ? rq.size - start : cs);
+    r = chunk_body(s, &obj, rq.index, len, &xxh, &result, &code, msg, sizeof msg);
+    if (r && sign_answer(s, r, &rq, len, xxh)) {
         MHD_destroy_response(r);
         r = NULL;
+        code = 500;
+        snprintf(msg, sizeof msg, "out of memory\n");
     }
-    dsc_peer_req_free(&rq);
+done:
     observe(s, r ? result : R_ERROR, now_us() - t0);
-    if (!r)
-        return reply_text(s, c, 500, "out of memory\n");
+    if (!r) {
+        dsc_peer_req_free(&rq);
+        return reply_text(s, c, code, msg);
+    }
     if (!rq.head)
         bump(&s->bytes_sent, len);
+    dsc_peer_req_free(&rq);
     return reply(s, c, 200, r);
 }
 
@@ -279,9 +323,10 @@ static int parse_listen(const char *listen, struct addrinfo **ai)
 int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
 {
     *out = NULL;
-    if (!ctx->cache)
+    dsc_cache *cache = dsc_ctx_cache(ctx);
+    if (!cache)
         return dsc_fail(DSC_EINVAL, "dscd needs a node cache (DSC_CACHE_DIR)");
-    if (ctx->peers)
+    if (dsc_ctx_has_peers(ctx))
         return dsc_fail(DSC_EINVAL, "dscd's context must not use peers");
     if (!o->secret || !*o->secret)
         return dsc_fail(DSC_EINVAL, "dscd needs a secret (DSC_PEER_SECRET or "
@@ -296,6 +341,7 @@ int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
         return DSC_ENOMEM;
     }
     s->ctx = ctx;
+    s->cache = cache;
     s->o = *o;
     s->o.listen = s->o.secret = NULL;
     if (s->o.max_skew_s <= 0)
@@ -350,18 +396,40 @@ void dsc_server_stop(dsc_server *s)
     free(s);
 }
 
-#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define LOAD(x) dsc_counter_get(&(x))
 
-static int counter(dsc_buf *b, const char *name, const char *help, uint64_t v)
+static void counter(dsc_buf *b, const char *name, const char *help, uint64_t v)
 {
-    return dsc_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n",
-                          name, help, name, name, v);
+    dsc_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n",
+                   name, help, name, name, v);
 }
 
-static int gauge(dsc_buf *b, const char *name, const char *help, uint64_t v)
+static void gauge(dsc_buf *b, const char *name, const char *help, uint64_t v)
 {
-    return dsc_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n",
-                          name, help, name, name, v);
+    dsc_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n",
+                   name, help, name, name, v);
+}
+
+static void histograms(dsc_server *s, dsc_buf *b)
+{
+    dsc_buf_adds(b, "# HELP dscd_request_seconds Time to answer a chunk "
+                 "request, by result.\n# TYPE dscd_request_seconds histogram\n");
+    for (int r = 0; r < NRESULTS; r++) {
+        const char *name = RESULT_NAMES[r];
+        uint64_t cum = 0;
+        for (size_t i = 0; i < NBUCKETS; i++) {
+            cum += LOAD(s->lat[r].le[i]);
+            dsc_buf_printf(b, "dscd_request_seconds_bucket{result=\"%s\",le=\"%g\"} %"
+                           PRIu64 "\n", name, BUCKETS[i], cum);
+        }
+        cum += LOAD(s->lat[r].le[NBUCKETS]);
+        dsc_buf_printf(b, "dscd_request_seconds_bucket{result=\"%s\",le=\"+Inf\"} %"
+                       PRIu64 "\n", name, cum);
+        dsc_buf_printf(b, "dscd_request_seconds_sum{result=\"%s\"} %.6f\n"
+                       "dscd_request_seconds_count{result=\"%s\"} %" PRIu64 "\n",
+                       name, (double)LOAD(s->lat[r].sum_us) / 1e6, name,
+                       LOAD(s->lat[r].count));
+    }
 }
 
 char *dsc_server_metrics(dsc_server *s)
@@ -369,62 +437,41 @@ char *dsc_server_metrics(dsc_server *s)
     dsc_stats st;
     dsc_stats_get(s->ctx, &st, sizeof st);
     dsc_buf b = { 0 };
-    int rc = 0;
-    rc |= dsc_buf_adds(&b, "# HELP dscd_requests_total HTTP requests answered, "
-                       "by status code.\n# TYPE dscd_requests_total counter\n");
+    dsc_buf_adds(&b, "# HELP dscd_requests_total HTTP requests answered, "
+                 "by status code.\n# TYPE dscd_requests_total counter\n");
     for (size_t i = 0; i < NCODES; i++)
-        rc |= dsc_buf_printf(&b, "dscd_requests_total{code=\"%u\"} %" PRIu64 "\n",
-                             CODES[i], LOAD(s->by_code[i]));
-    rc |= counter(&b, "dscd_peer_requests_total", "Chunk requests from peers.",
-                  LOAD(s->chunk_requests));
-    rc |= counter(&b, "dscd_auth_failures_total", "Chunk requests refused for "
-                  "a missing, wrong or stale signature.", LOAD(s->auth_failures));
-    rc |= counter(&b, "dscd_sent_bytes_total", "Chunk bytes sent to peers.",
-                  LOAD(s->bytes_sent));
-    rc |= counter(&b, "dscd_zero_copy_total", "Chunks sent straight from "
-                  "their file (sendfile).", LOAD(s->zero_copy));
-    rc |= counter(&b, "dscd_cache_hits_total", "Chunk reads served from the "
-                  "node cache.", st.hits);
-    rc |= counter(&b, "dscd_cache_misses_total", "Chunk reads fetched from S3.",
-                  st.misses);
-    rc |= counter(&b, "dscd_s3_gets_total", "Ranged GETs sent to S3.", st.s3_gets);
-    rc |= counter(&b, "dscd_s3_bytes_total", "Bytes received from S3.",
-                  st.bytes_from_s3);
-    rc |= counter(&b, "dscd_s3_heads_total", "HEADs sent to S3.", st.s3_heads);
-    rc |= counter(&b, "dscd_s3_retries_total", "S3 attempts repeated.",
-                  st.s3_retries);
-    rc |= counter(&b, "dscd_evictions_total", "Chunks this daemon evicted.",
-                  st.evictions);
-    rc |= counter(&b, "dscd_errors_total", "Failed cache writes (the answer "
-                  "still went out).", st.cache_errors);
-    rc |= counter(&b, "dscd_corrupt_dropped_total", "Cached chunks that "
-                  "failed their check and were fetched again.", st.corrupt_dropped);
-    rc |= gauge(&b, "dscd_cache_bytes", "Bytes of all cached chunks of the node.",
-                st.cache_bytes);
-    rc |= gauge(&b, "dscd_cache_chunks", "Cached chunks of the node.",
-                st.cache_chunks);
-    rc |= gauge(&b, "dscd_cache_capacity_bytes", "The cache's byte cap.",
-                st.cache_capacity);
-    rc |= dsc_buf_adds(&b, "# HELP dscd_request_seconds Time to answer a chunk "
-                       "request, by result.\n# TYPE dscd_request_seconds histogram\n");
-    for (int r = 0; r < NRESULTS; r++) {
-        uint64_t cum = 0;
-        for (size_t i = 0; i <= NBUCKETS; i++) {
-            cum += LOAD(s->lat[r].le[i]);
-            if (i < NBUCKETS)
-                rc |= dsc_buf_printf(&b, "dscd_request_seconds_bucket{result=\"%s\","
-                                     "le=\"%g\"} %" PRIu64 "\n", RESULT_NAMES[r],
-                                     BUCKETS[i], cum);
-            else
-                rc |= dsc_buf_printf(&b, "dscd_request_seconds_bucket{result=\"%s\","
-                                     "le=\"+Inf\"} %" PRIu64 "\n", RESULT_NAMES[r], cum);
-        }
-        rc |= dsc_buf_printf(&b, "dscd_request_seconds_sum{result=\"%s\"} %.6f\n"
-                             "dscd_request_seconds_count{result=\"%s\"} %" PRIu64 "\n",
-                             RESULT_NAMES[r], (double)LOAD(s->lat[r].sum_us) / 1e6,
-                             RESULT_NAMES[r], LOAD(s->lat[r].count));
-    }
-    if (rc) {
+        dsc_buf_printf(&b, "dscd_requests_total{code=\"%u\"} %" PRIu64 "\n",
+                       CODES[i], LOAD(s->by_code[i]));
+    counter(&b, "dscd_peer_requests_total", "Chunk requests from peers.",
+            LOAD(s->chunk_requests));
+    counter(&b, "dscd_auth_failures_total", "Chunk requests refused for a "
+            "missing, wrong or stale signature.", LOAD(s->auth_failures));
+    counter(&b, "dscd_sent_bytes_total", "Chunk bytes sent to peers.",
+            LOAD(s->bytes_sent));
+    counter(&b, "dscd_zero_copy_total", "Chunks sent straight from their "
+            "file (sendfile).", LOAD(s->zero_copy));
+    counter(&b, "dscd_cache_hits_total", "Chunk reads served from the node "
+            "cache.", st.hits);
+    counter(&b, "dscd_cache_misses_total", "Chunk reads fetched from S3.",
+            st.misses);
+    counter(&b, "dscd_s3_gets_total", "Ranged GETs sent to S3.", st.s3_gets);
+    counter(&b, "dscd_s3_bytes_total", "Bytes received from S3.",
+            st.bytes_from_s3);
+    counter(&b, "dscd_s3_heads_total", "HEADs sent to S3.", st.s3_heads);
+    counter(&b, "dscd_s3_retries_total", "S3 attempts repeated.", st.s3_retries);
+    counter(&b, "dscd_evictions_total", "Chunks this daemon evicted.",
+            st.evictions);
+    counter(&b, "dscd_errors_total", "Failed cache writes (the answer still "
+            "went out).", st.cache_errors);
+    counter(&b, "dscd_corrupt_dropped_total", "Cached chunks that failed "
+            "their check and were fetched again.", st.corrupt_dropped);
+    gauge(&b, "dscd_cache_bytes", "Bytes of all cached chunks of the node.",
+          st.cache_bytes);
+    gauge(&b, "dscd_cache_chunks", "Cached chunks of the node.", st.cache_chunks);
+    gauge(&b, "dscd_cache_capacity_bytes", "The cache's byte cap.",
+          st.cache_capacity);
+    histograms(s, &b);
+    if (dsc_buf_oom(&b)) {
         dsc_buf_free(&b);
         return NULL;
     }

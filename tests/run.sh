@@ -49,6 +49,8 @@ for t in "$BUILD"/tests/test_*; do
     run "unit/$name" "$t"
 done
 run "exports" tests/check_exports.sh "$OUT"
+run "layers" tests/check_layers.sh
+run "layers-selftest" tests/check_layers_selftest.sh
 for t in "$BUILD"/tests/fuzz_replay_*; do
     name=${t##*/fuzz_replay_}
     run "fuzz-corpus/$name" "$t" "tests/fuzz/corpus/$name"

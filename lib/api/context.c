@@ -7,10 +7,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "api/context.h"
+#include "core/atomic.h"
 #include "core/fork.h"
 #include "core/log.h"
-#include "peer/client.h"
-#include "fetch/pool.h"
 
 static int check_config(const dsc_config *c)
 {
@@ -116,6 +115,7 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
             .fd_cache = cfg->fd_cache, .sync = cfg->cache_sync,
             .flight_timeout_ms = cfg->request_timeout_ms *
                                  (cfg->max_retries + 1) + cfg->retry_max_ms,
+            .meta_ttl_ms = cfg->meta_ttl_ms,
         };
         rc = dsc_cache_open(&o, &ctx->cache);
     }
@@ -131,46 +131,6 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
     }
     free(dir);
     return rc;
-}
-
-/* The first line of a secret file: kept out of the environment (and so
- * out of /proc/PID/environ and crash reports). */
-static int read_secret_file(const char *path, char **out)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return dsc_fail(DSC_EIO, "cannot read peer secret file %s: %s", path,
-                        strerror(errno));
-    char buf[4096];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    struct stat sb;
-    if (fstat(fd, &sb) == 0 && (sb.st_mode & 077))
-        dsc_log(DSC_LOG_WARN, "peer secret file %s is readable by others "
-                "(mode %o); chmod 600 it", path, (unsigned)(sb.st_mode & 0777));
-    close(fd);
-    if (n < 0)
-        return dsc_fail(DSC_EIO, "cannot read peer secret file %s: %s", path,
-                        strerror(errno));
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    if (!*buf)
-        return dsc_fail(DSC_EINVAL, "peer secret file %s is empty", path);
-    *out = dsc_strdup(buf);
-    memset(buf, 0, sizeof buf);
-    return *out ? 0 : DSC_ENOMEM;
-}
-
-int dsc_peer_secret(const char *given, char **out)
-{
-    *out = NULL;
-    const char *secret = given ? given : getenv("DSC_PEER_SECRET");
-    const char *file = getenv("DSC_PEER_SECRET_FILE");
-    if ((!secret || !*secret) && file && *file)
-        return read_secret_file(file, out);
-    if (!secret || !*secret)
-        return 0;
-    *out = dsc_strdup(secret);
-    return *out ? 0 : DSC_ENOMEM;
 }
 
 static int open_peers(dsc_ctx *ctx, const dsc_config *cfg)
@@ -235,7 +195,7 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
     if (!ctx)
         return DSC_ENOMEM;
     ctx->cfg = full;
-    ctx->fork_gen = dsc_fork_generation();
+    ctx->pf_gen = DSC_FORK_NONE;
     ctx->ca_file = dsc_strdup(cfg->ca_file);
     rc = dsc_creds_resolve(cfg, &ctx->creds);
     /* Keep no pointer to caller strings: credentials, region and endpoint
@@ -246,6 +206,7 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
     ctx->cfg.ca_file = ctx->ca_file;
     if (!rc)
         rc = dsc_s3_new(&ctx->cfg, &ctx->creds, &ctx->s3);
+    dsc_fork_mark(&ctx->s3_gen);
     if (!rc)
         rc = open_cache(ctx, cfg);
     if (!rc)
@@ -258,24 +219,69 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
     return 0;
 }
 
+/* First use in a fork()ed child: the parent's connections must not be
+ * shared, so make new ones and leave the old ones untouched. */
+static int remake_s3(void *arg)
+{
+    dsc_ctx *ctx = arg;
+    dsc_s3 *fresh = NULL;
+    int rc = dsc_s3_new(&ctx->cfg, &ctx->creds, &fresh);
+    if (!rc) {
+        dsc_fork_graveyard(ctx->s3);
+        ctx->s3 = fresh;
+    }
+    return rc;
+}
+
 dsc_s3 *dsc_ctx_s3(dsc_ctx *ctx)
 {
-    unsigned gen = dsc_fork_generation();
-    if (__builtin_expect(__atomic_load_n(&ctx->fork_gen, __ATOMIC_ACQUIRE) == gen, 1))
-        return ctx->s3;
-    /* First use in a fork()ed child: the parent's connections must not be
-     * shared, so make new ones and leave the old ones untouched. */
-    dsc_fork_remake_lock();
-    if (ctx->fork_gen != gen) {
-        dsc_s3 *fresh = NULL;
-        if (dsc_s3_new(&ctx->cfg, &ctx->creds, &fresh) == 0) {
-            dsc_fork_graveyard(ctx->s3);
-            ctx->s3 = fresh;
-            __atomic_store_n(&ctx->fork_gen, gen, __ATOMIC_RELEASE);
-        }
-    }
-    dsc_fork_remake_unlock();
-    return ctx->fork_gen == gen ? ctx->s3 : NULL;
+    return dsc_fork_ensure(&ctx->s3_gen, remake_s3, ctx) ? NULL : ctx->s3;
+}
+
+static dsc_s3 *pool_s3(void *ctx)
+{
+    return dsc_ctx_s3(ctx);
+}
+
+/* Made on first use; a parent's pool has no threads in a child: it is
+ * left be and a new one made. */
+static int make_pf(void *arg)
+{
+    dsc_ctx *ctx = arg;
+    dsc_pf_env env = {
+        .cache = ctx->cache, .s3 = pool_s3, .s3_arg = ctx,
+        .peers = ctx->peers != NULL, .threads = ctx->cfg.prefetch_threads,
+        .queue = (size_t)ctx->cfg.prefetch_queue,
+    };
+    dsc_pf *pf = dsc_pf_new(&env);
+    if (!pf)
+        return DSC_ENOMEM;
+    dsc_fork_graveyard(ctx->pf);
+    dsc_atomic_publish(&ctx->pf, pf);
+    return 0;
+}
+
+dsc_pf *dsc_ctx_pf(dsc_ctx *ctx)
+{
+    if (!ctx->cache || ctx->cfg.prefetch_threads <= 0)
+        return NULL;
+    return dsc_fork_ensure(&ctx->pf_gen, make_pf, ctx) ? NULL : ctx->pf;
+}
+
+dsc_pf *dsc_ctx_pf_if_made(dsc_ctx *ctx)
+{
+    dsc_pf *pf = dsc_atomic_acquire(&ctx->pf);
+    return pf && dsc_fork_current(&ctx->pf_gen) ? pf : NULL;
+}
+
+dsc_cache *dsc_ctx_cache(dsc_ctx *ctx)
+{
+    return ctx->cache;
+}
+
+int dsc_ctx_has_peers(const dsc_ctx *ctx)
+{
+    return ctx->peers != NULL;
 }
 
 void dsc_ctx_close(dsc_ctx *ctx)
@@ -283,11 +289,10 @@ void dsc_ctx_close(dsc_ctx *ctx)
     if (!ctx)
         return;
     /* Fetchers first: they use the cache and the S3 client. */
-    if (ctx->pf && ctx->pf_gen == dsc_fork_generation())
-        dsc_pf_free(ctx->pf);
+    dsc_pf_free(dsc_ctx_pf_if_made(ctx));
     dsc_cache_close(ctx->cache);
     dsc_peers_free(ctx->peers);
-    if (ctx->fork_gen == dsc_fork_generation())
+    if (dsc_fork_current(&ctx->s3_gen))
         dsc_s3_free(ctx->s3);
     else
         dsc_fork_graveyard(ctx->s3);
@@ -317,12 +322,10 @@ int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size)
         st.s3_retries = n.retries;
         st.bytes_from_s3 = n.get_bytes;
     }
-    st.meta_hits = __atomic_load_n(&ctx->meta_hits, __ATOMIC_RELAXED);
     if (ctx->cache)
         dsc_cache_stats(ctx->cache, &st);
-    dsc_pf *pf = __atomic_load_n(&ctx->pf, __ATOMIC_ACQUIRE);
-    if (pf && __atomic_load_n(&ctx->pf_gen, __ATOMIC_ACQUIRE) ==
-                  dsc_fork_generation()) {
+    dsc_pf *pf = dsc_ctx_pf_if_made(ctx);
+    if (pf) {
         dsc_pf_counters pc;
         dsc_pf_counters_get(pf, &pc);
         st.prefetch_queued = pc.queued;

@@ -1,53 +1,23 @@
-/* Object handles: open (HEAD), pread/read/seek, close; and listing. */
+/* Object handles: open (HEAD), pread/read/seek, close. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "api/context.h"
-#include "core/fork.h"
-#include "fetch/pool.h"
+#include "core/atomic.h"
 
-dsc_index *dsc_ctx_meta_index(dsc_ctx *ctx)
-{
-    return ctx->cache && ctx->cfg.meta_ttl_ms > 0 ? dsc_cache_index(ctx->cache)
-                                                  : NULL;
-}
-
-int dsc_object_meta_cached(dsc_ctx *ctx, const char *bucket, const char *key,
-                           uint64_t *size, char **etag)
-{
-    dsc_index *ix = dsc_ctx_meta_index(ctx);
-    char tag[256];
-    uint64_t sz, fetched, now = dsc_wall_ms();
-    if (!ix || dsc_index_meta_get(ix, bucket, key, &sz, tag, sizeof tag,
-                                  &fetched) != 0 ||
-        fetched > now || now - fetched >= (uint64_t)ctx->cfg.meta_ttl_ms)
-        return 1;
-    *size = sz;
-    *etag = dsc_strdup(tag);
-    __atomic_fetch_add(&ctx->meta_hits, 1, __ATOMIC_RELAXED);
-    return *etag ? 0 : DSC_ENOMEM;
-}
-
-/* Size and ETag: from the node cache's metadata while it is fresh, else
- * from a HEAD (remembered for the next opener on this node). */
 int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
                     uint64_t *size, char **etag)
 {
-    int rc = dsc_object_meta_cached(ctx, bucket, key, size, etag);
-    if (rc <= 0)
+    int rc = dsc_meta_cached(ctx->cache, bucket, key, size, etag);
+    if (rc != DSC_ABSENT)
         return rc;
-    dsc_index *ix = dsc_ctx_meta_index(ctx);
     dsc_s3 *s3 = dsc_ctx_s3(ctx);
     if (!s3)
         return dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
-    rc = dsc_s3_head(s3, bucket, key, size, etag);
-    if (!rc && ix && strlen(*etag) < 256)
-        dsc_index_meta_put(ix, bucket, key, *size, *etag, dsc_wall_ms());
-    return rc;
+    return dsc_meta_stat(ctx->cache, s3, bucket, key, size, etag);
 }
 
-/* Parse a URL that must name an object (not a bucket or prefix). */
-static int parse_object_url(const char *url, dsc_s3url *u)
+int dsc_parse_object_url(const char *url, dsc_s3url *u)
 {
     int rc = dsc_s3url_parse(url, u);
     if (rc)
@@ -68,7 +38,7 @@ int dsc_open(dsc_ctx *ctx, const char *url, dsc_file **out)
         return dsc_fail(DSC_EINVAL, "dsc_open: NULL argument");
     *out = NULL;
     dsc_s3url u;
-    int rc = parse_object_url(url, &u);
+    int rc = dsc_parse_object_url(url, &u);
     if (rc)
         return rc;
     dsc_file *f = calloc(1, sizeof *f);
@@ -176,7 +146,7 @@ ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off)
         int multi = off / cs != (off + len - 1) / cs;
         /* The pool (threads) is made only when this read can use it. */
         dsc_pf *pf = multi || ctx->cfg.readahead_max ||
-                             __atomic_load_n(&ctx->pf, __ATOMIC_ACQUIRE)
+                             dsc_atomic_acquire(&ctx->pf)
                          ? dsc_ctx_pf(ctx) : NULL;
         if (pf) {
             dsc_pf_plan_observe(pf, f->bucket, f->key);
@@ -191,14 +161,9 @@ ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off)
     } else {
         rc = dsc_s3_get(s3, f->bucket, f->key, f->etag, f->size, off, len, buf);
     }
-    if (rc == DSC_ECHANGED && ctx->cache) {
+    if (rc == DSC_ECHANGED) {
         /* The cached HEAD is stale: the next open must ask S3. */
-        dsc_errsave saved;
-        dsc_err_save(&saved);
-        dsc_index *ix = dsc_cache_index(ctx->cache);
-        if (ix)
-            dsc_index_meta_del(ix, f->bucket, f->key);
-        dsc_err_restore(&saved);
+        dsc_meta_forget(ctx->cache, f->bucket, f->key);
     }
     return rc ? rc : (ssize_t)len;
 }
@@ -234,9 +199,8 @@ void dsc_close(dsc_file *f)
 {
     if (!f)
         return;
-    dsc_pf *pf = f->ctx ? __atomic_load_n(&f->ctx->pf, __ATOMIC_ACQUIRE) : NULL;
-    if (pf && __atomic_load_n(&f->ctx->pf_gen, __ATOMIC_ACQUIRE) ==
-                  dsc_fork_generation())
+    dsc_pf *pf = f->ctx ? dsc_ctx_pf_if_made(f->ctx) : NULL;
+    if (pf)
         dsc_pf_cancel_owner(pf, f);   /* its readahead */
     if (f->etag)
         pthread_mutex_destroy(&f->ra_lock);
@@ -245,198 +209,4 @@ void dsc_close(dsc_file *f)
     free(f->url);
     free(f->etag);
     free(f);
-}
-
-#define META_BATCH 1000
-
-typedef struct list_ctx {
-    const char *bucket;
-    dsc_list_cb cb;
-    void *arg;
-    dsc_buf url;
-    /* A listing carries each object's size and ETag: remember them, so
-     * opening listed objects needs no HEAD (a dataset's first epoch). */
-    dsc_index *ix;
-    dsc_meta_entry batch[META_BATCH];
-    char *keys[META_BATCH], *etags[META_BATCH];
-    size_t n;
-} list_ctx;
-
-static void flush_meta(list_ctx *lc)
-{
-    if (lc->n && lc->ix) {
-        dsc_errsave saved;
-        dsc_err_save(&saved);
-        dsc_index_meta_put_many(lc->ix, lc->bucket, lc->batch, lc->n,
-                                dsc_wall_ms());
-        dsc_err_restore(&saved);
-    }
-    for (size_t i = 0; i < lc->n; i++) {
-        free(lc->keys[i]);
-        free(lc->etags[i]);
-    }
-    lc->n = 0;
-}
-
-static int on_object(void *arg, const char *key, uint64_t size,
-                     const char *etag, const char *lm)
-{
-    list_ctx *lc = arg;
-    if (lc->ix && *etag) {
-        char *k = dsc_strdup(key), *e = dsc_strdup(etag);
-        if (k && e) {
-            lc->keys[lc->n] = k;
-            lc->etags[lc->n] = e;
-            lc->batch[lc->n++] = (dsc_meta_entry){ k, size, e };
-            if (lc->n == META_BATCH)
-                flush_meta(lc);
-        } else {
-            free(k);
-            free(e);
-        }
-    }
-    dsc_buf_reset(&lc->url);
-    if (dsc_buf_printf(&lc->url, "s3://%s/%s", lc->bucket, key))
-        return DSC_ENOMEM;
-    dsc_object_info info = { lc->url.data, key, size, etag, lm };
-    return lc->cb ? lc->cb(lc->arg, &info) : 0;
-}
-
-int64_t dsc_list(dsc_ctx *ctx, const char *url, dsc_list_cb cb, void *arg)
-{
-    dsc_clear_error();
-    if (!ctx)
-        return dsc_fail(DSC_EINVAL, "dsc_list: ctx is NULL");
-    dsc_s3url u;
-    int rc = dsc_s3url_parse(url, &u);
-    if (rc)
-        return rc;
-    list_ctx *lc = calloc(1, sizeof *lc);
-    if (!lc) {
-        dsc_s3url_free(&u);
-        return DSC_ENOMEM;
-    }
-    lc->bucket = u.bucket;
-    lc->cb = cb;
-    lc->arg = arg;
-    lc->ix = dsc_ctx_meta_index(ctx);
-    dsc_s3 *s3 = dsc_ctx_s3(ctx);
-    int64_t n = s3 ? dsc_s3_list(s3, u.bucket, u.key, on_object, lc)
-                   : dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
-    flush_meta(lc);
-    dsc_buf_free(&lc->url);
-    free(lc);
-    dsc_s3url_free(&u);
-    return n;
-}
-
-int dsc_prefetch(dsc_file *f, uint64_t off, uint64_t len)
-{
-    dsc_clear_error();
-    if (!f)
-        return dsc_fail(DSC_EINVAL, "dsc_prefetch: NULL file");
-    dsc_pf *pf = dsc_ctx_pf(f->ctx);
-    if (!pf)
-        return dsc_fail(DSC_ENOCACHE, "prefetch needs a node cache");
-    if (off >= f->size)
-        return 0;
-    uint64_t end = len == 0 || len > f->size - off ? f->size : off + len;
-    uint64_t cs = dsc_cache_chunk_size(f->ctx->cache);
-    dsc_objref obj = { f->bucket, f->key, f->etag, f->size };
-    /* Not owned by f: a prefetch outlives the handle that asked for it. */
-    int queued;
-    return dsc_pf_chunks(pf, &obj, off / cs, (end - 1) / cs, NULL, &queued);
-}
-
-int dsc_prefetch_url(dsc_ctx *ctx, const char *url)
-{
-    dsc_clear_error();
-    if (!ctx)
-        return dsc_fail(DSC_EINVAL, "dsc_prefetch_url: ctx is NULL");
-    dsc_s3url u;
-    int rc = parse_object_url(url, &u);
-    if (rc)
-        return rc;
-    dsc_pf *pf = dsc_ctx_pf(ctx);
-    rc = pf ? dsc_pf_url(pf, u.bucket, u.key)
-            : dsc_fail(DSC_ENOCACHE, "prefetch needs a node cache");
-    dsc_s3url_free(&u);
-    return rc;
-}
-
-int dsc_prefetch_wait(dsc_ctx *ctx, long timeout_ms)
-{
-    dsc_clear_error();
-    if (!ctx)
-        return dsc_fail(DSC_EINVAL, "dsc_prefetch_wait: ctx is NULL");
-    dsc_pf *pf = dsc_ctx_pf(ctx);
-    return pf ? dsc_pf_wait(pf, timeout_ms) : 0;
-}
-
-int64_t dsc_warm(dsc_file *f, uint64_t off, uint64_t len)
-{
-    dsc_clear_error();
-    if (!f)
-        return dsc_fail(DSC_EINVAL, "dsc_warm: NULL file");
-    dsc_ctx *ctx = f->ctx;
-    if (!ctx->cache)
-        return dsc_fail(DSC_ENOCACHE, "dsc_warm needs a node cache");
-    if (off >= f->size)
-        return 0;
-    uint64_t end = len == 0 || len > f->size - off ? f->size : off + len;
-    dsc_objref obj = { f->bucket, f->key, f->etag, f->size };
-    dsc_pf *pf = dsc_ctx_pf(ctx);
-    if (pf)
-        return dsc_pf_warm(pf, &obj, off, end - off);
-    /* No fetchers configured: do it in this thread. */
-    dsc_s3 *s3 = dsc_ctx_s3(ctx);
-    uint64_t cs = dsc_cache_chunk_size(ctx->cache);
-    int64_t fetched_bytes = 0;
-    for (uint64_t c = off / cs; s3 && c <= (end - 1) / cs; c++) {
-        int fetched;
-        int rc = dsc_cache_ensure_chunk(ctx->cache, s3, &obj, c, &fetched);
-        if (rc)
-            return rc;
-        if (fetched)
-            fetched_bytes += (int64_t)(f->size - c * cs < cs ? f->size - c * cs : cs);
-    }
-    return s3 ? fetched_bytes : DSC_ENOMEM;
-}
-
-int dsc_plan_start(dsc_ctx *ctx, const dsc_plan_item *items, size_t n,
-                   dsc_plan **out)
-{
-    dsc_clear_error();
-    if (!ctx || !out || (!items && n))
-        return dsc_fail(DSC_EINVAL, "dsc_plan_start: NULL argument");
-    *out = NULL;
-    dsc_pf *pf = dsc_ctx_pf(ctx);
-    if (!pf)
-        return dsc_fail(DSC_ENOCACHE, "plans need a node cache");
-    dsc_plan *p = calloc(1, sizeof *p);
-    if (!p)
-        return DSC_ENOMEM;
-    p->ctx = ctx;
-    int rc = dsc_pf_plan_start(pf, items, n, ctx->cfg.plan_window, &p->state);
-    if (rc) {
-        free(p);
-        return rc;
-    }
-    *out = p;
-    return 0;
-}
-
-size_t dsc_plan_position(const dsc_plan *p)
-{
-    return p ? dsc_pf_plan_position(p->state) : 0;
-}
-
-void dsc_plan_stop(dsc_plan *p)
-{
-    if (!p)
-        return;
-    dsc_pf *pf = dsc_ctx_pf(p->ctx);
-    if (pf)
-        dsc_pf_plan_stop(pf, p->state);
-    free(p);
 }

@@ -17,16 +17,12 @@ typedef struct dsc_cache_opts {
     int fd_cache;
     int sync;
     long flight_timeout_ms;        /* longest wait for another fetcher */
+    long meta_ttl_ms;              /* object metadata kept this long; 0: not
+                                      at all (cache/meta.h) */
 } dsc_cache_opts;
 
 int dsc_cache_open(const dsc_cache_opts *o, dsc_cache **out);
 void dsc_cache_close(dsc_cache *c);
-
-/* The object version a read is for. */
-typedef struct dsc_objref {
-    const char *bucket, *key, *etag;
-    uint64_t size;
-} dsc_objref;
 
 /* Read [off, off+len) (already clamped to the object) through the cache. */
 int dsc_cache_read(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
@@ -53,10 +49,6 @@ void dsc_cache_first_unlock(dsc_cache *c, int stripe);
 /* Store a chunk fetched elsewhere (e.g. with the object's first GET). */
 int dsc_cache_put_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
                         const void *data, size_t len);
-
-/* Identity of chunk `index` of an object version. */
-int dsc_chunk_id_make(const dsc_objref *obj, uint32_t chunk_size,
-                      uint64_t index, dsc_chunk_id *out);
 
 /* Route misses of chunks other nodes own to them (NULL: never). The
  * peers outlive the cache. */

@@ -3,7 +3,7 @@
 #ifndef DSC_FLIGHT_H
 #define DSC_FLIGHT_H
 
-#include "cache/index.h"
+#include "core/types.h"
 
 typedef struct dsc_flight dsc_flight;
 

@@ -45,6 +45,27 @@ static int mdb_fail(int rc, const char *what, const char *path)
                     mdb_strerror(rc));
 }
 
+/* Begin a transaction (MDB_RDONLY or 0), naming what for its error. */
+static int txn_begin(dsc_index *ix, unsigned flags, MDB_txn **txn,
+                     const char *what)
+{
+    int rc = mdb_txn_begin(ix->env, NULL, flags, txn);
+    return rc ? mdb_fail(rc, what, ix->path) : 0;
+}
+
+/* The one tail of every write: commit when the work (rc) went well, else
+ * abort; an LMDB error from either becomes DSC_EIO/DSC_ENOMEM naming
+ * what. A non-LMDB code passed in (an outcome) aborts and is returned. */
+static int txn_end(dsc_index *ix, MDB_txn *txn, int rc, const char *what)
+{
+    if (rc) {
+        mdb_txn_abort(txn);
+        return dsc_is_outcome(rc) ? rc : mdb_fail(rc, what, ix->path);
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? mdb_fail(rc, what, ix->path) : 0;
+}
+
 static const char INFO_KEY[] = "info";
 
 static int read_info(MDB_txn *txn, const dsc_index *ix, dsc_index_info *inf)
@@ -89,10 +110,10 @@ static int open_env(dsc_index *ix, int sync)
     int dead = 0;
     mdb_reader_check(ix->env, &dead);   /* slots of killed processes */
     MDB_txn *txn;
-    rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    rc = txn_begin(ix, 0, &txn, "begin");
     if (rc)
-        return mdb_fail(rc, "begin", ix->path);
-    if (!rc) rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &ix->chunks);
+        return rc;
+    rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &ix->chunks);
     if (!rc) rc = mdb_dbi_open(txn, "lru", MDB_CREATE, &ix->lru);
     if (!rc) rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &ix->meta);
     if (!rc) rc = mdb_dbi_open(txn, "info", MDB_CREATE, &ix->info);
@@ -107,12 +128,7 @@ static int open_env(dsc_index *ix, int sync)
     }
     if (!rc)
         rc = write_info(txn, ix, &inf);
-    if (rc) {
-        mdb_txn_abort(txn);
-        return mdb_fail(rc, "setup", ix->path);
-    }
-    rc = mdb_txn_commit(txn);
-    return rc ? mdb_fail(rc, "setup commit", ix->path) : 0;
+    return txn_end(ix, txn, rc, "setup");
 }
 
 int dsc_index_open(const char *dir, int sync, dsc_index **out)
@@ -204,18 +220,18 @@ dsc_flight *dsc_index_flight(dsc_index *ix)
 int dsc_index_get(dsc_index *ix, const dsc_chunk_id *id, dsc_chunk_rec *rec)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+    int rc = txn_begin(ix, MDB_RDONLY, &txn, "read");
     if (rc)
-        return mdb_fail(rc, "read", ix->path);
+        return rc;
     MDB_val k = { sizeof *id, (void *)id }, v;
     rc = mdb_get(txn, ix->chunks, &k, &v);
     int ret;
     if (rc == MDB_NOTFOUND) {
-        ret = 1;
+        ret = DSC_ABSENT;
     } else if (rc) {
         ret = mdb_fail(rc, "get", ix->path);
     } else if (v.mv_size != sizeof *rec) {
-        ret = 1;   /* not a record we wrote: treat as absent */
+        ret = DSC_ABSENT;   /* not a record we wrote */
     } else {
         memcpy(rec, v.mv_data, sizeof *rec);
         ret = 0;
@@ -253,7 +269,8 @@ static int drop_entry(MDB_txn *txn, dsc_index *ix, const dsc_chunk_id *id,
 }
 
 /* Choose and delete victims, oldest access first, until `need` bytes are
- * free. Returns 0 when enough was freed, 1 when the policy says no. */
+ * free. 0 when enough was freed, DSC_NOT_ADMITTED when the policy says
+ * no, else an LMDB error. */
 static int evict(MDB_txn *txn, dsc_index *ix, dsc_admit *ad, uint64_t need,
                  dsc_index_info *inf)
 {
@@ -300,7 +317,7 @@ static int evict(MDB_txn *txn, dsc_index *ix, dsc_admit *ad, uint64_t need,
     mdb_cursor_close(cur);
     if (freed < need) {
         ad->nvictims = 0;
-        return 1;
+        return DSC_NOT_ADMITTED;
     }
     for (size_t i = 0; i < ad->nvictims; i++) {
         dsc_victim *vi = &ad->victims[i];
@@ -327,81 +344,77 @@ static int evict(MDB_txn *txn, dsc_index *ix, dsc_admit *ad, uint64_t need,
     return 0;
 }
 
+/* Put rec and its lru key for id and count it, inside txn. */
+static int put_entry(MDB_txn *txn, dsc_index *ix, const dsc_chunk_id *id,
+                     const dsc_chunk_rec *rec, dsc_index_info *inf)
+{
+    MDB_val k = { sizeof *id, (void *)id };
+    MDB_val v = { sizeof *rec, (void *)rec };
+    int rc = mdb_put(txn, ix->chunks, &k, &v, 0);
+    if (rc)
+        return rc;
+    uint8_t lk[24];
+    lru_key(lk, rec->atime_ms, id);
+    MDB_val l = { sizeof lk, lk }, e = { 0, NULL };
+    rc = mdb_put(txn, ix->lru, &l, &e, 0);
+    if (rc)
+        return rc;
+    inf->bytes += rec->size;
+    inf->chunks++;
+    inf->inserts++;
+    return 0;
+}
+
 int dsc_index_insert(dsc_index *ix, const dsc_chunk_id *id,
                      const dsc_chunk_rec *rec, dsc_admit *ad)
 {
     ad->nvictims = 0;
     MDB_txn *txn;
-    int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    int rc = txn_begin(ix, 0, &txn, "write");
     if (rc)
-        return mdb_fail(rc, "write", ix->path);
+        return rc;
     dsc_index_info inf;
     MDB_val k = { sizeof *id, (void *)id }, v;
-    int ret = 0;
     rc = read_info(txn, ix, &inf);
     inf.cap = ad->cap;
-    if (!rc && mdb_get(txn, ix->chunks, &k, &v) == 0) {
-        mdb_txn_abort(txn);
-        return 2;
+    if (rc)
+        goto done;
+    if (mdb_get(txn, ix->chunks, &k, &v) == 0) {
+        rc = DSC_EXISTS;
+        goto done;
     }
-    if (!rc && rec->size > ad->cap) {
-        ret = 1;
-    } else if (!rc && inf.bytes + rec->size > ad->cap) {
+    if (rec->size > ad->cap)
+        rc = DSC_NOT_ADMITTED;
+    else if (inf.bytes + rec->size > ad->cap)
         rc = evict(txn, ix, ad, inf.bytes + rec->size - ad->cap, &inf);
-        if (rc == 1) {
-            ret = 1;
-            rc = 0;
-        }
-    }
-    if (!rc && ret == 1) {
-        /* Not admitted: count it, change nothing else. */
+    if (rc == DSC_NOT_ADMITTED) {
+        /* Count it, change nothing else. */
         inf.rejected++;
         inf.misses++;
         rc = write_info(txn, ix, &inf);
-        if (!rc)
-            rc = mdb_txn_commit(txn);
-        else
-            mdb_txn_abort(txn);
-        return rc ? mdb_fail(rc, "commit", ix->path) : 1;
+        rc = txn_end(ix, txn, rc, "commit");
+        return rc ? rc : DSC_NOT_ADMITTED;
     }
+    if (!rc)
+        rc = put_entry(txn, ix, id, rec, &inf);
     if (!rc) {
-        v.mv_size = sizeof *rec;
-        v.mv_data = (void *)rec;
-        rc = mdb_put(txn, ix->chunks, &k, &v, 0);
-    }
-    if (!rc) {
-        uint8_t lk[24];
-        lru_key(lk, rec->atime_ms, id);
-        MDB_val l = { sizeof lk, lk }, e = { 0, NULL };
-        rc = mdb_put(txn, ix->lru, &l, &e, 0);
-    }
-    if (!rc) {
-        inf.bytes += rec->size;
-        inf.chunks++;
-        inf.inserts++;
         inf.misses++;
         rc = write_info(txn, ix, &inf);
     }
-    if (rc) {
-        mdb_txn_abort(txn);
-        ad->nvictims = 0;
-        return mdb_fail(rc, "insert", ix->path);
-    }
-    rc = mdb_txn_commit(txn);
-    if (rc) {
-        ad->nvictims = 0;
-        return mdb_fail(rc, "commit", ix->path);
-    }
-    return 0;
+done:
+    rc = txn_end(ix, txn, rc, "insert");
+    if (rc)
+        ad->nvictims = 0;   /* nothing was evicted after all */
+    return rc;
 }
 
 int dsc_index_remove(dsc_index *ix, const dsc_chunk_id *id, uint64_t seq,
                      int corrupt)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    int rc = txn_begin(ix, 0, &txn, "write");
     if (rc)
-        return mdb_fail(rc, "write", ix->path);
+        return rc;
     MDB_val k = { sizeof *id, (void *)id }, v;
     dsc_index_info inf;
     rc = read_info(txn, ix, &inf);
@@ -417,21 +430,16 @@ int dsc_index_remove(dsc_index *ix, const dsc_chunk_id *id, uint64_t seq,
                 rc = write_info(txn, ix, &inf);
         }
     }
-    if (rc) {
-        mdb_txn_abort(txn);
-        return mdb_fail(rc, "remove", ix->path);
-    }
-    rc = mdb_txn_commit(txn);
-    return rc ? mdb_fail(rc, "commit", ix->path) : 0;
+    return txn_end(ix, txn, rc, "remove");
 }
 
 int dsc_index_touch(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
                     uint64_t now_ms, uint64_t hits, uint64_t misses)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    int rc = txn_begin(ix, 0, &txn, "write");
     if (rc)
-        return mdb_fail(rc, "write", ix->path);
+        return rc;
     for (size_t i = 0; i < n && !rc; i++) {
         MDB_val k = { sizeof ids[i], (void *)&ids[i] }, v;
         if (mdb_get(txn, ix->chunks, &k, &v) || v.mv_size != sizeof(dsc_chunk_rec))
@@ -461,20 +469,15 @@ int dsc_index_touch(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
         if (!rc)
             rc = write_info(txn, ix, &inf);
     }
-    if (rc) {
-        mdb_txn_abort(txn);
-        return mdb_fail(rc, "touch", ix->path);
-    }
-    rc = mdb_txn_commit(txn);
-    return rc ? mdb_fail(rc, "commit", ix->path) : 0;
+    return txn_end(ix, txn, rc, "touch");
 }
 
 int dsc_index_info_get(dsc_index *ix, dsc_index_info *out)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+    int rc = txn_begin(ix, MDB_RDONLY, &txn, "read");
     if (rc)
-        return mdb_fail(rc, "read", ix->path);
+        return rc;
     rc = read_info(txn, ix, out);
     mdb_txn_abort(txn);
     return rc ? mdb_fail(rc, "info", ix->path) : 0;
@@ -482,10 +485,10 @@ int dsc_index_info_get(dsc_index *ix, dsc_index_info *out)
 
 static int meta_key(dsc_buf *b, const char *bucket, const char *key)
 {
-    int rc = dsc_buf_adds(b, bucket);
-    rc |= dsc_buf_add(b, "", 1);   /* NUL separator: keys never hold NUL */
-    rc |= dsc_buf_adds(b, key);
-    return rc ? DSC_ENOMEM : 0;
+    dsc_buf_adds(b, bucket);
+    dsc_buf_add(b, "", 1);   /* NUL separator: keys never hold NUL */
+    dsc_buf_adds(b, key);
+    return dsc_buf_oom(b) ? DSC_ENOMEM : 0;
 }
 
 typedef struct meta_head {
@@ -500,13 +503,13 @@ int dsc_index_meta_get(dsc_index *ix, const char *bucket, const char *key,
     if (meta_key(&kb, bucket, key))
         return DSC_ENOMEM;
     MDB_txn *txn;
-    int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+    int rc = txn_begin(ix, MDB_RDONLY, &txn, "read");
     if (rc) {
         dsc_buf_free(&kb);
-        return mdb_fail(rc, "read", ix->path);
+        return rc;
     }
     MDB_val k = { kb.len, kb.data }, v;
-    int ret = 1;
+    int ret = DSC_ABSENT;
     if (kb.len <= 511 && mdb_get(txn, ix->meta, &k, &v) == 0 &&
         v.mv_size > sizeof(meta_head) &&
         v.mv_size - sizeof(meta_head) < etag_cap) {
@@ -529,9 +532,9 @@ int dsc_index_meta_put_many(dsc_index *ix, const char *bucket,
                             uint64_t fetched_ms)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    int rc = txn_begin(ix, 0, &txn, "write");
     if (rc)
-        return mdb_fail(rc, "write", ix->path);
+        return rc;
     dsc_buf kb = { 0 }, vb = { 0 };
     for (size_t i = 0; i < n && !rc; i++) {
         meta_head h = { e[i].size, fetched_ms };
@@ -551,12 +554,7 @@ int dsc_index_meta_put_many(dsc_index *ix, const char *bucket,
     }
     dsc_buf_free(&kb);
     dsc_buf_free(&vb);
-    if (rc) {
-        mdb_txn_abort(txn);
-        return mdb_fail(rc, "meta put", ix->path);
-    }
-    rc = mdb_txn_commit(txn);
-    return rc ? mdb_fail(rc, "meta put", ix->path) : 0;
+    return txn_end(ix, txn, rc, "meta put");
 }
 
 int dsc_index_meta_put(dsc_index *ix, const char *bucket, const char *key,
@@ -571,22 +569,17 @@ int dsc_index_meta_del(dsc_index *ix, const char *bucket, const char *key)
     dsc_buf kb = { 0 };
     if (meta_key(&kb, bucket, key))
         return DSC_ENOMEM;
+    MDB_txn *txn;
     int rc = 0;
-    if (kb.len <= 511) {
-        MDB_txn *txn;
-        rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
-        if (!rc) {
-            MDB_val k = { kb.len, kb.data };
-            rc = mdb_del(txn, ix->meta, &k, NULL);
-            if (rc && rc != MDB_NOTFOUND) {
-                mdb_txn_abort(txn);
-            } else {
-                rc = mdb_txn_commit(txn);
-            }
-        }
-        if (rc)
-            rc = mdb_fail(rc, "meta del", ix->path);
-    }
+    if (kb.len > 511)
+        goto done;   /* never stored */
+    rc = txn_begin(ix, 0, &txn, "meta del");
+    if (rc)
+        goto done;
+    MDB_val k = { kb.len, kb.data };
+    rc = mdb_del(txn, ix->meta, &k, NULL);
+    rc = txn_end(ix, txn, rc == MDB_NOTFOUND ? 0 : rc, "meta del");
+done:
     dsc_buf_free(&kb);
     return rc;
 }

@@ -4,15 +4,11 @@
 #define DSC_INDEX_H
 
 #include <stdint.h>
-#include "core/common.h"
+#include "core/types.h"
 
 #define DSC_INDEX_FORMAT 1
 
 typedef struct dsc_index dsc_index;
-
-typedef struct dsc_chunk_id {
-    uint8_t b[16];                 /* xxh3-128 of the chunk's identity */
-} dsc_chunk_id;
 
 /* One cached chunk. Stored as is (the cache is local to one machine). */
 typedef struct dsc_chunk_rec {
@@ -40,7 +36,7 @@ void dsc_index_release(dsc_index *ix);
 /* The process's single-flight locks for this directory (see flight.h). */
 struct dsc_flight *dsc_index_flight(dsc_index *ix);
 
-/* 0 and *rec when present, 1 when absent, <0 on error. */
+/* 0 and *rec when present, DSC_ABSENT, or a DSC_E* error. */
 int dsc_index_get(dsc_index *ix, const dsc_chunk_id *id, dsc_chunk_rec *rec);
 
 typedef struct dsc_victim {
@@ -58,8 +54,9 @@ typedef struct dsc_admit {
 } dsc_admit;
 
 /* Insert rec for id, evicting by policy to stay under the cap, in one
- * write transaction. 0: inserted; 1: not admitted (policy or too big; the
- * caller discards its file); 2: already present (another writer won). */
+ * write transaction. 0: inserted; DSC_NOT_ADMITTED (policy or too big; the
+ * caller discards its file); DSC_EXISTS (another writer won); or a DSC_E*
+ * error. */
 int dsc_index_insert(dsc_index *ix, const dsc_chunk_id *id,
                      const dsc_chunk_rec *rec, dsc_admit *ad);
 
@@ -74,7 +71,7 @@ int dsc_index_touch(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
 
 int dsc_index_info_get(dsc_index *ix, dsc_index_info *out);
 
-/* Object metadata cache (HEAD results). */
+/* Object metadata cache (HEAD results). Get: 0, DSC_ABSENT, or error. */
 int dsc_index_meta_get(dsc_index *ix, const char *bucket, const char *key,
                        uint64_t *size, char *etag, size_t etag_cap,
                        uint64_t *fetched_ms);

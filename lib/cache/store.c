@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 #include "cache/store.h"
+#include "core/atomic.h"
 
 typedef struct open_chunk {
     dsc_chunk_id id;
@@ -223,8 +224,10 @@ static int read_full(int fd, void *buf, size_t len, uint64_t off)
                           (off_t)(off + done));
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            return n < 0 ? -errno : 1;   /* 1: file shorter than expected */
+        if (n < 0)
+            return dsc_fail(DSC_EIO, "read cached chunk: %s", strerror(errno));
+        if (n == 0)
+            return DSC_CORRUPT;   /* shorter than its record says */
         done += (size_t)n;
     }
     return 0;
@@ -235,12 +238,13 @@ int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
 {
     open_chunk *oc = acquire(st, id);
     if (!oc)
-        return 1;
-    int rc = off + len <= oc->size ? read_full(oc->fd, dst, len, off) : 1;
+        return DSC_ABSENT;
+    int rc = off + len <= oc->size ? read_full(oc->fd, dst, len, off)
+                                   : DSC_CORRUPT;
     release(st, oc);
     if (rc)
         dsc_store_forget(st, id);   /* shrank under us: verify again */
-    return rc ? 1 : 0;
+    return rc ? DSC_ABSENT : 0;
 }
 
 int dsc_store_dup_open(dsc_store *st, const dsc_chunk_id *id, uint64_t *size)
@@ -259,10 +263,11 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
                    size_t len, void *scratch)
 {
     if (off + len > rec->size)
-        return DSC_STORE_CORRUPT;
+        return DSC_CORRUPT;
     open_chunk *oc = acquire(st, id);
     if (oc) {
-        int rc = oc->size == rec->size ? read_full(oc->fd, dst, len, off) : 1;
+        int rc = oc->size == rec->size ? read_full(oc->fd, dst, len, off)
+                                       : DSC_CORRUPT;
         release(st, oc);
         if (rc == 0)
             return 0;
@@ -277,26 +282,24 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
         int e = errno;
         dsc_buf_free(&path);
         if (e == ENOENT)
-            return DSC_STORE_MISSING;
+            return DSC_ABSENT;
         return dsc_fail(DSC_EIO, "open cached chunk: %s", strerror(e));
     }
     dsc_buf_free(&path);
     struct stat sb;
     if (fstat(fd, &sb) || (uint64_t)sb.st_size != rec->size) {
         close(fd);
-        return DSC_STORE_CORRUPT;
+        return DSC_CORRUPT;
     }
     /* Verify the whole chunk once, then trust the open file. */
     int whole = off == 0 && len == rec->size;
     void *buf = whole ? dst : scratch;
     int rc = read_full(fd, buf, rec->size, 0);
     if (rc == 0 && XXH3_64bits(buf, rec->size) != rec->xxh)
-        rc = 1;
+        rc = DSC_CORRUPT;
     if (rc) {
         close(fd);
-        if (rc < 0)
-            return dsc_fail(DSC_EIO, "read cached chunk: %s", strerror(-rc));
-        return DSC_STORE_CORRUPT;
+        return rc;
     }
     if (!whole)
         memcpy(dst, (char *)scratch + off, len);
@@ -307,7 +310,7 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
 int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
                         dsc_buf *tmp)
 {
-    uint64_t n = __atomic_add_fetch(&st->tmp_seq, 1, __ATOMIC_RELAXED);
+    uint64_t n = dsc_atomic_next(&st->tmp_seq);
     if (dsc_buf_printf(tmp, "%s/tmp/%ld.%llx.%llx", st->dir, (long)getpid(),
                        (unsigned long long)n,
                        (unsigned long long)dsc_rand_below(UINT64_MAX)))

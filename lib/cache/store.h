@@ -14,15 +14,13 @@ void dsc_store_free(dsc_store *st);
 /* Read len bytes at off of chunk (id, rec) into dst. The first read of a
  * chunk by this store checks its size and XXH3 (using scratch, a buffer
  * of at least rec->size bytes, unless the read covers the whole chunk).
- * Returns 0, DSC_STORE_MISSING, DSC_STORE_CORRUPT, or <0. */
-#define DSC_STORE_MISSING 1
-#define DSC_STORE_CORRUPT 2
+ * Returns 0, DSC_ABSENT (no file), DSC_CORRUPT, or a DSC_E* error. */
 int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
                    const dsc_chunk_rec *rec, void *dst, size_t off,
                    size_t len, void *scratch);
 
 /* Read from an already open, verified file of id only: 0 when served,
- * 1 when id is not open here. No index lookup: a chunk's bytes never
+ * DSC_ABSENT when id is not open here (or shrank: then it is forgotten). No index lookup: a chunk's bytes never
  * change, so an open file stays right even after eviction. */
 int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
                         size_t off, size_t len);

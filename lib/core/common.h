@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "dsc.h"
+#include "core/outcome.h"
 
 #define DSC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -26,11 +27,19 @@ typedef struct dsc_errsave {
 void dsc_err_save(dsc_errsave *s);
 void dsc_err_restore(const dsc_errsave *s);
 
-/* Growable byte buffer, always NUL-terminated for text use. */
+/* Growable byte buffer, always NUL-terminated for text use. Out of memory
+ * is sticky (as libgit2's git_str): once an append fails, later appends do
+ * nothing and fail too, so a builder makes its calls in a row and asks
+ * dsc_buf_oom() once at the end. dsc_buf_reset keeps the mark;
+ * dsc_buf_free clears it. */
 typedef struct dsc_buf {
     char *data;
     size_t len, cap;
+    int oom;
 } dsc_buf;
+
+/* Whether an append to b has failed since it was made or freed. */
+static inline int dsc_buf_oom(const dsc_buf *b) { return b->oom; }
 
 int dsc_buf_add(dsc_buf *b, const void *p, size_t n);
 int dsc_buf_adds(dsc_buf *b, const char *s);

@@ -26,7 +26,21 @@ const char *dsc_strerror(int code)
     case DSC_EHTTP:      return "unexpected HTTP status";
     case DSC_EAGAIN:     return "prefetch queue full";
     case DSC_ENOCACHE:   return "no node cache configured";
-    default:             return "unknown error";
+    default:             return dsc_is_outcome(code) ? "internal outcome (a bug "
+                                                       "if seen outside libdsc)"
+                                                     : "unknown error";
+    }
+}
+
+const char *dsc_outcome_name(int rc)
+{
+    switch (rc) {
+    case DSC_ABSENT:       return "absent";
+    case DSC_EXISTS:       return "exists";
+    case DSC_NOT_ADMITTED: return "not admitted";
+    case DSC_CORRUPT:      return "corrupt";
+    case DSC_EMPTY_RANGE:  return "empty range";
+    default:               return NULL;
     }
 }
 
@@ -57,14 +71,4 @@ int dsc_fail(int code, const char *fmt, ...)
     vsnprintf(errmsg, sizeof errmsg, fmt, ap);
     va_end(ap);
     return code;
-}
-
-unsigned dsc_version_number(void)
-{
-    return DSC_VERSION_NUMBER;
-}
-
-const char *dsc_version_string(void)
-{
-    return DSC_VERSION_STRING;
 }

@@ -1,6 +1,7 @@
 /* Fork generation counter and the graveyard of parent-only objects. */
 #include <pthread.h>
 #include <stdlib.h>
+#include "core/atomic.h"
 #include "core/common.h"
 #include "core/fork.h"
 
@@ -17,7 +18,7 @@ static void in_child(void)
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     grave_lock = fresh;
     remake_lock = fresh;
-    __atomic_fetch_add(&generation, 1, __ATOMIC_RELEASE);
+    dsc_atomic_next(&generation);
 }
 
 static void register_handler(void)
@@ -39,7 +40,33 @@ void dsc_fork_remake_unlock(void)
 unsigned dsc_fork_generation(void)
 {
     pthread_once(&once, register_handler);
-    return __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
+    return dsc_atomic_acquire(&generation);
+}
+
+void dsc_fork_mark(unsigned *gen)
+{
+    dsc_atomic_publish(gen, dsc_fork_generation());
+}
+
+int dsc_fork_current(const unsigned *gen)
+{
+    return dsc_atomic_acquire(gen) == dsc_fork_generation();
+}
+
+int dsc_fork_ensure(unsigned *gen, dsc_fork_remake_fn remake, void *arg)
+{
+    unsigned now = dsc_fork_generation();
+    if (__builtin_expect(dsc_atomic_acquire(gen) == now, 1))
+        return 0;
+    int rc = 0;
+    dsc_fork_remake_lock();
+    if (*gen != now) {
+        rc = remake(arg);
+        if (!rc)
+            dsc_atomic_publish(gen, now);
+    }
+    dsc_fork_remake_unlock();
+    return rc;
 }
 
 void dsc_fork_graveyard(void *p)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/atomic.h"
 #include "core/log.h"
 
 static int level_from_env(void)
@@ -38,7 +39,7 @@ void dsc_log(int level, const char *fmt, ...)
 
 void dsc_log_once(int *flag, int level, const char *fmt, ...)
 {
-    if (__atomic_exchange_n(flag, 1, __ATOMIC_RELAXED))
+    if (dsc_atomic_swap(flag, 1))
         return;
     va_list ap;
     va_start(ap, fmt);

@@ -11,20 +11,25 @@
 
 static int buf_grow(dsc_buf *b, size_t extra)
 {
+    if (b->oom)
+        return DSC_ENOMEM;
     if (b->len + extra + 1 <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1) {
         if (cap > SIZE_MAX / 2)
-            return DSC_ENOMEM;
+            goto oom;
         cap *= 2;
     }
     char *p = realloc(b->data, cap);
     if (!p)
-        return DSC_ENOMEM;
+        goto oom;
     b->data = p;
     b->cap = cap;
     return 0;
+oom:
+    b->oom = 1;
+    return DSC_ENOMEM;
 }
 
 int dsc_buf_add(dsc_buf *b, const void *p, size_t n)
@@ -49,6 +54,8 @@ int dsc_buf_printf(dsc_buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
+    if (n < 0)
+        b->oom = 1;
     if (n < 0 || buf_grow(b, (size_t)n))
         return DSC_ENOMEM;
     va_start(ap, fmt);
@@ -70,6 +77,7 @@ void dsc_buf_free(dsc_buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->oom = 0;
 }
 
 char *dsc_strdup(const char *s)

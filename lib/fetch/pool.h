@@ -13,10 +13,20 @@ typedef struct dsc_pf_counters {
     uint64_t queued, done, errors, dropped, readahead;
 } dsc_pf_counters;
 
-/* The pool of ctx (made on first use, re-made after fork); NULL without a
- * cache. */
-struct dsc_ctx;
-dsc_pf *dsc_ctx_pf(struct dsc_ctx *ctx);
+/* What a pool works with. Its owner (the context) keeps these alive
+ * longer than the pool and re-makes the pool in a fork()ed child. */
+typedef struct dsc_pf_env {
+    dsc_cache *cache;
+    dsc_s3 *(*s3)(void *arg);      /* this process's S3 client, or NULL */
+    void *s3_arg;
+    int peers;                     /* peers are on: chunk 0's id needs the
+                                      ETag before any GET */
+    int threads;                   /* fetcher threads, > 0 */
+    size_t queue;                  /* background tasks queued at most */
+} dsc_pf_env;
+
+/* NULL when out of memory or threads (or a bad env). */
+dsc_pf *dsc_pf_new(const dsc_pf_env *env);
 void dsc_pf_free(dsc_pf *pf);
 
 /* Queue chunks first..last (inclusive) of obj for background fetching.

@@ -158,7 +158,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         /* A new response (after 100-continue or a redirect): forget the
          * previous one's headers. */
         x->rs->etag[0] = x->rs->content_range[0] = x->rs->request_id[0] = 0;
-        x->rs->dsc_xxh3[0] = x->rs->dsc_sig[0] = 0;
+        for (size_t i = 0; i < DSC_HTTP_CAPTURE; i++)
+            x->rs->captured[i][0] = 0;
         x->rs->content_length = -1;
         return len;
     }
@@ -175,16 +176,21 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
                           v, vlen);
     } else if (nlen == 16 && strncasecmp(p, "x-amz-request-id", 16) == 0) {
         copy_header_value(x->rs->request_id, sizeof x->rs->request_id, v, vlen);
-    } else if (nlen == 10 && strncasecmp(p, "X-Dsc-Xxh3", 10) == 0) {
-        copy_header_value(x->rs->dsc_xxh3, sizeof x->rs->dsc_xxh3, v, vlen);
-    } else if (nlen == 9 && strncasecmp(p, "X-Dsc-Sig", 9) == 0) {
-        copy_header_value(x->rs->dsc_sig, sizeof x->rs->dsc_sig, v, vlen);
     } else if (nlen == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
         char num[32];
         copy_header_value(num, sizeof num, v, vlen);
         char *end;
         long long cl = strtoll(num, &end, 10);
         x->rs->content_length = (*num && !*end && cl >= 0) ? cl : -1;
+    } else if (x->rq->capture) {
+        for (size_t i = 0; i < DSC_HTTP_CAPTURE && x->rq->capture[i]; i++) {
+            const char *want = x->rq->capture[i];
+            if (strlen(want) == nlen && strncasecmp(p, want, nlen) == 0) {
+                copy_header_value(x->rs->captured[i], sizeof x->rs->captured[i],
+                                  v, vlen);
+                break;
+            }
+        }
     }
     return len;
 }

@@ -28,7 +28,12 @@ typedef struct dsc_http_req {
     dsc_buf *body;                 /* or here (when buf is NULL) */
     size_t body_max;
     int fresh_connect;             /* on a new connection, not a pooled one */
+    const char *const *capture;    /* NULL-terminated names of further
+                                      headers to keep (at most
+                                      DSC_HTTP_CAPTURE), into captured[] */
 } dsc_http_req;
+
+#define DSC_HTTP_CAPTURE 4
 
 typedef struct dsc_http_resp {
     long status;                   /* 0 when no response */
@@ -38,8 +43,7 @@ typedef struct dsc_http_resp {
     char etag[256];
     char content_range[128];
     char request_id[128];
-    char dsc_xxh3[24];             /* peer answers: X-Dsc-Xxh3 */
-    char dsc_sig[72];              /* peer answers: X-Dsc-Sig */
+    char captured[DSC_HTTP_CAPTURE][128];  /* values of rq->capture */
     size_t received;               /* body bytes stored */
     int overflow;                  /* body longer than buf/body_max */
     dsc_buf err_body;              /* first 64 KiB of a non-2xx body */

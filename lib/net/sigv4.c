@@ -59,17 +59,18 @@ int dsc_sigv4_query_string(const dsc_kv *query, size_t n, dsc_buf *out)
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         const char *v = query[i].value ? query[i].value : "";
-        rc |= dsc_uri_encode(&p[i].name, query[i].name,
-                             strlen(query[i].name), 0);
-        rc |= dsc_buf_add(&p[i].name, "", 0);
-        rc |= dsc_uri_encode(&p[i].value, v, strlen(v), 0);
-        rc |= dsc_buf_add(&p[i].value, "", 0);
+        dsc_uri_encode(&p[i].name, query[i].name, strlen(query[i].name), 0);
+        dsc_buf_add(&p[i].name, "", 0);
+        dsc_uri_encode(&p[i].value, v, strlen(v), 0);
+        dsc_buf_add(&p[i].value, "", 0);
+        rc = dsc_buf_oom(&p[i].name) || dsc_buf_oom(&p[i].value);
     }
     if (!rc) {
         qsort(p, n, sizeof *p, cmp_pair);
         for (size_t i = 0; i < n; i++)
-            rc |= dsc_buf_printf(out, "%s%s=%s", i ? "&" : "",
-                                 p[i].name.data, p[i].value.data);
+            dsc_buf_printf(out, "%s%s=%s", i ? "&" : "", p[i].name.data,
+                           p[i].value.data);
+        rc = dsc_buf_oom(out);
     }
     for (size_t i = 0; i < n; i++) {
         dsc_buf_free(&p[i].name);
@@ -138,24 +139,28 @@ int dsc_sigv4_canonical_request(const dsc_sigv4_input *in, dsc_buf *out,
     if (!rc)
         qsort(h, n, sizeof *h, cmp_header);
 
-    rc |= dsc_buf_printf(out, "%s\n%s\n", in->method, in->path);
-    rc |= dsc_sigv4_query_string(in->query, in->nquery, out);
-    rc |= dsc_buf_adds(out, "\n");
     dsc_buf sh = { 0 };
-    for (size_t i = 0; i < n && !rc;) {
-        /* Repeated header names join their values in the order given. */
-        size_t j = i + 1;
-        rc |= dsc_buf_printf(out, "%s:%s", h[i].name, h[i].value.data);
-        for (; j < n && strcmp(h[j].name, h[i].name) == 0; j++)
-            rc |= dsc_buf_printf(out, ",%s", h[j].value.data);
-        rc |= dsc_buf_adds(out, "\n");
-        rc |= dsc_buf_printf(&sh, "%s%s", i ? ";" : "", h[i].name);
-        i = j;
+    if (!rc) {
+        dsc_buf_printf(out, "%s\n%s\n", in->method, in->path);
+        dsc_sigv4_query_string(in->query, in->nquery, out);
+        dsc_buf_adds(out, "\n");
+        for (size_t i = 0; i < n;) {
+            /* Repeated header names join their values in the order given. */
+            size_t j = i + 1;
+            dsc_buf_printf(out, "%s:%s", h[i].name, h[i].value.data);
+            for (; j < n && strcmp(h[j].name, h[i].name) == 0; j++)
+                dsc_buf_printf(out, ",%s", h[j].value.data);
+            dsc_buf_adds(out, "\n");
+            dsc_buf_printf(&sh, "%s%s", i ? ";" : "", h[i].name);
+            i = j;
+        }
+        dsc_buf_printf(out, "\n%s\n%s", sh.data ? sh.data : "",
+                       in->payload_hash);
+        if (signed_headers)
+            dsc_buf_adds(signed_headers, sh.data ? sh.data : "");
+        rc = dsc_buf_oom(out) || dsc_buf_oom(&sh) ||
+             (signed_headers && dsc_buf_oom(signed_headers));
     }
-    rc |= dsc_buf_printf(out, "\n%s\n%s", sh.data ? sh.data : "",
-                         in->payload_hash);
-    if (signed_headers && !rc)
-        rc |= dsc_buf_adds(signed_headers, sh.data ? sh.data : "");
     dsc_buf_free(&sh);
     for (size_t i = 0; i < n; i++) {
         free(h[i].name);

@@ -261,23 +261,23 @@ int dsc_target_build(dsc_target *t, const dsc_endpoint *ep, int addressing,
     else
         vhost = !dsc_host_is_literal(ep->host) &&
                 dsc_bucket_vhost_ok(bucket, ep->https);
-    int rc = 0;
     if (vhost)
-        rc |= dsc_buf_printf(&t->host, "%s.%s", bucket, ep->host);
+        dsc_buf_printf(&t->host, "%s.%s", bucket, ep->host);
     else
-        rc |= dsc_buf_adds(&t->host, ep->host);
+        dsc_buf_adds(&t->host, ep->host);
     if (ep->port)
-        rc |= dsc_buf_printf(&t->host, ":%d", ep->port);
-    rc |= dsc_buf_adds(&t->path, "/");
+        dsc_buf_printf(&t->host, ":%d", ep->port);
+    dsc_buf_adds(&t->path, "/");
     if (!vhost) {
-        rc |= dsc_uri_encode(&t->path, bucket, strlen(bucket), 0);
+        dsc_uri_encode(&t->path, bucket, strlen(bucket), 0);
         if (*key)
-            rc |= dsc_buf_adds(&t->path, "/");
+            dsc_buf_adds(&t->path, "/");
     }
-    rc |= dsc_uri_encode(&t->path, key, strlen(key), 1);
-    rc |= dsc_buf_printf(&t->url, "%s://%s%s", ep->https ? "https" : "http",
-                         t->host.data, t->path.data);
-    if (rc) {
+    dsc_uri_encode(&t->path, key, strlen(key), 1);
+    if (!dsc_buf_oom(&t->host) && !dsc_buf_oom(&t->path))
+        dsc_buf_printf(&t->url, "%s://%s%s", ep->https ? "https" : "http",
+                       t->host.data, t->path.data);
+    if (dsc_buf_oom(&t->host) || dsc_buf_oom(&t->path) || dsc_buf_oom(&t->url)) {
         dsc_target_free(t);
         return DSC_ENOMEM;
     }

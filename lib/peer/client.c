@@ -3,12 +3,17 @@
  * chunk's and the body hashes to the XXH3 the owner recorded when it
  * fetched the chunk from S3: a peer with a rotten file, a cut connection
  * or a meddling proxy costs one S3 GET, never wrong bytes. */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <xxhash.h>
+#include "core/atomic.h"
 #include "core/fork.h"
 #include "net/http.h"
 #include "core/log.h"
@@ -17,24 +22,27 @@
 #include "peer/ring.h"
 
 typedef struct peer_state {
-    int64_t down_until_ms;         /* __atomic; monotonic clock */
-    int warned;
+    int64_t down_until_ms;         /* dsc_atomic_get/set; monotonic clock */
+    int warned;                    /* dsc_log_once */
 } peer_state;
 
 struct dsc_peers {
+    /* Set at creation, read-only after. */
     dsc_peer_opts o;
     char *secret;
     dsc_ring *ring;
+    /* One per peer, any thread (atomics inside). */
     peer_state *st;
-    dsc_http *http;                /* re-made after fork() */
+    /* Per process (core/fork.h): re-made by http_of() after fork(). */
     unsigned fork_gen;
-    int warned_auth;
-    uint64_t hits, bytes, errors, bad_data;   /* __atomic */
+    dsc_http *http;
+    /* Counters (core/atomic.h), any thread. */
+    uint64_t hits, bytes, errors, bad_data;
 };
 
 static void bump(uint64_t *c, uint64_t v)
 {
-    __atomic_fetch_add(c, v, __ATOMIC_RELAXED);
+    dsc_counter_add(c, v);
 }
 
 static int make_http(dsc_peers *p, dsc_http **out)
@@ -70,7 +78,7 @@ int dsc_peers_new(const dsc_peer_opts *o, dsc_peers **out)
         dsc_peers_free(p);
         return rc;
     }
-    p->fork_gen = dsc_fork_generation();
+    dsc_fork_mark(&p->fork_gen);
     *out = p;
     return 0;
 }
@@ -79,7 +87,7 @@ void dsc_peers_free(dsc_peers *p)
 {
     if (!p)
         return;
-    if (p->fork_gen == dsc_fork_generation())
+    if (dsc_fork_current(&p->fork_gen))
         dsc_http_free(p->http);
     else
         dsc_fork_graveyard(p->http);
@@ -91,23 +99,22 @@ void dsc_peers_free(dsc_peers *p)
     free(p);
 }
 
+static int remake_http(void *arg)
+{
+    dsc_peers *p = arg;
+    dsc_http *fresh = NULL;
+    int rc = make_http(p, &fresh);
+    if (!rc) {
+        dsc_fork_graveyard(p->http);
+        p->http = fresh;
+    }
+    return rc;
+}
+
 /* The connections of this process (a fork()ed child makes its own). */
 static dsc_http *http_of(dsc_peers *p)
 {
-    unsigned gen = dsc_fork_generation();
-    if (__builtin_expect(__atomic_load_n(&p->fork_gen, __ATOMIC_ACQUIRE) == gen, 1))
-        return p->http;
-    dsc_fork_remake_lock();
-    if (p->fork_gen != gen) {
-        dsc_http *fresh = NULL;
-        if (make_http(p, &fresh) == 0) {
-            dsc_fork_graveyard(p->http);
-            p->http = fresh;
-            __atomic_store_n(&p->fork_gen, gen, __ATOMIC_RELEASE);
-        }
-    }
-    dsc_fork_remake_unlock();
-    return p->fork_gen == gen ? p->http : NULL;
+    return dsc_fork_ensure(&p->fork_gen, remake_http, p) ? NULL : p->http;
 }
 
 int dsc_peers_route(dsc_peers *p, const dsc_chunk_id *id)
@@ -115,7 +122,7 @@ int dsc_peers_route(dsc_peers *p, const dsc_chunk_id *id)
     size_t owner = dsc_ring_owner(p->ring, id);
     if ((int)owner == dsc_ring_self(p->ring))
         return -1;
-    int64_t until = __atomic_load_n(&p->st[owner].down_until_ms, __ATOMIC_RELAXED);
+    int64_t until = dsc_atomic_get(&p->st[owner].down_until_ms);
     if (until && dsc_now_ms() < until)
         return -1;
     return (int)owner;
@@ -126,12 +133,84 @@ static int peer_failed(dsc_peers *p, int peer, int code, const char *detail)
     const char *name = dsc_ring_peer(p->ring, (size_t)peer);
     bump(&p->errors, 1);
     if (p->o.backoff_ms > 0)
-        __atomic_store_n(&p->st[peer].down_until_ms,
-                         dsc_now_ms() + p->o.backoff_ms, __ATOMIC_RELAXED);
+        dsc_atomic_set(&p->st[peer].down_until_ms, dsc_now_ms() + p->o.backoff_ms);
     dsc_log_once(&p->st[peer].warned, DSC_LOG_WARN, "peer %s: %s; reading "
                  "from S3, skipping it for %ld ms (warned once)", name,
                  detail, p->o.backoff_ms);
     return dsc_fail(code, "peer %s: %s", name, detail);
+}
+
+/* The headers of a signed request, as curl wants them. */
+static int request_headers(const dsc_peer_signed *sig, struct curl_slist **out)
+{
+    const char *lines[] = { sig->bucket.data, sig->key.data, sig->etag.data,
+                            sig->size.data, sig->chunk.data, sig->time.data,
+                            sig->auth.data, "Accept:", "Expect:" };
+    for (size_t i = 0; i < DSC_ARRAY_LEN(lines); i++) {
+        struct curl_slist *t = curl_slist_append(*out, lines[i]);
+        if (!t)
+            return DSC_ENOMEM;
+        *out = t;
+    }
+    return 0;
+}
+
+/* Headers of the answer that carry its proof, in this order. */
+static const char *const ANSWER_HEADERS[] = { "X-Dsc-Xxh3", "X-Dsc-Sig", NULL };
+enum { ANSWER_XXH3, ANSWER_SIG };
+
+/* The peer answered something other than 200. */
+static int refused(dsc_peers *p, int peer, long status)
+{
+    char detail[160];
+    const char *why = status == 401 ? " (does DSC_PEER_SECRET match on every "
+                                      "node, and their clocks?)"
+                    : status == 502 ? " (its S3 read failed)" : "";
+    snprintf(detail, sizeof detail, "HTTP %ld%s", status, why);
+    if (status == 502) {
+        /* The peer is fine; S3 is not. Our own GET will say why. */
+        bump(&p->errors, 1);
+        return dsc_fail(DSC_EHTTP, "peer %s: %s",
+                        dsc_ring_peer(p->ring, (size_t)peer), detail);
+    }
+    return peer_failed(p, peer, status == 401 ? DSC_EACCESS : DSC_EHTTP, detail);
+}
+
+/* A 200: its signature must bind (our request, length, XXH3) and, for a
+ * GET, the body must be that long and hash to that XXH3. */
+static int check_answer(dsc_peers *p, int peer, const dsc_peer_signed *sig,
+                        const dsc_http_resp *rs, const void *buf, size_t len,
+                        const dsc_objref *obj, uint64_t index)
+{
+    const char *xxh_hex = rs->captured[ANSWER_XXH3];
+    const char *got_sig = rs->captured[ANSWER_SIG];
+    uint64_t want_xxh = 0, got_xxh = 0;
+    char *end = NULL, want_sig[65];
+    if (xxh_hex[0])
+        want_xxh = strtoull(xxh_hex, &end, 16);
+    int ok = end && !*end && strlen(xxh_hex) == 16 &&
+             dsc_peer_resp_sig(p->secret, sig->auth_hex, len, want_xxh,
+                               want_sig) == 0 &&
+             dsc_peer_hex_equal(want_sig, got_sig);
+    if (ok && buf) {
+        got_xxh = XXH3_64bits(buf, rs->received);
+        ok = rs->received == len && got_xxh == want_xxh;
+    }
+    if (ok) {
+        if (buf) {
+            bump(&p->hits, 1);
+            bump(&p->bytes, len);
+        }
+        return 0;
+    }
+    char detail[320];
+    snprintf(detail, sizeof detail, "answer for chunk %" PRIu64 " of "
+             "s3://%.40s/%.60s failed its check (%zu of %zu bytes, xxh3 "
+             "%016" PRIx64 " vs %.20s, signature %s)", index, obj->bucket,
+             obj->key, rs->received, len, got_xxh, xxh_hex,
+             got_sig[0] ? "present" : "missing");
+    bump(&p->bad_data, 1);
+    return peer_failed(p, peer, DSC_EPROTO, detail);
 }
 
 int dsc_peers_get(dsc_peers *p, int peer, const dsc_objref *obj,
@@ -149,74 +228,35 @@ int dsc_peers_get(dsc_peers *p, int peer, const dsc_objref *obj,
     if (rc)
         return rc;
     dsc_buf url = { 0 };
-    struct curl_slist *h = NULL, *t;
-    const char *lines[] = { sig.bucket.data, sig.key.data, sig.etag.data,
-                            sig.size.data, sig.chunk.data, sig.time.data,
-                            sig.auth.data, "Accept:", "Expect:" };
-    for (size_t i = 0; i < DSC_ARRAY_LEN(lines); i++) {
-        if (!(t = curl_slist_append(h, lines[i]))) {
-            rc = DSC_ENOMEM;
-            break;
-        }
-        h = t;
-    }
-    if (!rc && dsc_buf_printf(&url, "http://%s%s",
-                              dsc_ring_peer(p->ring, (size_t)peer), sig.path))
-        rc = DSC_ENOMEM;
-    dsc_http_req rq = { .method = head ? "HEAD" : "GET", .url = url.data,
-                        .headers = h, .buf = buf, .cap = len };
+    struct curl_slist *headers = NULL;
     dsc_http_resp rs = { 0 };
-    if (!rc && dsc_http_perform(http, &rq, &rs)) {
-        rc = peer_failed(p, peer, rs.curl_code == CURLE_OPERATION_TIMEDOUT
-                                      ? DSC_ETIMEDOUT : DSC_ENET,
-                         rs.overflow ? "answer longer than "
-                         "the chunk" : rs.curl_err);
+    rc = request_headers(&sig, &headers);
+    if (rc)
+        goto done;
+    dsc_buf_printf(&url, "http://%s%s", dsc_ring_peer(p->ring, (size_t)peer),
+                   sig.path);
+    if (dsc_buf_oom(&url)) {
+        rc = DSC_ENOMEM;
+        goto done;
+    }
+    dsc_http_req rq = { .method = head ? "HEAD" : "GET", .url = url.data,
+                        .headers = headers, .buf = buf, .cap = len,
+                        .capture = ANSWER_HEADERS };
+    if (dsc_http_perform(http, &rq, &rs)) {
         if (rs.overflow)
             bump(&p->bad_data, 1);
-    } else if (!rc && rs.status != 200) {
-        char detail[160];
-        const char *why = rs.status == 401 ? " (does DSC_PEER_SECRET match "
-                                             "on every node, and their clocks?)"
-                        : rs.status == 502 ? " (its S3 read failed)" : "";
-        snprintf(detail, sizeof detail, "HTTP %ld%s", rs.status, why);
-        if (rs.status == 502) {
-            /* The peer is fine; S3 is not. Our own GET will say why. */
-            bump(&p->errors, 1);
-            rc = dsc_fail(DSC_EHTTP, "peer %s: %s",
-                          dsc_ring_peer(p->ring, (size_t)peer), detail);
-        } else {
-            rc = peer_failed(p, peer, rs.status == 401 ? DSC_EACCESS : DSC_EHTTP,
-                             detail);
-        }
-    } else if (!rc) {
-        uint64_t want_xxh = 0, got_xxh = 0;
-        char *end = NULL, want_sig[65];
-        if (rs.dsc_xxh3[0])
-            want_xxh = strtoull(rs.dsc_xxh3, &end, 16);
-        int ok = end && !*end && strlen(rs.dsc_xxh3) == 16 &&
-                 dsc_peer_resp_sig(p->secret, sig.auth_hex, len, want_xxh,
-                                   want_sig) == 0 &&
-                 dsc_peer_hex_equal(want_sig, rs.dsc_sig);
-        if (ok && !head) {
-            got_xxh = XXH3_64bits(buf, rs.received);
-            ok = rs.received == len && got_xxh == want_xxh;
-        }
-        if (!ok) {
-            char detail[320];
-            snprintf(detail, sizeof detail, "answer for chunk %" PRIu64
-                     " of s3://%.40s/%.60s failed its check (%zu of %zu "
-                     "bytes, xxh3 %016" PRIx64 " vs %.20s, signature %s)",
-                     index, obj->bucket, obj->key, rs.received, len, got_xxh,
-                     rs.dsc_xxh3, rs.dsc_sig[0] ? "present" : "missing");
-            bump(&p->bad_data, 1);
-            rc = peer_failed(p, peer, DSC_EPROTO, detail);
-        } else if (!head) {
-            bump(&p->hits, 1);
-            bump(&p->bytes, len);
-        }
+        rc = peer_failed(p, peer, rs.curl_code == CURLE_OPERATION_TIMEDOUT
+                                      ? DSC_ETIMEDOUT : DSC_ENET,
+                         rs.overflow ? "answer longer than the chunk"
+                                     : rs.curl_err);
+    } else if (rs.status != 200) {
+        rc = refused(p, peer, rs.status);
+    } else {
+        rc = check_answer(p, peer, &sig, &rs, buf, len, obj, index);
     }
+done:
     dsc_http_resp_free(&rs);
-    curl_slist_free_all(h);
+    curl_slist_free_all(headers);
     dsc_buf_free(&url);
     dsc_peer_signed_free(&sig);
     return rc;
@@ -239,15 +279,55 @@ const char *dsc_peers_name(const dsc_peers *p, size_t i)
 
 void dsc_peers_stats(dsc_peers *p, dsc_stats *st)
 {
-    st->peer_hits = __atomic_load_n(&p->hits, __ATOMIC_RELAXED);
-    st->peer_bytes = __atomic_load_n(&p->bytes, __ATOMIC_RELAXED);
-    st->peer_errors = __atomic_load_n(&p->errors, __ATOMIC_RELAXED);
-    st->peer_bad_data = __atomic_load_n(&p->bad_data, __ATOMIC_RELAXED);
+    st->peer_hits = dsc_counter_get(&p->hits);
+    st->peer_bytes = dsc_counter_get(&p->bytes);
+    st->peer_errors = dsc_counter_get(&p->errors);
+    st->peer_bad_data = dsc_counter_get(&p->bad_data);
     int64_t now = dsc_now_ms();
     uint64_t down = 0;
     for (size_t i = 0; i < dsc_ring_size(p->ring); i++) {
-        int64_t u = __atomic_load_n(&p->st[i].down_until_ms, __ATOMIC_RELAXED);
+        int64_t u = dsc_atomic_get(&p->st[i].down_until_ms);
         down += u && now < u;
     }
     st->peers_down = down;
+}
+
+/* The first line of a secret file: kept out of the environment (and so
+ * out of /proc/PID/environ and crash reports). */
+static int read_secret_file(const char *path, char **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return dsc_fail(DSC_EIO, "cannot read peer secret file %s: %s", path,
+                        strerror(errno));
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && (sb.st_mode & 077))
+        dsc_log(DSC_LOG_WARN, "peer secret file %s is readable by others "
+                "(mode %o); chmod 600 it", path, (unsigned)(sb.st_mode & 0777));
+    close(fd);
+    if (n < 0)
+        return dsc_fail(DSC_EIO, "cannot read peer secret file %s: %s", path,
+                        strerror(errno));
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (!*buf)
+        return dsc_fail(DSC_EINVAL, "peer secret file %s is empty", path);
+    *out = dsc_strdup(buf);
+    memset(buf, 0, sizeof buf);
+    return *out ? 0 : DSC_ENOMEM;
+}
+
+int dsc_peer_secret(const char *given, char **out)
+{
+    *out = NULL;
+    const char *secret = given ? given : getenv("DSC_PEER_SECRET");
+    const char *file = getenv("DSC_PEER_SECRET_FILE");
+    if ((!secret || !*secret) && file && *file)
+        return read_secret_file(file, out);
+    if (!secret || !*secret)
+        return 0;
+    *out = dsc_strdup(secret);
+    return *out ? 0 : DSC_ENOMEM;
 }

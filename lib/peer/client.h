@@ -4,7 +4,7 @@
 #ifndef DSC_PEER_H
 #define DSC_PEER_H
 
-#include "cache/cache.h"
+#include "core/types.h"
 
 typedef struct dsc_peers dsc_peers;
 
@@ -36,6 +36,11 @@ int dsc_peers_get(dsc_peers *p, int peer, const dsc_objref *obj,
 int dsc_peers_keep_local(const dsc_peers *p);
 size_t dsc_peers_count(const dsc_peers *p);
 const char *dsc_peers_name(const dsc_peers *p, size_t i);
+
+/* The cluster's peer secret: given, else DSC_PEER_SECRET, else the first
+ * line of DSC_PEER_SECRET_FILE. *out NULL when there is none; caller
+ * frees (and should wipe) it. */
+int dsc_peer_secret(const char *given, char **out);
 
 /* Add this client's peer counters to st. */
 void dsc_peers_stats(dsc_peers *p, dsc_stats *st);

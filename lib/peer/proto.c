@@ -32,14 +32,14 @@ static int canonical(dsc_buf *out, int head, const char *path,
                      uint64_t size, uint32_t chunk_size, uint64_t index,
                      int64_t time)
 {
-    int rc = dsc_buf_printf(out, "dsc-peer-1\n%s\n%s\n%s\n",
-                            head ? "HEAD" : "GET", path, bucket);
-    rc |= dsc_uri_encode(out, key, strlen(key), 0);
-    rc |= dsc_buf_adds(out, "\n");
-    rc |= dsc_uri_encode(out, etag, strlen(etag), 0);
-    rc |= dsc_buf_printf(out, "\n%" PRIu64 "\n%" PRIu32 "\n%" PRIu64 "\n%" PRId64,
-                         size, chunk_size, index, time);
-    return rc ? DSC_ENOMEM : 0;
+    dsc_buf_printf(out, "dsc-peer-1\n%s\n%s\n%s\n", head ? "HEAD" : "GET",
+                   path, bucket);
+    dsc_uri_encode(out, key, strlen(key), 0);
+    dsc_buf_adds(out, "\n");
+    dsc_uri_encode(out, etag, strlen(etag), 0);
+    dsc_buf_printf(out, "\n%" PRIu64 "\n%" PRIu32 "\n%" PRIu64 "\n%" PRId64,
+                   size, chunk_size, index, time);
+    return dsc_buf_oom(out) ? DSC_ENOMEM : 0;
 }
 
 static int mac_hex(const char *secret, const dsc_buf *msg, char out[65])
@@ -168,16 +168,21 @@ int dsc_peer_sign(const char *secret, int head, const dsc_chunk_id *id,
     dsc_buf_free(&msg);
     if (rc)
         return rc;
-    rc = dsc_buf_printf(&out->bucket, "X-Dsc-Bucket: %s", bucket);
-    rc |= dsc_buf_adds(&out->key, "X-Dsc-Key: ");
-    rc |= dsc_uri_encode(&out->key, key, strlen(key), 0);
-    rc |= dsc_buf_adds(&out->etag, "X-Dsc-Etag: ");
-    rc |= dsc_uri_encode(&out->etag, etag, strlen(etag), 0);
-    rc |= dsc_buf_printf(&out->size, "X-Dsc-Size: %" PRIu64, size);
-    rc |= dsc_buf_printf(&out->chunk, "X-Dsc-Chunk: %" PRIu32 "/%" PRIu64,
-                         chunk_size, index);
-    rc |= dsc_buf_printf(&out->time, "X-Dsc-Time: %" PRId64, now);
-    rc |= dsc_buf_printf(&out->auth, "X-Dsc-Auth: %s", out->auth_hex);
+    dsc_buf_printf(&out->bucket, "X-Dsc-Bucket: %s", bucket);
+    dsc_buf_adds(&out->key, "X-Dsc-Key: ");
+    dsc_uri_encode(&out->key, key, strlen(key), 0);
+    dsc_buf_adds(&out->etag, "X-Dsc-Etag: ");
+    dsc_uri_encode(&out->etag, etag, strlen(etag), 0);
+    dsc_buf_printf(&out->size, "X-Dsc-Size: %" PRIu64, size);
+    dsc_buf_printf(&out->chunk, "X-Dsc-Chunk: %" PRIu32 "/%" PRIu64,
+                   chunk_size, index);
+    dsc_buf_printf(&out->time, "X-Dsc-Time: %" PRId64, now);
+    dsc_buf_printf(&out->auth, "X-Dsc-Auth: %s", out->auth_hex);
+    const dsc_buf *lines[] = { &out->bucket, &out->key, &out->etag, &out->size,
+                               &out->chunk, &out->time, &out->auth };
+    for (size_t i = 0; i < DSC_ARRAY_LEN(lines); i++)
+        if (dsc_buf_oom(lines[i]))
+            rc = DSC_ENOMEM;
     if (rc) {
         dsc_peer_signed_free(out);
         return DSC_ENOMEM;

@@ -16,7 +16,7 @@
 #define DSC_PEER_PROTO_H
 
 #include "core/common.h"
-#include "cache/index.h"
+#include "core/types.h"
 
 #define DSC_PEER_PREFIX "/v1/chunk/"
 #define DSC_PEER_MAX_KEY 1024          /* S3's limit, in bytes */

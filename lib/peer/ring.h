@@ -3,7 +3,7 @@
 #ifndef DSC_RING_H
 #define DSC_RING_H
 
-#include "cache/index.h"
+#include "core/types.h"
 
 typedef struct dsc_ring dsc_ring;
 

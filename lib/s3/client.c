@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "core/atomic.h"
 #include "s3/client.h"
 #include "net/sigv4.h"
 
@@ -14,23 +15,23 @@ struct dsc_s3 {
     dsc_creds creds;
     int max_retries;
     long retry_base_ms, retry_max_ms;
-    dsc_s3_counters n;   /* updated with __atomic builtins */
+    dsc_s3_counters n;   /* counters (core/atomic.h), any thread */
 };
 
 static void count(uint64_t *c, uint64_t v)
 {
-    __atomic_fetch_add(c, v, __ATOMIC_RELAXED);
+    dsc_counter_add(c, v);
 }
 
 void dsc_s3_counters_get(dsc_s3 *s3, dsc_s3_counters *out)
 {
-    out->requests = __atomic_load_n(&s3->n.requests, __ATOMIC_RELAXED);
-    out->gets = __atomic_load_n(&s3->n.gets, __ATOMIC_RELAXED);
-    out->heads = __atomic_load_n(&s3->n.heads, __ATOMIC_RELAXED);
-    out->lists = __atomic_load_n(&s3->n.lists, __ATOMIC_RELAXED);
-    out->retries = __atomic_load_n(&s3->n.retries, __ATOMIC_RELAXED);
-    out->bytes = __atomic_load_n(&s3->n.bytes, __ATOMIC_RELAXED);
-    out->get_bytes = __atomic_load_n(&s3->n.get_bytes, __ATOMIC_RELAXED);
+    out->requests = dsc_counter_get(&s3->n.requests);
+    out->gets = dsc_counter_get(&s3->n.gets);
+    out->heads = dsc_counter_get(&s3->n.heads);
+    out->lists = dsc_counter_get(&s3->n.lists);
+    out->retries = dsc_counter_get(&s3->n.retries);
+    out->bytes = dsc_counter_get(&s3->n.bytes);
+    out->get_bytes = dsc_counter_get(&s3->n.get_bytes);
 }
 
 int dsc_s3_new(const dsc_config *cfg, const dsc_creds *creds, dsc_s3 **out)
@@ -500,7 +501,7 @@ int dsc_s3_get_first(dsc_s3 *s3, const char *bucket, const char *key,
         if (!*etag)
             rc = DSC_ENOMEM;
     } else if (rs.status == 416) {
-        rc = DSC_E_EMPTY_RANGE;   /* an empty object: ask with HEAD */
+        rc = DSC_EMPTY_RANGE;   /* an empty object: ask with HEAD */
     }
     dsc_http_resp_free(&rs);
     return rc;

@@ -29,9 +29,8 @@ int dsc_s3_get(dsc_s3 *s3, const char *bucket, const char *key,
 
 /* GET the first max_len bytes of an object whose size and ETag are not
  * known yet (saves the HEAD): *obj_size and *etag (caller frees) come from
- * the answer, *got bytes are in buf. DSC_E_EMPTY_RANGE for an empty
+ * the answer, *got bytes are in buf. DSC_EMPTY_RANGE for an empty
  * object (S3 refuses any range of it). */
-#define DSC_E_EMPTY_RANGE (-1000)
 int dsc_s3_get_first(dsc_s3 *s3, const char *bucket, const char *key,
                      size_t max_len, void *buf, uint64_t *obj_size,
                      char **etag, size_t *got);

@@ -105,7 +105,7 @@ static int present(dsc_index *ix, unsigned n)
     dsc_chunk_id id = mkid(n);
     dsc_chunk_rec r;
     int rc = dsc_index_get(ix, &id, &r);
-    if (rc < 0)
+    if (rc < 0 && rc != DSC_ABSENT)
         fail_msg("dsc_index_get: %d (%s)", rc, dsc_errmsg());
     return rc == 0;
 }
@@ -232,7 +232,7 @@ static void test_get_absent(void **state)
     fixture *f = *state;
     dsc_chunk_id id = mkid(42);
     dsc_chunk_rec r;
-    assert_int_equal(dsc_index_get(f->ix, &id, &r), 1);
+    assert_int_equal(dsc_index_get(f->ix, &id, &r), DSC_ABSENT);
 }
 
 static void test_insert_then_get(void **state)
@@ -254,7 +254,7 @@ static void test_insert_then_get(void **state)
     /* A neighbour id is still absent. */
     dsc_chunk_id other = id;
     other.b[0] ^= 1;
-    assert_int_equal(dsc_index_get(f->ix, &other, &out), 1);
+    assert_int_equal(dsc_index_get(f->ix, &other, &out), DSC_ABSENT);
 }
 
 static void test_insert_existing_keeps_old(void **state)
@@ -262,7 +262,7 @@ static void test_insert_existing_keeps_old(void **state)
     fixture *f = *state;
     ins_args a = { .cap = 1000 };
     assert_int_equal(ins(f->ix, 5, 100, 1, 500, &a), 0);
-    assert_int_equal(ins(f->ix, 5, 300, 2, 900, &a), 2);
+    assert_int_equal(ins(f->ix, 5, 300, 2, 900, &a), DSC_EXISTS);
     dsc_chunk_id id = mkid(5);
     dsc_chunk_rec r;
     assert_int_equal(dsc_index_get(f->ix, &id, &r), 0);
@@ -392,7 +392,7 @@ static void test_too_big_not_admitted(void **state)
     assert_int_equal(ins(f->ix, 1, 100, 101, 1000, &a), 0);
     assert_int_equal(ins(f->ix, 2, 100, 102, 2000, &a), 0);
     dsc_index_info before = info(f->ix);
-    assert_int_equal(ins(f->ix, 3, 301, 103, 3000, &a), 1);
+    assert_int_equal(ins(f->ix, 3, 301, 103, 3000, &a), DSC_NOT_ADMITTED);
     assert_int_equal(a.nvictims, 0);
     assert_false(present(f->ix, 3));
     assert_true(present(f->ix, 1));
@@ -426,7 +426,7 @@ static void test_max_victims_too_small(void **state)
     for (size_t max = 0; max < 3; max++) {
         ins_args s = { .cap = 300, .policy = DSC_POLICY_LRU,
                        .v = max ? v : NULL, .max_victims = max };
-        assert_int_equal(ins(f->ix, 9, 250, 109, 9000, &s), 1);
+        assert_int_equal(ins(f->ix, 9, 250, 109, 9000, &s), DSC_NOT_ADMITTED);
         assert_int_equal(s.nvictims, 0);
         assert_true(present(f->ix, 1));
         assert_true(present(f->ix, 2));
@@ -468,7 +468,7 @@ static void test_minio_refuses_while_fresh(void **state)
     assert_int_equal(ins(f->ix, 3, 100, 103, now - 1000, &a), 0);
 
     for (unsigned n = 4; n < 7; n++) {
-        assert_int_equal(ins(f->ix, n, 100, 100 + n, now, &a), 1);
+        assert_int_equal(ins(f->ix, n, 100, 100 + n, now, &a), DSC_NOT_ADMITTED);
         assert_int_equal(a.nvictims, 0);
         assert_false(present(f->ix, n));
     }
@@ -506,7 +506,7 @@ static void test_minio_evicts_idle_entries(void **state)
     assert_int_equal(ins(f->ix, 5, 100, 105, now, &a), 0);
     assert_int_equal(a.nvictims, 1);
     assert_victim(&v[0], 1, 101);
-    assert_int_equal(ins(f->ix, 6, 100, 106, now, &a), 1);
+    assert_int_equal(ins(f->ix, 6, 100, 106, now, &a), DSC_NOT_ADMITTED);
     assert_int_equal(a.nvictims, 0);
     assert_true(present(f->ix, 3));
     assert_true(present(f->ix, 4));
@@ -530,7 +530,7 @@ static void test_minio_needs_all_victims_idle(void **state)
     assert_int_equal(ins(f->ix, 3, 100, 103, now - 500, &a), 0);
     /* 150 bytes would need the idle 1 and the fresh 2: refused, and the
      * idle one is not deleted either. */
-    assert_int_equal(ins(f->ix, 4, 150, 104, now, &a), 1);
+    assert_int_equal(ins(f->ix, 4, 150, 104, now, &a), DSC_NOT_ADMITTED);
     assert_int_equal(a.nvictims, 0);
     assert_true(present(f->ix, 1));
     assert_true(present(f->ix, 2));
@@ -613,8 +613,8 @@ static void test_node_counters(void **state)
     assert_int_equal(ins(f->ix, 1, 100, 101, 1000, &a), 0);
     assert_int_equal(ins(f->ix, 2, 100, 102, 2000, &a), 0);
     assert_int_equal(ins(f->ix, 3, 100, 103, 3000, &a), 0);   /* evicts 1 */
-    assert_int_equal(ins(f->ix, 4, 500, 104, 4000, &a), 1);   /* too big */
-    assert_int_equal(ins(f->ix, 2, 100, 999, 5000, &a), 2);   /* present */
+    assert_int_equal(ins(f->ix, 4, 500, 104, 4000, &a), DSC_NOT_ADMITTED);   /* too big */
+    assert_int_equal(ins(f->ix, 2, 100, 999, 5000, &a), DSC_EXISTS);   /* present */
 
     dsc_chunk_id ids[3] = { mkid(2), mkid(3), mkid(77) };
     assert_int_equal(dsc_index_touch(f->ix, ids, 3, 6000, 5, 2), 0);
@@ -632,7 +632,7 @@ static void test_node_counters(void **state)
 
     /* Touching an absent id did not create it. */
     dsc_chunk_rec r;
-    assert_int_equal(dsc_index_get(f->ix, &ids[2], &r), 1);
+    assert_int_equal(dsc_index_get(f->ix, &ids[2], &r), DSC_ABSENT);
     assert_int_equal(dsc_index_get(f->ix, &ids[0], &r), 0);
     assert_int_equal(r.atime_ms, 6000);
 
@@ -686,7 +686,7 @@ static void test_meta_round_trip(void **state)
     assert_int_equal(dsc_index_meta_del(f->ix, "my-bucket", "dir/obj one.bin"),
                      0);
     assert_int_equal(dsc_index_meta_get(f->ix, "my-bucket", "dir/obj one.bin",
-                                        &size, got, sizeof got, &fetched), 1);
+                                        &size, got, sizeof got, &fetched), DSC_ABSENT);
     assert_int_equal(dsc_index_meta_del(f->ix, "my-bucket", "dir/obj one.bin"),
                      0);
     /* The others are untouched. */
@@ -700,7 +700,7 @@ static void test_meta_missing_key(void **state)
     uint64_t size = 42, fetched = 43;
     char got[64] = "unchanged";
     assert_int_equal(dsc_index_meta_get(f->ix, "bucket", "nope", &size, got,
-                                        sizeof got, &fetched), 1);
+                                        sizeof got, &fetched), DSC_ABSENT);
     assert_int_equal(size, 42);
     assert_int_equal(fetched, 43);
     assert_string_equal(got, "unchanged");
@@ -716,7 +716,7 @@ static void test_meta_etag_buffer_too_small(void **state)
     memset(got, '#', sizeof got);
     /* No room for the terminator: not served, and nothing written past. */
     assert_int_equal(dsc_index_meta_get(f->ix, "b", "k", &size, got, 12,
-                                        &fetched), 1);
+                                        &fetched), DSC_ABSENT);
     for (size_t i = 12; i < sizeof got; i++)
         assert_int_equal(got[i], '#');
     assert_int_equal(dsc_index_meta_get(f->ix, "b", "k", &size, got, 13,
@@ -747,7 +747,7 @@ static void test_meta_long_names_not_cached(void **state)
         dsc_clear_error();
         assert_int_equal(dsc_index_meta_put(f->ix, "b", key, 2, "\"f\"", 2), 0);
         assert_int_equal(dsc_index_meta_get(f->ix, "b", key, &size, got,
-                                            sizeof got, &fetched), 1);
+                                            sizeof got, &fetched), DSC_ABSENT);
         assert_int_equal(dsc_index_meta_del(f->ix, "b", key), 0);
     }
     /* A long bucket counts as well. */
@@ -756,7 +756,7 @@ static void test_meta_long_names_not_cached(void **state)
     bucket[599] = '\0';
     assert_int_equal(dsc_index_meta_put(f->ix, bucket, "k", 3, "\"g\"", 3), 0);
     assert_int_equal(dsc_index_meta_get(f->ix, bucket, "k", &size, got,
-                                        sizeof got, &fetched), 1);
+                                        sizeof got, &fetched), DSC_ABSENT);
     /* The 511-byte entry is still there and intact. */
     memset(key, 'k', 509);
     key[509] = '\0';

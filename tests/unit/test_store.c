@@ -269,7 +269,7 @@ static void test_read_whole_and_part(void **state)
 
     /* Asking beyond the recorded size is refused, not read. */
     assert_int_equal(dsc_store_read(st2, &id, &rec, buf, len - 10, 11,
-                                    scratch), DSC_STORE_CORRUPT);
+                                    scratch), DSC_CORRUPT);
 
     dsc_store_free(st2);
     free(buf);
@@ -300,13 +300,13 @@ static void test_changed_bytes_corrupt(void **state)
     dsc_store *st2 = NULL;
     assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
     assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, len, NULL),
-                     DSC_STORE_CORRUPT);
+                     DSC_CORRUPT);
     /* A part far from the damage is refused as well: the whole chunk is
      * checked, and a bad file is never kept open as good. */
     assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, 10, scratch),
-                     DSC_STORE_CORRUPT);
+                     DSC_CORRUPT);
     assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, len, NULL),
-                     DSC_STORE_CORRUPT);
+                     DSC_CORRUPT);
     dsc_store_free(st2);
     free(buf);
     free(scratch);
@@ -330,13 +330,13 @@ static void test_wrong_size_corrupt(void **state)
     /* Truncated by one byte (the read wanted is fully before the cut). */
     assert_int_equal(truncate(path, (off_t)len - 1), 0);
     assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
-                     DSC_STORE_CORRUPT);
+                     DSC_CORRUPT);
     assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, 100, scratch),
-                     DSC_STORE_CORRUPT);
+                     DSC_CORRUPT);
     /* Truncated to nothing. */
     assert_int_equal(truncate(path, 0), 0);
     assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
-                     DSC_STORE_CORRUPT);
+                     DSC_CORRUPT);
     /* Longer than recorded, with the right prefix. */
     int fd = open(path, O_WRONLY | O_TRUNC);
     assert_true(fd >= 0);
@@ -344,7 +344,7 @@ static void test_wrong_size_corrupt(void **state)
     assert_int_equal(write(fd, "x", 1), 1);
     close(fd);
     assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
-                     DSC_STORE_CORRUPT);
+                     DSC_CORRUPT);
     /* Restored: good again. */
     assert_int_equal(truncate(path, (off_t)len), 0);
     assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL), 0);
@@ -364,19 +364,19 @@ static void test_missing_file(void **state)
                           .seq = 1 };
     dsc_chunk_id id = mkid(6);
     assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
-                     DSC_STORE_MISSING);
+                     DSC_ABSENT);
     /* Published under another seq: still missing for this record. */
     dsc_chunk_rec real;
     put_chunk(f->st, 6, data, len, 2, &real);
     assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, 10, scratch),
-                     DSC_STORE_MISSING);
+                     DSC_ABSENT);
     assert_int_equal(dsc_store_read(f->st, &id, &real, buf, 0, len, NULL), 0);
     /* Unlinked (evicted) before any read by a new store. */
     dsc_store_unlink(f->st, &id, 2);
     dsc_store *st2 = NULL;
     assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
     assert_int_equal(dsc_store_read(st2, &id, &real, buf, 0, len, NULL),
-                     DSC_STORE_MISSING);
+                     DSC_ABSENT);
     dsc_store_free(st2);
     free(data);
 }
@@ -413,9 +413,9 @@ static void test_open_file_cache_serves_second_read(void **state)
     /* Forgotten: the store goes back to the (absent) file. */
     dsc_store_forget(f->st, &id);
     assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
-                     DSC_STORE_MISSING);
+                     DSC_ABSENT);
     assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 100, 200, scratch),
-                     DSC_STORE_MISSING);
+                     DSC_ABSENT);
     free(buf);
     free(scratch);
     free(data);

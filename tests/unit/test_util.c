@@ -223,7 +223,7 @@ static void test_strerror_distinct(void **state)
         DSC_ESERVER, DSC_EPROTO, DSC_ECHANGED, DSC_EIO, DSC_ECANCELED,
         DSC_EHTTP, DSC_EAGAIN, DSC_ENOCACHE,
     };
-    const char *unknown = dsc_strerror(-1000);
+    const char *unknown = dsc_strerror(-999);
     assert_string_equal(unknown, "unknown error");
     for (size_t i = 0; i < DSC_ARRAY_LEN(codes); i++) {
         const char *s = dsc_strerror(codes[i]);
@@ -241,9 +241,67 @@ static void test_strerror_distinct(void **state)
 static void test_strerror_unknown(void **state)
 {
     (void)state;
-    static const int codes[] = { 1, 2, -99, -1000, 100, -100, INT_MIN, INT_MAX };
+    static const int codes[] = { 1, 2, -99, -999, -1100, 100, -100, INT_MIN,
+                                 INT_MAX };
     for (size_t i = 0; i < DSC_ARRAY_LEN(codes); i++)
         assert_string_equal(dsc_strerror(codes[i]), "unknown error");
+}
+
+/* Out of memory is sticky: once an append failed, later ones change
+ * nothing and fail, reset keeps the mark, free clears it. */
+static void test_buf_oom_sticky(void **state)
+{
+    (void)state;
+    dsc_buf b = { 0 };
+    assert_int_equal(dsc_buf_adds(&b, "ok"), 0);
+    assert_false(dsc_buf_oom(&b));
+    b.oom = 1;   /* as a failed realloc leaves it */
+    assert_int_equal(dsc_buf_adds(&b, "more"), DSC_ENOMEM);
+    assert_int_equal(dsc_buf_printf(&b, "%d", 42), DSC_ENOMEM);
+    assert_int_equal(dsc_buf_add(&b, "x", 1), DSC_ENOMEM);
+    assert_string_equal(b.data, "ok");
+    dsc_buf_reset(&b);
+    assert_true(dsc_buf_oom(&b));
+    assert_int_equal(dsc_buf_adds(&b, "again"), DSC_ENOMEM);
+    dsc_buf_free(&b);
+    assert_false(dsc_buf_oom(&b));
+    assert_int_equal(dsc_buf_adds(&b, "fresh"), 0);
+    assert_string_equal(b.data, "fresh");
+    dsc_buf_free(&b);
+}
+
+/* Internal outcomes sit in their reserved range, apart from every public
+ * code, each with its own name; one leaked out says what it is. */
+static void test_outcomes_reserved(void **state)
+{
+    (void)state;
+    static const int outcomes[] = { DSC_ABSENT, DSC_EXISTS, DSC_NOT_ADMITTED,
+                                    DSC_CORRUPT, DSC_EMPTY_RANGE };
+    for (size_t i = 0; i < DSC_ARRAY_LEN(outcomes); i++) {
+        int o = outcomes[i];
+        assert_true(dsc_is_outcome(o));
+        assert_true(o <= DSC_OUTCOME_FIRST && o >= DSC_OUTCOME_LAST);
+        assert_non_null(dsc_outcome_name(o));
+        assert_non_null(strstr(dsc_strerror(o), "internal outcome"));
+        for (size_t j = 0; j < i; j++) {
+            assert_int_not_equal(o, outcomes[j]);
+            assert_string_not_equal(dsc_outcome_name(o),
+                                    dsc_outcome_name(outcomes[j]));
+        }
+    }
+    /* Every value of the range is named: no hole a bare number could use. */
+    for (int o = DSC_OUTCOME_FIRST; o >= DSC_OUTCOME_LAST; o--)
+        assert_non_null(dsc_outcome_name(o));
+    static const int public_codes[] = {
+        DSC_OK, DSC_EINVAL, DSC_ENOMEM, DSC_EURL, DSC_ENOTFOUND,
+        DSC_EACCESS, DSC_ECREDS, DSC_ETIMEDOUT, DSC_ENET, DSC_ETHROTTLED,
+        DSC_ESERVER, DSC_EPROTO, DSC_ECHANGED, DSC_EIO, DSC_ECANCELED,
+        DSC_EHTTP, DSC_EAGAIN, DSC_ENOCACHE,
+    };
+    for (size_t i = 0; i < DSC_ARRAY_LEN(public_codes); i++) {
+        assert_false(dsc_is_outcome(public_codes[i]));
+        assert_null(dsc_outcome_name(public_codes[i]));
+    }
 }
 
 /* ---- dsc_config_init ---------------------------------------------------- */
@@ -393,6 +451,8 @@ int main(void)
         cmocka_unit_test(test_rand_below_covers_range),
         cmocka_unit_test(test_strerror_distinct),
         cmocka_unit_test(test_strerror_unknown),
+        cmocka_unit_test(test_outcomes_reserved),
+        cmocka_unit_test(test_buf_oom_sticky),
         T(test_config_bad_version),
         T(test_config_defaults),
         T(test_config_env_max_retries),

@@ -1,0 +1,56 @@
+/* The node cache's insides, shared by the files of cache/ only:
+ * cache.c (life cycle, stats, sweeping), read.c (the read path) and
+ * meta.c (object metadata). */
+#ifndef DSC_CACHE_INTERNAL_H
+#define DSC_CACHE_INTERNAL_H
+
+#include <pthread.h>
+#include "cache/cache.h"
+#include "cache/store.h"
+#include "core/atomic.h"
+
+#define DSC_TOUCH_BATCH 256
+#define DSC_POOL_MAX 16
+
+typedef struct dsc_cache_counters {
+    uint64_t hits, misses, bytes_cache, evictions, corrupt, errors,
+             not_admitted, meta_hits;
+} dsc_cache_counters;
+
+struct dsc_cache {
+    /* Set at open, read-only after. */
+    dsc_cache_opts o;
+    char *dir;
+    struct dsc_peers *peers;       /* not owned; NULL: no peers */
+
+    /* Per process: re-made by dsc_cache_ensure_process() after fork(). */
+    unsigned fork_gen;
+    dsc_index *ix;
+    dsc_store *store;
+
+    /* Guarded by lock (a leaf lock: nothing else is taken under it). */
+    pthread_mutex_t lock;
+    void *pool[DSC_POOL_MAX];      /* spare chunk buffers */
+    int npool;
+    dsc_chunk_id touched[DSC_TOUCH_BATCH];   /* accesses not yet written */
+    size_t ntouched;
+    uint64_t pending_hits, pending_misses;
+    int64_t last_flush_ms;
+
+    /* Counters (core/atomic.h) and once-flags (dsc_log_once), any thread. */
+    dsc_cache_counters n;
+    int warned_write, warned_corrupt;
+};
+
+/* This process's index, store and locks: 0, or the error re-making them
+ * after fork() (then the cache must not be used by this call). */
+int dsc_cache_ensure_process(dsc_cache *c);
+
+/* A chunk-sized scratch buffer (NULL when out of memory) and back. */
+void *dsc_cache_pool_get(dsc_cache *c);
+void dsc_cache_pool_put(dsc_cache *c, void *p);
+
+/* Remember an access (id NULL: a miss) for the batched index update. */
+void dsc_cache_note_access(dsc_cache *c, const dsc_chunk_id *id, int hit);
+
+#endif

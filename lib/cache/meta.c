@@ -1,0 +1,69 @@
+/* Object metadata in the node index. */
+#include <string.h>
+#include "cache/internal.h"
+#include "cache/meta.h"
+
+/* The index holding metadata, NULL when none is kept (no cache, a TTL of
+ * 0, or a child that could not re-make its cache). */
+static dsc_index *meta_index(dsc_cache *c)
+{
+    return c && c->o.meta_ttl_ms > 0 ? dsc_cache_index(c) : NULL;
+}
+
+int dsc_meta_cached(dsc_cache *c, const char *bucket, const char *key,
+                    uint64_t *size, char **etag)
+{
+    dsc_index *ix = meta_index(c);
+    char tag[256];
+    uint64_t sz, fetched, now = dsc_wall_ms();
+    if (!ix || dsc_index_meta_get(ix, bucket, key, &sz, tag, sizeof tag,
+                                  &fetched) != 0 ||
+        fetched > now || now - fetched >= (uint64_t)c->o.meta_ttl_ms)
+        return DSC_ABSENT;
+    *size = sz;
+    *etag = dsc_strdup(tag);
+    dsc_counter_add(&c->n.meta_hits, 1);
+    return *etag ? 0 : DSC_ENOMEM;
+}
+
+int dsc_meta_stat(dsc_cache *c, dsc_s3 *s3, const char *bucket,
+                  const char *key, uint64_t *size, char **etag)
+{
+    int rc = dsc_meta_cached(c, bucket, key, size, etag);
+    if (rc != DSC_ABSENT)
+        return rc;
+    rc = dsc_s3_head(s3, bucket, key, size, etag);
+    if (!rc)
+        dsc_meta_remember(c, bucket, key, *size, *etag);
+    return rc;
+}
+
+void dsc_meta_remember(dsc_cache *c, const char *bucket, const char *key,
+                       uint64_t size, const char *etag)
+{
+    dsc_meta_entry e = { key, size, etag };
+    dsc_meta_remember_many(c, bucket, &e, 1);
+}
+
+void dsc_meta_remember_many(dsc_cache *c, const char *bucket,
+                            const dsc_meta_entry *e, size_t n)
+{
+    dsc_index *ix = meta_index(c);
+    if (!ix || n == 0)
+        return;
+    dsc_errsave saved;
+    dsc_err_save(&saved);
+    dsc_index_meta_put_many(ix, bucket, e, n, dsc_wall_ms());
+    dsc_err_restore(&saved);
+}
+
+void dsc_meta_forget(dsc_cache *c, const char *bucket, const char *key)
+{
+    dsc_index *ix = c ? dsc_cache_index(c) : NULL;
+    if (!ix)
+        return;
+    dsc_errsave saved;
+    dsc_err_save(&saved);
+    dsc_index_meta_del(ix, bucket, key);
+    dsc_err_restore(&saved);
+}

@@ -1,0 +1,371 @@
+/* The read path through the node cache.
+ *
+ * For each chunk a read touches: look it up in the index and read it from
+ * its file (checked against its XXH3 on first use); on a miss, ask the
+ * owner node when another node owns it; else take the chunk's
+ * single-flight lock, look again (another thread or process may have
+ * fetched it meanwhile), else GET it from S3, write it to a new file,
+ * commit it to the index (evicting by policy) and rename the file into
+ * place. Cache trouble of any kind never fails a read: the bytes then come
+ * from S3. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include "cache/flight.h"
+#include "cache/internal.h"
+#include "core/log.h"
+#include "peer/client.h"
+
+#define MAX_VICTIMS 4096
+
+static void bump(uint64_t *c, uint64_t v)
+{
+    dsc_counter_add(c, v);
+}
+
+/* The lock an object's first fetch holds while its size and ETag (and so
+ * its chunk ids) are not known yet: a prefetch that GETs chunk 0 without
+ * a HEAD holds it, and a reader missing chunk 0 takes it too, so the two
+ * share one GET. */
+static int first_fetch_id(const char *bucket, const char *key,
+                          dsc_chunk_id *out)
+{
+    dsc_objref o = { bucket, key, "", 0 };
+    return dsc_chunk_id_make(&o, 0, 0, out);
+}
+
+int dsc_cache_first_lock(dsc_cache *c, const char *bucket, const char *key)
+{
+    dsc_chunk_id fid;
+    if (dsc_cache_ensure_process(c) || first_fetch_id(bucket, key, &fid))
+        return -1;
+    return dsc_flight_lock(dsc_index_flight(c->ix), &fid,
+                           c->o.flight_timeout_ms);
+}
+
+void dsc_cache_first_unlock(dsc_cache *c, int stripe)
+{
+    dsc_flight_unlock(dsc_index_flight(c->ix), stripe);
+}
+
+static void drop_bad(dsc_cache *c, const dsc_chunk_id *id, uint64_t seq,
+                     int why, const dsc_objref *obj, uint64_t index)
+{
+    dsc_store_forget(c->store, id);
+    if (why == DSC_CORRUPT) {
+        bump(&c->n.corrupt, 1);
+        dsc_log_once(&c->warned_corrupt, DSC_LOG_WARN,
+                     "cache: chunk %llu of s3://%s/%s failed its check; "
+                     "dropped and fetched again",
+                     (unsigned long long)index, obj->bucket, obj->key);
+        dsc_index_remove(c->ix, id, seq, 1);
+        dsc_store_unlink(c->store, id, seq);
+    } else {
+        dsc_index_remove(c->ix, id, seq, 0);
+    }
+}
+
+/* One part of a chunk: which chunk, where it starts and how long it is,
+ * and the slice [off, off+len) the caller wants into dst (NULL: only make
+ * sure the chunk is cached). */
+typedef struct part {
+    const dsc_objref *obj;
+    uint64_t index;
+    dsc_chunk_id id;
+    size_t chunk_len;
+    void *dst;
+    size_t off, len;
+} part;
+
+static int part_whole(const part *p)
+{
+    return p->dst && p->off == 0 && p->len == p->chunk_len;
+}
+
+/* Try the cache for one part: 0 when served, DSC_ABSENT when not there.
+ * A missing file outside the flight lock may just not be renamed yet;
+ * only the lock holder (drop_missing) may conclude it is gone. */
+static int try_cached(dsc_cache *c, const part *p, int drop_missing)
+{
+    dsc_chunk_rec rec;
+    int rc = dsc_index_get(c->ix, &p->id, &rec);
+    if (rc != 0 || rec.size != p->chunk_len)
+        return DSC_ABSENT;
+    if (!p->dst)
+        return 0;   /* only asked whether it is cached */
+    void *scratch = part_whole(p) ? NULL : dsc_cache_pool_get(c);
+    if (!scratch && !part_whole(p))
+        return DSC_ABSENT;
+    rc = dsc_store_read(c->store, &p->id, &rec, p->dst, p->off, p->len,
+                        scratch);
+    dsc_cache_pool_put(c, scratch);
+    if (rc == 0)
+        return 0;
+    if (rc == DSC_CORRUPT || (rc == DSC_ABSENT && drop_missing))
+        drop_bad(c, &p->id, rec.seq, rc, p->obj, p->index);
+    return DSC_ABSENT;
+}
+
+static void count_hit(dsc_cache *c, const part *p)
+{
+    if (!p->dst)
+        return;
+    bump(&c->n.hits, 1);
+    bump(&c->n.bytes_cache, p->len);
+    dsc_cache_note_access(c, &p->id, 1);
+}
+
+/* Evict what the index chose: forget open files, unlink, count. */
+static void unlink_victims(dsc_cache *c, const dsc_admit *ad)
+{
+    for (size_t i = 0; i < ad->nvictims; i++) {
+        if (ad->victims[i].seq) {
+            dsc_store_forget(c->store, &ad->victims[i].id);
+            dsc_store_unlink(c->store, &ad->victims[i].id, ad->victims[i].seq);
+            bump(&c->n.evictions, 1);
+        }
+    }
+}
+
+/* Write, commit, publish one chunk. Cache trouble is not the read's
+ * error: it is counted and logged once, and this thread's error detail is
+ * what it was before. */
+static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
+                        const void *data, size_t len)
+{
+    dsc_buf tmp = { 0 };
+    dsc_errsave saved;
+    dsc_err_save(&saved);
+    dsc_victim victims[64];
+    dsc_admit ad = { .cap = c->o.cap, .policy = c->o.policy,
+                     .idle_ms = (uint64_t)c->o.idle_sec * 1000,
+                     .victims = victims, .max_victims = DSC_ARRAY_LEN(victims) };
+    int rc = dsc_store_write_tmp(c->store, data, len, &tmp);
+    if (rc)
+        goto done;
+    uint64_t now = dsc_wall_ms();
+    dsc_chunk_rec rec = {
+        .size = len, .xxh = XXH3_64bits(data, len),
+        .seq = dsc_rand_below(UINT64_MAX - 1) + 1,
+        .atime_ms = now, .ctime_ms = now,
+    };
+    /* Many small entries may have to go for one large one. */
+    dsc_victim *many = len > 64 * 1024 ? malloc(MAX_VICTIMS * sizeof *many) : NULL;
+    if (many) {
+        ad.victims = many;
+        ad.max_victims = MAX_VICTIMS;
+    }
+    rc = dsc_index_insert(c->ix, id, &rec, &ad);
+    if (rc == 0) {
+        rc = dsc_store_publish(c->store, tmp.data, id, rec.seq);
+        if (rc)
+            dsc_index_remove(c->ix, id, rec.seq, 0);
+        else
+            dsc_store_adopt(c->store, id, rec.seq, len);
+    } else {
+        unlink(tmp.data);
+    }
+    unlink_victims(c, &ad);
+    free(many);
+done:
+    if (rc == DSC_NOT_ADMITTED) {
+        bump(&c->n.not_admitted, 1);
+    } else if (rc && rc != DSC_EXISTS) {
+        bump(&c->n.errors, 1);
+        dsc_log_once(&c->warned_write, DSC_LOG_WARN, "cache: %s; reading "
+                     "from S3 without caching", dsc_errmsg());
+    }
+    dsc_buf_free(&tmp);
+    dsc_err_restore(&saved);
+}
+
+/* A chunk from its owner node into the part (or, without dst, only onto
+ * the owner's disk); kept here too when the setting says so. */
+static int from_peer(dsc_cache *c, const part *p, int peer)
+{
+    int keep = dsc_peers_keep_local(c->peers);
+    if (!p->dst && !keep)
+        return dsc_peers_get(c->peers, peer, p->obj, c->o.chunk_size,
+                             p->index, &p->id, NULL, p->chunk_len);
+    void *buf = part_whole(p) ? p->dst : dsc_cache_pool_get(c);
+    if (!buf)
+        return DSC_ENOMEM;
+    int rc = dsc_peers_get(c->peers, peer, p->obj, c->o.chunk_size, p->index,
+                           &p->id, buf, p->chunk_len);
+    if (rc == 0) {
+        if (keep)
+            store_chunk(c, &p->id, buf, p->chunk_len);
+        if (p->dst && !part_whole(p))
+            memcpy(p->dst, (char *)buf + p->off, p->len);
+    }
+    if (!part_whole(p))
+        dsc_cache_pool_put(c, buf);
+    return rc;
+}
+
+/* Take the part's single-flight lock: the stripe, or <0 (then fetch
+ * unlocked: a duplicate GET beats a hang). Chunk 0 may be on its way with
+ * the object's first GET (see first_fetch_id): wait for that too. Two
+ * stripes are always taken in ascending order (two threads each holding
+ * one and wanting the other would wait out the flight timeout). */
+static int flight_lock(dsc_cache *c, const part *p)
+{
+    dsc_flight *fl = dsc_index_flight(c->ix);
+    long wait = c->o.flight_timeout_ms;
+    dsc_chunk_id fid;
+    if (p->index != 0 || first_fetch_id(p->obj->bucket, p->obj->key, &fid) ||
+        dsc_flight_stripe(&fid) == dsc_flight_stripe(&p->id))
+        return dsc_flight_lock(fl, &p->id, wait);
+    int stripe, first_stripe;
+    if (dsc_flight_stripe(&fid) < dsc_flight_stripe(&p->id)) {
+        first_stripe = dsc_flight_lock(fl, &fid, wait);
+        stripe = dsc_flight_lock(fl, &p->id, wait);
+    } else {
+        stripe = dsc_flight_lock(fl, &p->id, wait);
+        first_stripe = dsc_flight_lock(fl, &fid, wait);
+    }
+    if (first_stripe >= 0)
+        dsc_flight_unlock(fl, first_stripe);
+    return stripe;
+}
+
+/* GET the chunk from S3 and store it; copy the part out. */
+static int from_s3(dsc_cache *c, dsc_s3 *s3, const part *p)
+{
+    void *buf = part_whole(p) ? p->dst : dsc_cache_pool_get(c);
+    if (!buf)
+        return DSC_ENOMEM;
+    uint64_t start = p->index * c->o.chunk_size;
+    int rc = dsc_s3_get(s3, p->obj->bucket, p->obj->key, p->obj->etag,
+                        p->obj->size, start, p->chunk_len, buf);
+    if (rc == 0) {
+        store_chunk(c, &p->id, buf, p->chunk_len);
+        if (p->dst && !part_whole(p))
+            memcpy(p->dst, (char *)buf + p->off, p->len);
+    }
+    if (!part_whole(p))
+        dsc_cache_pool_put(c, buf);
+    return rc;
+}
+
+/* One part through the phases: local cache, owner node, single flight
+ * (and a second look), S3. *fetched tells whether this call went to S3. */
+static int chunk_op(dsc_cache *c, dsc_s3 *s3, part *p, int *fetched)
+{
+    uint64_t start = p->index * c->o.chunk_size;
+    p->chunk_len = (size_t)(p->obj->size - start < c->o.chunk_size
+                                ? p->obj->size - start : c->o.chunk_size);
+    *fetched = 0;
+    if (dsc_chunk_id_make(p->obj, c->o.chunk_size, p->index, &p->id))
+        return DSC_ENOMEM;
+    if ((p->dst && dsc_store_read_open(c->store, &p->id, p->dst, p->off,
+                                       p->len) == 0) ||
+        try_cached(c, p, 0) == 0) {
+        count_hit(c, p);
+        return 0;
+    }
+    int owner = c->peers ? dsc_peers_route(c->peers, &p->id) : -1;
+    if (owner >= 0) {
+        /* The owner fetches from S3 at most once for the whole cluster. */
+        dsc_errsave saved;
+        dsc_err_save(&saved);
+        if (from_peer(c, p, owner) == 0)
+            return 0;
+        dsc_err_restore(&saved);   /* the S3 read below decides */
+    }
+    int stripe = flight_lock(c, p);
+    /* Another thread or process may have fetched it while we waited: a
+     * read then joins that fetch instead of repeating it. */
+    int rc = stripe >= 0 && try_cached(c, p, 1) == 0 ? 0 : DSC_ABSENT;
+    if (rc == 0) {
+        count_hit(c, p);
+        goto done;
+    }
+    rc = from_s3(c, s3, p);
+    if (rc == 0) {
+        *fetched = 1;
+        if (p->dst) {
+            bump(&c->n.misses, 1);
+            dsc_cache_note_access(c, NULL, 0);
+        }
+    }
+done:
+    if (stripe >= 0)
+        dsc_flight_unlock(dsc_index_flight(c->ix), stripe);
+    return rc;
+}
+
+int dsc_cache_read_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
+                         uint64_t index, void *dst, size_t off, size_t len,
+                         int *fetched)
+{
+    int ignored, rc = dsc_cache_ensure_process(c);
+    part p = { .obj = obj, .index = index, .dst = dst, .off = off, .len = len };
+    return rc ? rc : chunk_op(c, s3, &p, fetched ? fetched : &ignored);
+}
+
+int dsc_cache_ensure_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
+                           uint64_t index, int *fetched)
+{
+    int rc = dsc_cache_ensure_process(c);
+    part p = { .obj = obj, .index = index };
+    *fetched = 0;
+    return rc ? rc : chunk_op(c, s3, &p, fetched);
+}
+
+int dsc_cache_read(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
+                   void *buf, size_t len, uint64_t off)
+{
+    int rc = dsc_cache_ensure_process(c);
+    uint64_t cs = c->o.chunk_size;
+    char *out = buf;
+    while (!rc && len > 0) {
+        size_t in_off = (size_t)(off % cs);
+        part p = { .obj = obj, .index = off / cs, .dst = out, .off = in_off,
+                   .len = cs - in_off < len ? (size_t)(cs - in_off) : len };
+        int fetched;
+        rc = chunk_op(c, s3, &p, &fetched);
+        out += p.len;
+        off += p.len;
+        len -= p.len;
+    }
+    return rc;
+}
+
+int dsc_cache_open_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
+                         uint64_t *size, uint64_t *xxh)
+{
+    dsc_chunk_id id;
+    dsc_chunk_rec rec;
+    uint64_t open_size;
+    if (dsc_cache_ensure_process(c) ||
+        dsc_chunk_id_make(obj, c->o.chunk_size, index, &id))
+        return -1;
+    int fd = dsc_store_dup_open(c->store, &id, &open_size);
+    if (fd < 0)
+        return -1;
+    if (dsc_index_get(c->ix, &id, &rec) != 0 || rec.size != open_size) {
+        close(fd);
+        return -1;
+    }
+    *size = rec.size;
+    *xxh = rec.xxh;
+    bump(&c->n.hits, 1);
+    bump(&c->n.bytes_cache, rec.size);
+    dsc_cache_note_access(c, &id, 1);
+    return fd;
+}
+
+int dsc_cache_put_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
+                        const void *data, size_t len)
+{
+    dsc_chunk_id id;
+    int rc = dsc_cache_ensure_process(c);
+    if (rc)
+        return rc;
+    if (dsc_chunk_id_make(obj, c->o.chunk_size, index, &id))
+        return DSC_ENOMEM;
+    store_chunk(c, &id, data, len);
+    return 0;
+}
