@@ -1,8 +1,8 @@
 /* The peer server inside dscd: serves this node's chunks to other nodes
  * (fetching from S3 on a miss), /healthz and /metrics. Built into dscd
  * only, so libdsc itself does not depend on libmicrohttpd. */
-#ifndef DSC_PEER_SERVER_H
-#define DSC_PEER_SERVER_H
+#ifndef DSC_DSCD_SERVER_H
+#define DSC_DSCD_SERVER_H
 
 #include <stdint.h>
 #include "dsc.h"

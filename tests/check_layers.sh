@@ -6,7 +6,7 @@
 #
 # s3 and peer are siblings: neither includes the other. Every quoted
 # include inside lib/ names its folder ("cache/index.h"); only "dsc.h" (the
-# public header) is bare. dscd/ is a program on top of the library: it may
+# public header) is bare. A folder's internal.h is for that folder only. dscd/ is a program on top of the library: it may
 # use what a peer server needs (core, cache, peer and api/node.h) but not
 # the context's insides (api/context.h) nor the fetch pool. Tools, benches
 # and integration tests use the public header only.
@@ -52,7 +52,9 @@ for dir in lib/*/; do
             esac
             to=${inc%%/*}
             tr=$(rank "$to")
-            if [ "$tr" -lt 0 ]; then
+            if [ "${inc#*/}" = "internal.h" ] && [ "$to" != "$layer" ]; then
+                violation "$f:$line" "\"$inc\" is private to lib/$to/"
+            elif [ "$tr" -lt 0 ]; then
                 violation "$f:$line" "\"$inc\" is not in a layer of lib/"
             elif [ "$to" != "$layer" ] && [ "$tr" -ge "$r" ]; then
                 violation "$f:$line" "$layer (layer $r) includes \"$inc\" (layer $tr): dependencies point down only"
@@ -70,6 +72,7 @@ for f in dscd/*.c dscd/*.h; do
     while read -r line inc; do
         [ -n "$inc" ] || continue
         case "$inc" in
+        */internal.h) violation "$f:$line" "\"$inc\" is private to its folder" ;;
         dsc.h|dscd/*|core/*|net/*|cache/*|peer/*|api/node.h) ;;
         *) violation "$f:$line" "dscd includes \"$inc\": it may use core, net, cache, peer and api/node.h" ;;
         esac

@@ -28,6 +28,9 @@ tree; printf '#include "common.h"\n' >> "$T/p/lib/s3/client.c"; expect 1 "bare i
 tree; printf '#include "api/context.h"\n' >> "$T/p/dscd/main.c"; expect 1 "dscd including the context's insides fails"
 tree; printf '#include "cache/cache.h"\n' >> "$T/p/examples/tool.c"; expect 1 "a tool including an internal header fails"
 tree; printf 'int x;\n' > "$T/p/lib/stray.c"; expect 1 "a source file directly in lib/ fails"
+tree; printf '#include "cache/internal.h"\n' >> "$T/p/lib/api/context.c"; expect 1 "another layer including a folder's internal.h fails"
+tree; printf '#include "cache/internal.h"\n' >> "$T/p/dscd/main.c"; expect 1 "dscd including a folder's internal.h fails"
+tree; mkdir -p "$T/p/lib/cache"; printf '#include "cache/internal.h"\n' > "$T/p/lib/cache/read.c"; expect 0 "a folder including its own internal.h passes"
 tree; mkdir -p "$T/p/lib/misc"; printf '\n' > "$T/p/lib/misc/a.c"; expect 1 "an unknown layer folder fails"
 echo "check-layers: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -14,7 +14,7 @@ int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
     dsc_s3 *s3 = dsc_ctx_s3(ctx);
     if (!s3)
         return dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
-    return dsc_meta_stat(ctx->cache, s3, bucket, key, size, etag);
+    return dsc_meta_head(ctx->cache, s3, bucket, key, size, etag);
 }
 
 int dsc_parse_object_url(const char *url, dsc_s3url *u)

@@ -198,7 +198,10 @@ static int gc_one(void *arg, const dsc_chunk_id *id, uint64_t seq,
     /* Safe beside live writers: a file is renamed into place only after
      * its record is committed, so a file without a matching record is
      * debris (a crash between an eviction's commit and its unlink). */
-    if (seq == 0 || dsc_index_get(g->c->ix, id, &rec) != 0 || rec.seq != seq) {
+    int rc = seq ? dsc_index_get(g->c->ix, id, &rec) : DSC_ABSENT;
+    if (rc != 0 && rc != DSC_ABSENT)
+        return 0;   /* cannot tell (index trouble): keep the file */
+    if (rc == DSC_ABSENT || rec.seq != seq) {
         if (unlink(path) == 0) {
             g->removed++;
             g->bytes += size;

@@ -1,7 +1,7 @@
 /* The node cache's read path: chunking, lookup, single-flight fetch,
  * store and eviction, access accounting. */
-#ifndef DSC_CACHE_H
-#define DSC_CACHE_H
+#ifndef DSC_CACHE_CACHE_H
+#define DSC_CACHE_CACHE_H
 
 #include "cache/index.h"
 #include "s3/client.h"

@@ -1,7 +1,7 @@
 /* Single flight: one fetch per chunk at a time across the threads and the
  * processes sharing a cache directory. */
-#ifndef DSC_FLIGHT_H
-#define DSC_FLIGHT_H
+#ifndef DSC_CACHE_FLIGHT_H
+#define DSC_CACHE_FLIGHT_H
 
 #include "core/types.h"
 

@@ -1,7 +1,7 @@
 /* The node's chunk index: one LMDB environment per cache directory, shared
  * by every process (and context) that uses that directory. */
-#ifndef DSC_INDEX_H
-#define DSC_INDEX_H
+#ifndef DSC_CACHE_INDEX_H
+#define DSC_CACHE_INDEX_H
 
 #include <stdint.h>
 #include "core/types.h"

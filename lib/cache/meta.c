@@ -30,9 +30,13 @@ int dsc_meta_stat(dsc_cache *c, dsc_s3 *s3, const char *bucket,
                   const char *key, uint64_t *size, char **etag)
 {
     int rc = dsc_meta_cached(c, bucket, key, size, etag);
-    if (rc != DSC_ABSENT)
-        return rc;
-    rc = dsc_s3_head(s3, bucket, key, size, etag);
+    return rc == DSC_ABSENT ? dsc_meta_head(c, s3, bucket, key, size, etag) : rc;
+}
+
+int dsc_meta_head(dsc_cache *c, dsc_s3 *s3, const char *bucket,
+                  const char *key, uint64_t *size, char **etag)
+{
+    int rc = dsc_s3_head(s3, bucket, key, size, etag);
     if (!rc)
         dsc_meta_remember(c, bucket, key, *size, *etag);
     return rc;

@@ -15,6 +15,9 @@ int dsc_meta_cached(dsc_cache *c, const char *bucket, const char *key,
 /* Size and ETag: fresh metadata, else a HEAD (remembered). */
 int dsc_meta_stat(dsc_cache *c, dsc_s3 *s3, const char *bucket,
                   const char *key, uint64_t *size, char **etag);
+/* A HEAD, remembered (no lookup first: the caller has looked). */
+int dsc_meta_head(dsc_cache *c, dsc_s3 *s3, const char *bucket,
+                  const char *key, uint64_t *size, char **etag);
 /* Keep what S3 just said (errors are the cache's, not the caller's). */
 void dsc_meta_remember(dsc_cache *c, const char *bucket, const char *key,
                        uint64_t size, const char *etag);

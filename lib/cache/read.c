@@ -277,22 +277,21 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, part *p, int *fetched)
     int stripe = flight_lock(c, p);
     /* Another thread or process may have fetched it while we waited: a
      * read then joins that fetch instead of repeating it. */
-    int rc = stripe >= 0 && try_cached(c, p, 1) == 0 ? 0 : DSC_ABSENT;
-    if (rc == 0) {
+    int hit = stripe >= 0 && try_cached(c, p, 1) == 0;
+    int rc = hit ? 0 : from_s3(c, s3, p);
+    if (stripe >= 0)
+        dsc_flight_unlock(dsc_index_flight(c->ix), stripe);
+    /* Counted after the unlock: a full access batch is an LMDB write,
+     * which must not lengthen the stripe's hold. */
+    if (hit) {
         count_hit(c, p);
-        goto done;
-    }
-    rc = from_s3(c, s3, p);
-    if (rc == 0) {
+    } else if (rc == 0) {
         *fetched = 1;
         if (p->dst) {
             bump(&c->n.misses, 1);
             dsc_cache_note_access(c, NULL, 0);
         }
     }
-done:
-    if (stripe >= 0)
-        dsc_flight_unlock(dsc_index_flight(c->ix), stripe);
     return rc;
 }
 

@@ -55,7 +55,7 @@ static int make_dir(const char *dir, const char *sub)
     return rc;
 }
 
-/* Temporary files are named PID.N; those of dead processes are debris of
+/* Temporary files are named PID.N.RANDOM; those of dead processes are debris of
  * a crash and go. */
 static void sweep_tmp(const char *dir)
 {
@@ -216,6 +216,8 @@ void dsc_store_forget(dsc_store *st, const dsc_chunk_id *id)
     pthread_mutex_unlock(&st->lock);
 }
 
+/* 0, DSC_CORRUPT (the file is shorter), or -errno (never returned
+ * further: callers fall back or turn it into DSC_EIO). */
 static int read_full(int fd, void *buf, size_t len, uint64_t off)
 {
     size_t done = 0;
@@ -224,8 +226,9 @@ static int read_full(int fd, void *buf, size_t len, uint64_t off)
                           (off_t)(off + done));
         if (n < 0 && errno == EINTR)
             continue;
+        /* Bare codes: the callers that fall back stay silent. */
         if (n < 0)
-            return dsc_fail(DSC_EIO, "read cached chunk: %s", strerror(errno));
+            return -errno;
         if (n == 0)
             return DSC_CORRUPT;   /* shorter than its record says */
         done += (size_t)n;
@@ -299,7 +302,8 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
         rc = DSC_CORRUPT;
     if (rc) {
         close(fd);
-        return rc;
+        return rc == DSC_CORRUPT ? rc : dsc_fail(DSC_EIO, "read cached chunk: %s",
+                                                 strerror(-rc));
     }
     if (!whole)
         memcpy(dst, (char *)scratch + off, len);

@@ -1,7 +1,7 @@
 /* Chunk data files: dir/data/XX/<id hex>-<seq hex>, one immutable file per
  * cached chunk, written to dir/tmp and renamed into place. */
-#ifndef DSC_STORE_H
-#define DSC_STORE_H
+#ifndef DSC_CACHE_STORE_H
+#define DSC_CACHE_STORE_H
 
 #include "cache/index.h"
 

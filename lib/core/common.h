@@ -1,6 +1,6 @@
 /* Internal helpers shared by every file of lib/. Not installed. */
-#ifndef DSC_COMMON_H
-#define DSC_COMMON_H
+#ifndef DSC_CORE_COMMON_H
+#define DSC_CORE_COMMON_H
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,8 +1,8 @@
 /* Fork detection: objects remember the generation they were made in and
  * re-make what cannot cross fork() (LMDB environments, curl connections,
  * mutexes a parent thread may have held). */
-#ifndef DSC_FORK_H
-#define DSC_FORK_H
+#ifndef DSC_CORE_FORK_H
+#define DSC_CORE_FORK_H
 
 /* Incremented in every child process; cheap to read on hot paths. */
 unsigned dsc_fork_generation(void);

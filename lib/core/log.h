@@ -1,8 +1,8 @@
 /* Diagnostics on stderr, filtered by DSC_LOG (off, error, warn, info,
  * debug; default warn). A library must stay quiet unless asked, except
  * for the few warnings that explain a silent slowdown. */
-#ifndef DSC_LOG_H
-#define DSC_LOG_H
+#ifndef DSC_CORE_LOG_H
+#define DSC_CORE_LOG_H
 
 enum { DSC_LOG_OFF, DSC_LOG_ERROR, DSC_LOG_WARN, DSC_LOG_INFO, DSC_LOG_DEBUG };
 

@@ -174,7 +174,7 @@ int dsc_pf_stat(dsc_pf *pf, const char *bucket, const char *key,
     /* With peers, chunk 0 may be another node's to fetch; its id needs
      * the ETag first. */
     if (pf->env.peers)
-        return dsc_meta_stat(cache, s3, bucket, key, size, etag);
+        return dsc_meta_head(cache, s3, bucket, key, size, etag);
     size_t cs = dsc_cache_chunk_size(cache);
     void *buf = malloc(cs);
     if (!buf)

@@ -1,8 +1,8 @@
 /* Background fetching: a bounded pool of fetcher threads per context that
  * serves parallel reads (foreground, first), and prefetch, readahead and
  * plans (background). */
-#ifndef DSC_PREFETCH_H
-#define DSC_PREFETCH_H
+#ifndef DSC_FETCH_POOL_H
+#define DSC_FETCH_POOL_H
 
 #include "cache/cache.h"
 

@@ -1,6 +1,6 @@
 /* HTTP transfers on libcurl with pooled, shared connections. */
-#ifndef DSC_HTTP_H
-#define DSC_HTTP_H
+#ifndef DSC_NET_HTTP_H
+#define DSC_NET_HTTP_H
 
 #include <curl/curl.h>
 #include "core/common.h"

@@ -142,7 +142,8 @@ int dsc_sigv4_canonical_request(const dsc_sigv4_input *in, dsc_buf *out,
     dsc_buf sh = { 0 };
     if (!rc) {
         dsc_buf_printf(out, "%s\n%s\n", in->method, in->path);
-        dsc_sigv4_query_string(in->query, in->nquery, out);
+        if (dsc_sigv4_query_string(in->query, in->nquery, out))
+            out->oom = 1;   /* its scratch failed: still out of memory */
         dsc_buf_adds(out, "\n");
         for (size_t i = 0; i < n;) {
             /* Repeated header names join their values in the order given. */

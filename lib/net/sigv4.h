@@ -1,6 +1,6 @@
 /* AWS Signature Version 4 for S3 requests (header-based). */
-#ifndef DSC_SIGV4_H
-#define DSC_SIGV4_H
+#ifndef DSC_NET_SIGV4_H
+#define DSC_NET_SIGV4_H
 
 #include "core/common.h"
 

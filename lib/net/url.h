@@ -1,6 +1,6 @@
 /* s3:// URLs, endpoint URLs, and the percent-encoding S3 and SigV4 need. */
-#ifndef DSC_URL_H
-#define DSC_URL_H
+#ifndef DSC_NET_URL_H
+#define DSC_NET_URL_H
 
 #include "core/common.h"
 

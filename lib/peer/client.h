@@ -1,8 +1,8 @@
 /* The peer client: which node owns a chunk, and asking that node's dscd
  * for it. A peer that fails is skipped for a back-off period; the caller
  * then reads from S3 itself. */
-#ifndef DSC_PEER_H
-#define DSC_PEER_H
+#ifndef DSC_PEER_CLIENT_H
+#define DSC_PEER_CLIENT_H
 
 #include "core/types.h"
 

@@ -1,6 +1,6 @@
 /* The peer protocol: how a node asks another node's dscd for a chunk, and
  * how both sides sign and check the exchange. Shared by the client
- * (peer.c), the server (peer_server.c) and the fuzz target.
+ * (peer/client.c), the server (dscd/server.c) and the fuzz target.
  *
  *   GET|HEAD /v1/chunk/<32 hex chunk id>
  *   X-Dsc-Bucket, X-Dsc-Key, X-Dsc-Etag (percent-encoded), X-Dsc-Size,

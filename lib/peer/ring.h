@@ -1,7 +1,7 @@
 /* Which peer owns a chunk: rendezvous (highest random weight) hashing
  * over the DSC_PEERS list. */
-#ifndef DSC_RING_H
-#define DSC_RING_H
+#ifndef DSC_PEER_RING_H
+#define DSC_PEER_RING_H
 
 #include "core/types.h"
 

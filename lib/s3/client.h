@@ -1,7 +1,7 @@
 /* S3 operations: HEAD, ranged GET, ListObjectsV2, with signing, error
  * mapping and retries. */
-#ifndef DSC_S3_H
-#define DSC_S3_H
+#ifndef DSC_S3_CLIENT_H
+#define DSC_S3_CLIENT_H
 
 #include "core/common.h"
 #include "s3/creds.h"
@@ -35,7 +35,7 @@ int dsc_s3_get_first(dsc_s3 *s3, const char *bucket, const char *key,
                      size_t max_len, void *buf, uint64_t *obj_size,
                      char **etag, size_t *got);
 
-/* ListObjectsV2 over all pages; cb as in s3xml. Returns objects seen or a
+/* ListObjectsV2 over all pages; cb as in s3/xml.h. Returns objects seen or a
  * negative code (the callback's non-zero value becomes DSC_ECANCELED). */
 int64_t dsc_s3_list(dsc_s3 *s3, const char *bucket, const char *prefix,
                     dsc_s3xml_obj_cb cb, void *arg);

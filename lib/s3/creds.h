@@ -1,6 +1,6 @@
 /* Where credentials and region come from: config, environment, profiles. */
-#ifndef DSC_CREDS_H
-#define DSC_CREDS_H
+#ifndef DSC_S3_CREDS_H
+#define DSC_S3_CREDS_H
 
 #include "dsc.h"
 

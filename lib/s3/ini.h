@@ -1,6 +1,6 @@
 /* The INI dialect of ~/.aws/credentials and ~/.aws/config. */
-#ifndef DSC_INI_H
-#define DSC_INI_H
+#ifndef DSC_S3_INI_H
+#define DSC_S3_INI_H
 
 #include <stddef.h>
 

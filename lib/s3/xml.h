@@ -1,6 +1,6 @@
 /* The two XML documents S3 sends us: error bodies and ListObjectsV2 pages. */
-#ifndef DSC_S3XML_H
-#define DSC_S3XML_H
+#ifndef DSC_S3_XML_H
+#define DSC_S3_XML_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -225,7 +225,7 @@ def peer_counts(out):
     return hits, errors, bad
 
 
-# --- the protocol, written again here (independent of lib/peer_proto.c) ---
+# --- the protocol, written again here (independent of lib/peer/proto.c) ---
 
 def enc(s):
     return urllib.parse.quote(s, safe="")
