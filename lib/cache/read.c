@@ -83,6 +83,23 @@ static int part_whole(const part *p)
     return p->dst && p->off == 0 && p->len == p->chunk_len;
 }
 
+/* Where a chunk is fetched to: straight into dst when the part is the
+ * whole chunk, else a pool buffer (NULL when out of memory). */
+static void *chunk_buffer(dsc_cache *c, const part *p)
+{
+    return part_whole(p) ? p->dst : dsc_cache_pool_get(c);
+}
+
+/* Copy the part out of a fetched chunk (ok) and give the buffer back. */
+static void chunk_buffer_done(dsc_cache *c, const part *p, void *buf, int ok)
+{
+    if (part_whole(p))
+        return;
+    if (ok && p->dst)
+        memcpy(p->dst, (char *)buf + p->off, p->len);
+    dsc_cache_pool_put(c, buf);
+}
+
 /* Try the cache for one part: 0 when served, DSC_ABSENT when not there.
  * A missing file outside the flight lock may just not be renamed yet;
  * only the lock holder (drop_missing) may conclude it is gone. */
@@ -188,19 +205,14 @@ static int from_peer(dsc_cache *c, const part *p, int peer)
     if (!p->dst && !keep)
         return dsc_peers_get(c->peers, peer, p->obj, c->o.chunk_size,
                              p->index, &p->id, NULL, p->chunk_len);
-    void *buf = part_whole(p) ? p->dst : dsc_cache_pool_get(c);
+    void *buf = chunk_buffer(c, p);
     if (!buf)
         return DSC_ENOMEM;
     int rc = dsc_peers_get(c->peers, peer, p->obj, c->o.chunk_size, p->index,
                            &p->id, buf, p->chunk_len);
-    if (rc == 0) {
-        if (keep)
-            store_chunk(c, &p->id, buf, p->chunk_len);
-        if (p->dst && !part_whole(p))
-            memcpy(p->dst, (char *)buf + p->off, p->len);
-    }
-    if (!part_whole(p))
-        dsc_cache_pool_put(c, buf);
+    if (rc == 0 && keep)
+        store_chunk(c, &p->id, buf, p->chunk_len);
+    chunk_buffer_done(c, p, buf, rc == 0);
     return rc;
 }
 
@@ -233,19 +245,15 @@ static int flight_lock(dsc_cache *c, const part *p)
 /* GET the chunk from S3 and store it; copy the part out. */
 static int from_s3(dsc_cache *c, dsc_s3 *s3, const part *p)
 {
-    void *buf = part_whole(p) ? p->dst : dsc_cache_pool_get(c);
+    void *buf = chunk_buffer(c, p);
     if (!buf)
         return DSC_ENOMEM;
     uint64_t start = p->index * c->o.chunk_size;
     int rc = dsc_s3_get(s3, p->obj->bucket, p->obj->key, p->obj->etag,
                         p->obj->size, start, p->chunk_len, buf);
-    if (rc == 0) {
+    if (rc == 0)
         store_chunk(c, &p->id, buf, p->chunk_len);
-        if (p->dst && !part_whole(p))
-            memcpy(p->dst, (char *)buf + p->off, p->len);
-    }
-    if (!part_whole(p))
-        dsc_cache_pool_put(c, buf);
+    chunk_buffer_done(c, p, buf, rc == 0);
     return rc;
 }
 
