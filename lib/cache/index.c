@@ -30,6 +30,20 @@ struct dsc_index {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static dsc_index *registry;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+
+/* A parent thread may have held the registry lock at fork(); the child's
+ * entries of the parent's generation are skipped, never touched. */
+static void registry_after_fork(void)
+{
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    registry_lock = fresh;
+}
+
+static void registry_init(void)
+{
+    pthread_atfork(NULL, NULL, registry_after_fork);
+}
 
 uint64_t dsc_wall_ms(void)
 {
@@ -150,6 +164,7 @@ int dsc_index_open(const char *dir, int sync, dsc_index **out)
     }
     dsc_buf_free(&path);
     unsigned gen = dsc_fork_generation();
+    pthread_once(&registry_once, registry_init);
     pthread_mutex_lock(&registry_lock);
     /* LMDB forbids opening one environment twice in a process (closing
      * one would drop the other's locks), so contexts share it. */

@@ -59,8 +59,10 @@ char *dsc_strndup(const char *s, size_t n);
 int64_t dsc_now_ms(void);
 void dsc_sleep_ms(long ms);
 
-/* Thread-safe uniform random number in [0, n). */
+/* Thread-safe uniform random number in [0, n) (not for secrets). */
 uint64_t dsc_rand_below(uint64_t n);
+/* In a fork()ed child (core/fork.c): a fresh lock and a fresh seed. */
+void dsc_rand_after_fork(void);
 
 /* Parse "20G", "4MiB", "512k", "1000": bytes, powers of 1024. -1 on error. */
 int64_t dsc_parse_size(const char *s);

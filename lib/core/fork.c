@@ -18,6 +18,7 @@ static void in_child(void)
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     grave_lock = fresh;
     remake_lock = fresh;
+    dsc_rand_after_fork();
     dsc_atomic_next(&generation);
 }
 

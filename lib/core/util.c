@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include "core/common.h"
+#include "core/fork.h"
 
 static int buf_grow(dsc_buf *b, size_t extra)
 {
@@ -93,8 +95,11 @@ const char *dsc_printable(const char *s, char *out, size_t cap)
         out[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
     }
     if (s && s[n]) {
-        while (n > 0 && ((unsigned char)out[n] & 0xc0) == 0x80)
-            n--;     /* don't split a multi-byte character */
+        /* Don't split a multi-byte character: back off while the byte at
+         * the cut continues one (the input's byte; out[n] is not written
+         * yet and may hold anything). */
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
         memcpy(out + n, "...", 3);
         n += 3;
     }
@@ -122,21 +127,40 @@ void dsc_sleep_ms(long ms)
         ;
 }
 
-/* splitmix64 over a locked state: retries are rare, contention is not. */
+/* splitmix64 over a locked state: retries are rare, contention is not.
+ * Seeded from getrandom, and again in every fork()ed child (core/fork.c),
+ * so forked workers never draw the same backoff jitter or names. */
 static pthread_mutex_t rand_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t rand_state;
+
+static uint64_t fresh_seed(void)
+{
+    (void)dsc_fork_generation();   /* makes sure the child handler is set */
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+        /* No entropy yet (early boot): time and pid still differ. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+               ((uint64_t)getpid() << 40);
+    }
+    return seed | 1;   /* 0 means "not seeded" */
+}
+
+void dsc_rand_after_fork(void)
+{
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    rand_lock = fresh;   /* a parent thread may have held it */
+    rand_state = 0;      /* reseeded on next use */
+}
 
 uint64_t dsc_rand_below(uint64_t n)
 {
     if (n == 0)
         return 0;
     pthread_mutex_lock(&rand_lock);
-    if (rand_state == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        rand_state = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
-                     ((uint64_t)getpid() << 40) ^ 0x9e3779b97f4a7c15ULL;
-    }
+    if (rand_state == 0)
+        rand_state = fresh_seed();
     uint64_t z = (rand_state += 0x9e3779b97f4a7c15ULL);
     pthread_mutex_unlock(&rand_lock);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;

@@ -157,6 +157,78 @@ static void test_remake_lock_usable_in_child(void **state)
     dsc_fork_remake_unlock();
 }
 
+/* Forked workers draw different numbers (backoff jitter, file names):
+ * the child reseeds, it does not continue the parent's sequence. */
+static void test_children_draw_different_random(void **state)
+{
+    (void)state;
+    (void)dsc_rand_below(1000);      /* the parent has drawn: state set */
+    enum { KIDS = 3 };
+    int fds[KIDS][2];
+    pid_t pids[KIDS];
+    for (int k = 0; k < KIDS; k++) {
+        assert_int_equal(pipe(fds[k]), 0);
+        pids[k] = fork();
+        assert_true(pids[k] >= 0);
+        if (pids[k] == 0) {
+            alarm(10);
+            uint64_t v[4];
+            for (int i = 0; i < 4; i++)
+                v[i] = dsc_rand_below(UINT64_MAX);
+            _exit(write(fds[k][1], v, sizeof v) == (ssize_t)sizeof v ? CHILD_OK : 1);
+        }
+        close(fds[k][1]);
+    }
+    uint64_t got[KIDS][4];
+    for (int k = 0; k < KIDS; k++) {
+        assert_int_equal(read(fds[k][0], got[k], sizeof got[k]), sizeof got[k]);
+        close(fds[k][0]);
+        int st = 0;
+        assert_int_equal(waitpid(pids[k], &st, 0), pids[k]);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == CHILD_OK);
+    }
+    uint64_t mine = dsc_rand_below(UINT64_MAX);
+    for (int a = 0; a < KIDS; a++) {
+        assert_true(got[a][0] != mine);
+        for (int b = 0; b < a; b++)
+            if (memcmp(got[a], got[b], sizeof got[a]) == 0)
+                fail_msg("children %d and %d drew the same sequence", a, b);
+    }
+}
+
+/* The random lock held by a parent thread at fork() does not hang the
+ * child. */
+static void *draw_forever(void *arg)
+{
+    volatile int *stop = arg;
+    while (!*stop)
+        (void)dsc_rand_below(7);
+    return NULL;
+}
+
+static void test_random_usable_in_child_during_draws(void **state)
+{
+    (void)state;
+    volatile int stop = 0;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, draw_forever, (void *)&stop), 0);
+    for (int i = 0; i < 20; i++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            alarm(10);               /* a deadlock ends as SIGALRM */
+            (void)dsc_rand_below(100);
+            _exit(CHILD_OK);
+        }
+        int st = 0;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != CHILD_OK)
+            fail_msg("child %d hung or failed drawing (status %#x)", i, st);
+    }
+    stop = 1;
+    pthread_join(t, NULL);
+}
+
 static unsigned long definitely_lost(void)
 {
 #ifdef HAVE_MEMCHECK
@@ -221,6 +293,8 @@ int main(void)
         cmocka_unit_test(test_generation_larger_in_child),
         cmocka_unit_test(test_remake_lock_usable_in_child),
         cmocka_unit_test(test_graveyard),
+        cmocka_unit_test(test_children_draw_different_random),
+        cmocka_unit_test(test_random_usable_in_child_during_draws),
     };
     return cmocka_run_group_tests_name("fork", tests, NULL, NULL);
 }

@@ -247,6 +247,26 @@ static void test_strerror_unknown(void **state)
         assert_string_equal(dsc_strerror(codes[i]), "unknown error");
 }
 
+/* The cut is decided by the input, whatever stale bytes the output
+ * buffer held: no character dropped, none split. */
+static void test_printable_cut_ignores_stale_output(void **state)
+{
+    (void)state;
+    static const unsigned char stale[] = { 0x80, 'x', 0xA9, 0x00 };
+    for (size_t k = 0; k < sizeof stale; k++) {
+        char out[10];
+        memset(out, stale[k], sizeof out);
+        assert_string_equal(dsc_printable("abcdefghij", out, sizeof out),
+                            "abcdef...");
+        memset(out, stale[k], sizeof out);
+        /* "é" (C3 A9) straddles the cut at 6: it goes whole. */
+        assert_string_equal(dsc_printable("abcde\xc3\xa9" "fgh", out, sizeof out),
+                            "abcde...");
+        memset(out, stale[k], sizeof out);
+        assert_string_equal(dsc_printable("ab\x01", out, sizeof out), "ab?");
+    }
+}
+
 /* Out of memory is sticky: once an append failed, later ones change
  * nothing and fail, reset keeps the mark, free clears it. */
 static void test_buf_oom_sticky(void **state)
@@ -453,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_strerror_unknown),
         cmocka_unit_test(test_outcomes_reserved),
         cmocka_unit_test(test_buf_oom_sticky),
+        cmocka_unit_test(test_printable_cut_ignores_stale_output),
         T(test_config_bad_version),
         T(test_config_defaults),
         T(test_config_env_max_retries),
