@@ -110,6 +110,10 @@ static CURL *acquire(dsc_http *h)
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* The path goes out byte for byte as signed: in S3 "a/../b" is a key
+     * of its own, and squashing dot segments would read another object
+     * (or bucket) and break the signature. */
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(c, CURLOPT_MAXCONNECTS, (long)h->cap);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "libdsc/" DSC_VERSION_STRING);
     /* The origin may be HTTP/1.1-only; we want many parallel connections,

@@ -430,6 +430,7 @@ class FaultProxy:
         self._rules = parse_rules(list(rules))
         self._counts = {}
         self._events = []
+        self._targets = []
         self._stopping = threading.Event()
         self._listener = None
         self._accept_thread = None
@@ -474,6 +475,13 @@ class FaultProxy:
         with self._lock:
             return dict(self._counts)
 
+    def targets(self):
+        """(method, request target exactly as received) of recent requests,
+        oldest first: what a client really sent, before any server's
+        normalisation."""
+        with self._lock:
+            return list(self._targets)
+
     def events(self):
         """(method, target, fault) of recent faulted requests, oldest first."""
         with self._lock:
@@ -485,6 +493,7 @@ class FaultProxy:
                 ("connections", "requests", "forwarded", "faulted", "control",
                  "upstream_errors", "corrupt_bytes", "latency_ms") + FAULTS, 0)
             self._events = []
+            self._targets = []
 
     def _count(self, key, n=1):
         with self._lock:
@@ -620,6 +629,9 @@ class FaultProxy:
                     continue
                 self._maybe_reload()
                 self._count("requests")
+                with self._lock:
+                    self._targets.append((method, target))
+                    del self._targets[:-1000]
                 keep = self._one(csock, up, method, target, version, headers, body)
                 if keep == "gone":
                     closed = True
