@@ -135,9 +135,13 @@ static unsigned check_request(dsc_server *s, struct MHD_Connection *c,
     dsc_objref obj = { rq->bucket.data, rq->key.data, rq->etag.data, rq->size };
     dsc_chunk_id id;
     uint32_t cs = dsc_cache_chunk_size(s->cache);
-    if (dsc_chunk_id_make(&obj, rq->chunk_size, rq->index, &id) ||
+    if (dsc_chunk_id_make(dsc_cache_origin(s->cache), &obj, rq->chunk_size,
+                          rq->index, &id) ||
         memcmp(id.b, rq->id.b, sizeof id.b)) {
-        snprintf(msg, cap, "chunk id does not match its identity\n");
+        /* Also what a node reading from another S3 endpoint gets: the
+         * origin is part of the id, and this node reads only its own. */
+        snprintf(msg, cap, "chunk id does not match its identity on this "
+                 "node's S3 endpoint %s\n", dsc_cache_origin(s->cache));
         return 400;
     }
     if (rq->chunk_size != cs) {

@@ -110,7 +110,7 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
     int rc = make_dirs(dir);
     if (!rc) {
         dsc_cache_opts o = {
-            .dir = dir, .cap = cfg->cache_size, .chunk_size = cfg->chunk_size,
+            .dir = dir, .origin = dsc_s3_origin(ctx->s3), .cap = cfg->cache_size, .chunk_size = cfg->chunk_size,
             .policy = cfg->cache_policy, .idle_sec = cfg->cache_idle_sec,
             .fd_cache = cfg->fd_cache, .sync = cfg->cache_sync,
             .flight_timeout_ms = cfg->request_timeout_ms *

@@ -34,8 +34,12 @@ int dsc_cache_open(const dsc_cache_opts *o, dsc_cache **out)
         return DSC_ENOMEM;
     c->o = *o;
     c->dir = dsc_strdup(o->dir);
+    c->origin = dsc_strdup(o->origin ? o->origin : "");
     c->o.dir = c->dir;
-    if (!c->dir) {
+    c->o.origin = c->origin;
+    if (!c->dir || !c->origin) {
+        free(c->dir);
+        free(c->origin);
         free(c);
         return DSC_ENOMEM;
     }
@@ -44,6 +48,7 @@ int dsc_cache_open(const dsc_cache_opts *o, dsc_cache **out)
     if (rc) {
         pthread_mutex_destroy(&c->lock);
         free(c->dir);
+        free(c->origin);
         free(c);
         return rc;
     }
@@ -101,6 +106,7 @@ void dsc_cache_close(dsc_cache *c)
         dsc_fork_graveyard(c->store);
     }
     free(c->dir);
+    free(c->origin);
     free(c);
 }
 
@@ -221,6 +227,11 @@ int64_t dsc_cache_gc(dsc_cache *c)
         dsc_log(DSC_LOG_INFO, "cache gc: removed %lld stray files, %llu bytes",
                 (long long)g.removed, (unsigned long long)g.bytes);
     return rc ? rc : g.removed;
+}
+
+const char *dsc_cache_origin(const dsc_cache *c)
+{
+    return c->o.origin;
 }
 
 uint32_t dsc_cache_chunk_size(const dsc_cache *c)

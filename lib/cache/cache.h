@@ -10,6 +10,9 @@ typedef struct dsc_cache dsc_cache;
 
 typedef struct dsc_cache_opts {
     const char *dir;
+    const char *origin;            /* the S3 endpoint's canonical name
+                                      (dsc_s3_origin): part of every chunk
+                                      and metadata identity */
     uint64_t cap;
     uint32_t chunk_size;
     int policy;
@@ -57,6 +60,7 @@ void dsc_cache_set_peers(dsc_cache *c, struct dsc_peers *peers);
 
 dsc_index *dsc_cache_index(dsc_cache *c);
 const char *dsc_cache_path(const dsc_cache *c);
+const char *dsc_cache_origin(const dsc_cache *c);
 void dsc_cache_stats(dsc_cache *c, dsc_stats *st);
 /* Remove data files the index does not know. Returns how many. */
 int64_t dsc_cache_gc(dsc_cache *c);

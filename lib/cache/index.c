@@ -14,8 +14,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
 #include "cache/flight.h"
 #include "core/fork.h"
+#include "core/log.h"
 #include "cache/index.h"
 
 struct dsc_index {
@@ -105,6 +108,42 @@ static int write_info(MDB_txn *txn, const dsc_index *ix,
     return mdb_put(txn, ix->info, &k, &v, 0);
 }
 
+/* An index of an older format names chunks by identities this libdsc no
+ * longer makes (format 1 left the S3 endpoint out): reading them could
+ * serve another endpoint's bytes, so every entry goes, in the same
+ * transaction that writes the new format. */
+static int drop_old_format(MDB_txn *txn, dsc_index *ix, dsc_index_info *inf)
+{
+    unsigned old = inf->format;
+    int rc = mdb_drop(txn, ix->chunks, 0);
+    if (!rc)
+        rc = mdb_drop(txn, ix->lru, 0);
+    if (!rc)
+        rc = mdb_drop(txn, ix->meta, 0);
+    if (rc)
+        return rc;
+    memset(inf, 0, sizeof *inf);
+    inf->format = DSC_INDEX_FORMAT;
+    dsc_log(DSC_LOG_WARN, "cache index %s: format %u of an older libdsc; its "
+            "entries are dropped and its data files removed by the next sweep",
+            ix->path, old);
+    return 0;
+}
+
+/* The dropped entries' files are strays now: make the next context that
+ * opens the cache sweep them (dir/last-clean is its hourly stamp). */
+static void sweep_soon(const dsc_index *ix)
+{
+    dsc_buf stamp = { 0 };
+    const char *slash = strrchr(ix->path, '/');
+    if (!slash)
+        return;
+    dsc_buf_printf(&stamp, "%.*s/last-clean", (int)(slash - ix->path), ix->path);
+    if (!dsc_buf_oom(&stamp))
+        unlink(stamp.data);
+    dsc_buf_free(&stamp);
+}
+
 static int open_env(dsc_index *ix, int sync)
 {
     int rc = mdb_env_create(&ix->env);
@@ -134,15 +173,22 @@ static int open_env(dsc_index *ix, int sync)
     dsc_index_info inf;
     if (!rc)
         rc = read_info(txn, ix, &inf);
-    if (!rc && inf.format != DSC_INDEX_FORMAT) {
+    if (!rc && inf.format > DSC_INDEX_FORMAT) {
         mdb_txn_abort(txn);
-        return dsc_fail(DSC_EIO, "cache index %s has format %u, this libdsc "
-                        "uses %u: remove the cache directory", ix->path,
-                        inf.format, DSC_INDEX_FORMAT);
+        return dsc_fail(DSC_EIO, "cache index %s has format %u, newer than "
+                        "this libdsc's %u: use the newer libdsc or another "
+                        "cache directory", ix->path, inf.format,
+                        DSC_INDEX_FORMAT);
     }
+    int dropped = !rc && inf.format < DSC_INDEX_FORMAT;
+    if (dropped)
+        rc = drop_old_format(txn, ix, &inf);
     if (!rc)
         rc = write_info(txn, ix, &inf);
-    return txn_end(ix, txn, rc, "setup");
+    rc = txn_end(ix, txn, rc, "setup");
+    if (!rc && dropped)
+        sweep_soon(ix);
+    return rc;
 }
 
 int dsc_index_open(const char *dir, int sync, dsc_index **out)
@@ -498,8 +544,14 @@ int dsc_index_info_get(dsc_index *ix, dsc_index_info *out)
     return rc ? mdb_fail(rc, "info", ix->path) : 0;
 }
 
-static int meta_key(dsc_buf *b, const char *bucket, const char *key)
+/* The origin's XXH128 (fixed size: LMDB keys hold at most 511 bytes),
+ * then bucket \0 key. */
+static int meta_key(dsc_buf *b, const char *origin, const char *bucket,
+                    const char *key)
 {
+    XXH128_canonical_t o;
+    XXH128_canonicalFromHash(&o, XXH3_128bits(origin, strlen(origin)));
+    dsc_buf_add(b, o.digest, sizeof o.digest);
     dsc_buf_adds(b, bucket);
     dsc_buf_add(b, "", 1);   /* NUL separator: keys never hold NUL */
     dsc_buf_adds(b, key);
@@ -510,12 +562,12 @@ typedef struct meta_head {
     uint64_t size, fetched_ms;
 } meta_head;
 
-int dsc_index_meta_get(dsc_index *ix, const char *bucket, const char *key,
+int dsc_index_meta_get(dsc_index *ix, const char *origin, const char *bucket, const char *key,
                        uint64_t *size, char *etag, size_t etag_cap,
                        uint64_t *fetched_ms)
 {
     dsc_buf kb = { 0 };
-    if (meta_key(&kb, bucket, key))
+    if (meta_key(&kb, origin, bucket, key))
         return DSC_ENOMEM;
     MDB_txn *txn;
     int rc = txn_begin(ix, MDB_RDONLY, &txn, "read");
@@ -542,7 +594,7 @@ int dsc_index_meta_get(dsc_index *ix, const char *bucket, const char *key,
     return ret;
 }
 
-int dsc_index_meta_put_many(dsc_index *ix, const char *bucket,
+int dsc_index_meta_put_many(dsc_index *ix, const char *origin, const char *bucket,
                             const dsc_meta_entry *e, size_t n,
                             uint64_t fetched_ms)
 {
@@ -555,7 +607,7 @@ int dsc_index_meta_put_many(dsc_index *ix, const char *bucket,
         meta_head h = { e[i].size, fetched_ms };
         dsc_buf_reset(&kb);
         dsc_buf_reset(&vb);
-        if (meta_key(&kb, bucket, e[i].key) || dsc_buf_add(&vb, &h, sizeof h) ||
+        if (meta_key(&kb, origin, bucket, e[i].key) || dsc_buf_add(&vb, &h, sizeof h) ||
             dsc_buf_adds(&vb, e[i].etag)) {
             rc = ENOMEM;
             break;
@@ -572,17 +624,17 @@ int dsc_index_meta_put_many(dsc_index *ix, const char *bucket,
     return txn_end(ix, txn, rc, "meta put");
 }
 
-int dsc_index_meta_put(dsc_index *ix, const char *bucket, const char *key,
+int dsc_index_meta_put(dsc_index *ix, const char *origin, const char *bucket, const char *key,
                        uint64_t size, const char *etag, uint64_t fetched_ms)
 {
     dsc_meta_entry e = { key, size, etag };
-    return dsc_index_meta_put_many(ix, bucket, &e, 1, fetched_ms);
+    return dsc_index_meta_put_many(ix, origin, bucket, &e, 1, fetched_ms);
 }
 
-int dsc_index_meta_del(dsc_index *ix, const char *bucket, const char *key)
+int dsc_index_meta_del(dsc_index *ix, const char *origin, const char *bucket, const char *key)
 {
     dsc_buf kb = { 0 };
-    if (meta_key(&kb, bucket, key))
+    if (meta_key(&kb, origin, bucket, key))
         return DSC_ENOMEM;
     MDB_txn *txn;
     int rc = 0;

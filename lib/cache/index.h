@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include "core/types.h"
 
-#define DSC_INDEX_FORMAT 1
+/* 2: identities include the S3 origin. An index of an older format is
+ * emptied on open (its chunks become strays for gc), a newer one refused. */
+#define DSC_INDEX_FORMAT 2
 
 typedef struct dsc_index dsc_index;
 
@@ -71,13 +73,14 @@ int dsc_index_touch(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
 
 int dsc_index_info_get(dsc_index *ix, dsc_index_info *out);
 
-/* Object metadata cache (HEAD results). Get: 0, DSC_ABSENT, or error. */
-int dsc_index_meta_get(dsc_index *ix, const char *bucket, const char *key,
+/* Object metadata cache (HEAD results), per origin (the S3 endpoint's
+ * canonical name, dsc_s3_origin). Get: 0, DSC_ABSENT, or error. */
+int dsc_index_meta_get(dsc_index *ix, const char *origin, const char *bucket, const char *key,
                        uint64_t *size, char *etag, size_t etag_cap,
                        uint64_t *fetched_ms);
-int dsc_index_meta_put(dsc_index *ix, const char *bucket, const char *key,
+int dsc_index_meta_put(dsc_index *ix, const char *origin, const char *bucket, const char *key,
                        uint64_t size, const char *etag, uint64_t fetched_ms);
-int dsc_index_meta_del(dsc_index *ix, const char *bucket, const char *key);
+int dsc_index_meta_del(dsc_index *ix, const char *origin, const char *bucket, const char *key);
 
 /* Many metadata records in one write transaction (a listing page). */
 typedef struct dsc_meta_entry {
@@ -85,7 +88,7 @@ typedef struct dsc_meta_entry {
     uint64_t size;
     const char *etag;
 } dsc_meta_entry;
-int dsc_index_meta_put_many(dsc_index *ix, const char *bucket,
+int dsc_index_meta_put_many(dsc_index *ix, const char *origin, const char *bucket,
                             const dsc_meta_entry *e, size_t n,
                             uint64_t fetched_ms);
 

@@ -20,7 +20,7 @@ typedef struct dsc_cache_counters {
 struct dsc_cache {
     /* Set at open, read-only after. */
     dsc_cache_opts o;
-    char *dir;
+    char *dir, *origin;            /* o.dir and o.origin point here */
     struct dsc_peers *peers;       /* not owned; NULL: no peers */
 
     /* Per process: re-made by dsc_cache_ensure_process() after fork(). */

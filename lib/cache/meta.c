@@ -16,7 +16,7 @@ int dsc_meta_cached(dsc_cache *c, const char *bucket, const char *key,
     dsc_index *ix = meta_index(c);
     char tag[256];
     uint64_t sz, fetched, now = dsc_wall_ms();
-    if (!ix || dsc_index_meta_get(ix, bucket, key, &sz, tag, sizeof tag,
+    if (!ix || dsc_index_meta_get(ix, c->o.origin, bucket, key, &sz, tag, sizeof tag,
                                   &fetched) != 0 ||
         fetched > now || now - fetched >= (uint64_t)c->o.meta_ttl_ms)
         return DSC_ABSENT;
@@ -57,7 +57,7 @@ void dsc_meta_remember_many(dsc_cache *c, const char *bucket,
         return;
     dsc_errsave saved;
     dsc_err_save(&saved);
-    dsc_index_meta_put_many(ix, bucket, e, n, dsc_wall_ms());
+    dsc_index_meta_put_many(ix, c->o.origin, bucket, e, n, dsc_wall_ms());
     dsc_err_restore(&saved);
 }
 
@@ -68,6 +68,6 @@ void dsc_meta_forget(dsc_cache *c, const char *bucket, const char *key)
         return;
     dsc_errsave saved;
     dsc_err_save(&saved);
-    dsc_index_meta_del(ix, bucket, key);
+    dsc_index_meta_del(ix, c->o.origin, bucket, key);
     dsc_err_restore(&saved);
 }

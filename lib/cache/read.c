@@ -28,17 +28,17 @@ static void bump(uint64_t *c, uint64_t v)
  * its chunk ids) are not known yet: a prefetch that GETs chunk 0 without
  * a HEAD holds it, and a reader missing chunk 0 takes it too, so the two
  * share one GET. */
-static int first_fetch_id(const char *bucket, const char *key,
-                          dsc_chunk_id *out)
+static int first_fetch_id(const dsc_cache *c, const char *bucket,
+                          const char *key, dsc_chunk_id *out)
 {
     dsc_objref o = { bucket, key, "", 0 };
-    return dsc_chunk_id_make(&o, 0, 0, out);
+    return dsc_chunk_id_make(c->o.origin, &o, 0, 0, out);
 }
 
 int dsc_cache_first_lock(dsc_cache *c, const char *bucket, const char *key)
 {
     dsc_chunk_id fid;
-    if (dsc_cache_ensure_process(c) || first_fetch_id(bucket, key, &fid))
+    if (dsc_cache_ensure_process(c) || first_fetch_id(c, bucket, key, &fid))
         return -1;
     return dsc_flight_lock(dsc_index_flight(c->ix), &fid,
                            c->o.flight_timeout_ms);
@@ -226,7 +226,7 @@ static int flight_lock(dsc_cache *c, const part *p)
     dsc_flight *fl = dsc_index_flight(c->ix);
     long wait = c->o.flight_timeout_ms;
     dsc_chunk_id fid;
-    if (p->index != 0 || first_fetch_id(p->obj->bucket, p->obj->key, &fid) ||
+    if (p->index != 0 || first_fetch_id(c, p->obj->bucket, p->obj->key, &fid) ||
         dsc_flight_stripe(&fid) == dsc_flight_stripe(&p->id))
         return dsc_flight_lock(fl, &p->id, wait);
     int stripe, first_stripe;
@@ -265,7 +265,7 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, part *p, int *fetched)
     p->chunk_len = (size_t)(p->obj->size - start < c->o.chunk_size
                                 ? p->obj->size - start : c->o.chunk_size);
     *fetched = 0;
-    if (dsc_chunk_id_make(p->obj, c->o.chunk_size, p->index, &p->id))
+    if (dsc_chunk_id_make(c->o.origin, p->obj, c->o.chunk_size, p->index, &p->id))
         return DSC_ENOMEM;
     if ((p->dst && dsc_store_read_open(c->store, &p->id, p->dst, p->off,
                                        p->len) == 0) ||
@@ -347,7 +347,7 @@ int dsc_cache_open_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
     dsc_chunk_rec rec;
     uint64_t open_size;
     if (dsc_cache_ensure_process(c) ||
-        dsc_chunk_id_make(obj, c->o.chunk_size, index, &id))
+        dsc_chunk_id_make(c->o.origin, obj, c->o.chunk_size, index, &id))
         return -1;
     int fd = dsc_store_dup_open(c->store, &id, &open_size);
     if (fd < 0)
@@ -371,7 +371,7 @@ int dsc_cache_put_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
     int rc = dsc_cache_ensure_process(c);
     if (rc)
         return rc;
-    if (dsc_chunk_id_make(obj, c->o.chunk_size, index, &id))
+    if (dsc_chunk_id_make(c->o.origin, obj, c->o.chunk_size, index, &id))
         return DSC_ENOMEM;
     store_chunk(c, &id, data, len);
     return 0;

@@ -12,14 +12,18 @@ typedef struct dsc_objref {
     uint64_t size;
 } dsc_objref;
 
-/* A chunk's identity: xxh3-128 of (bucket, key, ETag, chunk size, index).
- * It names the chunk in the index, on disk, on the ring and on the wire. */
+/* A chunk's identity: xxh3-128 of (origin, bucket, key, ETag, chunk size,
+ * index), the origin being the S3 endpoint's canonical name (scheme, host,
+ * port, addressing: dsc_s3_origin), so one name on two endpoints never
+ * shares bytes. It names the chunk in the index, on disk, on the ring and
+ * on the wire. */
 typedef struct dsc_chunk_id {
     uint8_t b[16];
 } dsc_chunk_id;
 
-/* Identity of chunk `index` of an object version. 0 or DSC_ENOMEM. */
-int dsc_chunk_id_make(const dsc_objref *obj, uint32_t chunk_size,
-                      uint64_t index, dsc_chunk_id *out);
+/* Identity of chunk `index` of an object version on origin. 0 or
+ * DSC_ENOMEM. */
+int dsc_chunk_id_make(const char *origin, const dsc_objref *obj,
+                      uint32_t chunk_size, uint64_t index, dsc_chunk_id *out);
 
 #endif

@@ -11,6 +11,7 @@
 struct dsc_s3 {
     dsc_http *http;
     dsc_endpoint ep;
+    char *origin;                  /* dsc_s3_origin */
     int addressing;
     dsc_creds creds;
     int max_retries;
@@ -21,6 +22,23 @@ struct dsc_s3 {
 static void count(uint64_t *c, uint64_t v)
 {
     dsc_counter_add(c, v);
+}
+
+int dsc_origin_make(const dsc_endpoint *ep, int addressing, dsc_buf *out)
+{
+    static const char *const modes[] = { "auto", "path", "virtual" };
+    int port = ep->port ? ep->port : ep->https ? 443 : 80;
+    const char *mode = addressing >= DSC_ADDRESSING_AUTO &&
+                       addressing <= DSC_ADDRESSING_VHOST
+                           ? modes[addressing - DSC_ADDRESSING_AUTO] : "?";
+    dsc_buf_printf(out, "%s://%s:%d/%s", ep->https ? "https" : "http",
+                   ep->host, port, mode);
+    return dsc_buf_oom(out) ? DSC_ENOMEM : 0;
+}
+
+const char *dsc_s3_origin(const dsc_s3 *s3)
+{
+    return s3->origin;
 }
 
 void dsc_s3_counters_get(dsc_s3 *s3, dsc_s3_counters *out)
@@ -52,6 +70,11 @@ int dsc_s3_new(const dsc_config *cfg, const dsc_creds *creds, dsc_s3 **out)
     if (rc)
         goto fail;
     s3->addressing = cfg->addressing;
+    dsc_buf o = { 0 };
+    rc = dsc_origin_make(&s3->ep, s3->addressing, &o);
+    s3->origin = o.data;
+    if (rc)
+        goto fail;
     s3->max_retries = cfg->max_retries;
     s3->retry_base_ms = cfg->retry_base_ms;
     s3->retry_max_ms = cfg->retry_max_ms;
@@ -89,6 +112,7 @@ void dsc_s3_free(dsc_s3 *s3)
         return;
     dsc_http_free(s3->http);
     dsc_endpoint_free(&s3->ep);
+    free(s3->origin);
     dsc_creds_free(&s3->creds);
     free(s3);
 }

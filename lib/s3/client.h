@@ -15,6 +15,12 @@ typedef struct dsc_s3 dsc_s3;
 int dsc_s3_new(const dsc_config *cfg, const dsc_creds *creds, dsc_s3 **out);
 void dsc_s3_free(dsc_s3 *s3);
 
+/* The endpoint's canonical name, part of every chunk and metadata
+ * identity: "scheme://host:port/addressing", host lower case, the port
+ * always written ("https://s3.us-east-1.amazonaws.com:443/auto"). */
+const char *dsc_s3_origin(const dsc_s3 *s3);
+int dsc_origin_make(const dsc_endpoint *ep, int addressing, dsc_buf *out);
+
 /* HEAD: size and ETag (caller frees *etag). */
 int dsc_s3_head(dsc_s3 *s3, const char *bucket, const char *key,
                 uint64_t *size, char **etag);

@@ -103,7 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
                                               urllib.parse.unquote(key)))
         if body is None:
             return self._error(404, "NoSuchKey")
-        etag = '"%s"' % hashlib.md5(body).hexdigest()
+        etag = self.server.owner.etags.get(
+            (urllib.parse.unquote(bucket), urllib.parse.unquote(key)),
+            '"%s"' % hashlib.md5(body).hexdigest())
         rng = self.headers.get("Range")
         if rng:
             m = re.match(r"bytes=(\d+)-(\d+)$", rng)
@@ -120,8 +122,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LiteralS3:
-    def __init__(self, objects):
+    def __init__(self, objects, etags=None):
+        """objects: {(bucket, key): bytes}; etags: {(bucket, key): ETag} to
+        answer instead of the MD5 (as a hostile or odd server may)."""
         self.objects = dict(objects)
+        self.etags = dict(etags or {})
         self._targets = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)

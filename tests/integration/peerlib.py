@@ -231,9 +231,17 @@ def enc(s):
     return urllib.parse.quote(s, safe="")
 
 
-def chunk_id(bucket, key, etag, size, cs, index):
+def origin_of(endpoint):
+    """The canonical origin libdsc names an endpoint by (part of ids)."""
+    return subprocess.check_output([str(TOOL), "origin", endpoint], text=True).strip()
+
+
+ORIGIN = origin_of(ENDPOINT)
+
+
+def chunk_id(bucket, key, etag, size, cs, index, origin=ORIGIN):
     return subprocess.check_output(
-        [str(TOOL), "id", bucket, key, etag, str(size), str(cs), str(index)],
+        [str(TOOL), "id", origin, bucket, key, etag, str(size), str(cs), str(index)],
         text=True).strip()
 
 

@@ -13,7 +13,7 @@ import stat
 import subprocess
 import time
 
-from peerlib import (BUCKET, CHUNK, STATE, TOOL, Dscd, check, chunk_headers,
+from peerlib import (BUCKET, CHUNK, ORIGIN, STATE, TOOL, Dscd, check, chunk_headers,
                      resp_sig, run_test, s3, sign)
 
 SECRET = "security-test-secret-51c2"
@@ -41,10 +41,10 @@ def main():
         # The library signs exactly as this test does.
         t = int(time.time())
         ours = sign(SECRET, "GET", "/v1/chunk/" + subprocess.check_output(
-            [str(TOOL), "id", BUCKET, key, etag, str(size), str(CHUNK), "1"],
+            [str(TOOL), "id", ORIGIN, BUCKET, key, etag, str(size), str(CHUNK), "1"],
             text=True).strip(), BUCKET, key, etag, size, CHUNK, 1, t)
         lib = subprocess.check_output(
-            [str(TOOL), "sign", SECRET, "GET", BUCKET, key, etag, str(size),
+            [str(TOOL), "sign", SECRET, ORIGIN, "GET", BUCKET, key, etag, str(size),
              str(CHUNK), "1", str(t)], text=True).strip()
         check(ours == lib, "library and test sign alike")
 

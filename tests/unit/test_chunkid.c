@@ -1,4 +1,5 @@
-/* Chunk identity: dsc_chunk_id_make(bucket, key, etag, chunk size, index).
+/* Chunk identity: dsc_chunk_id_make(origin, bucket, key, etag, chunk
+ * size, index).
  *
  * The id names a chunk in the shared index and on disk, so it must be the
  * same in every process for the same chunk of the same object version, and
@@ -21,18 +22,27 @@
 
 #define MiB (1024u * 1024u)
 
-static dsc_chunk_id make(const char *bucket, const char *key,
-                         const char *etag, uint32_t chunk, uint64_t index)
+#define ORIGIN "https://s3.us-east-1.amazonaws.com:443/auto"
+
+static dsc_chunk_id make_at(const char *origin, const char *bucket,
+                            const char *key, const char *etag, uint32_t chunk,
+                            uint64_t index)
 {
     dsc_objref o = { .bucket = bucket, .key = key, .etag = etag,
                      .size = 123456789 };
     dsc_chunk_id id;
     memset(&id, 0, sizeof id);
-    int rc = dsc_chunk_id_make(&o, chunk, index, &id);
+    int rc = dsc_chunk_id_make(origin, &o, chunk, index, &id);
     if (rc)
         fail_msg("dsc_chunk_id_make(%s, %.40s, %s, %u, %llu) = %d", bucket,
                  key, etag, chunk, (unsigned long long)index, rc);
     return id;
+}
+
+static dsc_chunk_id make(const char *bucket, const char *key,
+                         const char *etag, uint32_t chunk, uint64_t index)
+{
+    return make_at(ORIGIN, bucket, key, etag, chunk, index);
 }
 
 static int same(dsc_chunk_id a, dsc_chunk_id b)
@@ -57,7 +67,7 @@ static void test_deterministic(void **state)
     /* The object size is not part of the identity (the ETag is). */
     dsc_objref o = { "bkt", "train/shard-00001.tar", "\"abc-12\"", 1 };
     dsc_chunk_id c;
-    assert_int_equal(dsc_chunk_id_make(&o, 4 * MiB, 17, &c), 0);
+    assert_int_equal(dsc_chunk_id_make(ORIGIN, &o, 4 * MiB, 17, &c), 0);
     assert_memory_equal(a.b, c.b, 16);
 }
 
@@ -83,6 +93,29 @@ static void test_each_field_matters(void **state)
         for (size_t j = i + 1; j < DSC_ARRAY_LEN(ids); j++)
             if (same(ids[i], ids[j]))
                 fail_msg("variants %zu and %zu have the same id", i, j);
+}
+
+/* Two endpoints holding the same bucket/key/ETag are two objects: every
+ * part of the origin (scheme, host, port, addressing) counts, and the
+ * origin does not run into the bucket. */
+static void test_origin_matters(void **state)
+{
+    (void)state;
+    dsc_chunk_id ids[] = {
+        make_at("http://127.0.0.1:9000/auto", "bkt", "k", "\"e\"", 4 * MiB, 0),
+        make_at("https://127.0.0.1:9000/auto", "bkt", "k", "\"e\"", 4 * MiB, 0),
+        make_at("http://127.0.0.2:9000/auto", "bkt", "k", "\"e\"", 4 * MiB, 0),
+        make_at("http://127.0.0.1:9001/auto", "bkt", "k", "\"e\"", 4 * MiB, 0),
+        make_at("http://127.0.0.1:9000/path", "bkt", "k", "\"e\"", 4 * MiB, 0),
+        make_at("http://127.0.0.1:9000/virtual", "bkt", "k", "\"e\"", 4 * MiB, 0),
+        make_at("", "bkt", "k", "\"e\"", 4 * MiB, 0),
+    };
+    for (size_t i = 0; i < DSC_ARRAY_LEN(ids); i++)
+        for (size_t j = i + 1; j < DSC_ARRAY_LEN(ids); j++)
+            if (same(ids[i], ids[j]))
+                fail_msg("origins %zu and %zu give the same id", i, j);
+    assert_false(same(make_at("o/a", "bkt", "k", "e", 4 * MiB, 0),
+                      make_at("o/", "abkt", "k", "e", 4 * MiB, 0)));
 }
 
 static void test_chunk_size_and_index_not_interchangeable(void **state)
@@ -187,6 +220,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_each_field_matters),
+        cmocka_unit_test(test_origin_matters),
         cmocka_unit_test(test_chunk_size_and_index_not_interchangeable),
         cmocka_unit_test(test_no_split_ambiguity),
         cmocka_unit_test(test_many_indexes_distinct),

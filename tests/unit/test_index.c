@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <lmdb.h>
 #include "core/common.h"
 #include "cache/index.h"
 
@@ -650,47 +651,47 @@ static void test_meta_round_trip(void **state)
 {
     fixture *f = *state;
     const char *etag = "\"9b2cf535f27731c974343645a3985328-3\"";
-    assert_int_equal(dsc_index_meta_put(f->ix, "my-bucket", "dir/obj one.bin",
+    assert_int_equal(dsc_index_meta_put(f->ix, "http://o:80/path", "my-bucket", "dir/obj one.bin",
                                         123456789012ull, etag, 1700000000123ull),
                      0);
     uint64_t size = 0, fetched = 0;
     char got[128];
-    assert_int_equal(dsc_index_meta_get(f->ix, "my-bucket", "dir/obj one.bin",
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "my-bucket", "dir/obj one.bin",
                                         &size, got, sizeof got, &fetched), 0);
     assert_string_equal(got, etag);
     assert_int_equal(size, 123456789012ull);
     assert_int_equal(fetched, 1700000000123ull);
 
     /* Bucket and key do not run together. */
-    assert_int_equal(dsc_index_meta_put(f->ix, "ab", "c", 1, "\"x\"", 1), 0);
-    assert_int_equal(dsc_index_meta_put(f->ix, "a", "bc", 2, "\"y\"", 2), 0);
-    assert_int_equal(dsc_index_meta_get(f->ix, "ab", "c", &size, got,
+    assert_int_equal(dsc_index_meta_put(f->ix, "http://o:80/path", "ab", "c", 1, "\"x\"", 1), 0);
+    assert_int_equal(dsc_index_meta_put(f->ix, "http://o:80/path", "a", "bc", 2, "\"y\"", 2), 0);
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "ab", "c", &size, got,
                                         sizeof got, &fetched), 0);
     assert_string_equal(got, "\"x\"");
     assert_int_equal(size, 1);
-    assert_int_equal(dsc_index_meta_get(f->ix, "a", "bc", &size, got,
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "a", "bc", &size, got,
                                         sizeof got, &fetched), 0);
     assert_string_equal(got, "\"y\"");
     assert_int_equal(size, 2);
 
     /* Overwrite replaces. */
-    assert_int_equal(dsc_index_meta_put(f->ix, "my-bucket", "dir/obj one.bin",
+    assert_int_equal(dsc_index_meta_put(f->ix, "http://o:80/path", "my-bucket", "dir/obj one.bin",
                                         5, "\"new\"", 77), 0);
-    assert_int_equal(dsc_index_meta_get(f->ix, "my-bucket", "dir/obj one.bin",
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "my-bucket", "dir/obj one.bin",
                                         &size, got, sizeof got, &fetched), 0);
     assert_string_equal(got, "\"new\"");
     assert_int_equal(size, 5);
     assert_int_equal(fetched, 77);
 
     /* Delete, twice (the second finds nothing, still fine). */
-    assert_int_equal(dsc_index_meta_del(f->ix, "my-bucket", "dir/obj one.bin"),
+    assert_int_equal(dsc_index_meta_del(f->ix, "http://o:80/path", "my-bucket", "dir/obj one.bin"),
                      0);
-    assert_int_equal(dsc_index_meta_get(f->ix, "my-bucket", "dir/obj one.bin",
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "my-bucket", "dir/obj one.bin",
                                         &size, got, sizeof got, &fetched), DSC_ABSENT);
-    assert_int_equal(dsc_index_meta_del(f->ix, "my-bucket", "dir/obj one.bin"),
+    assert_int_equal(dsc_index_meta_del(f->ix, "http://o:80/path", "my-bucket", "dir/obj one.bin"),
                      0);
     /* The others are untouched. */
-    assert_int_equal(dsc_index_meta_get(f->ix, "ab", "c", &size, got,
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "ab", "c", &size, got,
                                         sizeof got, &fetched), 0);
 }
 
@@ -699,7 +700,7 @@ static void test_meta_missing_key(void **state)
     fixture *f = *state;
     uint64_t size = 42, fetched = 43;
     char got[64] = "unchanged";
-    assert_int_equal(dsc_index_meta_get(f->ix, "bucket", "nope", &size, got,
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "bucket", "nope", &size, got,
                                         sizeof got, &fetched), DSC_ABSENT);
     assert_int_equal(size, 42);
     assert_int_equal(fetched, 43);
@@ -710,16 +711,16 @@ static void test_meta_etag_buffer_too_small(void **state)
 {
     fixture *f = *state;
     const char *etag = "\"0123456789\"";              /* 12 bytes */
-    assert_int_equal(dsc_index_meta_put(f->ix, "b", "k", 9, etag, 1), 0);
+    assert_int_equal(dsc_index_meta_put(f->ix, "http://o:80/path", "b", "k", 9, etag, 1), 0);
     uint64_t size, fetched;
     char got[32];
     memset(got, '#', sizeof got);
     /* No room for the terminator: not served, and nothing written past. */
-    assert_int_equal(dsc_index_meta_get(f->ix, "b", "k", &size, got, 12,
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "b", "k", &size, got, 12,
                                         &fetched), DSC_ABSENT);
     for (size_t i = 12; i < sizeof got; i++)
         assert_int_equal(got[i], '#');
-    assert_int_equal(dsc_index_meta_get(f->ix, "b", "k", &size, got, 13,
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "b", "k", &size, got, 13,
                                         &fetched), 0);
     assert_string_equal(got, etag);
 }
@@ -731,41 +732,127 @@ static void test_meta_long_names_not_cached(void **state)
     char got[64];
     char key[2100];
 
-    /* "b" NUL key: 511 bytes in all is LMDB's limit and still cached. */
-    memset(key, 'k', 509);
-    key[509] = '\0';
-    assert_int_equal(dsc_index_meta_put(f->ix, "b", key, 1, "\"e\"", 1), 0);
-    assert_int_equal(dsc_index_meta_get(f->ix, "b", key, &size, got,
+    /* 16 bytes of origin hash, "b" NUL key: 511 bytes in all is LMDB's
+     * limit and still cached. */
+    memset(key, 'k', 493);
+    key[493] = '\0';
+    assert_int_equal(dsc_index_meta_put(f->ix, "http://o:80/path", "b", key, 1, "\"e\"", 1), 0);
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "b", key, &size, got,
                                         sizeof got, &fetched), 0);
     assert_string_equal(got, "\"e\"");
 
     /* One more byte, and much more: put succeeds without caching. */
-    const size_t lens[] = { 510, 2000 };
+    const size_t lens[] = { 494, 2000 };
     for (size_t i = 0; i < DSC_ARRAY_LEN(lens); i++) {
         memset(key, 'k', lens[i]);
         key[lens[i]] = '\0';
         dsc_clear_error();
-        assert_int_equal(dsc_index_meta_put(f->ix, "b", key, 2, "\"f\"", 2), 0);
-        assert_int_equal(dsc_index_meta_get(f->ix, "b", key, &size, got,
+        assert_int_equal(dsc_index_meta_put(f->ix, "http://o:80/path", "b", key, 2, "\"f\"", 2), 0);
+        assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "b", key, &size, got,
                                             sizeof got, &fetched), DSC_ABSENT);
-        assert_int_equal(dsc_index_meta_del(f->ix, "b", key), 0);
+        assert_int_equal(dsc_index_meta_del(f->ix, "http://o:80/path", "b", key), 0);
     }
     /* A long bucket counts as well. */
     char bucket[600];
     memset(bucket, 'b', 599);
     bucket[599] = '\0';
-    assert_int_equal(dsc_index_meta_put(f->ix, bucket, "k", 3, "\"g\"", 3), 0);
-    assert_int_equal(dsc_index_meta_get(f->ix, bucket, "k", &size, got,
+    assert_int_equal(dsc_index_meta_put(f->ix, "http://o:80/path", bucket, "k", 3, "\"g\"", 3), 0);
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", bucket, "k", &size, got,
                                         sizeof got, &fetched), DSC_ABSENT);
     /* The 511-byte entry is still there and intact. */
-    memset(key, 'k', 509);
-    key[509] = '\0';
-    assert_int_equal(dsc_index_meta_get(f->ix, "b", key, &size, got,
+    memset(key, 'k', 493);
+    key[493] = '\0';
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "b", key, &size, got,
                                         sizeof got, &fetched), 0);
     assert_int_equal(size, 1);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+/* ---- format ------------------------------------------------------------ */
+
+/* Rewrite the stored format number behind the library's back, as an
+ * index made by another libdsc version would have it. */
+static void set_stored_format(const char *dir, uint32_t format)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/index", dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "info", 0, &dbi), 0);
+    MDB_val k = { 4, "info" }, v;
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    dsc_index_info inf;
+    assert_true(v.mv_size >= sizeof inf);
+    memcpy(&inf, v.mv_data, sizeof inf);
+    inf.format = format;
+    v.mv_data = &inf;
+    v.mv_size = sizeof inf;
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* An index of the previous format (identities without the S3 endpoint)
+ * must never be read: it opens emptied, in the current format, and asks
+ * for a sweep of its now stray files. */
+static void test_older_format_is_dropped(void **state)
+{
+    fixture *f = *state;
+    ins_args a = { .cap = 1 << 20, .policy = DSC_POLICY_LRU, .v = NULL };
+    dsc_victim v[4];
+    a.v = v;
+    a.max_victims = 4;
+    assert_int_equal(ins(f->ix, 1, 100, 11, 1000, &a), 0);
+    assert_int_equal(dsc_index_meta_put(f->ix, "http://o:80/path", "b", "k", 5,
+                                        "\"e\"", dsc_wall_ms()), 0);
+    dsc_index_release(f->ix);
+    f->ix = NULL;
+    set_stored_format(f->dir, DSC_INDEX_FORMAT - 1);
+    char stamp[128];
+    snprintf(stamp, sizeof stamp, "%s/last-clean", f->dir);
+    int fd = open(stamp, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+
+    assert_int_equal(dsc_index_open(f->dir, 0, &f->ix), 0);
+    assert_false(present(f->ix, 1));
+    uint64_t size, fetched;
+    char etag[64];
+    assert_int_equal(dsc_index_meta_get(f->ix, "http://o:80/path", "b", "k", &size,
+                                        etag, sizeof etag, &fetched), DSC_ABSENT);
+    dsc_index_info inf;
+    assert_int_equal(dsc_index_info_get(f->ix, &inf), 0);
+    assert_int_equal(inf.format, DSC_INDEX_FORMAT);
+    assert_int_equal(inf.chunks, 0);
+    assert_int_equal(inf.bytes, 0);
+    assert_int_equal(access(stamp, F_OK), -1);   /* the next open sweeps */
+    /* And it works as an index of this format. */
+    assert_int_equal(ins(f->ix, 2, 100, 12, 1000, &a), 0);
+    assert_true(present(f->ix, 2));
+}
+
+/* A newer format is refused with a clear message, and left as it is. */
+static void test_newer_format_is_refused(void **state)
+{
+    fixture *f = *state;
+    ins_args a = { .cap = 1 << 20, .policy = DSC_POLICY_LRU };
+    assert_int_equal(ins(f->ix, 1, 100, 11, 1000, &a), 0);
+    dsc_index_release(f->ix);
+    f->ix = NULL;
+    set_stored_format(f->dir, DSC_INDEX_FORMAT + 1);
+    dsc_index *ix = NULL;
+    assert_int_equal(dsc_index_open(f->dir, 0, &ix), DSC_EIO);
+    assert_non_null(strstr(dsc_errmsg(), "newer"));
+    set_stored_format(f->dir, DSC_INDEX_FORMAT);
+    assert_int_equal(dsc_index_open(f->dir, 0, &f->ix), 0);
+    assert_true(present(f->ix, 1));
+}
 
 int main(void)
 {
@@ -793,6 +880,8 @@ int main(void)
         T(test_meta_missing_key),
         T(test_meta_etag_buffer_too_small),
         T(test_meta_long_names_not_cached),
+        T(test_older_format_is_dropped),
+        T(test_newer_format_is_refused),
     };
     return cmocka_run_group_tests_name("index", tests, NULL, NULL);
 }
