@@ -92,8 +92,9 @@ static void clean_now_and_then(dsc_cache *c, const char *dir)
     if (dsc_buf_printf(&stamp, "%s/last-clean", dir))
         return;
     struct stat sb;
-    if (stat(stamp.data, &sb) || time(NULL) - sb.st_mtime > 3600) {
-        int fd = open(stamp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (lstat(stamp.data, &sb) || time(NULL) - sb.st_mtime > 3600) {
+        int fd = open(stamp.data, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+                      O_CLOEXEC, 0600);
         if (fd >= 0) {
             close(fd);
             dsc_cache_gc(c);

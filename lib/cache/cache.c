@@ -197,7 +197,7 @@ typedef struct gc_state {
 } gc_state;
 
 static int gc_one(void *arg, const dsc_chunk_id *id, uint64_t seq,
-                  const char *path, uint64_t size)
+                  int dir_fd, const char *name, uint64_t size)
 {
     gc_state *g = arg;
     dsc_chunk_rec rec;
@@ -208,7 +208,7 @@ static int gc_one(void *arg, const dsc_chunk_id *id, uint64_t seq,
     if (rc != 0 && rc != DSC_ABSENT)
         return 0;   /* cannot tell (index trouble): keep the file */
     if (rc == DSC_ABSENT || rec.seq != seq) {
-        if (unlink(path) == 0) {
+        if (unlinkat(dir_fd, name, 0) == 0) {
             g->removed++;
             g->bytes += size;
         }

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cache/flight.h"
+#include "cache/trust.h"
 
 #define STRIPES 4096
 
@@ -26,7 +27,14 @@ int dsc_flight_new(const char *dir, dsc_flight **out)
         free(fl);
         return DSC_ENOMEM;
     }
-    fl->fd = open(path.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    fl->fd = open(path.data, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fl->fd >= 0 && dsc_trust_check_fd(fl->fd, 0, "file locks")) {
+        int rc = dsc_fail(DSC_EACCESS, "%s (%s)", dsc_errmsg(), path.data);
+        close(fl->fd);
+        free(fl);
+        dsc_buf_free(&path);
+        return rc;
+    }
     if (fl->fd < 0) {
         int e = errno;
         free(fl);

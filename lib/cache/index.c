@@ -20,6 +20,7 @@
 #include "core/fork.h"
 #include "core/log.h"
 #include "cache/index.h"
+#include "cache/trust.h"
 
 struct dsc_index {
     char *path;                    /* dir/index */
@@ -191,17 +192,46 @@ static int open_env(dsc_index *ix, int sync)
     return rc;
 }
 
+/* dir and dir/index are ours, and so are LMDB's files when they exist:
+ * LMDB opens them by path, which is safe only in a tree no one else can
+ * change. */
+static int check_tree(const char *dir)
+{
+    int root = dsc_trust_open_root(dir);
+    if (root < 0)
+        return root;
+    dsc_buf shown = { 0 };
+    dsc_buf_printf(&shown, "%s/index", dir);
+    if (dsc_buf_oom(&shown)) {
+        close(root);
+        return DSC_ENOMEM;
+    }
+    int ixd = dsc_trust_open_dir(root, "index", 1, shown.data);
+    close(root);
+    int rc = ixd < 0 ? ixd : 0;
+    if (!rc) {
+        dsc_buf_adds(&shown, "/data.mdb");
+        rc = dsc_trust_check_at(ixd, "data.mdb", 0, shown.data);
+    }
+    if (!rc) {
+        shown.len -= strlen("data.mdb");
+        dsc_buf_adds(&shown, "lock.mdb");
+        rc = dsc_trust_check_at(ixd, "lock.mdb", 0, shown.data);
+    }
+    if (ixd >= 0)
+        close(ixd);
+    dsc_buf_free(&shown);
+    return rc;
+}
+
 int dsc_index_open(const char *dir, int sync, dsc_index **out)
 {
+    int rc = check_tree(dir);
+    if (rc)
+        return rc;
     dsc_buf path = { 0 };
     if (dsc_buf_printf(&path, "%s/index", dir))
         return DSC_ENOMEM;
-    if (mkdir(path.data, 0700) && errno != EEXIST) {
-        int e = errno;
-        dsc_buf_free(&path);
-        return dsc_fail(DSC_EIO, "cannot create %s/index: %s", dir,
-                        strerror(e));
-    }
     char real[PATH_MAX];
     if (!realpath(path.data, real)) {
         int e = errno;
@@ -218,7 +248,6 @@ int dsc_index_open(const char *dir, int sync, dsc_index **out)
     for (ix = registry; ix; ix = ix->next)
         if (ix->fork_gen == gen && strcmp(ix->path, real) == 0)
             break;
-    int rc = 0;
     if (ix) {
         ix->refs++;
     } else {

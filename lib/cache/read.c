@@ -151,7 +151,7 @@ static void unlink_victims(dsc_cache *c, const dsc_admit *ad)
 static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
                         const void *data, size_t len)
 {
-    dsc_buf tmp = { 0 };
+    dsc_store_tmp tmp = { .fd = -1 };
     dsc_errsave saved;
     dsc_err_save(&saved);
     dsc_victim victims[64];
@@ -175,13 +175,13 @@ static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
     }
     rc = dsc_index_insert(c->ix, id, &rec, &ad);
     if (rc == 0) {
-        rc = dsc_store_publish(c->store, tmp.data, id, rec.seq);
+        rc = dsc_store_publish(c->store, &tmp, id, rec.seq);
         if (rc)
             dsc_index_remove(c->ix, id, rec.seq, 0);
         else
             dsc_store_adopt(c->store, id, rec.seq, len);
     } else {
-        unlink(tmp.data);
+        dsc_store_drop_tmp(c->store, &tmp);
     }
     unlink_victims(c, &ad);
     free(many);
@@ -193,7 +193,6 @@ done:
         dsc_log_once(&c->warned_write, DSC_LOG_WARN, "cache: %s; reading "
                      "from S3 without caching", dsc_errmsg());
     }
-    dsc_buf_free(&tmp);
     dsc_err_restore(&saved);
 }
 

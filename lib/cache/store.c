@@ -2,12 +2,18 @@
  *
  * A chunk file is never modified after rename(): a reader holding its fd
  * keeps reading the right bytes even after the chunk is evicted and
- * unlinked, so readers need no lock against writers or evictors. */
+ * unlinked, so readers need no lock against writers or evictors.
+ *
+ * Every name is resolved from directory fds opened once (root, data/,
+ * tmp/) with openat/renameat/unlinkat and O_NOFOLLOW: nothing inside the
+ * cache is ever followed through a symlink (cache/trust.h). A temporary
+ * file is proved in use by the OFD lock its writer holds until it is
+ * published or dropped, not by a pid (pids mean nothing across PID
+ * namespaces, as in containers sharing a cache). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +21,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 #include "cache/store.h"
+#include "cache/trust.h"
 #include "core/atomic.h"
 
 typedef struct open_chunk {
@@ -28,11 +35,52 @@ typedef struct open_chunk {
 
 struct dsc_store {
     char *dir;
+    int data_fd, tmp_fd;          /* dir/data, dir/tmp: checked, ours */
     pthread_mutex_t lock;
     open_chunk *slots;
     int nslots, hand;
+    int lock_made;
     uint64_t tmp_seq;
 };
+
+/* A chunk file's place: its fan-out folder under data/ and its name. */
+typedef struct chunk_name {
+    char sub[3];
+    char file[50];                /* <32 hex id>-<16 hex seq> */
+} chunk_name;
+
+static void name_of(const dsc_chunk_id *id, uint64_t seq, chunk_name *n)
+{
+    char h[33];
+    dsc_hex_encode(id->b, 16, h);
+    memcpy(n->sub, h, 2);
+    n->sub[2] = '\0';
+    snprintf(n->file, sizeof n->file, "%s-%016llx", h, (unsigned long long)seq);
+}
+
+/* The fan-out folder of n, never through a symlink (created on demand). */
+static int open_sub(dsc_store *st, const chunk_name *n, int create)
+{
+    if (create && mkdirat(st->data_fd, n->sub, 0700) && errno != EEXIST)
+        return -1;
+    return openat(st->data_fd, n->sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                  O_CLOEXEC);
+}
+
+/* Open chunk file (id, seq) for reading, never through a symlink. */
+static int open_chunk_file(dsc_store *st, const dsc_chunk_id *id, uint64_t seq)
+{
+    chunk_name n;
+    name_of(id, seq, &n);
+    int sub = open_sub(st, &n, 0);
+    if (sub < 0)
+        return -1;
+    int fd = openat(sub, n.file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    close(sub);
+    errno = e;
+    return fd;
+}
 
 int dsc_store_path(const char *dir, const dsc_chunk_id *id, uint64_t seq,
                    dsc_buf *out)
@@ -43,63 +91,96 @@ int dsc_store_path(const char *dir, const dsc_chunk_id *id, uint64_t seq,
                           (unsigned long long)seq) ? DSC_ENOMEM : 0;
 }
 
-static int make_dir(const char *dir, const char *sub)
+/* A new fd of the same directory to list: a dup would share its offset,
+ * and the next listing would start where the last one ended. */
+static int reopen_dir(int dir_fd)
 {
-    dsc_buf p = { 0 };
-    if (dsc_buf_printf(&p, "%s/%s", dir, sub))
-        return DSC_ENOMEM;
-    int rc = 0;
-    if (mkdir(p.data, 0700) && errno != EEXIST)
-        rc = dsc_fail(DSC_EIO, "cannot create %s: %s", p.data, strerror(errno));
-    dsc_buf_free(&p);
-    return rc;
+    return openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-/* Temporary files are named PID.N.RANDOM; those of dead processes are debris of
- * a crash and go. */
-static void sweep_tmp(const char *dir)
+/* An OFD lock on the whole file: held by a tmp file's writer. */
+static int ofd_lock(int fd, short type)
 {
-    dsc_buf p = { 0 };
-    if (dsc_buf_printf(&p, "%s/tmp", dir))
+    struct flock l = { .l_type = type, .l_whence = SEEK_SET };
+    return fcntl(fd, F_OFD_SETLK, &l);
+}
+
+/* Temporary files nobody holds locked are debris of a crash (their writer
+ * died before publishing): they go. Anything else in tmp/ that is not a
+ * regular file goes too; unlinkat removes a symlink itself, never its
+ * target. */
+static void sweep_tmp(dsc_store *st)
+{
+    int dfd = reopen_dir(st->tmp_fd);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
         return;
-    DIR *d = opendir(p.data);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        long pid = strtol(e->d_name, NULL, 10);
-        if (pid <= 0 || (kill((pid_t)pid, 0) == -1 && errno == ESRCH)) {
-            if (e->d_name[0] == '.')
-                continue;
-            unlinkat(dirfd(d), e->d_name, 0);
-        }
     }
-    if (d)
-        closedir(d);
-    dsc_buf_free(&p);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        struct stat sb;
+        if (fstatat(st->tmp_fd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW))
+            continue;
+        if (S_ISDIR(sb.st_mode))
+            continue;
+        int gone = !S_ISREG(sb.st_mode);
+        if (!gone) {
+            int fd = openat(st->tmp_fd, e->d_name,
+                            O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+            gone = fd >= 0 && ofd_lock(fd, F_RDLCK) == 0;
+            if (fd >= 0)
+                close(fd);   /* drops our probe lock */
+        }
+        if (gone)
+            unlinkat(st->tmp_fd, e->d_name, 0);
+    }
+    closedir(d);
 }
 
 int dsc_store_open(const char *dir, int fd_cache, dsc_store **out)
 {
-    int rc = make_dir(dir, "data");
-    if (!rc)
-        rc = make_dir(dir, "tmp");
-    if (rc)
-        return rc;
+    int root = dsc_trust_open_root(dir);
+    if (root < 0)
+        return root;
     dsc_store *st = calloc(1, sizeof *st);
-    if (!st)
-        return DSC_ENOMEM;
-    st->dir = dsc_strdup(dir);
-    st->nslots = fd_cache > 0 ? fd_cache : 1;
-    st->slots = calloc((size_t)st->nslots, sizeof *st->slots);
-    if (!st->dir || !st->slots) {
-        free(st->dir);
-        free(st->slots);
-        free(st);
-        return DSC_ENOMEM;
+    dsc_buf shown = { 0 };
+    int rc = st ? 0 : DSC_ENOMEM;
+    if (st) {
+        st->data_fd = st->tmp_fd = -1;
+        dsc_buf_printf(&shown, "%s/data", dir);
+        st->data_fd = dsc_buf_oom(&shown) ? DSC_ENOMEM
+                      : dsc_trust_open_dir(root, "data", 1, shown.data);
+        rc = st->data_fd < 0 ? st->data_fd : 0;
+    }
+    if (!rc) {
+        dsc_buf_reset(&shown);
+        dsc_buf_printf(&shown, "%s/tmp", dir);
+        st->tmp_fd = dsc_buf_oom(&shown) ? DSC_ENOMEM
+                     : dsc_trust_open_dir(root, "tmp", 1, shown.data);
+        rc = st->tmp_fd < 0 ? st->tmp_fd : 0;
+    }
+    dsc_buf_free(&shown);
+    close(root);
+    if (!rc) {
+        st->dir = dsc_strdup(dir);
+        st->nslots = fd_cache > 0 ? fd_cache : 1;
+        st->slots = calloc((size_t)st->nslots, sizeof *st->slots);
+        if (!st->dir || !st->slots)
+            rc = DSC_ENOMEM;
+    }
+    if (rc) {
+        dsc_store_free(st);
+        return rc;
     }
     for (int i = 0; i < st->nslots; i++)
         st->slots[i].fd = -1;
     pthread_mutex_init(&st->lock, NULL);
-    sweep_tmp(dir);
+    st->lock_made = 1;
+    sweep_tmp(st);
     *out = st;
     return 0;
 }
@@ -108,10 +189,15 @@ void dsc_store_free(dsc_store *st)
 {
     if (!st)
         return;
-    for (int i = 0; i < st->nslots; i++)
+    for (int i = 0; st->slots && i < st->nslots; i++)
         if (st->slots[i].fd >= 0)
             close(st->slots[i].fd);
-    pthread_mutex_destroy(&st->lock);
+    if (st->data_fd >= 0)
+        close(st->data_fd);
+    if (st->tmp_fd >= 0)
+        close(st->tmp_fd);
+    if (st->lock_made)
+        pthread_mutex_destroy(&st->lock);
     free(st->slots);
     free(st->dir);
     free(st);
@@ -277,20 +363,17 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
         /* Truncated under us (or another version): re-verify from disk. */
         dsc_store_forget(st, id);
     }
-    dsc_buf path = { 0 };
-    if (dsc_store_path(st->dir, id, rec->seq, &path))
-        return DSC_ENOMEM;
-    int fd = open(path.data, O_RDONLY | O_CLOEXEC);
+    int fd = open_chunk_file(st, id, rec->seq);
     if (fd < 0) {
         int e = errno;
-        dsc_buf_free(&path);
-        if (e == ENOENT)
+        if (e == ENOENT || e == ENOTDIR)
             return DSC_ABSENT;
+        if (e == ELOOP)
+            return DSC_CORRUPT;   /* a symlink where a chunk belongs */
         return dsc_fail(DSC_EIO, "open cached chunk: %s", strerror(e));
     }
-    dsc_buf_free(&path);
     struct stat sb;
-    if (fstat(fd, &sb) || (uint64_t)sb.st_size != rec->size) {
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != rec->size) {
         close(fd);
         return DSC_CORRUPT;
     }
@@ -312,20 +395,21 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
 }
 
 int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
-                        dsc_buf *tmp)
+                        dsc_store_tmp *tmp)
 {
     uint64_t n = dsc_atomic_next(&st->tmp_seq);
-    if (dsc_buf_printf(tmp, "%s/tmp/%ld.%llx.%llx", st->dir, (long)getpid(),
-                       (unsigned long long)n,
-                       (unsigned long long)dsc_rand_below(UINT64_MAX)))
-        return DSC_ENOMEM;
-    int fd = open(tmp->data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    tmp->fd = -1;
+    snprintf(tmp->name, sizeof tmp->name, "%ld.%llx.%llx", (long)getpid(),
+             (unsigned long long)n, (unsigned long long)dsc_rand_below(UINT64_MAX));
+    int fd = openat(st->tmp_fd, tmp->name,
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
-        return dsc_fail(DSC_EIO, "cache write %s: %s", tmp->data,
+        return dsc_fail(DSC_EIO, "cache write %s/tmp/%s: %s", st->dir, tmp->name,
                         strerror(errno));
+    /* Held until published or dropped: the sweep's proof it is in use. */
+    int err = ofd_lock(fd, F_WRLCK) ? errno : 0;
     size_t done = 0;
-    int err = 0;
-    while (done < len) {
+    while (!err && done < len) {
         ssize_t w = write(fd, (const char *)data + done, len - done);
         if (w < 0 && errno == EINTR)
             continue;
@@ -335,122 +419,129 @@ int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
         }
         done += (size_t)w;
     }
-    if (close(fd) && !err)
-        err = errno;
     if (err) {
-        unlink(tmp->data);
-        return dsc_fail(DSC_EIO, "cache write %s: %s", tmp->data,
-                        strerror(err));
+        unlinkat(st->tmp_fd, tmp->name, 0);
+        close(fd);
+        return dsc_fail(DSC_EIO, "cache write %s/tmp/%s: %s", st->dir,
+                        tmp->name, strerror(err));
     }
+    tmp->fd = fd;
     return 0;
 }
 
-int dsc_store_publish(dsc_store *st, const char *tmp, const dsc_chunk_id *id,
+void dsc_store_drop_tmp(dsc_store *st, dsc_store_tmp *tmp)
+{
+    if (tmp->fd < 0)
+        return;
+    unlinkat(st->tmp_fd, tmp->name, 0);
+    close(tmp->fd);
+    tmp->fd = -1;
+}
+
+int dsc_store_publish(dsc_store *st, dsc_store_tmp *tmp, const dsc_chunk_id *id,
                       uint64_t seq)
 {
-    dsc_buf path = { 0 };
-    if (dsc_store_path(st->dir, id, seq, &path))
-        return DSC_ENOMEM;
-    int rc = 0;
-    if (rename(tmp, path.data)) {
-        if (errno == ENOENT) {
-            /* First chunk in this fan-out directory. */
-            char *slash = strrchr(path.data, '/');
-            *slash = '\0';
-            if (mkdir(path.data, 0700) && errno != EEXIST)
-                rc = -1;
-            *slash = '/';
-            if (!rc && rename(tmp, path.data))
-                rc = -1;
-        } else {
-            rc = -1;
-        }
-    }
+    chunk_name n;
+    name_of(id, seq, &n);
+    int sub = open_sub(st, &n, 1);
+    int rc = sub >= 0 && renameat(st->tmp_fd, tmp->name, sub, n.file) == 0 ? 0 : -1;
+    int e = errno;
+    if (sub >= 0)
+        close(sub);
     if (rc) {
-        rc = dsc_fail(DSC_EIO, "cache publish %s: %s", path.data,
-                      strerror(errno));
-        unlink(tmp);
+        rc = dsc_fail(DSC_EIO, "cache publish %s/data/%s/%s: %s", st->dir,
+                      n.sub, n.file, strerror(e));
+        dsc_store_drop_tmp(st, tmp);
+        return rc;
     }
-    dsc_buf_free(&path);
-    return rc;
+    close(tmp->fd);   /* the lock goes: the file is no longer temporary */
+    tmp->fd = -1;
+    return 0;
 }
 
 void dsc_store_adopt(dsc_store *st, const dsc_chunk_id *id, uint64_t seq,
                      uint64_t size)
 {
-    dsc_buf path = { 0 };
-    if (dsc_store_path(st->dir, id, seq, &path))
-        return;
-    int fd = open(path.data, O_RDONLY | O_CLOEXEC);
-    dsc_buf_free(&path);
+    int fd = open_chunk_file(st, id, seq);
     if (fd >= 0)
         insert(st, id, fd, size);
 }
 
 void dsc_store_unlink(dsc_store *st, const dsc_chunk_id *id, uint64_t seq)
 {
-    dsc_buf path = { 0 };
-    if (dsc_store_path(st->dir, id, seq, &path) == 0)
-        unlink(path.data);
-    dsc_buf_free(&path);
+    chunk_name n;
+    name_of(id, seq, &n);
+    int sub = open_sub(st, &n, 0);
+    if (sub >= 0) {
+        unlinkat(sub, n.file, 0);
+        close(sub);
+    }
+}
+
+/* One fan-out folder: every regular file, name parsed into id and seq. */
+static int walk_sub(int sub, dsc_store_walk_fn fn, void *arg)
+{
+    int dfd = reopen_dir(sub);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return 0;
+    }
+    int rc = 0;
+    struct dirent *f;
+    while (!rc && (f = readdir(d))) {
+        struct stat sb;
+        if (f->d_name[0] == '.' ||
+            fstatat(sub, f->d_name, &sb, AT_SYMLINK_NOFOLLOW) || S_ISDIR(sb.st_mode))
+            continue;
+        dsc_chunk_id id = { { 0 } };
+        uint64_t seq = 0;
+        /* <32 hex>-<16 hex>; anything else (a symlink too) is reported
+         * with seq 0, as debris. */
+        if (S_ISREG(sb.st_mode) && strlen(f->d_name) == 49 &&
+            f->d_name[32] == '-' && dsc_hex_decode(f->d_name, id.b, 16) == 0) {
+            uint8_t sb8[8];
+            if (dsc_hex_decode(f->d_name + 33, sb8, 8) == 0)
+                for (int i = 0; i < 8; i++)
+                    seq = (seq << 8) | sb8[i];
+        }
+        rc = fn(arg, &id, seq, sub, f->d_name, (uint64_t)sb.st_size);
+    }
+    closedir(d);
+    return rc;
 }
 
 int dsc_store_walk(dsc_store *st, dsc_store_walk_fn fn, void *arg)
 {
-    dsc_buf top = { 0 }, path = { 0 };
-    if (dsc_buf_printf(&top, "%s/data", st->dir))
-        return DSC_ENOMEM;
-    DIR *d = opendir(top.data);
+    int dfd = reopen_dir(st->data_fd);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
     if (!d) {
-        int rc = errno == ENOENT ? 0 : dsc_fail(DSC_EIO, "%s: %s", top.data,
-                                                strerror(errno));
-        dsc_buf_free(&top);
-        return rc;
+        if (dfd >= 0)
+            close(dfd);
+        return dsc_fail(DSC_EIO, "%s/data: %s", st->dir, strerror(errno));
     }
     int rc = 0;
     struct dirent *e;
     while (!rc && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        dsc_buf_reset(&path);
-        dsc_buf_printf(&path, "%s/%s", top.data, e->d_name);
-        struct stat tsb;
-        if (stat(path.data, &tsb) == 0 && S_ISREG(tsb.st_mode)) {
+        struct stat sb;
+        if (fstatat(st->data_fd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW))
+            continue;
+        if (!S_ISDIR(sb.st_mode)) {
             /* Nothing of ours lives outside the fan-out folders. */
             dsc_chunk_id none = { { 0 } };
-            rc = fn(arg, &none, 0, path.data, (uint64_t)tsb.st_size);
+            rc = fn(arg, &none, 0, st->data_fd, e->d_name, (uint64_t)sb.st_size);
             continue;
         }
-        DIR *sub = opendir(path.data);
-        struct dirent *f;
-        while (!rc && sub && (f = readdir(sub))) {
-            if (f->d_name[0] == '.')
-                continue;
-            dsc_buf_reset(&path);
-            if (dsc_buf_printf(&path, "%s/%s/%s", top.data, e->d_name, f->d_name)) {
-                rc = DSC_ENOMEM;
-                break;
-            }
-            struct stat sb;
-            if (stat(path.data, &sb) || !S_ISREG(sb.st_mode))
-                continue;
-            dsc_chunk_id id = { { 0 } };
-            uint64_t seq = 0;
-            /* <32 hex>-<16 hex> */
-            if (strlen(f->d_name) == 49 && f->d_name[32] == '-' &&
-                dsc_hex_decode(f->d_name, id.b, 16) == 0) {
-                uint8_t sb8[8];
-                if (dsc_hex_decode(f->d_name + 33, sb8, 8) == 0)
-                    for (int i = 0; i < 8; i++)
-                        seq = (seq << 8) | sb8[i];
-            }
-            rc = fn(arg, &id, seq, path.data, (uint64_t)sb.st_size);
-        }
-        if (sub)
-            closedir(sub);
+        int sub = openat(st->data_fd, e->d_name,
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0)
+            continue;
+        rc = walk_sub(sub, fn, arg);
+        close(sub);
     }
     closedir(d);
-    dsc_buf_free(&top);
-    dsc_buf_free(&path);
     return rc;
 }

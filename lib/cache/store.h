@@ -29,12 +29,21 @@ int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
  * or -1 when id is not open here. */
 int dsc_store_dup_open(dsc_store *st, const dsc_chunk_id *id, uint64_t *size);
 
-/* Write data to a new temporary file; *tmp receives its path. */
+/* A temporary file being written: named in dir/tmp, open and locked
+ * (OFD lock) by its writer until published or dropped. */
+typedef struct dsc_store_tmp {
+    char name[64];
+    int fd;                        /* -1: none */
+} dsc_store_tmp;
+
+/* Write data to a new temporary file (*tmp names it). */
 int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
-                        dsc_buf *tmp);
-/* Move a temporary file to the chunk's place. */
-int dsc_store_publish(dsc_store *st, const char *tmp, const dsc_chunk_id *id,
+                        dsc_store_tmp *tmp);
+/* Move a temporary file to the chunk's place (dropped on failure). */
+int dsc_store_publish(dsc_store *st, dsc_store_tmp *tmp, const dsc_chunk_id *id,
                       uint64_t seq);
+/* Remove a temporary file not to be published. */
+void dsc_store_drop_tmp(dsc_store *st, dsc_store_tmp *tmp);
 /* Keep the just published file of id open as verified: its bytes are the
  * ones the caller wrote and hashed, so the first read need not re-hash. */
 void dsc_store_adopt(dsc_store *st, const dsc_chunk_id *id, uint64_t seq,
@@ -43,10 +52,12 @@ void dsc_store_unlink(dsc_store *st, const dsc_chunk_id *id, uint64_t seq);
 /* Forget an open file of id (its bytes proved bad or its entry left). */
 void dsc_store_forget(dsc_store *st, const dsc_chunk_id *id);
 
-/* Call fn for every chunk file (name parsed into id and seq). Files with
- * other names are reported with seq 0. Stops at fn's non-zero return. */
+/* Call fn for every entry of the data tree but folders (name parsed into
+ * id and seq), as (dir fd, name): remove one with unlinkat, never by a
+ * path. Entries with other names, and symlinks, come with seq 0. Stops at
+ * fn's non-zero return. */
 typedef int (*dsc_store_walk_fn)(void *arg, const dsc_chunk_id *id,
-                                 uint64_t seq, const char *path,
+                                 uint64_t seq, int dir_fd, const char *name,
                                  uint64_t size);
 int dsc_store_walk(dsc_store *st, dsc_store_walk_fn fn, void *arg);
 

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <xxhash.h>
 #include "core/common.h"
 #include "cache/store.h"
@@ -90,15 +91,14 @@ static uint8_t *mkdata(unsigned n, size_t len)
 static void put_chunk(dsc_store *st, unsigned n, const uint8_t *data,
                       size_t len, uint64_t seq, dsc_chunk_rec *rec)
 {
-    dsc_buf tmp = { 0 };
+    dsc_store_tmp tmp;
     int rc = dsc_store_write_tmp(st, data, len, &tmp);
     if (rc)
         fail_msg("dsc_store_write_tmp: %d (%s)", rc, dsc_errmsg());
     dsc_chunk_id id = mkid(n);
-    rc = dsc_store_publish(st, tmp.data, &id, seq);
+    rc = dsc_store_publish(st, &tmp, &id, seq);
     if (rc)
         fail_msg("dsc_store_publish: %d (%s)", rc, dsc_errmsg());
-    dsc_buf_free(&tmp);
     memset(rec, 0, sizeof *rec);
     rec->size = len;
     rec->xxh = XXH3_64bits(data, len);
@@ -166,18 +166,18 @@ static void test_publish_places_private_file(void **state)
     fixture *f = *state;
     const size_t len = 5000;
     uint8_t *data = mkdata(1, len);
-    dsc_buf tmp = { 0 };
+    dsc_store_tmp tmp;
     assert_int_equal(dsc_store_write_tmp(f->st, data, len, &tmp), 0);
-    char tmpdir[128];
-    snprintf(tmpdir, sizeof tmpdir, "%s/tmp/", f->dir);
-    assert_memory_equal(tmp.data, tmpdir, strlen(tmpdir));
+    char tmppath[256];
+    snprintf(tmppath, sizeof tmppath, "%s/tmp/%s", f->dir, tmp.name);
     struct stat sb;
-    assert_int_equal(stat(tmp.data, &sb), 0);
+    assert_int_equal(stat(tmppath, &sb), 0);
     assert_int_equal(sb.st_size, (off_t)len);
 
     dsc_chunk_id id = mkid(1);
-    assert_int_equal(dsc_store_publish(f->st, tmp.data, &id, 0xabcdef), 0);
-    assert_int_equal(stat(tmp.data, &sb), -1);        /* moved, not copied */
+    assert_int_equal(dsc_store_publish(f->st, &tmp, &id, 0xabcdef), 0);
+    assert_int_equal(tmp.fd, -1);
+    assert_int_equal(stat(tmppath, &sb), -1);        /* moved, not copied */
     assert_int_equal(errno, ENOENT);
 
     char path[256];
@@ -214,17 +214,15 @@ static void test_publish_places_private_file(void **state)
 
     free(back);
     free(data);
-    dsc_buf_free(&tmp);
 }
 
 static void test_publish_missing_tmp_fails(void **state)
 {
     fixture *f = *state;
-    char bogus[128];
-    snprintf(bogus, sizeof bogus, "%s/tmp/never-written", f->dir);
+    dsc_store_tmp bogus = { .name = "never-written", .fd = -1 };
     dsc_chunk_id id = mkid(3);
     dsc_clear_error();
-    assert_int_equal(dsc_store_publish(f->st, bogus, &id, 5), DSC_EIO);
+    assert_int_equal(dsc_store_publish(f->st, &bogus, &id, 5), DSC_EIO);
     char path[256];
     chunk_path(f->dir, 3, 5, path, sizeof path);
     assert_errmsg_has(path);
@@ -452,7 +450,8 @@ static void test_small_fd_cache_bounded_and_correct(void **state)
                 fail_msg("round %d chunk %u: rc %d", round, i, rc);
             assert_memory_equal(buf, data[i] + off, n);
             int now = count_fds();
-            if (now > before + 2)
+            /* 2 cached chunk files, and the store's data/ and tmp/ fds. */
+            if (now > before + 2 + 2)
                 fail_msg("round %d chunk %u: %d fds open, %d before", round,
                          i, now, before);
         }
@@ -491,7 +490,11 @@ static int tmp_exists(const char *dir, const char *name)
     return stat(p, &sb) == 0;
 }
 
-static void test_sweep_dead_pid_tmp_files(void **state)
+/* A temporary file is in use while its writer holds its OFD lock, whatever
+ * its name says (pids mean nothing across PID namespaces): unlocked ones
+ * are debris and go, locked ones stay, even one named after a dead pid and
+ * locked by another process. */
+static void test_sweep_unlocked_tmp_files(void **state)
 {
     fixture *f = *state;
     long dead = 999999;
@@ -500,24 +503,69 @@ static void test_sweep_dead_pid_tmp_files(void **state)
     char dead_name[64], mine_name[64], init_name[64];
     snprintf(dead_name, sizeof dead_name, "%ld.1f.2a", dead);
     snprintf(mine_name, sizeof mine_name, "%ld.1f.2a", (long)getpid());
-    /* pid 1 always exists (another user's live process may be EPERM). */
     snprintf(init_name, sizeof init_name, "1.3.4");
     touch_file(f->dir, dead_name);
     touch_file(f->dir, mine_name);
     touch_file(f->dir, init_name);
+    /* In another process, a writer that holds its file locked. */
+    char held_name[64];
+    snprintf(held_name, sizeof held_name, "%ld.9.9", dead);
+    touch_file(f->dir, held_name);
+    int ready[2], done[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(done), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char p[256];
+        snprintf(p, sizeof p, "%s/tmp/%s", f->dir, held_name);
+        int fd = open(p, O_RDWR);
+        struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        char c = fd >= 0 && fcntl(fd, F_OFD_SETLK, &l) == 0 ? 'L' : 'E';
+        if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) != 1)
+            _exit(1);
+        _exit(0);
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    assert_int_equal(c, 'L');
     /* An in-flight write of this process, made by the API itself. */
-    dsc_buf live = { 0 };
+    dsc_store_tmp live;
     assert_int_equal(dsc_store_write_tmp(f->st, "abc", 3, &live), 0);
+    /* A symlink in tmp/ goes; what it points to stays. */
+    char victim[256], link[256];
+    snprintf(victim, sizeof victim, "%s/victim", f->dir);
+    snprintf(link, sizeof link, "%s/tmp/link", f->dir);
+    int vfd = open(victim, O_WRONLY | O_CREAT, 0600);
+    assert_true(vfd >= 0);
+    close(vfd);
+    assert_int_equal(symlink(victim, link), 0);
 
     dsc_store *st2 = NULL;
     assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
     assert_false(tmp_exists(f->dir, dead_name));
-    assert_true(tmp_exists(f->dir, mine_name));
-    assert_true(tmp_exists(f->dir, init_name));
+    assert_false(tmp_exists(f->dir, mine_name));
+    assert_false(tmp_exists(f->dir, init_name));
+    assert_true(tmp_exists(f->dir, held_name));
+    assert_true(tmp_exists(f->dir, live.name));
     struct stat sb;
-    assert_int_equal(stat(live.data, &sb), 0);
+    assert_int_equal(lstat(link, &sb), -1);
+    assert_int_equal(stat(victim, &sb), 0);
     dsc_store_free(st2);
-    dsc_buf_free(&live);
+    assert_int_equal(write(done[1], "x", 1), 1);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    /* Its writer gone, the held file is debris for the next sweep. */
+    assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
+    assert_false(tmp_exists(f->dir, held_name));
+    assert_true(tmp_exists(f->dir, live.name));   /* still ours */
+    dsc_store_free(st2);
+    dsc_store_drop_tmp(f->st, &live);
+    assert_false(tmp_exists(f->dir, live.name));
+    for (int i = 0; i < 2; i++) {
+        close(ready[i]);
+        close(done[i]);
+    }
 }
 
 static void test_write_tmp_without_tmp_dir(void **state)
@@ -526,12 +574,11 @@ static void test_write_tmp_without_tmp_dir(void **state)
     char tmpdir[128];
     snprintf(tmpdir, sizeof tmpdir, "%s/tmp", f->dir);
     assert_int_equal(rmdir(tmpdir), 0);
-    dsc_buf tmp = { 0 };
+    dsc_store_tmp tmp;
     dsc_clear_error();
     assert_int_equal(dsc_store_write_tmp(f->st, "data", 4, &tmp), DSC_EIO);
     assert_errmsg_has(tmpdir);
     assert_errmsg_has(strerror(ENOENT));
-    dsc_buf_free(&tmp);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -549,7 +596,7 @@ int main(void)
         T(test_missing_file),
         T(test_open_file_cache_serves_second_read),
         T(test_small_fd_cache_bounded_and_correct),
-        T(test_sweep_dead_pid_tmp_files),
+        T(test_sweep_unlocked_tmp_files),
         T(test_write_tmp_without_tmp_dir),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
