@@ -3,7 +3,8 @@
  * miss; /healthz and /metrics (Prometheus) on the same port.
  *
  *   dscd [--listen HOST:PORT] [--port-file FILE] [--cache-dir DIR]
- *        [--max-inflight N] [--max-connections N]
+ *        [--max-inflight N] [--max-connections N] [--max-per-address N]
+ *        [--idle-timeout SECONDS]
  *
  * Listens on --listen, else DSC_LISTEN, else DSC_SELF, else
  * 127.0.0.1:7070. The secret comes from DSC_PEER_SECRET or
@@ -23,7 +24,8 @@
 
 static const char USAGE[] =
     "usage: dscd [--listen HOST:PORT] [--port-file FILE] [--cache-dir DIR]\n"
-    "            [--max-inflight N] [--max-connections N]\n";
+    "            [--max-inflight N] [--max-connections N] [--max-per-address N]\n"
+    "            [--idle-timeout SECONDS]\n";
 
 /* A daemon often starts after a crash: sweep the debris of the killed one
  * (files evicted but not yet unlinked) without delaying the start. */
@@ -58,23 +60,28 @@ int main(int argc, char **argv)
         { "cache-dir", required_argument, NULL, 'd' },
         { "max-inflight", required_argument, NULL, 'i' },
         { "max-connections", required_argument, NULL, 'c' },
+        { "max-per-address", required_argument, NULL, 'a' },
+        { "idle-timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *listen = NULL, *port_file = NULL, *dir = NULL;
-    int max_inflight = 0, max_conn = 0, c;
-    while ((c = getopt_long(argc, argv, "l:p:d:i:c:h", opts, NULL)) != -1) {
+    int max_inflight = 0, max_conn = 0, max_per_addr = 0, idle = 0, c;
+    while ((c = getopt_long(argc, argv, "l:p:d:i:c:a:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'l': listen = optarg; break;
         case 'p': port_file = optarg; break;
         case 'd': dir = optarg; break;
         case 'i': max_inflight = atoi(optarg); break;
         case 'c': max_conn = atoi(optarg); break;
+        case 'a': max_per_addr = atoi(optarg); break;
+        case 't': idle = atoi(optarg); break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: fputs(USAGE, stderr); return 2;
         }
     }
-    if (optind != argc || max_inflight < 0 || max_conn < 0) {
+    if (optind != argc || max_inflight < 0 || max_conn < 0 ||
+        max_per_addr < 0 || idle < 0) {
         fputs(USAGE, stderr);
         return 2;
     }
@@ -110,7 +117,9 @@ int main(int argc, char **argv)
     if (!rc) {
         dsc_server_opts so = { .listen = listen, .secret = secret,
                                .max_inflight = max_inflight,
-                               .max_connections = max_conn };
+                               .max_connections = max_conn,
+                               .max_per_address = max_per_addr,
+                               .idle_timeout_s = idle };
         rc = dsc_server_start(ctx, &so, &srv);
     }
     if (secret) {

@@ -354,8 +354,12 @@ int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
         s->o.max_connections = 512;
     if (s->o.max_inflight <= 0)
         s->o.max_inflight = 32;
+    if (s->o.max_per_address <= 0)
+        s->o.max_per_address = 64;
+    if (s->o.max_per_address > s->o.max_connections)
+        s->o.max_per_address = s->o.max_connections;
     if (s->o.idle_timeout_s <= 0)
-        s->o.idle_timeout_s = 120;
+        s->o.idle_timeout_s = 15;
     s->secret = dsc_strdup(o->secret);
     sem_init(&s->inflight, 0, (unsigned)s->o.max_inflight);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
@@ -366,7 +370,11 @@ int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
         flags, 0, NULL, NULL, handle, s,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->o.max_per_address,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout_s,
+        /* Request headers are small (a key is at most 1 KiB): a bound on
+         * what one connection may make the daemon hold. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d || !s->secret) {

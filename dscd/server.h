@@ -15,9 +15,14 @@ typedef struct dsc_server_opts {
     const char *secret;            /* HMAC key of the cluster */
     long max_skew_s;               /* request time tolerance; default 300 */
     int max_connections;           /* default 512 */
+    int max_per_address;           /* connections from one address;
+                                      default 64 (a flood from one host
+                                      leaves room for the others) */
     int max_inflight;              /* chunk reads buffered at once (memory:
                                       this x chunk size); default 32 */
-    long idle_timeout_s;           /* idle connections close; default 120 */
+    long idle_timeout_s;           /* a connection idle (or sending its
+                                      request slower) this long closes;
+                                      default 15 */
 } dsc_server_opts;
 
 /* Serve ctx's cache (ctx must have a cache and no peers). ctx must
