@@ -4,10 +4,11 @@
  *
  *   dscd [--listen HOST:PORT] [--port-file FILE] [--cache-dir DIR]
  *        [--max-inflight N] [--max-connections N] [--max-per-address N]
- *        [--idle-timeout SECONDS]
+ *        [--idle-timeout SECONDS] [--self NAME[,NAME]]
  *
  * Listens on --listen, else DSC_LISTEN, else DSC_SELF, else
- * 127.0.0.1:7070. The secret comes from DSC_PEER_SECRET or
+ * 127.0.0.1:7070, and answers requests signed for --self / DSC_SELF (its
+ * name in DSC_PEERS) or for that address. The secret comes from DSC_PEER_SECRET or
  * DSC_PEER_SECRET_FILE; S3 and cache settings from the usual AWS_* and
  * DSC_* variables (the chunk size must be the cluster's). Stops cleanly on
  * SIGTERM or SIGINT. Exit 0 after a clean stop, 1 on start-up errors, 2
@@ -25,7 +26,7 @@
 static const char USAGE[] =
     "usage: dscd [--listen HOST:PORT] [--port-file FILE] [--cache-dir DIR]\n"
     "            [--max-inflight N] [--max-connections N] [--max-per-address N]\n"
-    "            [--idle-timeout SECONDS]\n";
+    "            [--idle-timeout SECONDS] [--self NAME[,NAME]]\n";
 
 /* A daemon often starts after a crash: sweep the debris of the killed one
  * (files evicted but not yet unlinked) without delaying the start. */
@@ -61,13 +62,14 @@ int main(int argc, char **argv)
         { "max-inflight", required_argument, NULL, 'i' },
         { "max-connections", required_argument, NULL, 'c' },
         { "max-per-address", required_argument, NULL, 'a' },
+        { "self", required_argument, NULL, 's' },
         { "idle-timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *listen = NULL, *port_file = NULL, *dir = NULL;
+    const char *listen = NULL, *port_file = NULL, *dir = NULL, *self = NULL;
     int max_inflight = 0, max_conn = 0, max_per_addr = 0, idle = 0, c;
-    while ((c = getopt_long(argc, argv, "l:p:d:i:c:a:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:p:d:i:c:a:t:s:h", opts, NULL)) != -1) {
         switch (c) {
         case 'l': listen = optarg; break;
         case 'p': port_file = optarg; break;
@@ -75,6 +77,7 @@ int main(int argc, char **argv)
         case 'i': max_inflight = atoi(optarg); break;
         case 'c': max_conn = atoi(optarg); break;
         case 'a': max_per_addr = atoi(optarg); break;
+        case 's': self = optarg; break;
         case 't': idle = atoi(optarg); break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: fputs(USAGE, stderr); return 2;
@@ -91,6 +94,8 @@ int main(int argc, char **argv)
         listen = getenv("DSC_SELF");
     if (!listen || !*listen)
         listen = "127.0.0.1:7070";
+    if (!self)
+        self = getenv("DSC_SELF");
 
     /* Threads made from here on (the server's) leave these signals to
      * sigwait below. */
@@ -116,6 +121,7 @@ int main(int argc, char **argv)
     dsc_server *srv = NULL;
     if (!rc) {
         dsc_server_opts so = { .listen = listen, .secret = secret,
+                               .self = self,
                                .max_inflight = max_inflight,
                                .max_connections = max_conn,
                                .max_per_address = max_per_addr,

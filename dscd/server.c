@@ -14,12 +14,14 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <microhttpd.h>
 #include <xxhash.h>
 #include "api/node.h"
 #include "core/atomic.h"
 #include "peer/proto.h"
+#include "dscd/nonces.h"
 #include "dscd/server.h"
 
 /* Upper bounds in seconds of the latency histogram's buckets. */
@@ -47,6 +49,9 @@ struct dsc_server {
     struct MHD_Daemon *d;
     uint16_t port;
     sem_t inflight;                /* bounds chunk buffers in memory */
+    dsc_nonces *nonces;            /* seen request nonces (replays) */
+    /* Published once the port is known (dsc_atomic_publish/acquire). */
+    char *names;                   /* ",name,name," this node answers to */
     /* Counters (core/atomic.h), any connection thread. */
     uint64_t by_code[NCODES];
     uint64_t chunk_requests, bytes_sent, zero_copy, auth_failures;
@@ -99,6 +104,54 @@ static enum MHD_Result reply_text(dsc_server *s, struct MHD_Connection *c,
     return reply(s, c, code, r);
 }
 
+/* Whether target is a name this node answers to (DSC_SELF, or the
+ * host:port it listens on): requests are signed for one node. */
+static int is_my_name(dsc_server *s, const char *target)
+{
+    const char *names = dsc_atomic_acquire(&s->names);
+    size_t n = strlen(target);
+    if (!names || n == 0 || strchr(target, ','))
+        return 0;
+    for (const char *p = strstr(names, target); p; p = strstr(p + 1, target))
+        if (p[-1] == ',' && p[n] == ',')
+            return 1;
+    return 0;
+}
+
+/* ",self1,self2,host:port," from --self / DSC_SELF and the listen
+ * address (when it names one host). */
+static char *my_names(const char *self, const char *listen, unsigned port)
+{
+    dsc_buf b = { 0 };
+    dsc_buf_adds(&b, ",");
+    if (self && *self) {
+        for (const char *p = self; *p;) {
+            size_t n = strcspn(p, ",");
+            size_t lead = 0;
+            while (lead < n && p[lead] == ' ')
+                lead++;
+            size_t len = n - lead;
+            while (len && p[lead + len - 1] == ' ')
+                len--;
+            if (len)
+                dsc_buf_printf(&b, "%.*s,", (int)len, p + lead);
+            p += n + (p[n] == ',');
+        }
+    }
+    const char *colon = strrchr(listen, ':');
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    int any = hl == 0 || (hl == 1 && listen[0] == '*') ||
+              (hl == 7 && strncmp(listen, "0.0.0.0", 7) == 0) ||
+              (hl == 4 && strncmp(listen, "[::]", 4) == 0);
+    if (!any)
+        dsc_buf_printf(&b, "%.*s:%u,", (int)hl, listen, port);
+    if (dsc_buf_oom(&b) || b.len < 2) {
+        dsc_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
 static const char *hdr(struct MHD_Connection *c, const char *name)
 {
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
@@ -112,10 +165,12 @@ static unsigned check_request(dsc_server *s, struct MHD_Connection *c,
                               dsc_peer_req *rq, char *msg, size_t cap)
 {
     dsc_peer_raw raw = {
-        .method = method, .path = url, .bucket = hdr(c, "X-Dsc-Bucket"),
+        .method = method, .path = url, .target = hdr(c, "X-Dsc-Target"),
+        .origin = hdr(c, "X-Dsc-Origin"), .bucket = hdr(c, "X-Dsc-Bucket"),
         .key = hdr(c, "X-Dsc-Key"), .etag = hdr(c, "X-Dsc-Etag"),
         .size = hdr(c, "X-Dsc-Size"), .chunk = hdr(c, "X-Dsc-Chunk"),
-        .time = hdr(c, "X-Dsc-Time"), .auth = hdr(c, "X-Dsc-Auth"),
+        .time = hdr(c, "X-Dsc-Time"), .nonce = hdr(c, "X-Dsc-Nonce"),
+        .auth = hdr(c, "X-Dsc-Auth"),
     };
     if (!raw.time || !dsc_peer_auth_wellformed(raw.auth)) {
         bump(&s->auth_failures, 1);
@@ -126,22 +181,42 @@ static unsigned check_request(dsc_server *s, struct MHD_Connection *c,
         snprintf(msg, cap, "%s\n", dsc_errmsg());
         return 400;
     }
-    if (dsc_peer_req_verify(rq, s->secret, (int64_t)time(NULL), s->o.max_skew_s)) {
+    int64_t now = (int64_t)time(NULL);
+    if (dsc_peer_req_verify(rq, s->secret, now, s->o.max_skew_s)) {
         /* Say no more than "no" to whoever cannot sign. */
         bump(&s->auth_failures, 1);
         snprintf(msg, cap, "bad or stale signature\n");
         return 401;
     }
+    if (!is_my_name(s, rq->target.data)) {
+        /* Signed for another node: a capture replayed here. */
+        bump(&s->auth_failures, 1);
+        snprintf(msg, cap, "request signed for another node\n");
+        return 401;
+    }
+    /* Remembered past the last moment its time could still pass. */
+    int claim = dsc_nonces_claim(s->nonces, rq->nonce, now,
+                                 rq->time + s->o.max_skew_s + 1);
+    if (claim == DSC_EXISTS) {
+        bump(&s->auth_failures, 1);
+        snprintf(msg, cap, "request replayed\n");
+        return 401;
+    }
+    if (claim) {
+        snprintf(msg, cap, "too many requests in the signature window\n");
+        return 503;
+    }
+    if (strcmp(rq->origin.data, dsc_cache_origin(s->cache))) {
+        snprintf(msg, cap, "this node reads S3 endpoint %s, not %.200s\n",
+                 dsc_cache_origin(s->cache), rq->origin.data);
+        return 400;
+    }
     dsc_objref obj = { rq->bucket.data, rq->key.data, rq->etag.data, rq->size };
     dsc_chunk_id id;
     uint32_t cs = dsc_cache_chunk_size(s->cache);
-    if (dsc_chunk_id_make(dsc_cache_origin(s->cache), &obj, rq->chunk_size,
-                          rq->index, &id) ||
+    if (dsc_chunk_id_make(rq->origin.data, &obj, rq->chunk_size, rq->index, &id) ||
         memcmp(id.b, rq->id.b, sizeof id.b)) {
-        /* Also what a node reading from another S3 endpoint gets: the
-         * origin is part of the id, and this node reads only its own. */
-        snprintf(msg, cap, "chunk id does not match its identity on this "
-                 "node's S3 endpoint %s\n", dsc_cache_origin(s->cache));
+        snprintf(msg, cap, "chunk id does not match its identity\n");
         return 400;
     }
     if (rq->chunk_size != cs) {
@@ -153,20 +228,36 @@ static unsigned check_request(dsc_server *s, struct MHD_Connection *c,
     return 0;
 }
 
-/* Phase 2: the chunk's bytes as a response body, straight from its file
- * when this process has verified that file (sendfile), else read through
- * the cache (fetched from S3 on a miss). NULL with the status and text to
- * answer instead. */
-static struct MHD_Response *chunk_body(dsc_server *s, const dsc_objref *obj,
-                                       uint64_t index, size_t len,
-                                       uint64_t *xxh, int *result,
+/* The answer's MAC over the bytes of an open chunk file, mapped (no
+ * copy): the file then goes out by sendfile. */
+static int mac_of_file(dsc_server *s, const dsc_peer_req *rq, int fd,
+                       size_t len, char mac[33])
+{
+    if (len == 0)
+        return dsc_peer_answer_mac(s->secret, rq->auth_hex, "", 0, mac);
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED)
+        return dsc_fail(DSC_EIO, "mmap: %s", strerror(errno));
+    int rc = dsc_peer_answer_mac(s->secret, rq->auth_hex, map, len, mac);
+    munmap(map, len);
+    return rc;
+}
+
+/* Phase 2: the chunk's bytes as a response body with their MAC (over
+ * nothing for a HEAD), straight from its file when this process has
+ * verified that file (sendfile), else read through the cache (fetched
+ * from S3 on a miss). NULL with the status and text to answer instead. */
+static struct MHD_Response *chunk_body(dsc_server *s, const dsc_peer_req *rq,
+                                       const dsc_objref *obj, size_t len,
+                                       char mac[33], int *result,
                                        unsigned *code, char *msg, size_t cap)
 {
-    uint64_t size = 0;
+    uint64_t size = 0, xxh;
     struct MHD_Response *r = NULL;
     *result = R_HIT;
-    int fd = dsc_cache_open_chunk(s->cache, obj, index, &size, xxh);
-    if (fd >= 0 && size == len) {
+    int fd = dsc_cache_open_chunk(s->cache, obj, rq->index, &size, &xxh);
+    if (fd >= 0 && size == len &&
+        mac_of_file(s, rq, fd, rq->head ? 0 : len, mac) == 0) {
         r = MHD_create_response_from_fd64(size, fd);
         if (!r)
             close(fd);
@@ -183,9 +274,12 @@ static struct MHD_Response *chunk_body(dsc_server *s, const dsc_objref *obj,
     int fetched = 0, rc = DSC_ENOMEM;
     dsc_s3 *s3 = dsc_ctx_s3(s->ctx);
     if (buf && s3)
-        rc = dsc_cache_read_chunk(s->cache, s3, obj, index, buf, 0, len,
+        rc = dsc_cache_read_chunk(s->cache, s3, obj, rq->index, buf, 0, len,
                                   &fetched);
     sem_post(&s->inflight);
+    if (!rc)
+        rc = dsc_peer_answer_mac(s->secret, rq->auth_hex, buf,
+                                 rq->head ? 0 : len, mac);
     if (rc) {
         free(buf);
         *code = 502;
@@ -193,7 +287,6 @@ static struct MHD_Response *chunk_body(dsc_server *s, const dsc_objref *obj,
         return NULL;
     }
     *result = fetched ? R_MISS : R_HIT;
-    *xxh = XXH3_64bits(buf, len);
     r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
     if (!r)
         free(buf);
@@ -205,17 +298,11 @@ done:
     return r;
 }
 
-/* Phase 3: sign (request auth, length, XXH3) into the answer's headers. */
-static int sign_answer(dsc_server *s, struct MHD_Response *r,
-                       const dsc_peer_req *rq, size_t len, uint64_t xxh)
+/* Phase 3: the MAC into the answer's headers. */
+static int sign_answer(struct MHD_Response *r, const char mac[33])
 {
-    char xxh_hex[17], sig[65];
-    snprintf(xxh_hex, sizeof xxh_hex, "%016" PRIx64, xxh);
-    if (dsc_peer_resp_sig(s->secret, rq->auth_hex, len, xxh, sig))
-        return DSC_ENOMEM;
     if (MHD_add_response_header(r, "Content-Type", "application/octet-stream") != MHD_YES ||
-        MHD_add_response_header(r, "X-Dsc-Xxh3", xxh_hex) != MHD_YES ||
-        MHD_add_response_header(r, "X-Dsc-Sig", sig) != MHD_YES)
+        MHD_add_response_header(r, "X-Dsc-Mac", mac) != MHD_YES)
         return DSC_ENOMEM;
     return 0;
 }
@@ -236,10 +323,11 @@ static enum MHD_Result serve_chunk(dsc_server *s, struct MHD_Connection *c,
         goto done;
     dsc_objref obj = { rq.bucket.data, rq.key.data, rq.etag.data, rq.size };
     uint32_t cs = rq.chunk_size;
-    uint64_t start = rq.index * cs, xxh = 0;
+    uint64_t start = rq.index * cs;
+    char mac[33];
     len = (size_t)(rq.size - start < cs ? rq.size - start : cs);
-    r = chunk_body(s, &obj, rq.index, len, &xxh, &result, &code, msg, sizeof msg);
-    if (r && sign_answer(s, r, &rq, len, xxh)) {
+    r = chunk_body(s, &rq, &obj, len, mac, &result, &code, msg, sizeof msg);
+    if (r && sign_answer(r, mac)) {
         MHD_destroy_response(r);
         r = NULL;
         code = 500;
@@ -361,6 +449,13 @@ int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
     if (s->o.idle_timeout_s <= 0)
         s->o.idle_timeout_s = 15;
     s->secret = dsc_strdup(o->secret);
+    if (!s->secret || dsc_nonces_new(s->o.nonce_capacity ? s->o.nonce_capacity
+                                                         : 1u << 18, &s->nonces)) {
+        free(s->secret);
+        free(s);
+        freeaddrinfo(ai);
+        return DSC_ENOMEM;
+    }
     sem_init(&s->inflight, 0, (unsigned)s->o.max_inflight);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
@@ -377,9 +472,10 @@ int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
         MHD_OPTION_END);
     freeaddrinfo(ai);
-    if (!s->d || !s->secret) {
+    if (!s->d) {
         int err = errno;
         sem_destroy(&s->inflight);
+        dsc_nonces_free(s->nonces);
         free(s->secret);
         free(s);
         return dsc_fail(DSC_ENET, "cannot listen on %s: %s", o->listen,
@@ -388,6 +484,14 @@ int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
     const union MHD_DaemonInfo *info =
         MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : 0;
+    char *names = my_names(o->self, o->listen, s->port);
+    if (!names) {
+        dsc_server_stop(s);
+        return dsc_fail(DSC_EINVAL, "dscd listens on all addresses (%s): set "
+                        "DSC_SELF (or --self) to this node's name in DSC_PEERS, "
+                        "which requests are signed for", o->listen);
+    }
+    dsc_atomic_publish(&s->names, names);
     *out = s;
     return 0;
 }
@@ -403,8 +507,10 @@ void dsc_server_stop(dsc_server *s)
         return;
     MHD_stop_daemon(s->d);
     sem_destroy(&s->inflight);
+    dsc_nonces_free(s->nonces);
     memset(s->secret, 0, strlen(s->secret));
     free(s->secret);
+    free(s->names);
     free(s);
 }
 

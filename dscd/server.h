@@ -13,7 +13,14 @@ typedef struct dsc_server_opts {
     const char *listen;            /* "host:port"; host "" or "*": any;
                                       port 0: a free one */
     const char *secret;            /* HMAC key of the cluster */
-    long max_skew_s;               /* request time tolerance; default 300 */
+    const char *self;              /* this node's name(s) in DSC_PEERS,
+                                      comma-separated; requests are signed
+                                      for one node. NULL: the listen
+                                      address, which must name a host */
+    size_t nonce_capacity;         /* nonces remembered at once; default
+                                      2^18 (6 MiB) */
+    long max_skew_s;               /* request time tolerance; default 300
+                                      (its nonces are kept as long) */
     int max_connections;           /* default 512 */
     int max_per_address;           /* connections from one address;
                                       default 64 (a flood from one host

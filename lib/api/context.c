@@ -155,6 +155,7 @@ static int open_peers(dsc_ctx *ctx, const dsc_config *cfg)
         return rc;
     dsc_peer_opts o = {
         .peers = list, .self = self && *self ? self : NULL, .secret = secret,
+        .origin = dsc_s3_origin(ctx->s3),
         .connect_timeout_ms = cfg->connect_timeout_ms,
         .timeout_ms = cfg->peer_timeout_ms, .backoff_ms = cfg->peer_backoff_ms,
         .keep_local = cfg->peer_keep_local,

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <xxhash.h>
 #include "core/atomic.h"
@@ -30,6 +31,7 @@ struct dsc_peers {
     /* Set at creation, read-only after. */
     dsc_peer_opts o;
     char *secret;
+    char *origin;                  /* the S3 endpoint this node reads */
     dsc_ring *ring;
     /* One per peer, any thread (atomics inside). */
     peer_state *st;
@@ -68,8 +70,10 @@ int dsc_peers_new(const dsc_peer_opts *o, dsc_peers **out)
         return DSC_ENOMEM;
     p->o = *o;
     p->secret = dsc_strdup(o->secret);
-    p->o.secret = p->o.peers = p->o.self = NULL;
-    int rc = p->secret ? dsc_ring_new(o->peers, o->self, &p->ring) : DSC_ENOMEM;
+    p->origin = dsc_strdup(o->origin ? o->origin : "");
+    p->o.secret = p->o.peers = p->o.self = p->o.origin = NULL;
+    int rc = p->secret && p->origin ? dsc_ring_new(o->peers, o->self, &p->ring)
+                                    : DSC_ENOMEM;
     if (!rc) {
         p->st = calloc(dsc_ring_size(p->ring), sizeof *p->st);
         rc = p->st ? make_http(p, &p->http) : DSC_ENOMEM;
@@ -96,6 +100,7 @@ void dsc_peers_free(dsc_peers *p)
     if (p->secret)
         memset(p->secret, 0, strlen(p->secret));
     free(p->secret);
+    free(p->origin);
     free(p);
 }
 
@@ -143,11 +148,10 @@ static int peer_failed(dsc_peers *p, int peer, int code, const char *detail)
 /* The headers of a signed request, as curl wants them. */
 static int request_headers(const dsc_peer_signed *sig, struct curl_slist **out)
 {
-    const char *lines[] = { sig->bucket.data, sig->key.data, sig->etag.data,
-                            sig->size.data, sig->chunk.data, sig->time.data,
-                            sig->auth.data, "Accept:", "Expect:" };
-    for (size_t i = 0; i < DSC_ARRAY_LEN(lines); i++) {
-        struct curl_slist *t = curl_slist_append(*out, lines[i]);
+    for (size_t i = 0; i <= DSC_ARRAY_LEN(sig->lines); i++) {
+        const char *line = i < DSC_ARRAY_LEN(sig->lines) ? sig->lines[i].data
+                                                          : "Accept:";
+        struct curl_slist *t = curl_slist_append(*out, line);
         if (!t)
             return DSC_ENOMEM;
         *out = t;
@@ -155,9 +159,9 @@ static int request_headers(const dsc_peer_signed *sig, struct curl_slist **out)
     return 0;
 }
 
-/* Headers of the answer that carry its proof, in this order. */
-static const char *const ANSWER_HEADERS[] = { "X-Dsc-Xxh3", "X-Dsc-Sig", NULL };
-enum { ANSWER_XXH3, ANSWER_SIG };
+/* The header of the answer that carries its proof. */
+static const char *const ANSWER_HEADERS[] = { "X-Dsc-Mac", NULL };
+enum { ANSWER_MAC };
 
 /* The peer answered something other than 200. */
 static int refused(dsc_peers *p, int peer, long status)
@@ -176,26 +180,20 @@ static int refused(dsc_peers *p, int peer, long status)
     return peer_failed(p, peer, status == 401 ? DSC_EACCESS : DSC_EHTTP, detail);
 }
 
-/* A 200: its signature must bind (our request, length, XXH3) and, for a
- * GET, the body must be that long and hash to that XXH3. */
+/* A 200: its MAC, under a key only this request's signer and the owner
+ * can derive, must hold over exactly the bytes received (for a HEAD: an
+ * empty body). Checked before the bytes are used or stored. */
 static int check_answer(dsc_peers *p, int peer, const dsc_peer_signed *sig,
                         const dsc_http_resp *rs, const void *buf, size_t len,
                         const dsc_objref *obj, uint64_t index)
 {
-    const char *xxh_hex = rs->captured[ANSWER_XXH3];
-    const char *got_sig = rs->captured[ANSWER_SIG];
-    uint64_t want_xxh = 0, got_xxh = 0;
-    char *end = NULL, want_sig[65];
-    if (xxh_hex[0])
-        want_xxh = strtoull(xxh_hex, &end, 16);
-    int ok = end && !*end && strlen(xxh_hex) == 16 &&
-             dsc_peer_resp_sig(p->secret, sig->auth_hex, len, want_xxh,
-                               want_sig) == 0 &&
-             dsc_peer_hex_equal(want_sig, got_sig);
-    if (ok && buf) {
-        got_xxh = XXH3_64bits(buf, rs->received);
-        ok = rs->received == len && got_xxh == want_xxh;
-    }
+    const char *got_mac = rs->captured[ANSWER_MAC];
+    char want_mac[33];
+    size_t n = buf ? rs->received : 0;
+    int ok = (!buf || rs->received == len) &&
+             dsc_peer_answer_mac(p->secret, sig->auth_hex, buf ? buf : "", n,
+                                 want_mac) == 0 &&
+             dsc_peer_hex_equal(want_mac, got_mac);
     if (ok) {
         if (buf) {
             bump(&p->hits, 1);
@@ -205,10 +203,9 @@ static int check_answer(dsc_peers *p, int peer, const dsc_peer_signed *sig,
     }
     char detail[320];
     snprintf(detail, sizeof detail, "answer for chunk %" PRIu64 " of "
-             "s3://%.40s/%.60s failed its check (%zu of %zu bytes, xxh3 "
-             "%016" PRIx64 " vs %.20s, signature %s)", index, obj->bucket,
-             obj->key, rs->received, len, got_xxh, xxh_hex,
-             got_sig[0] ? "present" : "missing");
+             "s3://%.40s/%.60s failed its check (%zu of %zu bytes, MAC %s)",
+             index, obj->bucket, obj->key, rs->received, len,
+             !got_mac[0] ? "missing" : "wrong");
     bump(&p->bad_data, 1);
     return peer_failed(p, peer, DSC_EPROTO, detail);
 }
@@ -221,10 +218,14 @@ int dsc_peers_get(dsc_peers *p, int peer, const dsc_objref *obj,
     if (!http)
         return DSC_ENOMEM;
     int head = buf == NULL;
+    uint8_t nonce[DSC_PEER_NONCE];
+    if (getrandom(nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+        return dsc_fail(DSC_EIO, "getrandom: %s", strerror(errno));
+    dsc_peer_ident who = { dsc_ring_peer(p->ring, (size_t)peer), p->origin,
+                           obj, chunk_size, index };
     dsc_peer_signed sig;
-    int rc = dsc_peer_sign(p->secret, head, id, obj->bucket, obj->key,
-                           obj->etag, obj->size, chunk_size, index,
-                           (int64_t)time(NULL), &sig);
+    int rc = dsc_peer_sign(p->secret, head, id, &who, (int64_t)time(NULL),
+                           nonce, &sig);
     if (rc)
         return rc;
     dsc_buf url = { 0 };

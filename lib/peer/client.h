@@ -12,6 +12,7 @@ typedef struct dsc_peer_opts {
     const char *peers;             /* "host:port,..." */
     const char *self;              /* NULL: no peer is this node */
     const char *secret;
+    const char *origin;            /* this node's S3 endpoint (dsc_s3_origin) */
     long connect_timeout_ms;
     long timeout_ms;
     long backoff_ms;

@@ -1,6 +1,7 @@
 /* libFuzzer target: dscd's request parser and signature check. The input
- * is the request's fields (method, path, bucket, key, etag, size, chunk,
- * time, auth) separated by newlines; missing fields are absent headers. */
+ * is the request's fields (method, path, target, origin, bucket, key, etag,
+ * size, chunk, time, nonce, auth) separated by newlines; missing fields are
+ * absent headers. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,15 +14,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(copy, data, size);
     copy[size] = '\0';
-    const char *f[9] = { 0 };
+    const char *f[12] = { 0 };
     char *p = copy;
-    for (int i = 0; i < 9 && p; i++) {
+    for (int i = 0; i < 12 && p; i++) {
         f[i] = p;
         p = strchr(p, '\n');
         if (p)
             *p++ = '\0';
     }
-    dsc_peer_raw raw = { f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8] };
+    dsc_peer_raw raw = { f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8],
+                         f[9], f[10], f[11] };
     dsc_peer_req r;
     if (dsc_peer_req_parse(&raw, &r) == 0)
         dsc_peer_req_verify(&r, "fuzz-secret", r.time, 300);

@@ -245,25 +245,35 @@ def chunk_id(bucket, key, etag, size, cs, index, origin=ORIGIN):
         text=True).strip()
 
 
-def sign(secret, method, path, bucket, key, etag, size, cs, index, t):
-    msg = "dsc-peer-1\n%s\n%s\n%s\n%s\n%s\n%d\n%d\n%d\n%d" % (
-        method, path, bucket, enc(key), enc(etag), size, cs, index, t)
+def sign(secret, method, path, target, origin, bucket, key, etag, size, cs,
+         index, t, nonce):
+    msg = "dsc-peer-2\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%d\n%d\n%d\n%d\n%s" % (
+        method, path, enc(target), enc(origin), bucket, enc(key), enc(etag), size,
+        cs, index, t, nonce)
     return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
 
 
-def resp_sig(secret, auth, length, xxh_hex):
-    msg = "dsc-peer-1-resp\n%s\n%d\n%s" % (auth, length, xxh_hex)
-    return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+def answer_mac(secret, auth, body):
+    """The X-Dsc-Mac of an answer: Poly1305 of body || le64(len) under the
+    one-time key HMAC-SHA256(secret, "dsc-peer-2-answer\n" auth)."""
+    from cryptography.hazmat.primitives import poly1305
+    key = hmac.new(secret.encode(), ("dsc-peer-2-answer\n" + auth).encode(),
+                   hashlib.sha256).digest()
+    return poly1305.Poly1305.generate_tag(
+        key, body + len(body).to_bytes(8, "little")).hex()
 
 
-def chunk_headers(secret, method, bucket, key, etag, size, cs, index, t=None,
-                  path_id=None):
+def chunk_headers(target, secret, method, bucket, key, etag, size, cs, index,
+                  t=None, path_id=None, nonce=None, origin=ORIGIN):
     t = int(time.time()) if t is None else t
+    nonce = nonce or os.urandom(16).hex()
     cid = path_id or chunk_id(bucket, key, etag, size, cs, index)
-    path = "/v1/chunk/" + cid
-    auth = sign(secret, method, path, bucket, key, etag, size, cs, index, t)
+    path = "/v2/chunk/" + cid
+    auth = sign(secret, method, path, target, origin, bucket, key, etag, size,
+                cs, index, t, nonce)
     return path, {
+        "X-Dsc-Target": enc(target), "X-Dsc-Origin": enc(origin),
         "X-Dsc-Bucket": bucket, "X-Dsc-Key": enc(key), "X-Dsc-Etag": enc(etag),
         "X-Dsc-Size": str(size), "X-Dsc-Chunk": "%d/%d" % (cs, index),
-        "X-Dsc-Time": str(t), "X-Dsc-Auth": auth,
+        "X-Dsc-Time": str(t), "X-Dsc-Nonce": nonce, "X-Dsc-Auth": auth,
     }

@@ -70,7 +70,8 @@ def main():
                   "(%.2f s)" % took)
         except OSError as e:
             check(False, "/healthz answers during the flood: %s" % e)
-        path, h = chunk_headers(SECRET, "GET", BUCKET, key, etag, len(data), CHUNK, 2)
+        path, h = chunk_headers(node.addr, SECRET, "GET", BUCKET, key, etag, len(data),
+                                CHUNK, 2)
         try:
             st, body, took = get(node.port, path, h)
             check(st == 200 and body == data[2 * CHUNK:3 * CHUNK],

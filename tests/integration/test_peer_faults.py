@@ -9,6 +9,7 @@ reader falls back to S3), the failure is counted, and the epoch ends
 within its time bound. Prints a table. Run through tests/run.sh."""
 import re
 import shutil
+import socket
 import time
 
 from faultproxy import FaultProxy, Rule
@@ -30,10 +31,17 @@ def main():
     upload_dataset("peer-faults/", sizes, verify, seed=11)
     owner_dir = STATE / "peer-faults-owner"
     shutil.rmtree(owner_dir, ignore_errors=True)
-    owner = Dscd("faults-owner", owner_dir, SECRET)
+    # Readers name the owner by the proxy's address (the proxy sits on
+    # their path to it), and requests are signed for that name: the owner
+    # answers to it too (DSC_SELF), as a node behind NAT or a load balancer.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        proxy_port = probe.getsockname()[1]
+    owner = Dscd("faults-owner", owner_dir, SECRET,
+                 extra_env={"DSC_SELF": "127.0.0.1:%d" % proxy_port})
     rows = []
     try:
-        with FaultProxy(owner.addr) as proxy:
+        with FaultProxy(owner.addr, port=proxy_port) as proxy:
             peers = [SELF, "127.0.0.1:%d" % proxy.port]
             fast = {"DSC_PEER_TIMEOUT_MS": "1000", "DSC_PEER_BACKOFF_MS": "100",
                     "DSC_REQUEST_TIMEOUT_MS": "5000"}
@@ -89,6 +97,23 @@ def main():
                     check(errors >= 1, "%s: the failure was counted (%d)" % (name, errors))
                 if expect != "clean":
                     check(s3_mib(out) > 0, "%s: fell back to S3" % name)
+            # Kept locally, a forged answer would poison this node's cache
+            # for every later read: it must never be stored.
+            proxy.set_rules([Rule("corrupt", method="GET", flips=3)])
+            node = STATE / "peer-faults-reader"
+            shutil.rmtree(node, ignore_errors=True)
+            p = reader(node, peers, SELF, SECRET, "peer-faults/", verify, threads=4,
+                       extra_env=dict(fast, DSC_PEER_KEEP_LOCAL="1"))
+            rc, out = finish(p, timeout=120)
+            hits, errors, bad = peer_counts(out)
+            check(rc == 0 and bad >= 1, "keep_local under forgery: detected (%d bad), "
+                  "every byte right\n%s" % (bad, out))
+            proxy.set_rules([])
+            p = reader(node, [], None, SECRET, "peer-faults/", verify, threads=4,
+                       extra_env=fast)
+            rc, out = finish(p, timeout=120)
+            check(rc == 0, "the same node cache read without peers: no forged "
+                  "chunk was stored\n%s" % out)
     finally:
         owner.stop()
         shutil.rmtree(owner_dir, ignore_errors=True)

@@ -4,8 +4,11 @@
  *       prints the endpoint's canonical origin (auto addressing)
  *   peer_tool id ORIGIN BUCKET KEY ETAG SIZE CHUNK_SIZE INDEX
  *       prints the chunk id (32 hex)
- *   peer_tool sign SECRET ORIGIN METHOD BUCKET KEY ETAG SIZE CHUNK_SIZE INDEX TIME
+ *   peer_tool sign SECRET TARGET ORIGIN METHOD BUCKET KEY ETAG SIZE CHUNK_SIZE
+ *                  INDEX TIME NONCE_HEX
  *       prints the request's X-Dsc-Auth value
+ *   peer_tool mac SECRET AUTH FILE
+ *       prints the answer MAC of FILE's bytes for the request AUTH
  *
  * The tests sign with their own (Python) code and compare, so a change of
  * the canonical form on one side fails loudly. */
@@ -46,25 +49,42 @@ int main(int argc, char **argv)
         printf("%s\n", hex);
         return 0;
     }
-    if (argc == 12 && strcmp(argv[1], "sign") == 0) {
-        const char *origin = argv[3];
-        argv[3] = argv[2];
-        argv++;
-        dsc_objref o = { argv[4], argv[5], argv[6], num(argv[7]) };
-        if (dsc_chunk_id_make(origin, &o, (uint32_t)num(argv[8]), num(argv[9]), &id))
+    if (argc == 14 && strcmp(argv[1], "sign") == 0) {
+        /* sign SECRET TARGET ORIGIN METHOD BUCKET KEY ETAG SIZE CHUNK_SIZE
+         *      INDEX TIME NONCE_HEX */
+        dsc_objref o = { argv[6], argv[7], argv[8], num(argv[9]) };
+        uint32_t cs = (uint32_t)num(argv[10]);
+        uint64_t index = num(argv[11]);
+        uint8_t nonce[DSC_PEER_NONCE];
+        if (dsc_chunk_id_make(argv[4], &o, cs, index, &id) ||
+            strlen(argv[13]) != 2 * DSC_PEER_NONCE ||
+            dsc_hex_decode(argv[13], nonce, DSC_PEER_NONCE))
             return 1;
+        dsc_peer_ident who = { argv[3], argv[4], &o, cs, index };
         dsc_peer_signed s;
-        if (dsc_peer_sign(argv[2], strcmp(argv[3], "HEAD") == 0, &id, argv[4],
-                          argv[5], argv[6], num(argv[7]), (uint32_t)num(argv[8]),
-                          num(argv[9]), (int64_t)num(argv[10]), &s))
+        if (dsc_peer_sign(argv[2], strcmp(argv[5], "HEAD") == 0, &id, &who,
+                          (int64_t)num(argv[12]), nonce, &s))
             return 1;
         printf("%s\n", s.auth_hex);
         dsc_peer_signed_free(&s);
         return 0;
     }
+    if (argc == 5 && strcmp(argv[1], "mac") == 0) {
+        /* mac SECRET AUTH FILE: the answer MAC of FILE's bytes */
+        FILE *f = fopen(argv[4], "rb");
+        static char body[256 << 20];
+        size_t n = f ? fread(body, 1, sizeof body, f) : 0;
+        char mac[33];
+        if (!f || ferror(f) || dsc_peer_answer_mac(argv[2], argv[3], body, n, mac))
+            return 1;
+        fclose(f);
+        printf("%s\n", mac);
+        return 0;
+    }
     fprintf(stderr, "usage: peer_tool origin ENDPOINT_URL\n"
                     "       peer_tool id ORIGIN BUCKET KEY ETAG SIZE CHUNK_SIZE INDEX\n"
-                    "       peer_tool sign SECRET ORIGIN METHOD BUCKET KEY ETAG SIZE "
-                    "CHUNK_SIZE INDEX TIME\n");
+                    "       peer_tool sign SECRET TARGET ORIGIN METHOD BUCKET KEY ETAG "
+                    "SIZE CHUNK_SIZE INDEX TIME NONCE_HEX\n"
+                    "       peer_tool mac SECRET AUTH FILE\n");
     return 2;
 }

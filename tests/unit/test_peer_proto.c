@@ -16,9 +16,13 @@
 #define NOW 1764000000
 
 typedef struct req_text {
-    char method[8], path[128], bucket[300], key[4096], etag[600], size[32],
-         chunk[64], time[32], auth[80];
+    char method[8], path[128], target[300], origin[300], bucket[300],
+         key[4096], etag[600], size[32], chunk[64], time[32], nonce[40],
+         auth[80];
 } req_text;
+
+#define TARGET "10.0.0.2:7070"
+#define ORIGIN "https://s3.us-east-1.amazonaws.com:443/auto"
 
 /* Header values after "Name: " of a signed request. */
 static const char *value(const dsc_buf *line)
@@ -34,25 +38,31 @@ static void make(req_text *t, int head, const char *key, uint64_t size,
     for (int i = 0; i < 16; i++)
         id.b[i] = (uint8_t)(i * 17 + 3);
     dsc_peer_signed s;
-    assert_int_equal(dsc_peer_sign(SECRET, head, &id, "my-bucket", key,
-                                   "\"abc-1\"", size, 65536, index, when, &s), 0);
+    dsc_objref o = { "my-bucket", key, "\"abc-1\"", size };
+    dsc_peer_ident who = { TARGET, ORIGIN, &o, 65536, index };
+    uint8_t nonce[DSC_PEER_NONCE];
+    for (int i = 0; i < DSC_PEER_NONCE; i++)
+        nonce[i] = (uint8_t)(0xa0 + i);
+    assert_int_equal(dsc_peer_sign(SECRET, head, &id, &who, when, nonce, &s), 0);
     snprintf(t->method, sizeof t->method, "%s", head ? "HEAD" : "GET");
     snprintf(t->path, sizeof t->path, "%s", s.path);
-    snprintf(t->bucket, sizeof t->bucket, "%s", value(&s.bucket));
-    snprintf(t->key, sizeof t->key, "%s", value(&s.key));
-    snprintf(t->etag, sizeof t->etag, "%s", value(&s.etag));
-    snprintf(t->size, sizeof t->size, "%s", value(&s.size));
-    snprintf(t->chunk, sizeof t->chunk, "%s", value(&s.chunk));
-    snprintf(t->time, sizeof t->time, "%s", value(&s.time));
-    snprintf(t->auth, sizeof t->auth, "%s", value(&s.auth));
+    char *fields[] = { t->target, t->origin, t->bucket, t->key, t->etag,
+                       t->size, t->chunk, t->time, t->nonce, t->auth };
+    size_t caps[] = { sizeof t->target, sizeof t->origin, sizeof t->bucket,
+                      sizeof t->key, sizeof t->etag, sizeof t->size,
+                      sizeof t->chunk, sizeof t->time, sizeof t->nonce,
+                      sizeof t->auth };
+    for (size_t i = 0; i < DSC_ARRAY_LEN(fields); i++)
+        snprintf(fields[i], caps[i], "%s", value(&s.lines[i]));
     assert_string_equal(t->auth, s.auth_hex);
     dsc_peer_signed_free(&s);
 }
 
 static dsc_peer_raw raw_of(const req_text *t)
 {
-    return (dsc_peer_raw){ t->method, t->path, t->bucket, t->key, t->etag,
-                           t->size, t->chunk, t->time, t->auth };
+    return (dsc_peer_raw){ t->method, t->path, t->target, t->origin,
+                           t->bucket, t->key, t->etag, t->size, t->chunk,
+                           t->time, t->nonce, t->auth };
 }
 
 /* 0 parse+verify ok, 1 parse refused, 2 verify refused. */
@@ -85,6 +95,9 @@ static void test_round_trip(void **state)
     assert_string_equal(r.key.data, key);
     assert_string_equal(r.etag.data, "\"abc-1\"");
     assert_string_equal(r.bucket.data, "my-bucket");
+    assert_string_equal(r.target.data, TARGET);
+    assert_string_equal(r.origin.data, ORIGIN);
+    assert_int_equal(r.nonce[3], 0xa3);
     assert_int_equal(r.size, 1000000);
     assert_int_equal(r.chunk_size, 65536);
     assert_int_equal(r.index, 15);
@@ -114,7 +127,10 @@ static void test_every_field_is_signed(void **state)
     assert_int_equal(check(&good, NOW), 0);
     struct { char *field; size_t cap; const char *v; } edits[] = {
         { t.method, sizeof t.method, "HEAD" },
-        { t.path, sizeof t.path, "/v1/chunk/00000000000000000000000000000000" },
+        { t.path, sizeof t.path, "/v2/chunk/00000000000000000000000000000000" },
+        { t.target, sizeof t.target, "10.0.0.3%3A7070" },
+        { t.origin, sizeof t.origin, "http%3A%2F%2Fevil%3A80%2Fauto" },
+        { t.nonce, sizeof t.nonce, "a1a1a2a3a4a5a6a7a8a9aaabacadaeaf" },
         { t.bucket, sizeof t.bucket, "my-bucket2" },
         { t.key, sizeof t.key, "some/kez" },
         { t.etag, sizeof t.etag, "%22abc-2%22" },
@@ -150,12 +166,18 @@ static void test_malformed_refused(void **state)
 #define F(f) offsetof(req_text, f), sizeof(((req_text *)0)->f)
         { F(method), "POST", "method" },
         { F(method), "get", "method" },
-        { F(path), "/v1/chunk/../../etc/passwd", "path" },
-        { F(path), "/v1/chunk/0123456789ABCDEF0123456789abcdef", "path" },
-        { F(path), "/v1/chunk/0123456789abcdef0123456789abcde", "path" },
-        { F(path), "/v1/chunk/0123456789abcdef0123456789abcdef0", "path" },
-        { F(path), "/v1/chunk/0123456789abcdef0123456789abcdef/", "path" },
-        { F(path), "/v2/chunk/0123456789abcdef0123456789abcdef", "path" },
+        { F(path), "/v2/chunk/../../etc/passwd", "path" },
+        { F(path), "/v2/chunk/0123456789ABCDEF0123456789abcdef", "path" },
+        { F(path), "/v2/chunk/0123456789abcdef0123456789abcde", "path" },
+        { F(path), "/v2/chunk/0123456789abcdef0123456789abcdef0", "path" },
+        { F(path), "/v2/chunk/0123456789abcdef0123456789abcdef/", "path" },
+        { F(path), "/v1/chunk/0123456789abcdef0123456789abcdef", "path" },
+        { F(target), "", "target" },
+        { F(target), "a%zz", "target" },
+        { F(origin), "", "origin" },
+        { F(nonce), "", "nonce" },
+        { F(nonce), "a0a1a2", "nonce" },
+        { F(nonce), "A0A1A2A3A4A5A6A7A8A9AAABACADAEAF", "nonce" },
         { F(path), "", "path" },
         { F(bucket), "", "bucket" },
         { F(bucket), "a/b", "bucket" },
@@ -198,7 +220,7 @@ static void test_malformed_refused(void **state)
         assert_errmsg_has(bad[i].why);
     }
     /* Missing headers. */
-    for (int f = 0; f < 9; f++) {
+    for (int f = 0; f < 12; f++) {
         t = good;
         dsc_peer_raw raw = raw_of(&t);
         ((const char **)&raw)[f] = NULL;
@@ -218,18 +240,37 @@ static void test_malformed_refused(void **state)
     assert_int_equal(check(&t, NOW), 1);
 }
 
-static void test_response_signature(void **state)
+/* The answer's MAC: the same for the same request and bytes, different
+ * for another request (its own key), another length, or any changed
+ * byte - including a change that keeps the body's XXH3 (not asserted
+ * here: any change at all is enough for Poly1305 under a secret key). */
+static void test_answer_mac(void **state)
 {
     (void)state;
-    char a[65], b[65], c[65], d[65];
     const char *auth = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-    assert_int_equal(dsc_peer_resp_sig(SECRET, auth, 100, 0x1234, a), 0);
-    assert_int_equal(dsc_peer_resp_sig(SECRET, auth, 100, 0x1234, b), 0);
+    const char *auth2 = "10112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    static uint8_t body[70000];
+    for (size_t i = 0; i < sizeof body; i++)
+        body[i] = (uint8_t)(i * 131 + 7);
+    char a[33], b[33], c[33], d[33], e[33], f[33];
+    assert_int_equal(dsc_peer_answer_mac(SECRET, auth, body, sizeof body, a), 0);
+    assert_int_equal(dsc_peer_answer_mac(SECRET, auth, body, sizeof body, b), 0);
     assert_string_equal(a, b);
-    assert_int_equal(dsc_peer_resp_sig(SECRET, auth, 101, 0x1234, c), 0);
-    assert_int_equal(dsc_peer_resp_sig(SECRET, auth, 100, 0x1235, d), 0);
-    assert_true(strcmp(a, c) && strcmp(a, d) && strcmp(c, d));
-    assert_true(dsc_peer_hex_equal(a, b));
+    assert_int_equal(strlen(a), 32);
+    assert_int_equal(dsc_peer_answer_mac(SECRET, auth2, body, sizeof body, c), 0);
+    assert_int_equal(dsc_peer_answer_mac(SECRET, auth, body, sizeof body - 1, d), 0);
+    assert_int_equal(dsc_peer_answer_mac("other", auth, body, sizeof body, e), 0);
+    body[50000] ^= 1;
+    assert_int_equal(dsc_peer_answer_mac(SECRET, auth, body, sizeof body, f), 0);
+    const char *all[] = { a, c, d, e, f };
+    for (size_t i = 0; i < DSC_ARRAY_LEN(all); i++)
+        for (size_t j = i + 1; j < DSC_ARRAY_LEN(all); j++)
+            if (strcmp(all[i], all[j]) == 0)
+                fail_msg("MACs %zu and %zu are equal", i, j);
+    /* An empty body (a HEAD) has a MAC of its own too. */
+    assert_int_equal(dsc_peer_answer_mac(SECRET, auth, "", 0, b), 0);
+    assert_string_not_equal(a, b);
+    assert_true(dsc_peer_hex_equal(a, a));
     assert_false(dsc_peer_hex_equal(a, c));
     assert_false(dsc_peer_hex_equal(a, "00"));
 }
@@ -257,7 +298,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_every_field_is_signed),
         cmocka_unit_test(test_malformed_refused),
-        cmocka_unit_test(test_response_signature),
+        cmocka_unit_test(test_answer_mac),
         cmocka_unit_test(test_uri_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
