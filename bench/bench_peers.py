@@ -11,6 +11,7 @@
 import os
 import re
 import shutil
+import subprocess
 import statistics
 import sys
 from pathlib import Path
@@ -43,6 +44,23 @@ def epoch(node_dir, peers=(), self_addr=None, extra=None):
     return out
 
 
+def tls_material(d):
+    """A cluster CA and a node certificate for 127.0.0.1 (openssl tool)."""
+    def run(*a):
+        subprocess.run(["openssl"] + list(a), check=True, capture_output=True)
+    d.mkdir(parents=True, exist_ok=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        "/CN=bench-ca", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))
+    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=node", "-keyout",
+        str(d / "node.key"), "-out", str(d / "node.csr"))
+    run("x509", "-req", "-in", str(d / "node.csr"), "-CA", str(d / "ca.pem"),
+        "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "2", "-extfile",
+        str(d / "san.cnf"), "-out", str(d / "node.pem"))
+    os.chmod(d / "node.key", 0o600)
+    return d
+
+
 def fresh(name):
     d = STATE / name
     shutil.rmtree(d, ignore_errors=True)
@@ -67,27 +85,40 @@ def main():
     node_b = fresh("b")
     epoch(node_b)                       # B's cache gets every chunk
     b = Dscd("b", node_b, SECRET)
-    origin, peer, local = [], [], []
+    tls = tls_material(STATE / "tls")
+    # The same node cache served again in TLS, by a second daemon.
+    bt = Dscd("bt", node_b, SECRET, extra_env={
+        "DSC_PEER_TLS_CERT": str(tls / "node.pem"),
+        "DSC_PEER_TLS_KEY": str(tls / "node.key")})
+    origin, peer, peer_tls, local = [], [], [], []
+
+    def peer_run(r, daemon, extra, into):
+        out = epoch(fresh("a"), peers=[daemon.addr], extra=extra)
+        hits, errors, _ = peer_counts(out)
+        if hits != total or errors:
+            raise RuntimeError("peer run %d: %d peer hits of %d, %d errors"
+                               % (r, hits, total, errors))
+        into.append(mibps(out))
     try:
         for r in range(RUNS):
             origin.append(mibps(epoch(fresh("a"), extra={"DSC_CACHE_DIR": "off"})))
-            out = epoch(fresh("a"), peers=[b.addr])
-            hits, errors, _ = peer_counts(out)
-            if hits != total or errors:
-                raise RuntimeError("peer run %d: %d peer hits of %d, %d errors"
-                                   % (r, hits, total, errors))
-            peer.append(mibps(out))
+            peer_run(r, b, None, peer)
+            peer_run(r, bt, {"DSC_PEER_TLS_CA": str(tls / "ca.pem")}, peer_tls)
             local.append(mibps(epoch(node_b)))
     finally:
         b.stop()
-    o, p, loc = (statistics.median(x) for x in (origin, peer, local))
+        bt.stop()
+    o, p, pt, loc = (statistics.median(x) for x in (origin, peer, peer_tls, local))
     print("  %-38s %8.1f MiB/s  (runs: %s)" % ("origin (s3rver, no cache)", o,
           " ".join("%.0f" % x for x in origin)))
     print("  %-38s %8.1f MiB/s  (runs: %s)" % ("peer hit (other node's dscd)", p,
           " ".join("%.0f" % x for x in peer)))
+    print("  %-38s %8.1f MiB/s  (runs: %s)" % ("peer hit over TLS", pt,
+          " ".join("%.0f" % x for x in peer_tls)))
     print("  %-38s %8.1f MiB/s  (runs: %s)" % ("local hit (own node cache)", loc,
           " ".join("%.0f" % x for x in local)))
-    print("  peer hit / origin: %.2fx   peer hit / local hit: %.2fx" % (p / o, p / loc))
+    print("  peer hit / origin: %.2fx   peer hit / local hit: %.2fx   TLS / plain: %.2fx"
+          % (p / o, p / loc, pt / p))
 
     # --- 2. S3 GETs per epoch
     log = S3Log()

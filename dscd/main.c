@@ -5,6 +5,7 @@
  *   dscd [--listen HOST:PORT] [--port-file FILE] [--cache-dir DIR]
  *        [--max-inflight N] [--max-connections N] [--max-per-address N]
  *        [--idle-timeout SECONDS] [--self NAME[,NAME]]
+ *        [--tls-cert PEM --tls-key PEM]
  *
  * Listens on --listen, else DSC_LISTEN, else DSC_SELF, else
  * 127.0.0.1:7070, and answers requests signed for --self / DSC_SELF (its
@@ -26,7 +27,8 @@
 static const char USAGE[] =
     "usage: dscd [--listen HOST:PORT] [--port-file FILE] [--cache-dir DIR]\n"
     "            [--max-inflight N] [--max-connections N] [--max-per-address N]\n"
-    "            [--idle-timeout SECONDS] [--self NAME[,NAME]]\n";
+    "            [--idle-timeout SECONDS] [--self NAME[,NAME]]\n"
+    "            [--tls-cert PEM --tls-key PEM]\n";
 
 /* A daemon often starts after a crash: sweep the debris of the killed one
  * (files evicted but not yet unlinked) without delaying the start. */
@@ -63,13 +65,16 @@ int main(int argc, char **argv)
         { "max-connections", required_argument, NULL, 'c' },
         { "max-per-address", required_argument, NULL, 'a' },
         { "self", required_argument, NULL, 's' },
+        { "tls-cert", required_argument, NULL, 'C' },
+        { "tls-key", required_argument, NULL, 'K' },
         { "idle-timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *listen = NULL, *port_file = NULL, *dir = NULL, *self = NULL;
+    const char *tls_cert = NULL, *tls_key = NULL;
     int max_inflight = 0, max_conn = 0, max_per_addr = 0, idle = 0, c;
-    while ((c = getopt_long(argc, argv, "l:p:d:i:c:a:t:s:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:p:d:i:c:a:t:s:C:K:h", opts, NULL)) != -1) {
         switch (c) {
         case 'l': listen = optarg; break;
         case 'p': port_file = optarg; break;
@@ -78,6 +83,8 @@ int main(int argc, char **argv)
         case 'c': max_conn = atoi(optarg); break;
         case 'a': max_per_addr = atoi(optarg); break;
         case 's': self = optarg; break;
+        case 'C': tls_cert = optarg; break;
+        case 'K': tls_key = optarg; break;
         case 't': idle = atoi(optarg); break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: fputs(USAGE, stderr); return 2;
@@ -96,6 +103,14 @@ int main(int argc, char **argv)
         listen = "127.0.0.1:7070";
     if (!self)
         self = getenv("DSC_SELF");
+    if (!tls_cert)
+        tls_cert = getenv("DSC_PEER_TLS_CERT");
+    if (!tls_key)
+        tls_key = getenv("DSC_PEER_TLS_KEY");
+    if (tls_cert && !*tls_cert)
+        tls_cert = NULL;
+    if (tls_key && !*tls_key)
+        tls_key = NULL;
 
     /* Threads made from here on (the server's) leave these signals to
      * sigwait below. */
@@ -122,6 +137,7 @@ int main(int argc, char **argv)
     if (!rc) {
         dsc_server_opts so = { .listen = listen, .secret = secret,
                                .self = self,
+                               .tls_cert = tls_cert, .tls_key = tls_key,
                                .max_inflight = max_inflight,
                                .max_connections = max_conn,
                                .max_per_address = max_per_addr,
@@ -146,9 +162,9 @@ int main(int argc, char **argv)
     }
     dsc_stats st;
     dsc_stats_get(ctx, &st, sizeof st);
-    fprintf(stderr, "dscd %s: serving %s (chunk %u KiB) on %s, port %u\n",
+    fprintf(stderr, "dscd %s: serving %s (chunk %u KiB) on %s, port %u, %s\n",
             dsc_version_string(), dsc_cache_dir(ctx), st.chunk_size / 1024,
-            listen, port);
+            listen, port, tls_cert ? "TLS" : "plain HTTP (signed, not encrypted)");
     pthread_t sweeper;
     int swept = pthread_create(&sweeper, NULL, sweep, ctx) == 0;
     int sig = 0;

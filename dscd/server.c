@@ -6,6 +6,7 @@
  * path's id is the hash of the identity in the headers. The id alone picks
  * the data file, so no request can name anything but a cached chunk. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <semaphore.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <microhttpd.h>
 #include <xxhash.h>
 #include "api/node.h"
@@ -50,6 +52,7 @@ struct dsc_server {
     uint16_t port;
     sem_t inflight;                /* bounds chunk buffers in memory */
     dsc_nonces *nonces;            /* seen request nonces (replays) */
+    char *tls_cert, *tls_key;      /* PEM, kept while MHD uses them */
     /* Published once the port is known (dsc_atomic_publish/acquire). */
     char *names;                   /* ",name,name," this node answers to */
     /* Counters (core/atomic.h), any connection thread. */
@@ -413,6 +416,41 @@ static int parse_listen(const char *listen, struct addrinfo **ai)
     return 0;
 }
 
+/* A PEM file into memory (MHD takes TLS material as strings). A key
+ * readable by others is refused: it is the node's identity. */
+static int read_pem(const char *path, int is_key, char **out)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb)) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return dsc_fail(DSC_EINVAL, "TLS %s %s: %s", is_key ? "key" : "certificate",
+                        path, strerror(e));
+    }
+    int rc = 0;
+    if (is_key && (sb.st_mode & 077))
+        rc = dsc_fail(DSC_EINVAL, "TLS key %s is readable by others (mode %03o): "
+                      "chmod 600 it", path, (unsigned)(sb.st_mode & 0777));
+    else if (sb.st_size <= 0 || sb.st_size > (1 << 20))
+        rc = dsc_fail(DSC_EINVAL, "TLS %s %s: empty or too large",
+                      is_key ? "key" : "certificate", path);
+    char *buf = rc ? NULL : calloc(1, (size_t)sb.st_size + 1);
+    if (!rc && !buf)
+        rc = DSC_ENOMEM;
+    if (!rc && read(fd, buf, (size_t)sb.st_size) != sb.st_size)
+        rc = dsc_fail(DSC_EINVAL, "TLS %s %s: short read", is_key ? "key" : "certificate",
+                      path);
+    close(fd);
+    if (rc)
+        free(buf);
+    else
+        *out = buf;
+    return rc;
+}
+
 int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
 {
     *out = NULL;
@@ -424,13 +462,32 @@ int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
     if (!o->secret || !*o->secret)
         return dsc_fail(DSC_EINVAL, "dscd needs a secret (DSC_PEER_SECRET or "
                         "DSC_PEER_SECRET_FILE)");
+    if (!o->tls_cert != !o->tls_key)
+        return dsc_fail(DSC_EINVAL, "TLS needs both a certificate and a key "
+                        "(DSC_PEER_TLS_CERT and DSC_PEER_TLS_KEY)");
+    char *cert = NULL, *key = NULL;
+    int rc = 0;
+    if (o->tls_cert) {
+        rc = read_pem(o->tls_cert, 0, &cert);
+        if (!rc)
+            rc = read_pem(o->tls_key, 1, &key);
+        if (rc) {
+            free(cert);
+            return rc;
+        }
+    }
     struct addrinfo *ai = NULL;
-    int rc = parse_listen(o->listen, &ai);
-    if (rc)
+    rc = parse_listen(o->listen, &ai);
+    if (rc) {
+        free(cert);
+        free(key);
         return rc;
+    }
     dsc_server *s = calloc(1, sizeof *s);
     if (!s) {
         freeaddrinfo(ai);
+        free(cert);
+        free(key);
         return DSC_ENOMEM;
     }
     s->ctx = ctx;
@@ -455,6 +512,8 @@ int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
         free(s->secret);
         free(s);
         freeaddrinfo(ai);
+        free(cert);
+        free(key);
         return DSC_ENOMEM;
     }
     sem_init(&s->inflight, 0, (unsigned)s->o.max_inflight);
@@ -462,9 +521,18 @@ int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
                      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* MHD copies neither string: they live as long as the server. */
+    struct MHD_OptionItem tls[] = {
+        { MHD_OPTION_HTTPS_MEM_CERT, 0, cert },
+        { MHD_OPTION_HTTPS_MEM_KEY, 0, key },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    if (cert)
+        flags |= MHD_USE_TLS;
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, handle, s,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_ARRAY, cert ? tls : tls + 2,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->o.max_per_address,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.idle_timeout_s,
@@ -473,8 +541,14 @@ int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
         MHD_OPTION_END);
     freeaddrinfo(ai);
+    s->tls_cert = cert;
+    s->tls_key = key;
     if (!s->d) {
         int err = errno;
+        free(cert);
+        if (key)
+            memset(key, 0, strlen(key));
+        free(key);
         sem_destroy(&s->inflight);
         dsc_nonces_free(s->nonces);
         free(s->secret);
@@ -512,6 +586,10 @@ void dsc_server_stop(dsc_server *s)
     memset(s->secret, 0, strlen(s->secret));
     free(s->secret);
     free(s->names);
+    free(s->tls_cert);
+    if (s->tls_key)
+        memset(s->tls_key, 0, strlen(s->tls_key));
+    free(s->tls_key);
     free(s);
 }
 

@@ -17,6 +17,9 @@ typedef struct dsc_server_opts {
                                       comma-separated; requests are signed
                                       for one node. NULL: the listen
                                       address, which must name a host */
+    const char *tls_cert, *tls_key;  /* PEM files: serve HTTPS (both or
+                                        neither); the key must not be
+                                        readable by others */
     size_t nonce_capacity;         /* nonces remembered at once; default
                                       2^18 (6 MiB) */
     long max_skew_s;               /* request time tolerance; default 300

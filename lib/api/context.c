@@ -153,15 +153,26 @@ static int open_peers(dsc_ctx *ctx, const dsc_config *cfg)
     int rc = dsc_peer_secret(cfg->peer_secret, &secret);
     if (rc)
         return rc;
+    /* Peer traffic in TLS, checked against the cluster's CA: for
+     * clusters whose network is not private (docs/SECURITY.md). */
+    const char *tls_ca = getenv("DSC_PEER_TLS_CA");
+    const char *tls = getenv("DSC_PEER_TLS");
+    if (tls && *tls && strcmp(tls, "0") && strcmp(tls, "1")) {
+        rc = dsc_fail(DSC_EINVAL, "DSC_PEER_TLS='%s': use 1 (TLS) or 0", tls);
+        goto done;
+    }
     dsc_peer_opts o = {
         .peers = list, .self = self && *self ? self : NULL, .secret = secret,
         .origin = dsc_s3_origin(ctx->s3),
+        .tls = (tls_ca && *tls_ca) || (tls && strcmp(tls, "1") == 0),
+        .tls_ca = tls_ca && *tls_ca ? tls_ca : NULL,
         .connect_timeout_ms = cfg->connect_timeout_ms,
         .timeout_ms = cfg->peer_timeout_ms, .backoff_ms = cfg->peer_backoff_ms,
         .keep_local = cfg->peer_keep_local,
         .max_connections = cfg->max_connections,
     };
     rc = dsc_peers_new(&o, &ctx->peers);
+done:
     if (secret) {
         memset(secret, 0, strlen(secret));
         free(secret);

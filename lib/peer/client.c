@@ -32,6 +32,7 @@ struct dsc_peers {
     dsc_peer_opts o;
     char *secret;
     char *origin;                  /* the S3 endpoint this node reads */
+    char *tls_ca;                  /* NULL: the system's CAs (or no TLS) */
     dsc_ring *ring;
     /* One per peer, any thread (atomics inside). */
     peer_state *st;
@@ -55,6 +56,7 @@ static int make_http(dsc_peers *p, dsc_http **out)
         .request_timeout_ms = p->o.timeout_ms,
         .max_connections = p->o.max_connections,
         .verify_tls = 1,
+        .ca_file = p->tls_ca,
     };
     return dsc_http_new(&ho, out);
 }
@@ -71,9 +73,13 @@ int dsc_peers_new(const dsc_peer_opts *o, dsc_peers **out)
     p->o = *o;
     p->secret = dsc_strdup(o->secret);
     p->origin = dsc_strdup(o->origin ? o->origin : "");
-    p->o.secret = p->o.peers = p->o.self = p->o.origin = NULL;
-    int rc = p->secret && p->origin ? dsc_ring_new(o->peers, o->self, &p->ring)
-                                    : DSC_ENOMEM;
+    p->tls_ca = dsc_strdup(o->tls_ca);
+    p->o.secret = p->o.peers = p->o.self = p->o.origin = p->o.tls_ca = NULL;
+    int rc = p->secret && p->origin && (!o->tls_ca || p->tls_ca)
+                 ? dsc_ring_new(o->peers, o->self, &p->ring) : DSC_ENOMEM;
+    if (!rc && o->tls_ca && access(o->tls_ca, R_OK))
+        rc = dsc_fail(DSC_EINVAL, "DSC_PEER_TLS_CA %s: %s", o->tls_ca,
+                      strerror(errno));
     if (!rc) {
         p->st = calloc(dsc_ring_size(p->ring), sizeof *p->st);
         rc = p->st ? make_http(p, &p->http) : DSC_ENOMEM;
@@ -101,6 +107,7 @@ void dsc_peers_free(dsc_peers *p)
         memset(p->secret, 0, strlen(p->secret));
     free(p->secret);
     free(p->origin);
+    free(p->tls_ca);
     free(p);
 }
 
@@ -234,8 +241,8 @@ int dsc_peers_get(dsc_peers *p, int peer, const dsc_objref *obj,
     rc = request_headers(&sig, &headers);
     if (rc)
         goto done;
-    dsc_buf_printf(&url, "http://%s%s", dsc_ring_peer(p->ring, (size_t)peer),
-                   sig.path);
+    dsc_buf_printf(&url, "%s://%s%s", p->o.tls ? "https" : "http",
+                   dsc_ring_peer(p->ring, (size_t)peer), sig.path);
     if (dsc_buf_oom(&url)) {
         rc = DSC_ENOMEM;
         goto done;

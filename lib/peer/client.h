@@ -17,6 +17,9 @@ typedef struct dsc_peer_opts {
     long timeout_ms;
     long backoff_ms;
     int keep_local;
+    int tls;                       /* https to peers (DSC_PEER_TLS=1) */
+    const char *tls_ca;            /* the cluster CA (DSC_PEER_TLS_CA);
+                                      NULL: the system's */
     int max_connections;
 } dsc_peer_opts;
 
