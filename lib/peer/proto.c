@@ -79,7 +79,7 @@ int dsc_peer_auth_wellformed(const char *auth)
     return auth && strlen(auth) == 64 && dsc_hex_decode(auth, mac, sizeof mac) == 0;
 }
 
-/* "/v1/chunk/<32 hex id>" into out. */
+/* "/v2/chunk/<32 hex id>" into out. */
 static void chunk_path(const dsc_chunk_id *id, char out[64])
 {
     size_t plen = strlen(DSC_PEER_PREFIX);

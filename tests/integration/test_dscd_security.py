@@ -165,7 +165,7 @@ def main():
                   "/v2/chunk/" + path.rsplit("/", 1)[1] + "-0000000000000001",
                   "/v2/chunk/" + path.rsplit("/", 1)[1].upper(),
                   "/v2/chunk/" + "g" * 32, "/v2/chunk/", "/v1/chunk",
-                  "//v1/chunk/" + path.rsplit("/", 1)[1], "/metrics/../index"]
+                  "//v2/chunk/" + path.rsplit("/", 1)[1], "/metrics/../index"]
         for trick in tricks:
             for hs in (None, h):      # unsigned, and with a valid signature
                 st, _, body = request(node, "GET", trick, hs)

@@ -50,6 +50,8 @@ def main():
                 ("no fault", [], {}, "clean"),
                 ("byzantine: flipped bytes, 200, headers kept",
                  [Rule("corrupt", method="GET", flips=3)], {}, "bad"),
+                ("byzantine: every byte changed, 200, headers kept",
+                 [Rule("corrupt", method="GET", flips=1 << 30)], {}, "bad"),
                 ("byzantine on 1 in 3 answers",
                  [Rule("corrupt", method="GET", prob=0.34, seed=3)], {}, "bad"),
                 ("reset mid-body", [Rule("reset", method="GET", count=6,
