@@ -9,17 +9,13 @@ chunks from it (not from S3 after a peer timeout). The flood comes from
 per-address limit is what keeps the door open). Run through tests/run.sh.
 """
 import http.client
-import os
 import shutil
 import socket
-import sys
 import time
-from pathlib import Path
 
-from peerlib import (BUCKET, CHUNK, ENDPOINT, STATE, Dscd, check, chunk_headers,
-                     run_test, s3)
+from peerlib import (BUCKET, CHUNK, STATE, Dscd, check, chunk_headers, finish,
+                     peer_counts, reader, run_test, upload_dataset)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bindings" / "python"))
 SECRET = "flood-test-secret-77aa"
 FLOOD = 520          # over the daemon's default limit of 512 in all
 PEER_TIMEOUT_MS = 3000
@@ -50,12 +46,10 @@ def get(port, path, headers=None, timeout=5):
 
 
 def main():
-    from test_python_client import use_library_under_test
-    use_library_under_test()
-    import dsc
-    data = os.urandom(8 * CHUNK)
-    key = "flood/obj.bin"
-    etag = s3().put_object(Bucket=BUCKET, Key=key, Body=data)["ETag"]
+    verify = STATE / "flood-local"
+    objs = upload_dataset("flood/", [8 * CHUNK, 3 * CHUNK + 99], verify, seed=21)
+    key = sorted(objs)[0]
+    data, etag = objs[key]
     cache = STATE / "flood-node"
     shutil.rmtree(cache, ignore_errors=True)
     node = Dscd("flood", cache, SECRET)
@@ -79,24 +73,22 @@ def main():
                   % (st, took))
         except OSError as e:
             check(False, "a signed request from another address is served: %s" % e)
-        # A reader with this node as its peer (and itself as the other
-        # member, so every chunk the node owns goes to it).
+        # A reader process with this node as its peer (and itself as the
+        # other member, so every chunk the node owns goes to it).
         me = "127.0.0.1:1"
         t0 = time.monotonic()
-        with dsc.Client(endpoint=ENDPOINT, cache_dir=str(STATE / "flood-reader"),
-                        chunk_size=CHUNK, peers="%s,%s" % (node.addr, me),
-                        peer_self=me, peer_secret=SECRET,
-                        peer_timeout_ms=PEER_TIMEOUT_MS) as c:
-            with c.open("s3://%s/%s" % (BUCKET, key)) as f:
-                got = f.read()
-            stats = c.stats()
+        p = reader(STATE / "flood-reader", [node.addr, me], me, SECRET, "flood/",
+                   verify, threads=4,
+                   extra_env={"DSC_PEER_TIMEOUT_MS": str(PEER_TIMEOUT_MS)})
+        rc, out = finish(p, timeout=120)
         took = time.monotonic() - t0
-        check(got == data, "the reader's bytes are right")
-        check(stats["peer_hits"] > 0 and stats["peer_errors"] == 0,
+        hits, errors, _ = peer_counts(out)
+        check(rc == 0, "the reader's bytes are right\n%s" % out)
+        check(hits > 0 and errors == 0,
               "the reader got chunks from the flooded node (%d hits, %d errors)"
-              % (stats["peer_hits"], stats["peer_errors"]))
-        check(took < PEER_TIMEOUT_MS / 1000, "and did not wait out a peer timeout "
-              "(%.2f s)" % took)
+              % (hits, errors))
+        check(took < PEER_TIMEOUT_MS / 1000 + 5, "and did not wait out peer "
+              "timeouts (%.2f s)" % took)
         m = node.metrics()
         check(m.get('dscd_requests_total{code="200"}', 0) >= 1,
               "the daemon counted its answers")
@@ -106,8 +98,8 @@ def main():
         node.stop()
         shutil.rmtree(cache, ignore_errors=True)
         shutil.rmtree(STATE / "flood-reader", ignore_errors=True)
+        shutil.rmtree(verify, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     run_test(main, "flood/")

@@ -200,8 +200,8 @@ static void test_children_draw_different_random(void **state)
  * child. */
 static void *draw_forever(void *arg)
 {
-    volatile int *stop = arg;
-    while (!*stop)
+    int *stop = arg;
+    while (!__atomic_load_n(stop, __ATOMIC_RELAXED))
         (void)dsc_rand_below(7);
     return NULL;
 }
@@ -209,9 +209,9 @@ static void *draw_forever(void *arg)
 static void test_random_usable_in_child_during_draws(void **state)
 {
     (void)state;
-    volatile int stop = 0;
+    int stop = 0;
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, draw_forever, (void *)&stop), 0);
+    assert_int_equal(pthread_create(&t, NULL, draw_forever, &stop), 0);
     for (int i = 0; i < 20; i++) {
         pid_t pid = fork();
         assert_true(pid >= 0);
@@ -225,7 +225,7 @@ static void test_random_usable_in_child_during_draws(void **state)
         if (!WIFEXITED(st) || WEXITSTATUS(st) != CHILD_OK)
             fail_msg("child %d hung or failed drawing (status %#x)", i, st);
     }
-    stop = 1;
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
     pthread_join(t, NULL);
 }
 
