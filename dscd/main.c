@@ -14,6 +14,7 @@
  * DSC_* variables (the chunk size must be the cluster's). Stops cleanly on
  * SIGTERM or SIGINT. Exit 0 after a clean stop, 1 on start-up errors, 2
  * for usage errors. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -44,9 +45,14 @@ static int write_port_file(const char *path, unsigned port)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
+    /* Never through a link someone planted at the predictable name. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
     fprintf(f, "%u\n", port);
     if (fclose(f) || rename(tmp, path)) {
         unlink(tmp);

@@ -53,6 +53,7 @@ struct dsc_server {
     sem_t inflight;                /* bounds chunk buffers in memory */
     dsc_nonces *nonces;            /* seen request nonces (replays) */
     char *tls_cert, *tls_key;      /* PEM, kept while MHD uses them */
+    int64_t started;               /* unix seconds: older requests refused */
     /* Published once the port is known (dsc_atomic_publish/acquire). */
     char *names;                   /* ",name,name," this node answers to */
     /* Counters (core/atomic.h), any connection thread. */
@@ -189,6 +190,13 @@ static unsigned check_request(dsc_server *s, struct MHD_Connection *c,
         /* Say no more than "no" to whoever cannot sign. */
         bump(&s->auth_failures, 1);
         snprintf(msg, cap, "bad or stale signature\n");
+        return 401;
+    }
+    if (rq->time < s->started) {
+        /* Signed before this daemon started: its nonce may have been
+         * seen by the previous one, whose memory is gone. */
+        bump(&s->auth_failures, 1);
+        snprintf(msg, cap, "signed before this daemon started\n");
         return 401;
     }
     if (!is_my_name(s, rq->target.data)) {
@@ -492,6 +500,7 @@ int dsc_server_start(dsc_ctx *ctx, const dsc_server_opts *o, dsc_server **out)
     }
     s->ctx = ctx;
     s->cache = cache;
+    s->started = (int64_t)time(NULL);
     s->o = *o;
     s->o.listen = s->o.secret = NULL;
     if (s->o.max_skew_s <= 0)

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 #include "cache/store.h"
@@ -105,6 +106,28 @@ static int ofd_lock(int fd, short type)
     return fcntl(fd, F_OFD_SETLK, &l);
 }
 
+#define TMP_GRACE_S 60
+
+/* Our temporary names: <pid>.<hex>.<hex>. */
+static int is_tmp_name(const char *name)
+{
+    const char *p = name;
+    int fields = 0;
+    while (*p) {
+        const char *start = p;
+        while (*p && *p != '.' && (fields == 0 ? dsc_isdigit(*p)
+                                                : (dsc_isdigit(*p) ||
+                                                   (*p >= 'a' && *p <= 'f'))))
+            p++;
+        if (p == start || (*p && *p != '.'))
+            return 0;
+        fields++;
+        if (*p)
+            p++;
+    }
+    return fields == 3;
+}
+
 /* Temporary files nobody holds locked are debris of a crash (their writer
  * died before publishing): they go. Anything else in tmp/ that is not a
  * regular file goes too; unlinkat removes a symlink itself, never its
@@ -123,9 +146,14 @@ static void sweep_tmp(dsc_store *st)
         if (e->d_name[0] == '.')
             continue;
         struct stat sb;
-        if (fstatat(st->tmp_fd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW))
-            continue;
+        if (!is_tmp_name(e->d_name) ||
+            fstatat(st->tmp_fd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW))
+            continue;   /* not a name we make: not ours to remove */
         if (S_ISDIR(sb.st_mode))
+            continue;
+        /* A writer creates its file, then locks it: a file that young
+         * may be in that gap. Debris is older. */
+        if (S_ISREG(sb.st_mode) && time(NULL) - sb.st_mtime < TMP_GRACE_S)
             continue;
         int gone = !S_ISREG(sb.st_mode);
         if (!gone) {
@@ -373,7 +401,10 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
         return dsc_fail(DSC_EIO, "open cached chunk: %s", strerror(e));
     }
     struct stat sb;
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != rec->size) {
+    /* Ours and writable by no one else, or not to be trusted: a checksum
+     * is no defence against whoever could replace the file. */
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid() ||
+        (sb.st_mode & (S_IWGRP | S_IWOTH)) || (uint64_t)sb.st_size != rec->size) {
         close(fd);
         return DSC_CORRUPT;
     }

@@ -176,10 +176,12 @@ static int refused(dsc_peers *p, int peer, long status)
     char detail[160];
     const char *why = status == 401 ? " (does DSC_PEER_SECRET match on every "
                                       "node, and their clocks?)"
-                    : status == 502 ? " (its S3 read failed)" : "";
+                    : status == 502 ? " (its S3 read failed)"
+                    : status == 503 ? " (busy)" : "";
     snprintf(detail, sizeof detail, "HTTP %ld%s", status, why);
-    if (status == 502) {
-        /* The peer is fine; S3 is not. Our own GET will say why. */
+    if (status == 502 || status == 503) {
+        /* The peer is fine (S3 is not, or it is busy for a moment): no
+         * back-off. Our own GET decides this read. */
         bump(&p->errors, 1);
         return dsc_fail(DSC_EHTTP, "peer %s: %s",
                         dsc_ring_peer(p->ring, (size_t)peer), detail);

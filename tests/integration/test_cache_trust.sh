@@ -9,6 +9,10 @@
 #  B. The victim's cache was left world-writable (chmod 777): refused too.
 #  C. The victim's own cache holds symlinks (tmp/x, data/zz, a chunk name)
 #     into its home: sweeps remove the links, never what they point to.
+#  D. The cache path lies under a directory the attacker owns, which
+#     becomes a link to a directory of the victim's files: refused.
+#  E. DSC_CACHE_DIR names a directory of the victim's own files (not a
+#     cache, not empty): refused, nothing deleted.
 # Needs root (to act as two other uids); skipped, and said so, otherwise.
 set -u
 BIN="$DSC_TEST_BIN"
@@ -82,6 +86,33 @@ check "C: sweeps removed the links" bash -c "[ -d '$cacheC/tmp' ] && [ ! -L '$ca
 check "C: and nothing they pointed to" intact
 out=$(as "$VICTIM" env DSC_CACHE_DIR="$cacheC" "$BIN/dsc-cat" "$url" 2>/dev/null | sha256sum | cut -d' ' -f1)
 check "C: the cache still serves right bytes" test "$out" = "$want"
+
+# D: the victim's cache path lies under a directory the attacker owns,
+#    which the attacker turns into a link to a directory of the victim's
+#    holding data/ and tmp/ of its own files.
+vdir="$T/victim-work"
+mkdir -p "$vdir/data/photos" "$vdir/tmp"
+for f in data/readme.txt data/photos/a.jpg tmp/notes.txt tmp/4321.1.2; do echo "mine $f" > "$vdir/$f"; done
+chown -R "$VICTIM:$VICTIM" "$vdir"; chmod -R go-w "$vdir"
+scr="$T/scratch"
+mkdir -p "$scr" && chown "$ATTACKER:$ATTACKER" "$scr" && chmod 755 "$scr"
+as "$ATTACKER" ln -s "$vdir" "$scr/dsc"
+out=$(as "$VICTIM" env DSC_CACHE_DIR="$scr/dsc" "$BIN/dsc-cat" "$url" 2>"$T/errD" | sha256sum | cut -d' ' -f1)
+check "D: a cache under the attacker's directory is refused" grep -q "belongs to uid $ATTACKER" "$T/errD"
+check "D: reads still right (from S3)" test "$out" = "$want"
+check "D: the victim's files behind the link are intact" bash -c "
+    for f in data/readme.txt data/photos/a.jpg tmp/notes.txt tmp/4321.1.2; do
+        [ \"\$(cat '$vdir/'\$f)\" = \"mine \$f\" ] || exit 1; done
+    [ ! -e '$vdir/index' ] && [ ! -e '$vdir/locks' ]"
+
+# E: the victim points DSC_CACHE_DIR at a directory of its own files by
+#    mistake (not empty, not a cache): refused, nothing deleted.
+out=$(as "$VICTIM" env DSC_CACHE_DIR="$vdir" "$BIN/dsc-cat" "$url" 2>"$T/errE" | sha256sum | cut -d' ' -f1)
+check "E: a directory that is not a cache is refused" grep -q "not a libdsc cache" "$T/errE"
+check "E: reads still right" test "$out" = "$want"
+check "E: and its files are intact" bash -c "
+    for f in data/readme.txt data/photos/a.jpg tmp/notes.txt tmp/4321.1.2; do
+        [ \"\$(cat '$vdir/'\$f)\" = \"mine \$f\" ] || exit 1; done"
 
 echo "cache-trust: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -132,7 +132,11 @@ def main():
         peer_errs += e
         if rc or bad or not lines:
             errors += 1
-            print("reader %d (rc %d):\n%s" % (i, rc, out[-3000:]))
+            print("reader %d (rc %d), bad epochs:\n%s\nits last output:\n%s"
+                  % (i, rc, "\n".join(bad[:5] + [l for l in out.splitlines()
+                                                 if "rror" in l and " 0 errors" not in l
+                                                 and "0 peer errors" not in l][:10]),
+                     out[-2000:]))
     check(errors == 0, "every reader: every epoch all bytes verified, no read "
           "errors (%d epochs, %.0f MiB read)" % (epochs, mib))
     print("origin faults injected: %s" % {k: v for k, v in faults.items() if v})

@@ -221,6 +221,18 @@ static void test_open_index_is_a_file_fails(void **state)
     close(fd);
     dsc_index *ix = NULL;
     dsc_clear_error();
+    /* Not empty and not a cache (no marker): refused before any use. */
+    assert_int_equal(dsc_index_open(sub, 0, &ix), DSC_EACCESS);
+    assert_null(ix);
+    assert_errmsg_has(sub);
+    assert_errmsg_has("not a libdsc cache");
+    /* A cache whose index/ is a file: refused as such. */
+    char marker[200];
+    snprintf(marker, sizeof marker, "%s/.dsc-cache", sub);
+    int m = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(m >= 0);
+    close(m);
+    dsc_clear_error();
     assert_int_equal(dsc_index_open(sub, 0, &ix), DSC_EIO);
     assert_null(ix);
     assert_errmsg_has(idx);

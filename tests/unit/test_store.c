@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/wait.h>
 #include <xxhash.h>
@@ -471,6 +472,8 @@ static void test_small_fd_cache_bounded_and_correct(void **state)
 
 /* ---- temporary files --------------------------------------------------- */
 
+/* A file in tmp/ last written two minutes ago (older than the sweep's
+ * grace for a writer between create and lock). */
 static void touch_file(const char *dir, const char *name)
 {
     char p[256];
@@ -479,6 +482,8 @@ static void touch_file(const char *dir, const char *name)
     if (fd < 0)
         fail_msg("create %s: %s", p, strerror(errno));
     assert_int_equal(write(fd, "junk", 4), 4);
+    struct timespec old[2] = { { time(NULL) - 120, 0 }, { time(NULL) - 120, 0 } };
+    assert_int_equal(futimens(fd, old), 0);
     close(fd);
 }
 
@@ -535,11 +540,19 @@ static void test_sweep_unlocked_tmp_files(void **state)
     /* A symlink in tmp/ goes; what it points to stays. */
     char victim[256], link[256];
     snprintf(victim, sizeof victim, "%s/victim", f->dir);
-    snprintf(link, sizeof link, "%s/tmp/link", f->dir);
+    snprintf(link, sizeof link, "%s/tmp/777.1.2", f->dir);
     int vfd = open(victim, O_WRONLY | O_CREAT, 0600);
     assert_true(vfd >= 0);
     close(vfd);
     assert_int_equal(symlink(victim, link), 0);
+    /* A name we never make is not ours to remove. */
+    touch_file(f->dir, "notes.txt");
+    /* A young unlocked file may be a writer between create and lock. */
+    char young[256];
+    snprintf(young, sizeof young, "%s/tmp/888.1.2", f->dir);
+    int yfd = open(young, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(yfd >= 0);
+    close(yfd);
 
     dsc_store *st2 = NULL;
     assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
@@ -551,6 +564,8 @@ static void test_sweep_unlocked_tmp_files(void **state)
     struct stat sb;
     assert_int_equal(lstat(link, &sb), -1);
     assert_int_equal(stat(victim, &sb), 0);
+    assert_true(tmp_exists(f->dir, "notes.txt"));
+    assert_true(tmp_exists(f->dir, "888.1.2"));
     dsc_store_free(st2);
     assert_int_equal(write(done[1], "x", 1), 1);
     int st = 0;
