@@ -165,7 +165,12 @@ int dsc_pf_stat(dsc_pf *pf, const char *bucket, const char *key,
     dsc_cache *cache = pf->env.cache;
     *first = NULL;
     *first_len = 0;
-    int rc = dsc_meta_cached(cache, bucket, key, size, etag);
+    int rc = pf->env.pinned ? pf->env.pinned(pf->env.pinned_arg, bucket, key,
+                                             size, etag)
+                            : DSC_ABSENT;
+    if (rc != DSC_ABSENT)
+        return rc;
+    rc = dsc_meta_cached(cache, bucket, key, size, etag);
     if (rc != DSC_ABSENT)
         return rc;
     dsc_s3 *s3 = dsc_pf_s3(pf);

@@ -21,6 +21,12 @@ typedef struct dsc_pf_env {
     void *s3_arg;
     int peers;                     /* peers are on: chunk 0's id needs the
                                       ETag before any GET */
+    /* Objects whose size and ETag are fixed for the run (a snapshot):
+     * 0 with *size and a malloc'd *etag, DSC_ABSENT when not pinned, or a
+     * DSC_E* error. NULL: nothing is pinned. */
+    int (*pinned)(void *arg, const char *bucket, const char *key,
+                  uint64_t *size, char **etag);
+    void *pinned_arg;
     int threads;                   /* fetcher threads, > 0 */
     size_t queue;                  /* background tasks queued at most */
 } dsc_pf_env;
