@@ -45,10 +45,10 @@ int dsc_cache_open_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
 int dsc_cache_ensure_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
                            uint64_t index, int *fetched);
 uint32_t dsc_cache_chunk_size(const dsc_cache *c);
-/* Lock held around a first GET of an object of unknown ETag; returns
- * the stripe or <0 (then proceed unlocked). */
+/* Lock held around a first GET of an object of unknown ETag; 0 when
+ * held (then unlock it), <0 when not (then proceed unlocked). */
 int dsc_cache_first_lock(dsc_cache *c, const char *bucket, const char *key);
-void dsc_cache_first_unlock(dsc_cache *c, int stripe);
+void dsc_cache_first_unlock(dsc_cache *c, const char *bucket, const char *key);
 /* Store a chunk fetched elsewhere (e.g. with the object's first GET). */
 int dsc_cache_put_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
                         const void *data, size_t len);

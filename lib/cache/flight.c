@@ -1,7 +1,12 @@
-/* Striped locks, two levels: a mutex per stripe orders the threads of this
- * process, a POSIX record lock on one byte of dir/locks orders processes.
- * The kernel drops a killed process's record locks, so a crash never
- * leaves a chunk locked; record locks are not inherited across fork(). */
+/* Single flight per exact chunk, two levels: a table of the chunks this
+ * process is fetching orders its threads, and a POSIX record lock on one
+ * byte of dir/locks, at an offset drawn from the chunk id, orders
+ * processes. The file stays empty: record locks may lie past its end, and
+ * with 2^62 offsets two chunks share a byte about never (a shared byte
+ * only costs a wait, never a wrong byte). The kernel drops a killed
+ * process's record locks, so a crash never leaves a chunk locked; record
+ * locks are not inherited across fork(). A stalled fetch so blocks only
+ * the readers of its own chunk. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -12,41 +17,54 @@
 #include "cache/flight.h"
 #include "cache/trust.h"
 
-#define STRIPES 4096
+#define BUCKETS 1024   /* of the in-flight table; chains stay short */
+
+typedef struct flight_entry {
+    dsc_chunk_id id;
+    int held;                      /* a thread of ours owns the chunk */
+    int waiters;                   /* threads waiting for it */
+    struct flight_entry *next;
+} flight_entry;
 
 struct dsc_flight {
-    int fd;
-    pthread_mutex_t mu[STRIPES];
+    int fd;                        /* dir/locks: immutable after new */
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t released;       /* some chunk was let go */
+    flight_entry *table[BUCKETS];
 };
 
 int dsc_flight_new(const char *dir, dsc_flight **out)
 {
+    int rc = 0;
     dsc_flight *fl = calloc(1, sizeof *fl);
     dsc_buf path = { 0 };
     if (!fl || dsc_buf_printf(&path, "%s/locks", dir)) {
-        free(fl);
-        return DSC_ENOMEM;
+        rc = DSC_ENOMEM;
+        goto done;
     }
     fl->fd = open(path.data, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fl->fd >= 0 && dsc_trust_check_fd(fl->fd, 0, "file locks")) {
-        int rc = dsc_fail(DSC_EACCESS, "%s (%s)", dsc_errmsg(), path.data);
-        close(fl->fd);
-        free(fl);
-        dsc_buf_free(&path);
-        return rc;
-    }
     if (fl->fd < 0) {
-        int e = errno;
-        free(fl);
-        int rc = dsc_fail(DSC_EIO, "cannot open %s: %s", path.data, strerror(e));
-        dsc_buf_free(&path);
-        return rc;
+        rc = dsc_fail(DSC_EIO, "cannot open %s: %s", path.data, strerror(errno));
+        goto done;
     }
-    dsc_buf_free(&path);
-    for (int i = 0; i < STRIPES; i++)
-        pthread_mutex_init(&fl->mu[i], NULL);
+    if (dsc_trust_check_fd(fl->fd, 0, "file locks")) {
+        rc = dsc_fail(DSC_EACCESS, "%s (%s)", dsc_errmsg(), path.data);
+        close(fl->fd);
+        goto done;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&fl->released, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&fl->mu, NULL);
     *out = fl;
-    return 0;
+    fl = NULL;
+done:
+    free(fl);
+    dsc_buf_free(&path);
+    return rc;
 }
 
 void dsc_flight_free(dsc_flight *fl)
@@ -54,58 +72,117 @@ void dsc_flight_free(dsc_flight *fl)
     if (!fl)
         return;
     close(fl->fd);
-    for (int i = 0; i < STRIPES; i++)
-        pthread_mutex_destroy(&fl->mu[i]);
+    for (int i = 0; i < BUCKETS; i++) {
+        while (fl->table[i]) {
+            flight_entry *e = fl->table[i];
+            fl->table[i] = e->next;
+            free(e);
+        }
+    }
+    pthread_cond_destroy(&fl->released);
+    pthread_mutex_destroy(&fl->mu);
     free(fl);
 }
 
-static int record_lock(int fd, int stripe, short type)
+static uint64_t id_word(const dsc_chunk_id *id)
+{
+    uint64_t w;
+    memcpy(&w, id->b, sizeof w);
+    return w;
+}
+
+static int record_lock(int fd, const dsc_chunk_id *id, short type)
 {
     struct flock l = { .l_type = type, .l_whence = SEEK_SET,
-                       .l_start = stripe, .l_len = 1 };
+                       .l_start = (off_t)(id_word(id) & (UINT64_MAX >> 2)),
+                       .l_len = 1 };
     return fcntl(fd, F_SETLK, &l);
 }
 
-int dsc_flight_stripe(const dsc_chunk_id *id)
+static flight_entry **slot_of(dsc_flight *fl, const dsc_chunk_id *id)
 {
-    return (id->b[0] | (id->b[1] << 8)) % STRIPES;
+    flight_entry **s = &fl->table[(id_word(id) >> 32) % BUCKETS];
+    while (*s && memcmp((*s)->id.b, id->b, sizeof id->b))
+        s = &(*s)->next;
+    return s;
+}
+
+/* Drop e from the table once nobody holds or wants it. Under mu. */
+static void entry_release(dsc_flight *fl, flight_entry *e)
+{
+    e->held = 0;
+    if (e->waiters == 0) {
+        flight_entry **s = slot_of(fl, &e->id);
+        *s = e->next;
+        free(e);
+    }
+    pthread_cond_broadcast(&fl->released);
+}
+
+static struct timespec deadline_after(long timeout_ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += timeout_ms / 1000;
+    t.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
 }
 
 int dsc_flight_lock(dsc_flight *fl, const dsc_chunk_id *id, long timeout_ms)
 {
-    int stripe = dsc_flight_stripe(id);
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
+    int rc = 0;
+    struct timespec deadline = deadline_after(timeout_ms);
+    int64_t end = dsc_now_ms() + timeout_ms;   /* the same moment */
+    pthread_mutex_lock(&fl->mu);
+    flight_entry **s = slot_of(fl, id), *e = *s;
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e) {
+            pthread_mutex_unlock(&fl->mu);
+            return DSC_ENOMEM;
+        }
+        e->id = *id;
+        *s = e;
     }
-    if (pthread_mutex_timedlock(&fl->mu[stripe], &deadline))
+    e->waiters++;
+    while (e->held && rc == 0)
+        rc = pthread_cond_timedwait(&fl->released, &fl->mu, &deadline);
+    e->waiters--;
+    if (e->held) {   /* timed out while another thread fetches it */
+        pthread_mutex_unlock(&fl->mu);
         return dsc_fail(DSC_ETIMEDOUT, "single-flight wait timed out");
-    int64_t end = dsc_now_ms() + timeout_ms;
+    }
+    e->held = 1;
+    pthread_mutex_unlock(&fl->mu);
+
     long nap = 1;
     for (;;) {
-        if (record_lock(fl->fd, stripe, F_WRLCK) == 0)
-            return stripe;
-        if (errno != EAGAIN && errno != EACCES && errno != EINTR)
+        if (record_lock(fl->fd, id, F_WRLCK) == 0)
+            return 0;
+        if ((errno != EAGAIN && errno != EACCES && errno != EINTR) ||
+            dsc_now_ms() >= end)
             break;
-        if (dsc_now_ms() >= end)
-            break;
-        /* Another process is fetching this stripe: poll, gently. */
+        /* Another process is fetching this chunk: poll, gently. */
         dsc_sleep_ms(nap);
         if (nap < 16)
             nap *= 2;
     }
-    pthread_mutex_unlock(&fl->mu[stripe]);
+    pthread_mutex_lock(&fl->mu);
+    entry_release(fl, e);
+    pthread_mutex_unlock(&fl->mu);
     return dsc_fail(DSC_ETIMEDOUT, "single-flight wait timed out");
 }
 
-void dsc_flight_unlock(dsc_flight *fl, int stripe)
+void dsc_flight_unlock(dsc_flight *fl, const dsc_chunk_id *id)
 {
-    if (stripe < 0)
-        return;
-    record_lock(fl->fd, stripe, F_UNLCK);
-    pthread_mutex_unlock(&fl->mu[stripe]);
+    record_lock(fl->fd, id, F_UNLCK);
+    pthread_mutex_lock(&fl->mu);
+    flight_entry *e = *slot_of(fl, id);
+    if (e && e->held)
+        entry_release(fl, e);
+    pthread_mutex_unlock(&fl->mu);
 }

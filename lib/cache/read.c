@@ -44,9 +44,11 @@ int dsc_cache_first_lock(dsc_cache *c, const char *bucket, const char *key)
                            c->o.flight_timeout_ms);
 }
 
-void dsc_cache_first_unlock(dsc_cache *c, int stripe)
+void dsc_cache_first_unlock(dsc_cache *c, const char *bucket, const char *key)
 {
-    dsc_flight_unlock(dsc_index_flight(c->ix), stripe);
+    dsc_chunk_id fid;
+    if (first_fetch_id(c, bucket, key, &fid) == 0)
+        dsc_flight_unlock(dsc_index_flight(c->ix), &fid);
 }
 
 static void drop_bad(dsc_cache *c, const dsc_chunk_id *id, uint64_t seq,
@@ -215,30 +217,29 @@ static int from_peer(dsc_cache *c, const part *p, int peer)
     return rc;
 }
 
-/* Take the part's single-flight lock: the stripe, or <0 (then fetch
- * unlocked: a duplicate GET beats a hang). Chunk 0 may be on its way with
- * the object's first GET (see first_fetch_id): wait for that too. Two
- * stripes are always taken in ascending order (two threads each holding
- * one and wanting the other would wait out the flight timeout). */
+/* Take the part's single-flight lock: 0, or <0 (then fetch unlocked: a
+ * duplicate GET beats a hang). Chunk 0 may be on its way with the
+ * object's first GET (see first_fetch_id): wait for that too. Two locks
+ * are always taken in ascending id order (two threads each holding one
+ * and wanting the other would wait out the flight timeout). */
 static int flight_lock(dsc_cache *c, const part *p)
 {
     dsc_flight *fl = dsc_index_flight(c->ix);
     long wait = c->o.flight_timeout_ms;
     dsc_chunk_id fid;
-    if (p->index != 0 || first_fetch_id(c, p->obj->bucket, p->obj->key, &fid) ||
-        dsc_flight_stripe(&fid) == dsc_flight_stripe(&p->id))
+    if (p->index != 0 || first_fetch_id(c, p->obj->bucket, p->obj->key, &fid))
         return dsc_flight_lock(fl, &p->id, wait);
-    int stripe, first_stripe;
-    if (dsc_flight_stripe(&fid) < dsc_flight_stripe(&p->id)) {
-        first_stripe = dsc_flight_lock(fl, &fid, wait);
-        stripe = dsc_flight_lock(fl, &p->id, wait);
+    int rc, first_rc;
+    if (memcmp(fid.b, p->id.b, sizeof fid.b) < 0) {
+        first_rc = dsc_flight_lock(fl, &fid, wait);
+        rc = dsc_flight_lock(fl, &p->id, wait);
     } else {
-        stripe = dsc_flight_lock(fl, &p->id, wait);
-        first_stripe = dsc_flight_lock(fl, &fid, wait);
+        rc = dsc_flight_lock(fl, &p->id, wait);
+        first_rc = dsc_flight_lock(fl, &fid, wait);
     }
-    if (first_stripe >= 0)
-        dsc_flight_unlock(fl, first_stripe);
-    return stripe;
+    if (first_rc == 0)
+        dsc_flight_unlock(fl, &fid);
+    return rc;
 }
 
 /* GET the chunk from S3 and store it; copy the part out. */
@@ -281,15 +282,15 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, part *p, int *fetched)
             return 0;
         dsc_err_restore(&saved);   /* the S3 read below decides */
     }
-    int stripe = flight_lock(c, p);
+    int locked = flight_lock(c, p) == 0;
     /* Another thread or process may have fetched it while we waited: a
      * read then joins that fetch instead of repeating it. */
-    int hit = stripe >= 0 && try_cached(c, p, 1) == 0;
+    int hit = locked && try_cached(c, p, 1) == 0;
     int rc = hit ? 0 : from_s3(c, s3, p);
-    if (stripe >= 0)
-        dsc_flight_unlock(dsc_index_flight(c->ix), stripe);
+    if (locked)
+        dsc_flight_unlock(dsc_index_flight(c->ix), &p->id);
     /* Counted after the unlock: a full access batch is an LMDB write,
-     * which must not lengthen the stripe's hold. */
+     * which must not lengthen the lock's hold. */
     if (hit) {
         count_hit(c, p);
     } else if (rc == 0) {

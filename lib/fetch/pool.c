@@ -184,10 +184,10 @@ int dsc_pf_stat(dsc_pf *pf, const char *bucket, const char *key,
     void *buf = malloc(cs);
     if (!buf)
         return DSC_ENOMEM;
-    int lock = dsc_cache_first_lock(cache, bucket, key);
+    int locked = dsc_cache_first_lock(cache, bucket, key) == 0;
     /* A reader may have opened (HEAD) and fetched chunk 0 while we waited
      * for the lock: then its metadata is cached and chunk 0 is a hit. */
-    if (lock >= 0 && dsc_meta_cached(cache, bucket, key, size, etag) == 0) {
+    if (locked && dsc_meta_cached(cache, bucket, key, size, etag) == 0) {
         rc = 0;
         goto done;
     }
@@ -201,8 +201,8 @@ int dsc_pf_stat(dsc_pf *pf, const char *bucket, const char *key,
         buf = NULL;
     }
 done:
-    if (lock >= 0)
-        dsc_cache_first_unlock(cache, lock);
+    if (locked)
+        dsc_cache_first_unlock(cache, bucket, key);
     free(buf);
     if (rc == DSC_EMPTY_RANGE || rc == DSC_EPROTO) {
         /* Empty, or a server that does not do ranges this way: HEAD. */
