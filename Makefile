@@ -153,12 +153,12 @@ $(BUILD)/bin/cpp_loader: examples/cpp_loader.cpp bindings/cpp/dsc.hpp include/ds
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIB_SRC := $(wildcard lib/core/*.c) lib/net/url.c lib/net/sigv4.c lib/s3/ini.c \
-                lib/s3/xml.c lib/peer/proto.c
+                lib/s3/xml.c lib/peer/proto.c lib/api/snapfile.c
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ilib -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=undefined $< $(FUZZ_LIB_SRC) -o $@ -lexpat -lcrypto -lpthread
+	    -fno-sanitize-recover=undefined $< $(FUZZ_LIB_SRC) -o $@ -lexpat -lcrypto -lxxhash -lpthread
 
 fuzz: setup $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 	@for t in $(FUZZ_TARGETS); do \
