@@ -48,7 +48,7 @@ TTOOL_SRC := $(wildcard tests/tools/*.c)
 TTOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TTOOL_SRC))
 
 .PHONY: all lib tools tests setup test test-unit test-integration test-asan test-tsan \
-        demo bench install uninstall clean check-exports fuzz soak
+        demo bench bench-snapshot install uninstall clean check-exports fuzz soak
 
 all: lib tools
 
@@ -121,9 +121,16 @@ $(BUILD)/tests/%: tests/integration/%.c $(wildcard tests/integration/*.h) $(SHLI
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
+# bench_snapshot writes its synthetic files itself, checksum included.
+$(BUILD)/bench/bench_snapshot: BENCH_LIBS := -lxxhash
+
 $(BUILD)/bench/%: bench/%.c $(SHLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS)
+	$(CC) $(ALL_CFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS) $(BENCH_LIBS)
+
+# Snapshot load/save/open costs for 10^6 and 10^7 objects; no server.
+bench-snapshot: lib $(BUILD)/bench/bench_snapshot
+	@$(BUILD)/bench/bench_snapshot
 
 bench: setup
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
