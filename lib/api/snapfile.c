@@ -155,7 +155,8 @@ int dsc_snap_encode(const dsc_snap_head *h, dsc_snap_obj *objs, size_t n,
                         "missing or too long");
     if (n > (SIZE_MAX - 4096) / (DSC_SNAP_RECORD + 2 * DSC_SNAP_KEY_MAX))
         return dsc_fail(DSC_EINVAL, "snapshot: %zu entries is too many", n);
-    qsort(objs, n, sizeof *objs, obj_cmp);
+    if (n)
+        qsort(objs, n, sizeof *objs, obj_cmp);
     size_t ol = strlen(h->origin), bl = strlen(h->bucket), pl = strlen(h->prefix);
     size_t strs = pad8(ol + bl + pl + 3);
     unsigned char *recs = malloc(n ? n * DSC_SNAP_RECORD : 1);
