@@ -420,9 +420,9 @@ int dsc_snapshot_diff_each(const dsc_snapshot *a, const dsc_snapshot *b,
     memset(out, 0, sizeof *out);
     if (strcmp(a->v.head.origin, b->v.head.origin) ||
         strcmp(a->v.head.bucket, b->v.head.bucket))
-        return dsc_fail(DSC_EINVAL, "snapshots of different buckets: %s at %s "
-                        "and %s at %s", a->url, a->v.head.origin, b->url,
-                        b->v.head.origin);
+        return dsc_fail(DSC_EINVAL, "cannot compare snapshots of different "
+                        "endpoints or buckets: %s listed from %s, %s from %s",
+                        a->url, a->v.head.origin, b->url, b->v.head.origin);
     uint64_t i = 0, j = 0;
     int rc = 0;
     diff_bufs *d = cb ? malloc(sizeof *d) : NULL;

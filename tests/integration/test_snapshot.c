@@ -355,6 +355,14 @@ static void test_other_origin(void **state)
     assert_int_equal(dsc_ctx_use_snapshot(ctx, s), DSC_EINVAL);
     assert_non_null(strstr(dsc_errmsg(), "127.0.0.1"));
     assert_non_null(strstr(dsc_errmsg(), "localhost"));
+    /* Nor are two such snapshots compared key by key. */
+    dsc_snapshot *there;
+    assert_int_equal(dsc_snapshot_list(ctx, epoch_url, &there), 0);
+    dsc_snapshot_delta d;
+    assert_int_equal(dsc_snapshot_diff(s, there, &d), DSC_EINVAL);
+    assert_non_null(strstr(dsc_errmsg(), "different endpoints"));
+    assert_int_equal(dsc_ctx_use_snapshot(ctx, there), 0);
+    dsc_snapshot_free(there);
     dsc_ctx_close(ctx);
     /* The same through the config. */
     const char *path = state_path("origin.dsnap");
