@@ -4,6 +4,7 @@
  * overwritten after the snapshot reads its pinned bytes from the cache or
  * fails with DSC_ECHANGED naming it; keys not in it, other endpoints, bad
  * files; loading from s3://; the config and DSC_SNAPSHOT. */
+#include <pthread.h>
 #include <time.h>
 #include "cachetest.h"
 
@@ -563,6 +564,63 @@ static void test_diff(void **state)
     dsc_snapshot_free(now);
 }
 
+/* Snapshots swapped while threads open objects and prefetch runs: every
+ * open succeeds from one snapshot or the other (the sanitizer runs
+ * check that a replaced snapshot lives until its last reader is done). */
+typedef struct swap_arg {
+    dsc_ctx *ctx;
+    int stop, opens, errors;
+} swap_arg;
+
+static void *opener(void *p)
+{
+    swap_arg *a = p;
+    char url[300];
+    for (int i = 0; !__atomic_load_n(&a->stop, __ATOMIC_RELAXED); i++) {
+        snprintf(url, sizeof url, "%sobj-%02d", epoch_url, i % 48);
+        dsc_file *f;
+        if (dsc_open(a->ctx, url, &f) || dsc_size(f) != 65536)
+            __atomic_fetch_add(&a->errors, 1, __ATOMIC_RELAXED);
+        else
+            dsc_close(f);
+        __atomic_fetch_add(&a->opens, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static void test_swap_while_reading(void **state)
+{
+    (void)state;
+    dsc_snapshot *s[2] = { list_snap(epoch_url), list_snap(epoch_url) };
+    swap_arg a = { fresh_ctx("snap-swap"), 0, 0, 0 };
+    const char *path = state_path("swap.dsnap");
+    assert_int_equal(dsc_snapshot_save(s[0], path), 0);
+    assert_int_equal(dsc_ctx_use_snapshot(a.ctx, s[0]), 0);
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, opener, &a), 0);
+    for (int i = 0; i < 300; i++) {
+        dsc_snapshot *fresh;
+        assert_int_equal(dsc_snapshot_load(NULL, path, &fresh), 0);
+        assert_int_equal(dsc_ctx_use_snapshot(a.ctx, fresh), 0);
+        dsc_snapshot_free(fresh);            /* the context's is the last */
+        if (i % 50 == 0)
+            dsc_prefetch_url(a.ctx, fix("epoch/obj-01")->url);
+        assert_int_equal(dsc_ctx_use_snapshot(a.ctx, s[i % 2]), 0);
+    }
+    __atomic_store_n(&a.stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    printf("    %d opens during 600 swaps, %d errors\n", a.opens, a.errors);
+    assert_int_equal(a.errors, 0);
+    assert_true(a.opens > 0);
+    assert_int_equal(dsc_prefetch_wait(a.ctx, 30000), 0);
+    assert_int_equal(stats_of(a.ctx).s3_heads, 0);
+    dsc_ctx_close(a.ctx);
+    dsc_snapshot_free(s[0]);
+    dsc_snapshot_free(s[1]);
+}
+
 int main(void)
 {
     nfx = itest_fixtures(fx, 128);
@@ -576,6 +634,7 @@ int main(void)
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_diff),
+        cmocka_unit_test(test_swap_while_reading),
     };
     return cmocka_run_group_tests_name("snapshot", tests, NULL, NULL);
 }
