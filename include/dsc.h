@@ -36,9 +36,10 @@
  *     with _exit() should close its contexts first.
  *
  * ABI
- *   - dsc_config and dsc_stats only ever grow at the end; the version
- *     field of dsc_config (and the size passed to dsc_stats_get) tells the
- *     library how much of the struct the caller knows.
+ *   - dsc_config, dsc_stats and dsc_snapshot_summary only ever grow at
+ *     the end; the version field of dsc_config (and the size passed to
+ *     dsc_stats_get and dsc_snapshot_summarize) tells the library how much
+ *     of the struct the caller knows.
  */
 #ifndef DSC_H
 #define DSC_H
