@@ -36,9 +36,10 @@
  *     with _exit() should close its contexts first.
  *
  * ABI
- *   - dsc_config and dsc_stats only ever grow at the end; the version
- *     field of dsc_config (and the size passed to dsc_stats_get) tells the
- *     library how much of the struct the caller knows.
+ *   - dsc_config, dsc_stats and dsc_snapshot_summary only ever grow at
+ *     the end; the version field of dsc_config (and the size passed to
+ *     dsc_stats_get and dsc_snapshot_summarize) tells the library how much
+ *     of the struct the caller knows.
  */
 #ifndef DSC_H
 #define DSC_H
@@ -112,7 +113,7 @@ DSC_API const char *dsc_errmsg(void);
 /* ---- Configuration ------------------------------------------------------ */
 
 /** Current layout version of dsc_config; pass it through dsc_config_init. */
-#define DSC_CONFIG_VERSION 2
+#define DSC_CONFIG_VERSION 3
 
 /** How bucket names go into request URLs. */
 #define DSC_ADDRESSING_AUTO    0 /**< path-style for IP/localhost endpoints
@@ -230,6 +231,12 @@ typedef struct dsc_config {
                                        chunks other nodes own (faster
                                        re-reads, less total capacity);
                                        default 0 (DSC_PEER_KEEP_LOCAL) */
+
+    /* Snapshots (version 3). */
+    const char *snapshot;         /**< a snapshot file (local path or
+                                       s3:// URL) loaded at dsc_ctx_open and
+                                       used as by dsc_ctx_use_snapshot;
+                                       NULL: DSC_SNAPSHOT; "": none */
 } dsc_config;
 
 /** Eviction policies of the node cache. */
@@ -259,9 +266,11 @@ typedef struct dsc_file dsc_file;
  * Open a context: resolve endpoint, region and credentials, and set up the
  * connection pool. cfg may be NULL for all defaults. On success *out owns a
  * context to release with dsc_ctx_close(). No network traffic happens here.
- * Errors: DSC_EINVAL (bad config), DSC_EURL (bad endpoint), DSC_ECREDS
- * (profile named but missing, unreadable files), DSC_ENOMEM.
- * A context with no credentials at all sends unsigned requests.
+ * Errors: DSC_EINVAL (bad config, a bad snapshot file or one of another
+ * endpoint), DSC_EURL (bad endpoint), DSC_ECREDS (profile named but
+ * missing, unreadable files), DSC_EIO (snapshot file unreadable),
+ * DSC_ENOMEM. A context with no credentials at all sends unsigned
+ * requests. With a snapshot given as an s3:// URL, opening reads it.
  */
 DSC_API int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out);
 
@@ -275,7 +284,8 @@ DSC_API void dsc_ctx_close(dsc_ctx *ctx);
 
 /**
  * Open s3://bucket/key for reading: one HEAD request fixes the object's size
- * and ETag. Reads of this handle then only return bytes of that version of
+ * and ETag (no request at all for an object under the context's snapshot,
+ * which gives them; see Snapshots). Reads of this handle then only return bytes of that version of
  * the object; if it is overwritten, reads fail with DSC_ECHANGED rather than
  * mix versions. The key is taken literally (no percent-decoding): any UTF-8
  * key, including spaces, '+', '%' and '=', is allowed.
@@ -478,6 +488,136 @@ typedef int (*dsc_list_cb)(void *arg, const dsc_object_info *obj);
  */
 DSC_API int64_t dsc_list(dsc_ctx *ctx, const char *url, dsc_list_cb cb,
                          void *arg);
+
+/* ---- Snapshots ---------------------------------------------------------- */
+
+/**
+ * A snapshot is the list of a prefix's objects at one moment: key, size
+ * and ETag of each, with the bucket, prefix and S3 endpoint (origin) they
+ * came from. A context using one opens those objects with no HEAD and no
+ * LIST, and every GET is pinned to the recorded version (If-Match on its
+ * ETag): an object overwritten since gives DSC_ECHANGED naming it, never
+ * bytes of another version. Cached chunks of the recorded version are
+ * served (they are that version's bytes). Pinning by versionId (versioned
+ * buckets) is not built: the file format has room for it.
+ *
+ * The file (docs/SNAPSHOT.md) is compact (56 bytes per object plus its
+ * key), checksummed, and may be shared by every rank of a job: load it
+ * from a local path or an s3:// URL. A snapshot is immutable once made,
+ * and may be used by any number of threads at once.
+ */
+typedef struct dsc_snapshot dsc_snapshot;
+
+/**
+ * List prefix_url ("s3://bucket/prefix", "s3://bucket" for all) once and
+ * make a snapshot of it, recording ctx's S3 origin. Objects are in key
+ * order. Costs the listing's LIST pages, nothing else.
+ * Errors: those of dsc_list; DSC_EINVAL for an origin or prefix too long.
+ */
+DSC_API int dsc_snapshot_list(dsc_ctx *ctx, const char *prefix_url,
+                              dsc_snapshot **out);
+
+/**
+ * Load a snapshot file: src is a local path, or an s3:// URL read through
+ * ctx (its node cache and credentials; ctx may be NULL for a path). The
+ * whole file is checked: a truncated, corrupt (checksum), unsorted file,
+ * one of a newer format version or with counts that do not fit gives
+ * DSC_EINVAL with a message naming src and the fault.
+ * Errors: DSC_EINVAL, DSC_EIO (unreadable path), read errors of src.
+ */
+DSC_API int dsc_snapshot_load(dsc_ctx *ctx, const char *src,
+                              dsc_snapshot **out);
+
+/**
+ * Write s to path atomically: a temporary file in the same directory,
+ * fsync, rename over path, fsync of the directory. A reader of path sees
+ * the old file or the new one, never a mix. Errors: DSC_EIO, DSC_EINVAL.
+ */
+DSC_API int dsc_snapshot_save(const dsc_snapshot *s, const char *path);
+
+/** Release the caller's reference. NULL is accepted. Contexts using s
+ *  keep their own reference. */
+DSC_API void dsc_snapshot_free(dsc_snapshot *s);
+
+/** What a snapshot is of. Only ever appended to; pass sizeof. */
+typedef struct dsc_snapshot_summary {
+    const char *url;        /**< "s3://bucket/prefix" */
+    const char *bucket;
+    const char *prefix;     /**< "" for a whole bucket */
+    const char *origin;     /**< the S3 endpoint it was listed from */
+    int64_t created_ms;     /**< when it was listed, Unix milliseconds */
+    uint64_t objects;       /**< entries */
+    uint64_t bytes;         /**< sum of the objects' sizes */
+    uint64_t file_bytes;    /**< size of its file */
+    unsigned format;        /**< file format version */
+} dsc_snapshot_summary;
+
+/** Fill the first `size` bytes of *out. Strings are owned by s. */
+DSC_API int dsc_snapshot_summarize(const dsc_snapshot *s,
+                                   dsc_snapshot_summary *out, size_t size);
+
+/** Number of objects in s (0 for NULL). */
+DSC_API size_t dsc_snapshot_count(const dsc_snapshot *s);
+
+/**
+ * Object i (in key order) of s. out->key stays valid while s lives;
+ * out->url and out->etag until the next dsc_snapshot_get on the calling
+ * thread (the ETag is stored in 16 bytes and written out here);
+ * out->last_modified is "" (not recorded). Errors: DSC_EINVAL.
+ */
+DSC_API int dsc_snapshot_get(const dsc_snapshot *s, size_t i,
+                             dsc_object_info *out);
+
+/** Index of key (not a URL) in s, or DSC_ENOTFOUND. Binary search. */
+DSC_API int64_t dsc_snapshot_find(const dsc_snapshot *s, const char *key);
+
+/** Counts of a comparison of two snapshots, by key. */
+typedef struct dsc_snapshot_delta {
+    uint64_t changed;       /**< in both, other size or ETag */
+    uint64_t deleted;       /**< only in the older */
+    uint64_t added;         /**< only in the newer */
+    uint64_t same;          /**< in both, same size and ETag */
+} dsc_snapshot_delta;
+
+#define DSC_DIFF_CHANGED 1
+#define DSC_DIFF_DELETED 2
+#define DSC_DIFF_ADDED   3
+
+/** Called for each differing key, in key order, with the entry of each
+ *  side (NULL for the side that lacks it). Pointers are valid during the
+ *  call. Return 0 to go on, non-zero to stop (DSC_ECANCELED). */
+typedef int (*dsc_snapshot_diff_cb)(void *arg, int what,
+                                    const dsc_object_info *older,
+                                    const dsc_object_info *newer);
+
+/**
+ * Compare older with newer: counts into *out, and cb (may be NULL) for
+ * every key that differs. Both must be of the same origin and bucket
+ * (DSC_EINVAL otherwise). Returns 0 or a DSC_E* code.
+ */
+DSC_API int dsc_snapshot_diff_each(const dsc_snapshot *older,
+                                   const dsc_snapshot *newer,
+                                   dsc_snapshot_diff_cb cb, void *arg,
+                                   dsc_snapshot_delta *out);
+
+/** dsc_snapshot_diff_each without a callback. */
+DSC_API int dsc_snapshot_diff(const dsc_snapshot *older,
+                              const dsc_snapshot *newer,
+                              dsc_snapshot_delta *out);
+
+/**
+ * From now on, objects of ctx under s's bucket and prefix take size and
+ * ETag from s: dsc_open, dsc_prefetch_url and plans send no HEAD and no
+ * LIST and do not look at the metadata cache, and their GETs are pinned
+ * to the recorded ETag. A key under that prefix that s does not list is
+ * DSC_ENOTFOUND ("not in the snapshot"). Objects elsewhere are opened as
+ * usual. The context takes its own reference: the caller may free s at
+ * once. s NULL stops using a snapshot; a new one replaces the old (files
+ * already open keep the version they opened). Thread-safe.
+ * Errors: DSC_EINVAL when s was listed from another S3 origin than
+ * ctx's (two endpoints may have buckets of the same name).
+ */
+DSC_API int dsc_ctx_use_snapshot(dsc_ctx *ctx, const dsc_snapshot *s);
 
 #ifdef __cplusplus
 }

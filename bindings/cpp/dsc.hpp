@@ -137,6 +137,9 @@ public:
     Config &prefetch_queue(int v) { cfg_.prefetch_queue = v; return *this; }
     Config &readahead_max(uint64_t v) { cfg_.readahead_max = v; return *this; }
     Config &plan_window(uint64_t v) { cfg_.plan_window = v; return *this; }
+    /** A snapshot file (path or s3:// URL) the Client opens objects from;
+     *  "" for none (unset: DSC_SNAPSHOT). */
+    Config &snapshot(std::string v) { snapshot_ = std::move(v); return *this; }
 
     /** The dsc_config; its strings point into this Config, so use it
      *  while this Config lives and is not changed. */
@@ -151,6 +154,7 @@ public:
         c.profile = ptr(profile_);
         c.ca_file = ptr(ca_file_);
         c.cache_dir = ptr(cache_dir_);
+        c.snapshot = ptr(snapshot_);
         return c;
     }
 
@@ -163,7 +167,7 @@ private:
     }
     dsc_config cfg_;
     std::optional<std::string> endpoint_, region_, access_key_id_, secret_,
-        token_, profile_, ca_file_, cache_dir_;
+        token_, profile_, ca_file_, cache_dir_, snapshot_;
 };
 
 /** One object of a listing. */
@@ -291,6 +295,8 @@ private:
     std::string url_;
 };
 
+class Snapshot;
+
 /** A libdsc context: S3 connections, credentials, the node cache. Copies
  *  share the context. */
 class Client {
@@ -383,6 +389,18 @@ public:
         return true;
     }
 
+    /** Open objects under s's bucket and prefix from it: no HEAD, no LIST,
+     *  reads pinned to the listed versions (dsc_ctx_use_snapshot). The
+     *  context keeps its own reference. */
+    void use_snapshot(const Snapshot &s) const;
+    /** Stop using a snapshot. */
+    void no_snapshot() const
+    {
+        int rc = dsc_ctx_use_snapshot(handle(), nullptr);
+        if (rc)
+            detail::fail(rc);
+    }
+
 private:
     void open(const dsc_config &raw)
     {
@@ -426,6 +444,162 @@ private:
 
     std::shared_ptr<dsc_ctx> ctx_;
 };
+
+/** One object of a snapshot. */
+struct SnapshotEntry {
+    std::string key;
+    uint64_t size = 0;
+    std::string etag;
+};
+
+/** Keys that differ between two snapshots, in key order. */
+struct SnapshotDiff {
+    std::vector<std::string> changed, deleted, added;
+    uint64_t same = 0;
+    /** "3 changed, 1 deleted, 2 new" */
+    std::string summary() const
+    {
+        return std::to_string(changed.size()) + " changed, " +
+               std::to_string(deleted.size()) + " deleted, " +
+               std::to_string(added.size()) + " new";
+    }
+};
+
+/** A dataset's objects listed once (dsc_snapshot): immutable, shared by
+ *  its copies, thread-safe. */
+class Snapshot {
+public:
+    /** List s3://bucket/prefix once. */
+    static Snapshot list(const Client &client, const std::string &url)
+    {
+        dsc_snapshot *s = nullptr;
+        int rc = dsc_snapshot_list(ctx_of(client), detail::c_url(url), &s);
+        if (rc)
+            detail::fail(rc);
+        return Snapshot(s);
+    }
+
+    /** Load a local snapshot file. */
+    static Snapshot load(const std::string &path) { return load(nullptr, path); }
+
+    /** Load a snapshot file: a path, or an s3:// URL read through client. */
+    static Snapshot load(const Client &client, const std::string &src)
+    {
+        return load(ctx_of(client), src);
+    }
+
+    /** Write atomically (temporary file, fsync, rename). */
+    void save(const std::string &path) const
+    {
+        int rc = dsc_snapshot_save(get(), detail::c_url(path));
+        if (rc)
+            detail::fail(rc);
+    }
+
+    dsc_snapshot_summary summary() const
+    {
+        dsc_snapshot_summary m{};
+        int rc = dsc_snapshot_summarize(get(), &m, sizeof m);
+        if (rc)
+            detail::fail(rc);
+        return m;
+    }
+
+    size_t size() const { return dsc_snapshot_count(get()); }
+
+    SnapshotEntry at(size_t i) const
+    {
+        dsc_object_info o{};
+        int rc = dsc_snapshot_get(get(), i, &o);
+        if (rc)
+            detail::fail(rc);
+        return SnapshotEntry{o.key, o.size, o.etag};
+    }
+    SnapshotEntry operator[](size_t i) const { return at(i); }
+
+    /** Index of key (not a URL), if it is there. */
+    std::optional<size_t> find(const std::string &key) const
+    {
+        int64_t i = dsc_snapshot_find(get(), detail::c_url(key));
+        if (i < 0)
+            return std::nullopt;
+        return static_cast<size_t>(i);
+    }
+
+    /** s3:// URLs of the objects, in key order. */
+    std::vector<std::string> urls() const
+    {
+        std::string head = std::string("s3://") + summary().bucket + "/";
+        std::vector<std::string> out;
+        out.reserve(size());
+        for (size_t i = 0; i < size(); i++)
+            out.push_back(head + at(i).key);
+        return out;
+    }
+
+    /** From this (older) snapshot to newer. */
+    SnapshotDiff diff(const Snapshot &newer) const
+    {
+        SnapshotDiff d;
+        dsc_snapshot_delta delta{};
+        int rc = dsc_snapshot_diff_each(get(), newer.get(), &Snapshot::on_diff,
+                                        &d, &delta);
+        if (rc)
+            detail::fail(rc);
+        d.same = delta.same;
+        return d;
+    }
+
+    const dsc_snapshot *get() const
+    {
+        if (!s_)
+            throw Error(DSC_EINVAL, "dsc::Snapshot is moved from");
+        return s_.get();
+    }
+
+private:
+    explicit Snapshot(dsc_snapshot *s) : s_(s, &dsc_snapshot_free) {}
+
+    static Snapshot load(dsc_ctx *ctx, const std::string &src)
+    {
+        dsc_snapshot *s = nullptr;
+        int rc = dsc_snapshot_load(ctx, detail::c_url(src), &s);
+        if (rc)
+            detail::fail(rc);
+        return Snapshot(s);
+    }
+
+    static dsc_ctx *ctx_of(const Client &client)
+    {
+        if (!client)
+            throw Error(DSC_EINVAL, "dsc::Client is moved from");
+        return client.get();
+    }
+
+    // Called from C: no exception may cross it (push_back may throw).
+    static int on_diff(void *arg, int what, const dsc_object_info *a,
+                       const dsc_object_info *b) noexcept
+    {
+        auto *d = static_cast<SnapshotDiff *>(arg);
+        try {
+            std::string key = b ? b->key : a->key;
+            (what == DSC_DIFF_CHANGED ? d->changed
+             : what == DSC_DIFF_DELETED ? d->deleted : d->added).push_back(key);
+            return 0;
+        } catch (...) {
+            return 1;
+        }
+    }
+
+    std::shared_ptr<dsc_snapshot> s_;
+};
+
+inline void Client::use_snapshot(const Snapshot &s) const
+{
+    int rc = dsc_ctx_use_snapshot(handle(), s.get());
+    if (rc)
+        detail::fail(rc);
+}
 
 /** One loaded object. */
 struct Sample {

@@ -16,7 +16,9 @@ static long env_long(const char *name, long def, long min, long max)
 
 size_t dsc_config_size(unsigned version)
 {
-    return version == 1 ? offsetof(dsc_config, peers) : sizeof(dsc_config);
+    return version == 1 ? offsetof(dsc_config, peers)
+         : version == 2 ? offsetof(dsc_config, snapshot)
+         : sizeof(dsc_config);
 }
 
 int dsc_config_init(dsc_config *cfg, unsigned version)

@@ -209,13 +209,15 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
         return DSC_ENOMEM;
     ctx->cfg = full;
     ctx->pf_gen = DSC_FORK_NONE;
+    pthread_mutex_init(&ctx->snap_lock, NULL);
+    dsc_fork_mark(&ctx->snap_gen);
     ctx->ca_file = dsc_strdup(cfg->ca_file);
     rc = dsc_creds_resolve(cfg, &ctx->creds);
     /* Keep no pointer to caller strings: credentials, region and endpoint
      * live in ctx->creds, the CA file in ctx->ca_file. */
     ctx->cfg.endpoint = ctx->cfg.region = ctx->cfg.access_key_id = NULL;
     ctx->cfg.secret_access_key = ctx->cfg.session_token = NULL;
-    ctx->cfg.profile = ctx->cfg.cache_dir = NULL;
+    ctx->cfg.profile = ctx->cfg.cache_dir = ctx->cfg.snapshot = NULL;
     ctx->cfg.ca_file = ctx->ca_file;
     if (!rc)
         rc = dsc_s3_new(&ctx->cfg, &ctx->creds, &ctx->s3);
@@ -224,6 +226,9 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
         rc = open_cache(ctx, cfg);
     if (!rc)
         rc = open_peers(ctx, cfg);
+    if (!rc)
+        rc = dsc_ctx_open_snapshot(ctx, cfg->snapshot ? cfg->snapshot
+                                                      : getenv("DSC_SNAPSHOT"));
     if (rc) {
         dsc_ctx_close(ctx);
         return rc;
@@ -256,6 +261,12 @@ static dsc_s3 *pool_s3(void *ctx)
     return dsc_ctx_s3(ctx);
 }
 
+static int pool_pinned(void *ctx, const char *bucket, const char *key,
+                       uint64_t *size, char **etag)
+{
+    return dsc_ctx_pinned(ctx, bucket, key, size, etag);
+}
+
 /* Made on first use; a parent's pool has no threads in a child: it is
  * left be and a new one made. */
 static int make_pf(void *arg)
@@ -263,6 +274,7 @@ static int make_pf(void *arg)
     dsc_ctx *ctx = arg;
     dsc_pf_env env = {
         .cache = ctx->cache, .s3 = pool_s3, .s3_arg = ctx,
+        .pinned = pool_pinned, .pinned_arg = ctx,
         .peers = ctx->peers != NULL, .threads = ctx->cfg.prefetch_threads,
         .queue = (size_t)ctx->cfg.prefetch_queue,
     };
@@ -309,6 +321,7 @@ void dsc_ctx_close(dsc_ctx *ctx)
         dsc_s3_free(ctx->s3);
     else
         dsc_fork_graveyard(ctx->s3);
+    dsc_ctx_drop_snapshot(ctx);
     dsc_creds_free(&ctx->creds);
     free(ctx->ca_file);
     free(ctx);

@@ -24,6 +24,12 @@ struct dsc_ctx {
     unsigned pf_gen;
     dsc_pf *pf;                    /* dsc_ctx_pf(): made on first use;
                                       read unlocked with dsc_ctx_pf_if_made */
+    /* The snapshot in use (dsc_ctx_use_snapshot), NULL: none. Guarded by
+     * snap_lock, a leaf lock re-made after fork() (a fetcher thread of the
+     * parent may have held it); a lookup takes a reference and lets go. */
+    unsigned snap_gen;
+    pthread_mutex_t snap_lock;
+    dsc_snapshot *snap;
 };
 
 struct dsc_plan {
@@ -40,9 +46,26 @@ dsc_pf *dsc_ctx_pf_if_made(dsc_ctx *ctx);
 /* Parse a URL that must name an object (not a bucket or prefix). */
 int dsc_parse_object_url(const char *url, dsc_s3url *u);
 
-/* Size and ETag of bucket/key: fresh cached metadata, else HEAD. */
+/* Size and ETag of bucket/key: the context's snapshot when it covers the
+ * object (*pinned = 1; no request), else fresh cached metadata, else HEAD. */
 int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
-                    uint64_t *size, char **etag);
+                    uint64_t *size, char **etag, int *pinned);
+
+/* Size and ETag (caller frees) of bucket/key from the context's snapshot:
+ * 0; DSC_ABSENT when no snapshot covers its bucket and prefix;
+ * DSC_ENOTFOUND when one does and the key is not in it. */
+int dsc_ctx_pinned(dsc_ctx *ctx, const char *bucket, const char *key,
+                   uint64_t *size, char **etag);
+/* Load and use the snapshot named by the config (or DSC_SNAPSHOT). */
+int dsc_ctx_open_snapshot(dsc_ctx *ctx, const char *src);
+/* Drop the context's snapshot (at close). */
+void dsc_ctx_drop_snapshot(dsc_ctx *ctx);
+
+/* The listing loop that dsc_list and dsc_snapshot_list share: every
+ * object under u's bucket and prefix, each remembered in the metadata
+ * cache, passed to cb. Returns the count or a negative code. */
+int64_t dsc_list_run(dsc_ctx *ctx, const dsc_s3url *u, dsc_list_cb cb,
+                     void *arg);
 
 struct dsc_file {
     /* Set at open, read-only after. */
@@ -50,6 +73,7 @@ struct dsc_file {
     char *bucket, *key, *url;
     char *etag;
     uint64_t size;
+    int pinned;                    /* size and ETag came from a snapshot */
     /* The caller's: dsc_read/dsc_seek position (one thread at a time). */
     int64_t pos;
     /* Readahead: a run of reads each starting where the last one ended

@@ -6,9 +6,13 @@
 #include "core/atomic.h"
 
 int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
-                    uint64_t *size, char **etag)
+                    uint64_t *size, char **etag, int *pinned)
 {
-    int rc = dsc_meta_cached(ctx->cache, bucket, key, size, etag);
+    int rc = dsc_ctx_pinned(ctx, bucket, key, size, etag);
+    *pinned = rc == 0;
+    if (rc != DSC_ABSENT)
+        return rc;
+    rc = dsc_meta_cached(ctx->cache, bucket, key, size, etag);
     if (rc != DSC_ABSENT)
         return rc;
     dsc_s3 *s3 = dsc_ctx_s3(ctx);
@@ -55,7 +59,8 @@ int dsc_open(dsc_ctx *ctx, const char *url, dsc_file **out)
         return DSC_ENOMEM;
     }
     pthread_mutex_init(&f->ra_lock, NULL);
-    rc = dsc_object_stat(ctx, f->bucket, f->key, &f->size, &f->etag);
+    rc = dsc_object_stat(ctx, f->bucket, f->key, &f->size, &f->etag,
+                         &f->pinned);
     if (rc) {
         dsc_close(f);
         return rc;
@@ -161,7 +166,13 @@ ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off)
     } else {
         rc = dsc_s3_get(s3, f->bucket, f->key, f->etag, f->size, off, len, buf);
     }
-    if (rc == DSC_ECHANGED) {
+    if (rc == DSC_ECHANGED && f->pinned) {
+        /* The reader asked for the snapshot's version: say so, and which. */
+        char was[700];
+        snprintf(was, sizeof was, "%s", dsc_errmsg());
+        rc = dsc_fail(DSC_ECHANGED, "s3://%s/%s changed since the snapshot "
+                      "(pinned ETag %s): %s", f->bucket, f->key, f->etag, was);
+    } else if (rc == DSC_ECHANGED) {
         /* The cached HEAD is stale: the next open must ask S3. */
         dsc_meta_forget(ctx->cache, f->bucket, f->key);
     }

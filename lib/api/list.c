@@ -51,6 +51,25 @@ static int on_object(void *arg, const char *key, uint64_t size,
     return lc->cb ? lc->cb(lc->arg, &info) : 0;
 }
 
+int64_t dsc_list_run(dsc_ctx *ctx, const dsc_s3url *u, dsc_list_cb cb,
+                     void *arg)
+{
+    list_ctx *lc = calloc(1, sizeof *lc);
+    if (!lc)
+        return DSC_ENOMEM;
+    lc->bucket = u->bucket;
+    lc->cb = cb;
+    lc->arg = arg;
+    lc->cache = ctx->cfg.meta_ttl_ms > 0 ? ctx->cache : NULL;
+    dsc_s3 *s3 = dsc_ctx_s3(ctx);
+    int64_t n = s3 ? dsc_s3_list(s3, u->bucket, u->key, on_object, lc)
+                   : dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
+    flush_meta(lc);
+    dsc_buf_free(&lc->url);
+    free(lc);
+    return n;
+}
+
 int64_t dsc_list(dsc_ctx *ctx, const char *url, dsc_list_cb cb, void *arg)
 {
     dsc_clear_error();
@@ -60,21 +79,7 @@ int64_t dsc_list(dsc_ctx *ctx, const char *url, dsc_list_cb cb, void *arg)
     int rc = dsc_s3url_parse(url, &u);
     if (rc)
         return rc;
-    list_ctx *lc = calloc(1, sizeof *lc);
-    if (!lc) {
-        dsc_s3url_free(&u);
-        return DSC_ENOMEM;
-    }
-    lc->bucket = u.bucket;
-    lc->cb = cb;
-    lc->arg = arg;
-    lc->cache = ctx->cfg.meta_ttl_ms > 0 ? ctx->cache : NULL;
-    dsc_s3 *s3 = dsc_ctx_s3(ctx);
-    int64_t n = s3 ? dsc_s3_list(s3, u.bucket, u.key, on_object, lc)
-                   : dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
-    flush_meta(lc);
-    dsc_buf_free(&lc->url);
-    free(lc);
+    int64_t n = dsc_list_run(ctx, &u, cb, arg);
     dsc_s3url_free(&u);
     return n;
 }

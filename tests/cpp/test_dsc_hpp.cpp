@@ -350,6 +350,62 @@ void test_list()
     CHECK_THROWS(DSC_ENOTFOUND, c.list("s3://no-such-bucket-dsc/"));
 }
 
+void test_snapshot()
+{
+    std::string prefix = url_of("epoch/");
+    dsc::Client lister(config());
+    auto listed = lister.list(prefix);
+    dsc::Snapshot snap = dsc::Snapshot::list(lister, prefix);
+    CHECK(snap.size() == 48 && listed.size() == 48);
+    bool same = true;
+    for (size_t i = 0; same && i < snap.size(); i++)
+        same = snap[i].key == listed[i].key && snap[i].size == listed[i].size &&
+               snap.at(i).etag == listed[i].etag;
+    CHECK(same);
+    CHECK(snap.urls().front() == url_of("epoch/obj-00"));
+    CHECK(snap.find("epoch/obj-05") == std::optional<size_t>(5));
+    CHECK(!snap.find("epoch/nope"));
+    CHECK(std::string(snap.summary().prefix) == "epoch/");
+    CHECK(snap.summary().bytes == 48u * 65536);
+    CHECK_THROWS(DSC_EINVAL, snap.at(48));
+
+    std::string path = g_tmp + "/epoch.dsnap";
+    snap.save(path);
+    dsc::Snapshot back = dsc::Snapshot::load(path);
+    dsc::SnapshotDiff d = snap.diff(back);
+    CHECK(d.summary() == "0 changed, 0 deleted, 0 new" && d.same == 48);
+    dsc::Snapshot other = dsc::Snapshot::list(lister, url_of("flight/"));
+    d = snap.diff(other);
+    CHECK(d.deleted.size() == 48 && d.added.size() == 6 && d.changed.empty());
+    CHECK(d.added.front() == "flight/obj-0");
+
+    /* Reads through the snapshot: no HEAD, no LIST, the right bytes. */
+    dsc::Client c(config().meta_ttl_ms(0));
+    c.use_snapshot(back);
+    for (int i = 0; i < 48; i += 7) {
+        char key[32];
+        std::snprintf(key, sizeof key, "epoch/obj-%02d", i);
+        CHECK(c.read(url_of(key)) == g_fx.at(key).data);
+    }
+    CHECK(c.stats().s3_heads == 0 && c.stats().s3_lists == 0);
+    CHECK_THROWS(DSC_ENOTFOUND, c.open(url_of("epoch/obj-99")));
+    c.no_snapshot();
+    c.read(url_of("epoch/obj-01"));
+    CHECK(c.stats().s3_heads == 1);
+
+    /* From the config, and a bad file. */
+    dsc::Client cfg(config().meta_ttl_ms(0).snapshot(path));
+    CHECK(cfg.read(url_of("epoch/obj-02")) == g_fx.at("epoch/obj-02").data);
+    CHECK(cfg.stats().s3_heads == 0);
+    {
+        std::ofstream bad(g_tmp + "/bad.dsnap", std::ios::binary);
+        bad << "DSCSNAP";
+    }
+    CHECK_THROWS(DSC_EINVAL, dsc::Snapshot::load(g_tmp + "/bad.dsnap"));
+    CHECK_THROWS(DSC_EINVAL, dsc::Client(config().snapshot(g_tmp + "/bad.dsnap")));
+    CHECK_THROWS(DSC_EIO, dsc::Snapshot::load(g_tmp + "/none.dsnap"));
+}
+
 void test_second_read_hits_and_prefetch()
 {
     dsc::Client c(config().chunk_size(1u << 20));
@@ -589,6 +645,7 @@ int main()
         {"files_are_move_only_and_keep_the_context", test_files_are_move_only_and_keep_the_context},
         {"errors_carry_codes_and_detail", test_errors_carry_codes_and_detail},
         {"list", test_list},
+        {"snapshot", test_snapshot},
         {"second_read_hits_and_prefetch", test_second_read_hits_and_prefetch},
         {"loader_delivers_every_url_once_per_epoch", test_loader_delivers_every_url_once_per_epoch},
         {"loader_reads_ahead_by_queue_depth_only", test_loader_reads_ahead_by_queue_depth_only},

@@ -24,7 +24,7 @@ prefix="$tmp/prefix"
 ibuild="$tmp/build"
 check "make install PREFIX" make -s install PREFIX="$prefix" BUILD="$ibuild" OUT="$ibuild/lib" >/dev/null
 for f in include/dsc.h include/dsc.hpp lib/libdsc.so lib/libdsc.so.0 lib/libdsc.a \
-         lib/pkgconfig/libdsc.pc bin/dsc-cat bin/dsc-prefetch bin/dsc-stat; do
+         lib/pkgconfig/libdsc.pc bin/dsc-cat bin/dsc-prefetch bin/dsc-stat bin/dsc-snapshot; do
     check "installed $f" test -e "$prefix/$f"
 done
 check "installed tool runs" bash -c "'$prefix/bin/dsc-cat' --length 10 $url | wc -c | grep -qx 10"

@@ -13,6 +13,7 @@ on the system's library path.
 """
 from . import _lib
 from .client import Client, File, Plan, parse_size
+from .snapshot import Snapshot, SnapshotDiff
 from .data import (MapDataset, PlannedSampler, TarShards, reading_order,
                    split_member_name)
 from .errors import (
@@ -22,7 +23,7 @@ from .errors import (
     NoCache)
 
 __all__ = [
-    "Client", "File", "Plan", "MapDataset", "PlannedSampler", "TarShards",
+    "Client", "File", "Plan", "Snapshot", "SnapshotDiff", "MapDataset", "PlannedSampler", "TarShards",
     "TorchTarShards", "version", "library_path", "parse_size", "reading_order",
     "split_member_name",
     "Error", "InvalidArgument", "OutOfMemory", "InvalidURL", "NotFound",

@@ -9,12 +9,14 @@ import os
 import threading
 
 SONAME = "libdsc.so.0"
-CONFIG_VERSION = 2      # DSC_CONFIG_VERSION of the header mirrored below
+CONFIG_VERSION = 3      # DSC_CONFIG_VERSION of the header mirrored below
 # The fields each config version added, after those of the one before: a
 # library older than this mirror refuses CONFIG_VERSION, and is then
 # opened with the version it knows (its fields are a prefix of ours).
 CONFIG_V2_FIELDS = ("peers", "peer_self", "peer_secret", "peer_timeout_ms",
                     "peer_backoff_ms", "peer_keep_local")
+CONFIG_V3_FIELDS = ("snapshot",)
+CONFIG_ADDED = {2: CONFIG_V2_FIELDS, 3: CONFIG_V3_FIELDS}
 
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 ADDRESSING = {"auto": 0, "path": 1, "virtual": 2}
@@ -60,6 +62,8 @@ class Config(ctypes.Structure):
         ("peer_timeout_ms", ctypes.c_long),
         ("peer_backoff_ms", ctypes.c_long),
         ("peer_keep_local", ctypes.c_int),
+        # version 3
+        ("snapshot", ctypes.c_char_p),
     ]
 
 
@@ -115,8 +119,33 @@ class PlanItem(ctypes.Structure):
     ]
 
 
+class SnapshotSummary(ctypes.Structure):
+    """struct dsc_snapshot_summary (only ever appended to)."""
+    _fields_ = [
+        ("url", ctypes.c_char_p),
+        ("bucket", ctypes.c_char_p),
+        ("prefix", ctypes.c_char_p),
+        ("origin", ctypes.c_char_p),
+        ("created_ms", ctypes.c_int64),
+        ("objects", ctypes.c_uint64),
+        ("bytes", ctypes.c_uint64),
+        ("file_bytes", ctypes.c_uint64),
+        ("format", ctypes.c_uint),
+    ]
+
+
+class SnapshotDelta(ctypes.Structure):
+    """struct dsc_snapshot_delta."""
+    _fields_ = [(name, ctypes.c_uint64) for name in
+                ("changed", "deleted", "added", "same")]
+
+
+DIFF_CHANGED, DIFF_DELETED, DIFF_ADDED = 1, 2, 3
+
 LIST_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p,
                            ctypes.POINTER(ObjectInfo))
+DIFF_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                           ctypes.POINTER(ObjectInfo), ctypes.POINTER(ObjectInfo))
 
 _vp = ctypes.c_void_p
 _u64 = ctypes.c_uint64
@@ -151,6 +180,19 @@ _OPTIONAL = {
                                       ctypes.c_size_t, ctypes.POINTER(_vp)]),
     "dsc_plan_position": (ctypes.c_size_t, [_vp]),
     "dsc_plan_stop": (None, [_vp]),
+    "dsc_snapshot_list": (ctypes.c_int, [_vp, ctypes.c_char_p, ctypes.POINTER(_vp)]),
+    "dsc_snapshot_load": (ctypes.c_int, [_vp, ctypes.c_char_p, ctypes.POINTER(_vp)]),
+    "dsc_snapshot_save": (ctypes.c_int, [_vp, ctypes.c_char_p]),
+    "dsc_snapshot_free": (None, [_vp]),
+    "dsc_snapshot_summarize": (ctypes.c_int, [_vp, ctypes.POINTER(SnapshotSummary),
+                                              ctypes.c_size_t]),
+    "dsc_snapshot_count": (ctypes.c_size_t, [_vp]),
+    "dsc_snapshot_get": (ctypes.c_int, [_vp, ctypes.c_size_t,
+                                        ctypes.POINTER(ObjectInfo)]),
+    "dsc_snapshot_find": (ctypes.c_int64, [_vp, ctypes.c_char_p]),
+    "dsc_snapshot_diff_each": (ctypes.c_int, [_vp, _vp, DIFF_CB, _vp,
+                                              ctypes.POINTER(SnapshotDelta)]),
+    "dsc_ctx_use_snapshot": (ctypes.c_int, [_vp, _vp]),
 }
 
 

@@ -154,8 +154,8 @@ def _int_limits(ctype):
 
 _STRINGS = {"endpoint", "region", "access_key_id", "secret_access_key",
             "session_token", "profile", "ca_file", "cache_dir", "peers",
-            "peer_self", "peer_secret"}
-_PATHS = {"ca_file", "cache_dir"}
+            "peer_self", "peer_secret", "snapshot"}
+_PATHS = {"ca_file", "cache_dir", "snapshot"}
 _FLAGS = {"anonymous", "verify_tls", "cache_sync", "peer_keep_local"}
 _SECRETS = ("secret_access_key", "session_token", "peer_secret")
 _SIZES = {"cache_size", "chunk_size", "readahead_max", "plan_window"}
@@ -197,15 +197,18 @@ def _config_value(key, value):
 def _open_ctx(config):
     L = _lib.lib()
     box = _lib.ConfigBox()
-    rc = L.dsc_config_init(ctypes.byref(box), _lib.CONFIG_VERSION)
-    if rc == errors.EINVAL:
-        # A library older than this package: version 1 has no peer fields.
-        newer = sorted(set(config) & set(_lib.CONFIG_V2_FIELDS))
+    # A library older than this package knows an older config version,
+    # whose fields are a prefix of ours: use it unless a newer field is set.
+    version = _lib.CONFIG_VERSION
+    rc = L.dsc_config_init(ctypes.byref(box), version)
+    while rc == errors.EINVAL and version > 1:
+        newer = sorted(set(config) & set(_lib.CONFIG_ADDED[version]))
         if newer:
             raise NotImplementedError("%s: the loaded libdsc (%s) has no such "
                                       "settings" % (", ".join(newer),
                                                     L.dsc_version_string().decode()))
-        rc = L.dsc_config_init(ctypes.byref(box), 1)
+        version -= 1
+        rc = L.dsc_config_init(ctypes.byref(box), version)
     if rc:
         raise _fail(rc)
     keep_alive = []     # the bytes behind char * fields, until open returns
@@ -241,7 +244,8 @@ class Client:
     cache_idle_sec, fd_cache, prefetch_threads, prefetch_queue.
     Peers (libdsc with config version 2): peers, peer_self, peer_secret
     (strings), peer_timeout_ms, peer_backoff_ms (ints), peer_keep_local
-    (flag).
+    (flag). snapshot (config version 3): a dsc.Snapshot, or the path or
+    s3:// URL of a snapshot file, used as by use_snapshot().
 
     A Client may be shared by threads, and used in processes forked after
     it was made (DataLoader workers). Pickling it (spawn start method)
@@ -259,7 +263,13 @@ class Client:
         self._plans = weakref.WeakSet()
         self._listing_threads = set()
         self._guard = None
-        self._guard = _Guard(_open_ctx(self._config), "client")
+        snap = self._config.get("snapshot")
+        is_file = isinstance(snap, (str, bytes, os.PathLike))
+        opened = {k: v for k, v in self._config.items()
+                  if k != "snapshot" or is_file}
+        self._guard = _Guard(_open_ctx(opened), "client")
+        if snap is not None and not is_file:
+            self.use_snapshot(snap)
         # A multiprocessing child (DataLoader worker) ends with os._exit:
         # close there so the cache's batched counters and access times
         # reach the shared index.
@@ -423,6 +433,27 @@ class Client:
         if raised:
             raise raised[0]
         return seen if callback is not None else found
+
+    def use_snapshot(self, snapshot):
+        """Open objects under the snapshot's bucket and prefix from it: no
+        HEAD, no LIST, reads pinned to the listed versions (an object
+        overwritten since raises dsc.Changed; a key it does not list,
+        dsc.NotFound). snapshot: a dsc.Snapshot, a path or s3:// URL
+        (loaded), or None to stop. The client keeps its own reference.
+        Returns the Snapshot in use."""
+        from .snapshot import Snapshot
+        if snapshot is not None and not isinstance(snapshot, Snapshot):
+            snapshot = Snapshot.load(self, snapshot)
+        fn = _optional("dsc_ctx_use_snapshot")
+        with self._guard as ctx:
+            if snapshot is None:
+                rc = fn(ctx, None)
+            else:
+                with snapshot._guard as s:
+                    rc = fn(ctx, s)
+            if rc:
+                raise _fail(rc)
+        return snapshot
 
     def stats(self):
         """Counters of this client and of its node cache, as a dict of the

@@ -3,11 +3,13 @@ other). Nothing here imports torch: it is looked up only when a DataLoader
 worker may be asking, and TorchTarShards is built on first access."""
 import io
 import operator
+import os
 import re
 import sys
 import tarfile
 
 from .client import Client
+from .snapshot import Snapshot
 
 
 def _client(client):
@@ -21,7 +23,18 @@ def _client(client):
                     "None, not %s" % type(client).__name__)
 
 
-def _url_list(urls, client):
+def _url_list(urls, client, snapshot=None):
+    """The URLs of a dataset: a snapshot's (which the client then uses, so
+    its objects open with no HEAD or LIST, pinned to the listed versions),
+    a prefix's (one listing), or the given sequence."""
+    if isinstance(urls, (Snapshot, os.PathLike)):
+        snapshot, urls = urls, None
+    if snapshot is not None:
+        if urls is not None:
+            raise TypeError("give urls or snapshot, not both")
+        return client.use_snapshot(snapshot).urls()
+    if urls is None:
+        raise TypeError("a dataset needs urls, a prefix or a snapshot")
     if isinstance(urls, str):       # a prefix: everything under it
         return [obj["url"] for obj in client.list(urls)]
     out = list(urls)
@@ -34,14 +47,17 @@ def _url_list(urls, client):
 class MapDataset:
     """A map-style dataset: item i is the bytes of urls[i], or
     transform(bytes). `urls` is a sequence of s3:// URLs, or one string
-    naming a prefix whose objects (in key order) are the items.
+    naming a prefix whose objects (in key order) are the items; or give
+    `snapshot` instead (a dsc.Snapshot, or the path or s3:// URL of a
+    snapshot file): its objects are the items, and the client uses it, so
+    epochs send no HEAD and no LIST and read only the listed versions.
 
     Make it in the parent process, before the DataLoader forks its
     workers: the workers share its Client (and the node cache)."""
 
-    def __init__(self, urls, transform=None, client=None):
+    def __init__(self, urls=None, transform=None, client=None, snapshot=None):
         self.client = _client(client)
-        self.urls = _url_list(urls, self.client)
+        self.urls = _url_list(urls, self.client, snapshot)
         self.transform = transform
 
     def __len__(self):
@@ -88,6 +104,9 @@ class PlannedSampler:
         sampler = dsc.PlannedSampler(ds, RandomSampler(ds), batch_size=32,
                                      num_workers=4)
         loader = DataLoader(ds, batch_size=32, sampler=sampler, num_workers=4)
+
+    A dataset made from a snapshot (MapDataset(snapshot=...)) is planned
+    with no HEAD and no LIST: its client knows every size and ETag.
 
     `sampler` gives each epoch's indices (any iterable with a length, e.g.
     torch's RandomSampler; default: 0..len-1). The DataLoader iterates the
@@ -194,13 +213,13 @@ class TarShards:
     {"__key__": key, "__url__": shard URL, "jpg": bytes, "cls": bytes, ...}.
     Iterating inside a DataLoader worker yields only that worker's shards
     (shard i goes to worker i % num_workers). `urls` is a sequence of
-    shard URLs or a prefix string. A shard that cannot be read or parsed
+    shard URLs or a prefix string; or give `snapshot` (as MapDataset). A shard that cannot be read or parsed
     raises (dsc.Error, tarfile.TarError)."""
 
-    def __init__(self, urls, client=None, transform=None,
-                 buffer_size=1 << 20):
+    def __init__(self, urls=None, client=None, transform=None,
+                 buffer_size=1 << 20, snapshot=None):
         self.client = _client(client)
-        self.urls = _url_list(urls, self.client)
+        self.urls = _url_list(urls, self.client, snapshot)
         self.transform = transform
         self.buffer_size = buffer_size
 
