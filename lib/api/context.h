@@ -61,6 +61,10 @@ int dsc_ctx_open_snapshot(dsc_ctx *ctx, const char *src);
 /* Drop the context's snapshot (at close). */
 void dsc_ctx_drop_snapshot(dsc_ctx *ctx);
 
+/* Bring the stale metadata of a plan's objects up to date by listing
+ * (lib/api/revalidate.c); best effort, errors are not the plan's. */
+void dsc_plan_revalidate(dsc_ctx *ctx, const dsc_plan_item *items, size_t n);
+
 /* The listing loop that dsc_list and dsc_snapshot_list share: every
  * object under u's bucket and prefix, each remembered in the metadata
  * cache, passed to cb. Returns the count or a negative code. */

@@ -85,6 +85,9 @@ int dsc_plan_start(dsc_ctx *ctx, const dsc_plan_item *items, size_t n,
     dsc_pf *pf = dsc_ctx_pf(ctx);
     if (!pf)
         return dsc_fail(DSC_ENOCACHE, "plans need a node cache");
+    /* Before the fetchers start: a plan of a dataset whose metadata has
+     * outlived its TTL would otherwise cost a HEAD per object. */
+    dsc_plan_revalidate(ctx, items, n);
     dsc_plan *p = calloc(1, sizeof *p);
     if (!p)
         return DSC_ENOMEM;

@@ -39,6 +39,8 @@ int dsc_cache_read_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
 /* A new fd of chunk `index` when it is cached in a file this process has
  * already verified (for sendfile), with its size and XXH3; counted as a
  * hit. -1 otherwise: read it with dsc_cache_read_chunk. */
+/* 1 when chunk index of obj is in the index (no read, not counted). */
+int dsc_cache_contains(dsc_cache *c, const dsc_objref *obj, uint64_t index);
 int dsc_cache_open_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
                          uint64_t *size, uint64_t *xxh);
 /* Make sure a chunk is cached; *fetched is 1 when it came from S3 now. */

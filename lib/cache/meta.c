@@ -10,20 +10,52 @@ static dsc_index *meta_index(dsc_cache *c)
     return c && c->o.meta_ttl_ms > 0 ? dsc_cache_index(c) : NULL;
 }
 
+/* The entry and its age: 0 and *fresh, DSC_ABSENT, or an error. */
+static int meta_lookup(dsc_cache *c, const char *bucket, const char *key,
+                       uint64_t *size, char *tag, size_t tag_cap, int *fresh)
+{
+    dsc_index *ix = meta_index(c);
+    uint64_t fetched, now = dsc_wall_ms();
+    if (!ix)
+        return DSC_ABSENT;
+    int rc = dsc_index_meta_get(ix, c->o.origin, bucket, key, size, tag,
+                                tag_cap, &fetched);
+    *fresh = rc == 0 && fetched <= now &&
+             now - fetched < (uint64_t)c->o.meta_ttl_ms;
+    return rc;
+}
+
 int dsc_meta_cached(dsc_cache *c, const char *bucket, const char *key,
                     uint64_t *size, char **etag)
 {
-    dsc_index *ix = meta_index(c);
     char tag[256];
-    uint64_t sz, fetched, now = dsc_wall_ms();
-    if (!ix || dsc_index_meta_get(ix, c->o.origin, bucket, key, &sz, tag, sizeof tag,
-                                  &fetched) != 0 ||
-        fetched > now || now - fetched >= (uint64_t)c->o.meta_ttl_ms)
+    uint64_t sz;
+    int fresh;
+    if (meta_lookup(c, bucket, key, &sz, tag, sizeof tag, &fresh) != 0 || !fresh)
         return DSC_ABSENT;
     *size = sz;
     *etag = dsc_strdup(tag);
     dsc_counter_add(&c->n.meta_hits, 1);
     return *etag ? 0 : DSC_ENOMEM;
+}
+
+int dsc_meta_known(dsc_cache *c, const char *bucket, const char *key,
+                   uint64_t *size, char **etag)
+{
+    char tag[256];
+    int fresh, rc = meta_lookup(c, bucket, key, size, tag, sizeof tag, &fresh);
+    if (rc)
+        return rc;
+    *etag = dsc_strdup(tag);
+    return *etag ? 0 : DSC_ENOMEM;
+}
+
+int dsc_meta_fresh(dsc_cache *c, const char *bucket, const char *key)
+{
+    char tag[256];
+    uint64_t size;
+    int fresh;
+    return meta_lookup(c, bucket, key, &size, tag, sizeof tag, &fresh) == 0 && fresh;
 }
 
 int dsc_meta_stat(dsc_cache *c, dsc_s3 *s3, const char *bucket,

@@ -340,6 +340,15 @@ int dsc_cache_read(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,
     return rc;
 }
 
+int dsc_cache_contains(dsc_cache *c, const dsc_objref *obj, uint64_t index)
+{
+    dsc_chunk_id id;
+    dsc_chunk_rec rec;
+    return dsc_cache_ensure_process(c) == 0 &&
+           dsc_chunk_id_make(c->o.origin, obj, c->o.chunk_size, index, &id) == 0 &&
+           dsc_index_get(c->ix, &id, &rec) == 0;
+}
+
 int dsc_cache_open_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
                          uint64_t *size, uint64_t *xxh)
 {

@@ -155,6 +155,19 @@ static int queue_chunks_locked(dsc_pf *pf, obj_ref *r, uint64_t first,
     return rc;
 }
 
+static int first_chunk_cached(dsc_cache *cache, const char *bucket,
+                              const char *key)
+{
+    uint64_t size;
+    char *etag;
+    if (dsc_meta_known(cache, bucket, key, &size, &etag))
+        return 0;
+    dsc_objref o = { bucket, key, etag, size };
+    int cached = size > 0 && dsc_cache_contains(cache, &o, 0);
+    free(etag);
+    return cached;
+}
+
 /* Size and ETag of an object to prefetch. Unless its metadata is cached,
  * the first chunk is fetched right away with a range GET whose answer
  * carries size and ETag: one request instead of a HEAD and a GET, which
@@ -177,8 +190,10 @@ int dsc_pf_stat(dsc_pf *pf, const char *bucket, const char *key,
     if (!s3)
         return dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
     /* With peers, chunk 0 may be another node's to fetch; its id needs
-     * the ETag first. */
-    if (pf->env.peers)
+     * the ETag first. Metadata past its TTL whose object's first chunk is
+     * cached is checked with a HEAD, which moves no body bytes: a GET
+     * would fetch that chunk again, changed or not. */
+    if (pf->env.peers || first_chunk_cached(cache, bucket, key))
         return dsc_meta_head(cache, s3, bucket, key, size, etag);
     size_t cs = dsc_cache_chunk_size(cache);
     void *buf = malloc(cs);

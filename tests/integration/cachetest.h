@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "itest.h"
 
@@ -91,15 +92,15 @@ static inline void add_size(const char *path, off_t size, void *arg)
 
 /* Ranged GETs s3rver answered for a key (its log has one line a
  * response; the start of the path is cut, the key's end is not). */
-static inline int server_gets_now(const char *key)
+/* s3rver log lines holding a (and b, unless NULL). */
+static inline int server_log_lines_now(const char *a, const char *b)
 {
     FILE *f = fopen(itest_env("DSC_TEST_S3RVER_LOG"), "r");
     assert_non_null(f);
-    char needle[600], line[4096];
-    snprintf(needle, sizeof needle, "%s 206 ", key);
+    char line[4096];
     int n = 0;
     while (fgets(line, sizeof line, f))
-        if (strstr(line, needle))
+        if (strstr(line, a) && (!b || strstr(line, b)))
             n++;
     fclose(f);
     return n;
@@ -107,19 +108,27 @@ static inline int server_gets_now(const char *key)
 
 /* s3rver logs a request after it has answered it, through a pipe: the last
  * line can land after our read returned.  Count once the log has held still
- * for 300 ms (5 s at most), so a late line is counted and an extra GET still
- * shows. */
-static inline int server_gets(const char *key)
+ * for 300 ms (5 s at most), so a late line is counted and an extra request
+ * still shows. */
+static inline int server_log_lines(const char *a, const char *b)
 {
-    int n = server_gets_now(key), still = 0;
+    int n = server_log_lines_now(a, b), still = 0;
     for (int waited = 0; still < 6 && waited < 100; waited++) {
         struct timespec ts = { 0, 50 * 1000000L };
         nanosleep(&ts, NULL);
-        int m = server_gets_now(key);
+        int m = server_log_lines_now(a, b);
         still = m == n ? still + 1 : 0;
         n = m;
     }
     return n;
+}
+
+/* GETs s3rver answered for key (ranged: 206; s3rver's log has no method). */
+static inline int server_gets(const char *key)
+{
+    char needle[600];
+    snprintf(needle, sizeof needle, "%s 206 ", key);
+    return server_log_lines(needle, NULL);
 }
 
 /* Read a fixture whole in `step`-byte preads and compare every byte. */

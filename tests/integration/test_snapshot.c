@@ -59,33 +59,6 @@ static char *state_path(const char *name)
     return p;
 }
 
-/* s3rver log lines holding every needle, once the log holds still. */
-static int log_lines_now(const char *a, const char *b)
-{
-    FILE *f = fopen(itest_env("DSC_TEST_S3RVER_LOG"), "r");
-    assert_non_null(f);
-    char line[4096];
-    int n = 0;
-    while (fgets(line, sizeof line, f))
-        if (strstr(line, a) && (!b || strstr(line, b)))
-            n++;
-    fclose(f);
-    return n;
-}
-
-static int log_lines(const char *a, const char *b)
-{
-    int n = log_lines_now(a, b), still = 0;
-    for (int waited = 0; still < 6 && waited < 100; waited++) {
-        struct timespec ts = { 0, 50 * 1000000L };
-        nanosleep(&ts, NULL);
-        int m = log_lines_now(a, b);
-        still = m == n ? still + 1 : 0;
-        n = m;
-    }
-    return n;
-}
-
 /* What s3rver saw of metadata requests: listings ("Fetched bucket"), and
  * 200 answers for epoch objects (HEADs; libdsc reads with ranged GETs,
  * which are 206). */
@@ -95,8 +68,8 @@ typedef struct server_meta {
 
 static server_meta server_meta_now(void)
 {
-    return (server_meta){ log_lines("Fetched bucket", NULL),
-                          log_lines("obj-", " 200 ") };
+    return (server_meta){ server_log_lines("Fetched bucket", NULL),
+                          server_log_lines("obj-", " 200 ") };
 }
 
 /* tests/integration/s3put.py OP ENDPOINT ARGS (put, putfile, delete). */

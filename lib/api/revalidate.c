@@ -1,0 +1,119 @@
+/* A plan's metadata past its TTL, brought up to date by listing: one LIST
+ * page answers for up to 1,000 objects where a HEAD answers for one, and
+ * neither moves a body byte. Best effort: what a listing does not cover
+ * is checked later, object by object, with a HEAD. */
+#include <stdlib.h>
+#include <string.h>
+#include "api/context.h"
+#include "core/log.h"
+
+/* Fewer stale objects than this are left to their HEADs. */
+#define LIST_AT_LEAST 32
+/* Stop a listing that finds less than one wanted key in this many. */
+#define SPARSE 4
+
+typedef struct stale {
+    char *bucket, *key;
+} stale;
+
+typedef struct listing {
+    const stale *want;             /* sorted by key, one bucket */
+    size_t n;
+    uint64_t listed, matched;
+} listing;
+
+static int by_bucket_key(const void *a, const void *b)
+{
+    const stale *x = a, *y = b;
+    int c = strcmp(x->bucket, y->bucket);
+    return c ? c : strcmp(x->key, y->key);
+}
+
+static int wanted(const listing *l, const char *key)
+{
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(l->want[mid].key, key);
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+/* Keys come in order: past the last wanted one, or in a prefix that holds
+ * mostly other objects, the listing stops (the HEADs are cheaper). */
+static int on_listed(void *arg, const dsc_object_info *o)
+{
+    listing *l = arg;
+    l->listed++;
+    l->matched += (uint64_t)wanted(l, o->key);
+    if (strcmp(o->key, l->want[l->n - 1].key) >= 0)
+        return 1;
+    return l->listed >= 1000 && l->matched * SPARSE < l->listed;
+}
+
+/* List the common prefix of want[0..n) (sorted keys of one bucket). */
+static void list_group(dsc_ctx *ctx, const stale *want, size_t n)
+{
+    const char *first = want[0].key, *last = want[n - 1].key;
+    size_t common = 0;
+    while (first[common] && first[common] == last[common])
+        common++;
+    dsc_s3url u = { .bucket = want[0].bucket, .key = dsc_strndup(first, common) };
+    if (!u.key)
+        return;
+    listing l = { want, n, 0, 0 };
+    dsc_errsave saved;
+    dsc_err_save(&saved);
+    int64_t rc = dsc_list_run(ctx, &u, on_listed, &l);
+    if (rc < 0 && rc != DSC_ECANCELED)
+        dsc_log(DSC_LOG_DEBUG, "revalidating s3://%s/%s by listing: %s",
+                u.bucket, u.key, dsc_errmsg());
+    dsc_log(DSC_LOG_DEBUG, "revalidated %llu of %zu objects under s3://%s/%s "
+            "with one listing of %llu keys", (unsigned long long)l.matched, n,
+            u.bucket, u.key, (unsigned long long)l.listed);
+    dsc_err_restore(&saved);
+    free(u.key);
+}
+
+void dsc_plan_revalidate(dsc_ctx *ctx, const dsc_plan_item *items, size_t n)
+{
+    if (!ctx->cache || ctx->cfg.meta_ttl_ms <= 0 || n < LIST_AT_LEAST)
+        return;
+    stale *s = malloc(n * sizeof *s);
+    size_t ns = 0;
+    for (size_t i = 0; s && i < n; i++) {
+        dsc_s3url u;
+        uint64_t size;
+        char *etag = NULL;
+        if (!items[i].url || dsc_s3url_parse(items[i].url, &u))
+            continue;
+        if (*u.key && dsc_ctx_pinned(ctx, u.bucket, u.key, &size, &etag) == DSC_ABSENT &&
+            !dsc_meta_fresh(ctx->cache, u.bucket, u.key)) {
+            s[ns++] = (stale){ u.bucket, u.key };
+        } else {
+            dsc_s3url_free(&u);
+        }
+        free(etag);
+    }
+    dsc_clear_error();
+    if (ns >= LIST_AT_LEAST) {
+        qsort(s, ns, sizeof *s, by_bucket_key);
+        for (size_t i = 0, j; i < ns; i = j) {
+            for (j = i + 1; j < ns && strcmp(s[j].bucket, s[i].bucket) == 0; j++)
+                ;
+            if (j - i >= LIST_AT_LEAST)
+                list_group(ctx, s + i, j - i);
+        }
+    }
+    for (size_t i = 0; i < ns; i++) {
+        free(s[i].bucket);
+        free(s[i].key);
+    }
+    free(s);
+}

@@ -1,0 +1,197 @@
+/* Metadata past its TTL is checked, never paid for again: once an object's
+ * size and ETag have expired, prefetch and open ask S3 with a HEAD (a plan
+ * with one listing) and read the cached chunks; only an object that really
+ * changed is fetched again. Requests are counted by our counters and by
+ * s3rver's own log. */
+#include "cachetest.h"
+
+static fixture fx[128];
+static int nfx;
+#define N 48
+#define TTL_MS 300
+
+static const fixture *epoch[N];
+
+static void epoch_fixtures(void)
+{
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "epoch/obj-%02d", i);
+        epoch[i] = itest_find(fx, nfx, name);
+    }
+}
+
+static dsc_ctx *reval_ctx(const char *dir)
+{
+    dsc_config cfg;
+    dsc_config_init(&cfg, DSC_CONFIG_VERSION);
+    cfg.endpoint = itest_env("DSC_TEST_ENDPOINT");
+    cfg.cache_dir = dir;
+    cfg.chunk_size = 64 * 1024;
+    cfg.meta_ttl_ms = TTL_MS;
+    cfg.readahead_max = 0;
+    dsc_ctx *ctx;
+    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
+    return ctx;
+}
+
+/* What s3rver saw of the epoch objects: GETs (206), HEADs (200), LISTs. */
+typedef struct seen {
+    int gets, heads, lists;
+} seen;
+
+static seen server_seen(void)
+{
+    return (seen){ server_log_lines("epoch/obj-", " 206 "),
+                   server_log_lines("epoch/obj-", " 200 "),
+                   server_log_lines("Fetched bucket", NULL) };
+}
+
+static void past_ttl(void)
+{
+    struct timespec ts = { 0, (TTL_MS + 100) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static void read_all(dsc_ctx *ctx)
+{
+    for (int i = 0; i < N; i++)
+        read_verify(ctx, epoch[i], 65536);
+}
+
+/* Prefetch after the TTL: one HEAD per object, no body byte. */
+static void test_prefetch_after_ttl_moves_no_bytes(void **state)
+{
+    (void)state;
+    dsc_ctx *ctx = reval_ctx(fresh_dir("reval-pf"));
+    for (int i = 0; i < N; i++)
+        assert_int_equal(dsc_prefetch_url(ctx, epoch[i]->url), 0);
+    assert_int_equal(dsc_prefetch_wait(ctx, 30000), 0);
+    read_all(ctx);
+    dsc_stats a = stats_of(ctx);
+    seen s0 = server_seen();
+    past_ttl();
+    for (int i = 0; i < N; i++)
+        assert_int_equal(dsc_prefetch_url(ctx, epoch[i]->url), 0);
+    assert_int_equal(dsc_prefetch_wait(ctx, 30000), 0);
+    read_all(ctx);
+    dsc_stats b = stats_of(ctx);
+    seen s1 = server_seen();
+    printf("    after the TTL: %d GETs, %d HEADs, %llu body bytes from S3\n",
+           s1.gets - s0.gets, s1.heads - s0.heads,
+           (unsigned long long)(b.bytes_from_s3 - a.bytes_from_s3));
+    assert_int_equal(s1.gets - s0.gets, 0);
+    assert_int_equal(b.bytes_from_s3, a.bytes_from_s3);
+    assert_int_equal(b.s3_gets, a.s3_gets);
+    /* One HEAD an object: the prefetch's; the reads then found fresh metadata. */
+    assert_int_equal(s1.heads - s0.heads, N);
+    assert_int_equal(b.hits - a.hits, N);
+    assert_int_equal(b.misses, a.misses);
+    dsc_ctx_close(ctx);
+}
+
+/* Open after the TTL: a HEAD each, then the cached chunks. */
+static void test_open_after_ttl_reads_cached_chunks(void **state)
+{
+    (void)state;
+    dsc_ctx *ctx = reval_ctx(fresh_dir("reval-open"));
+    read_all(ctx);
+    dsc_stats a = stats_of(ctx);
+    seen s0 = server_seen();
+    past_ttl();
+    read_all(ctx);
+    dsc_stats b = stats_of(ctx);
+    seen s1 = server_seen();
+    assert_int_equal(s1.gets - s0.gets, 0);
+    assert_int_equal(s1.heads - s0.heads, N);
+    assert_int_equal(b.s3_heads - a.s3_heads, N);
+    assert_int_equal(b.hits - a.hits, N);
+    assert_int_equal(b.bytes_from_s3, a.bytes_from_s3);
+    dsc_ctx_close(ctx);
+}
+
+/* A plan after the TTL revalidates its objects with one listing: no HEAD,
+ * no GET, and the reader's opens find fresh metadata. */
+static void test_plan_after_ttl_lists_once(void **state)
+{
+    (void)state;
+    dsc_ctx *ctx = reval_ctx(fresh_dir("reval-plan"));
+    dsc_plan_item items[N];
+    for (int i = 0; i < N; i++)
+        items[i] = (dsc_plan_item){ epoch[i]->url, 0, 0 };
+    for (int epoch_no = 0; epoch_no < 3; epoch_no++) {
+        dsc_stats a = stats_of(ctx);
+        seen s0 = server_seen();
+        dsc_plan *p;
+        assert_int_equal(dsc_plan_start(ctx, items, N, &p), 0);
+        read_all(ctx);
+        dsc_plan_stop(p);
+        dsc_stats b = stats_of(ctx);
+        seen s1 = server_seen();
+        printf("    epoch %d: %d GETs, %d HEADs, %d LISTs\n", epoch_no,
+               s1.gets - s0.gets, s1.heads - s0.heads, s1.lists - s0.lists);
+        if (epoch_no > 0) {
+            assert_int_equal(s1.gets - s0.gets, 0);
+            assert_int_equal(s1.heads - s0.heads, 0);
+            assert_int_equal(b.s3_heads, a.s3_heads);
+            assert_int_equal(s1.lists - s0.lists, 1);
+            assert_int_equal(b.s3_lists - a.s3_lists, 1);
+            assert_int_equal(b.hits - a.hits, N);
+            assert_int_equal(b.bytes_from_s3, a.bytes_from_s3);
+        }
+        past_ttl();
+    }
+    dsc_ctx_close(ctx);
+}
+
+/* Revalidation still sees a change: the new version is fetched, by
+ * prefetch and by open, never the old bytes under the new ETag. */
+static void test_change_after_ttl_is_fetched(void **state)
+{
+    (void)state;
+    char cmd[1024], url[300];
+    const char *key = "reval/changing";
+    snprintf(url, sizeof url, "s3://%s/%s", itest_env("DSC_TEST_BUCKET"), key);
+    snprintf(cmd, sizeof cmd, "%s put %s %s 200000 1", itest_env("DSC_TEST_PUT"),
+             itest_env("DSC_TEST_ENDPOINT"), key);
+    assert_int_equal(system(cmd), 0);
+    dsc_ctx *ctx = reval_ctx(fresh_dir("reval-change"));
+    static unsigned char buf[200000];
+    assert_int_equal(dsc_prefetch_url(ctx, url), 0);
+    assert_int_equal(dsc_prefetch_wait(ctx, 30000), 0);
+    dsc_file *f;
+    assert_int_equal(dsc_open(ctx, url, &f), 0);
+    assert_int_equal(dsc_pread(f, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+    assert_int_equal(buf[0], 1);
+    assert_int_equal(buf[sizeof buf - 1], 1);
+    dsc_close(f);
+    snprintf(cmd, sizeof cmd, "%s put %s %s 200000 2", itest_env("DSC_TEST_PUT"),
+             itest_env("DSC_TEST_ENDPOINT"), key);
+    assert_int_equal(system(cmd), 0);
+    past_ttl();
+    int g0 = server_gets(key);
+    assert_int_equal(dsc_prefetch_url(ctx, url), 0);
+    assert_int_equal(dsc_prefetch_wait(ctx, 30000), 0);
+    assert_int_equal(server_gets(key), g0 + 4);   /* 4 chunks of the new version */
+    assert_int_equal(dsc_open(ctx, url, &f), 0);
+    assert_int_equal(dsc_pread(f, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+    for (size_t i = 0; i < sizeof buf; i++)
+        if (buf[i] != 2)
+            fail_msg("byte %zu is %d, the new version has 2", i, buf[i]);
+    dsc_close(f);
+    assert_int_equal(server_gets(key), g0 + 4);
+    dsc_ctx_close(ctx);
+}
+
+int main(void)
+{
+    nfx = itest_fixtures(fx, 128);
+    epoch_fixtures();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prefetch_after_ttl_moves_no_bytes),
+        cmocka_unit_test(test_open_after_ttl_reads_cached_chunks),
+        cmocka_unit_test(test_plan_after_ttl_lists_once),
+        cmocka_unit_test(test_change_after_ttl_is_fetched),
+    };
+    return cmocka_run_group_tests_name("revalidate", tests, NULL, NULL);
+}
