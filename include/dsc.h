@@ -439,6 +439,16 @@ typedef struct dsc_stats {
     uint64_t peer_bad_data;     /**< peer answers whose bytes or signature
                                      failed the check (also in peer_errors) */
     uint64_t peers_down;        /**< peers skipped right now (backing off) */
+    /* The node index (LMDB). Its map starts at a size derived from the
+     * cap and doubles when full, every process following. */
+    uint64_t index_map_bytes;   /**< the index's map size now */
+    uint64_t index_used_bytes;  /**< of it, in use (the file's extent) */
+    uint64_t index_full;        /**< writes this process found the index
+                                     full and unable to grow (logged; the
+                                     chunk was then not cached) */
+    uint64_t node_meta_dropped; /**< object metadata entries dropped to
+                                     keep within DSC_META_MAX (oldest
+                                     first; each costs a HEAD later) */
 } dsc_stats;
 
 /**

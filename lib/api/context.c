@@ -103,12 +103,39 @@ static void clean_now_and_then(dsc_cache *c, const char *dir)
     dsc_buf_free(&stamp);
 }
 
+/* An index setting from the environment (sizes take K/M/G/T): 0 when
+ * unset, DSC_EINVAL naming it when it is not a number in [min, max]. */
+static int env_setting(const char *name, uint64_t min, uint64_t max,
+                       uint64_t *out)
+{
+    const char *v = getenv(name);
+    *out = 0;
+    if (!v || !*v)
+        return 0;
+    int64_t x = dsc_parse_size(v);
+    char shown[64];
+    if (x < 0 || (uint64_t)x < min || (uint64_t)x > max)
+        return dsc_fail(DSC_EINVAL, "%s=%s: not a number from %llu to %llu",
+                        name, dsc_printable(v, shown, sizeof shown),
+                        (unsigned long long)min, (unsigned long long)max);
+    *out = (uint64_t)x;
+    return 0;
+}
+
 static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
 {
+    uint64_t meta_max, map_size, readers;
+    int rc = env_setting("DSC_META_MAX", 1000, (uint64_t)1 << 40, &meta_max);
+    if (!rc)
+        rc = env_setting("DSC_INDEX_MAP_SIZE", 1 << 20, (uint64_t)1 << 40, &map_size);
+    if (!rc)
+        rc = env_setting("DSC_INDEX_MAX_READERS", 126, 1 << 20, &readers);
+    if (rc)
+        return rc;
     char *dir = cache_dir_for(cfg);
     if (!dir)
         return 0;
-    int rc = make_dirs(dir);
+    rc = make_dirs(dir);
     if (!rc) {
         dsc_cache_opts o = {
             .dir = dir, .origin = dsc_s3_origin(ctx->s3), .cap = cfg->cache_size, .chunk_size = cfg->chunk_size,
@@ -117,6 +144,9 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
             .flight_timeout_ms = cfg->request_timeout_ms *
                                  (cfg->max_retries + 1) + cfg->retry_max_ms,
             .meta_ttl_ms = cfg->meta_ttl_ms,
+            .meta_max = meta_max ? meta_max : 2000000,
+            .index_map_size = map_size,
+            .index_max_readers = (unsigned)readers,
         };
         rc = dsc_cache_open(&o, &ctx->cache);
     }

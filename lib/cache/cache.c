@@ -12,7 +12,19 @@
 
 static int attach(dsc_cache *c)
 {
-    int rc = dsc_index_open(c->dir, c->o.sync, &c->ix);
+    /* Room for every chunk the cap allows were chunks as small as 64 KiB
+     * (small objects make small chunks) and for the metadata kept, at
+     * about 512 bytes an entry with the B-tree's slack; it grows anyway. */
+    uint64_t entries = c->o.cap / 65536 + c->o.meta_max;
+    uint64_t want = entries * 512;
+    dsc_index_opts io = {
+        .sync = c->o.sync, .max_readers = c->o.index_max_readers,
+        .meta_max = c->o.meta_max,
+        .map_size = c->o.index_map_size ? c->o.index_map_size
+                  : (size_t)(want < ((uint64_t)1 << 30) ? (uint64_t)1 << 30
+                             : (want + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1)),
+    };
+    int rc = dsc_index_open_opts(c->dir, &io, &c->ix);
     if (!rc)
         rc = dsc_store_open(c->dir, c->o.fd_cache, &c->store);
     if (rc) {
@@ -187,6 +199,9 @@ void dsc_cache_stats(dsc_cache *c, dsc_stats *st)
         st->node_evictions = inf.evictions;
         st->node_corrupt = inf.corrupt;
         st->node_capacity = inf.cap;
+        st->node_meta_dropped = inf.meta_dropped;
+        dsc_index_map_info(c->ix, &st->index_map_bytes, &st->index_used_bytes,
+                           &st->index_full);
     }
 }
 

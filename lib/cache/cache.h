@@ -22,6 +22,9 @@ typedef struct dsc_cache_opts {
     long flight_timeout_ms;        /* longest wait for another fetcher */
     long meta_ttl_ms;              /* object metadata kept this long; 0: not
                                       at all (cache/meta.h) */
+    uint64_t meta_max;             /* metadata entries kept at most */
+    uint64_t index_map_size;       /* starting map size; 0: from the cap */
+    unsigned index_max_readers;    /* 0: the index's default */
 } dsc_cache_opts;
 
 int dsc_cache_open(const dsc_cache_opts *o, dsc_cache **out);

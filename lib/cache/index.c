@@ -1,36 +1,30 @@
-/* LMDB chunk index. Four databases in one environment:
- *   chunks: chunk id (16 B)            -> dsc_chunk_rec
- *   lru:    be64 atime_ms ‖ chunk id   -> (empty)   eviction order
- *   meta:   bucket \0 key              -> size, fetched_ms, etag
- *   info:   "info"                     -> dsc_index_info
+/* LMDB chunk index. Five databases in one environment:
+ *   chunks:   chunk id (16 B)               -> dsc_chunk_rec
+ *   lru:      be64 atime_ms ‖ chunk id      -> (empty)   eviction order
+ *   meta:     xxh128(origin) ‖ bucket \0 key -> size, fetched_ms, etag
+ *   meta_age: be64 fetched_ms ‖ xxh64(meta key) -> meta key (oldest first)
+ *   info:     "info"                        -> dsc_index_info
  * LMDB gives one writer at a time across all processes, so the byte total
- * and the cap are exact however many processes insert at once. */
+ * and the cap are exact however many processes insert at once. The map
+ * starts at a size derived from the cap and doubles when full; every
+ * process follows (MDB_MAP_RESIZED). */
 #include <errno.h>
-#include <lmdb.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
-#include "cache/flight.h"
+#include "cache/index_db.h"
+#include "cache/trust.h"
+#include "core/atomic.h"
 #include "core/fork.h"
 #include "core/log.h"
-#include "cache/index.h"
-#include "cache/trust.h"
 
-struct dsc_index {
-    char *path;                    /* dir/index */
-    MDB_env *env;
-    MDB_dbi chunks, lru, meta, info;
-    dsc_flight *flight;            /* per process, like the environment */
-    int refs;
-    unsigned fork_gen;
-    struct dsc_index *next;
-};
+/* The map grows by doubling up to this (unless told less); past it the
+ * index is full. */
+#define MAP_MAX ((size_t)1 << 40)
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static dsc_index *registry;
@@ -56,37 +50,125 @@ uint64_t dsc_wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int mdb_fail(int rc, const char *what, const char *path)
+int dsc_ix_fail(int rc, const char *what, const char *path)
 {
     int code = rc == ENOMEM ? DSC_ENOMEM : DSC_EIO;
     return dsc_fail(code, "cache index %s (%s): %s", what, path,
                     mdb_strerror(rc));
 }
 
-/* Begin a transaction (MDB_RDONLY or 0), naming what for its error. */
-static int txn_begin(dsc_index *ix, unsigned flags, MDB_txn **txn,
-                     const char *what)
+static size_t map_size(dsc_index *ix)
 {
-    int rc = mdb_txn_begin(ix->env, NULL, flags, txn);
-    return rc ? mdb_fail(rc, what, ix->path) : 0;
+    MDB_envinfo info;
+    mdb_env_info(ix->env, &info);
+    return info.me_mapsize;
 }
 
-/* The one tail of every write: commit when the work (rc) went well, else
- * abort; an LMDB error from either becomes DSC_EIO/DSC_ENOMEM naming
- * what. A non-LMDB code passed in (an outcome) aborts and is returned. */
-static int txn_end(dsc_index *ix, MDB_txn *txn, int rc, const char *what)
+/* Another process grew the map: take its size (no transaction open). */
+static void follow_map(dsc_index *ix)
 {
+    pthread_rwlock_wrlock(&ix->resize);
+    mdb_env_set_mapsize(ix->env, 0);
+    pthread_rwlock_unlock(&ix->resize);
+}
+
+int dsc_ix_begin(dsc_index *ix, unsigned flags, MDB_txn **txn, const char *what)
+{
+    int rc;
+    for (;;) {
+        pthread_rwlock_rdlock(&ix->resize);
+        rc = mdb_txn_begin(ix->env, NULL, flags, txn);
+        if (rc != MDB_MAP_RESIZED)
+            break;
+        pthread_rwlock_unlock(&ix->resize);
+        follow_map(ix);
+    }
     if (rc) {
-        mdb_txn_abort(txn);
-        return dsc_is_outcome(rc) ? rc : mdb_fail(rc, what, ix->path);
+        pthread_rwlock_unlock(&ix->resize);
+        return dsc_ix_fail(rc, what, ix->path);
+    }
+    return 0;
+}
+
+void dsc_ix_abort(dsc_index *ix, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&ix->resize);
+}
+
+/* The oldest half of the metadata goes: a last resort when the map cannot
+ * grow, since metadata only saves a HEAD. 1 when some went. */
+static int shed_metadata(dsc_index *ix)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    uint64_t dropped = 0;
+    if (dsc_ix_begin(ix, 0, &txn, "write"))
+        return 0;
+    int rc = mdb_stat(txn, ix->meta, &st);
+    if (!rc)
+        rc = dsc_ix_meta_trim(txn, ix, (st.ms_entries + 1) / 2, &dropped);
+    if (rc) {
+        dsc_ix_abort(ix, txn);
+        return 0;
     }
     rc = mdb_txn_commit(txn);
-    return rc ? mdb_fail(rc, what, ix->path) : 0;
+    pthread_rwlock_unlock(&ix->resize);
+    return rc == 0 && dropped > 0;
+}
+
+/* The map was full at `seen` bytes: double it (unless another thread did
+ * meanwhile), else shed metadata, else fail loudly. DSC_RETRY or an
+ * error. */
+static int map_full(dsc_index *ix, size_t seen, const char *what)
+{
+    size_t now;
+    int rc = 0;
+    pthread_rwlock_wrlock(&ix->resize);
+    now = map_size(ix);
+    if (now == seen && seen < ix->map_max) {
+        size_t want = seen * 2 < ix->map_max ? seen * 2 : ix->map_max;
+        rc = mdb_env_set_mapsize(ix->env, want);
+        now = map_size(ix);
+    }
+    pthread_rwlock_unlock(&ix->resize);
+    if (now > seen) {
+        dsc_log(DSC_LOG_INFO, "cache index %s: map grown to %zu MiB",
+                ix->path, now >> 20);
+        return DSC_RETRY;
+    }
+    if (shed_metadata(ix)) {
+        dsc_log(DSC_LOG_WARN, "cache index %s: full at %zu MiB; dropped the "
+                "oldest half of the object metadata", ix->path, now >> 20);
+        return DSC_RETRY;
+    }
+    dsc_counter_add(&ix->full, 1);
+    dsc_log_once(&ix->warned_full, DSC_LOG_WARN, "cache index %s is full at "
+                 "%zu MiB and cannot grow (%s): new chunks are read from S3 "
+                 "without caching", ix->path, now >> 20,
+                 rc ? mdb_strerror(rc) : "at its largest");
+    return dsc_fail(DSC_EIO, "cache index %s (%s): full at %zu MiB",
+                    what, ix->path, now >> 20);
+}
+
+int dsc_ix_end(dsc_index *ix, MDB_txn *txn, int rc, const char *what)
+{
+    size_t seen = map_size(ix);
+    if (rc)
+        mdb_txn_abort(txn);
+    else
+        rc = mdb_txn_commit(txn);
+    pthread_rwlock_unlock(&ix->resize);
+    if (rc == MDB_MAP_FULL)
+        return map_full(ix, seen, what);
+    if (rc)
+        return dsc_is_outcome(rc) ? rc : dsc_ix_fail(rc, what, ix->path);
+    return 0;
 }
 
 static const char INFO_KEY[] = "info";
 
-static int read_info(MDB_txn *txn, const dsc_index *ix, dsc_index_info *inf)
+int dsc_ix_read_info(MDB_txn *txn, const dsc_index *ix, dsc_index_info *inf)
 {
     MDB_val k = { sizeof INFO_KEY - 1, (void *)INFO_KEY }, v;
     int rc = mdb_get(txn, ix->info, &k, &v);
@@ -101,7 +183,7 @@ static int read_info(MDB_txn *txn, const dsc_index *ix, dsc_index_info *inf)
     return 0;
 }
 
-static int write_info(MDB_txn *txn, const dsc_index *ix,
+int dsc_ix_write_info(MDB_txn *txn, const dsc_index *ix,
                       const dsc_index_info *inf)
 {
     MDB_val k = { sizeof INFO_KEY - 1, (void *)INFO_KEY };
@@ -121,6 +203,8 @@ static int drop_old_format(MDB_txn *txn, dsc_index *ix, dsc_index_info *inf)
         rc = mdb_drop(txn, ix->lru, 0);
     if (!rc)
         rc = mdb_drop(txn, ix->meta, 0);
+    if (!rc)
+        rc = mdb_drop(txn, ix->meta_age, 0);
     if (rc)
         return rc;
     memset(inf, 0, sizeof *inf);
@@ -145,37 +229,58 @@ static void sweep_soon(const dsc_index *ix)
     dsc_buf_free(&stamp);
 }
 
-static int open_env(dsc_index *ix, int sync)
+/* Metadata and its age order must match entry for entry (an index made
+ * before meta_age existed has none): else both are emptied, which costs
+ * only HEADs. */
+static int check_meta_age(MDB_txn *txn, dsc_index *ix)
+{
+    MDB_stat m, a;
+    int rc = mdb_stat(txn, ix->meta, &m);
+    if (!rc)
+        rc = mdb_stat(txn, ix->meta_age, &a);
+    if (rc || m.ms_entries == a.ms_entries)
+        return rc;
+    rc = mdb_drop(txn, ix->meta, 0);
+    return rc ? rc : mdb_drop(txn, ix->meta_age, 0);
+}
+
+static int open_env(dsc_index *ix, const dsc_index_opts *o)
 {
     int rc = mdb_env_create(&ix->env);
     if (rc)
-        return mdb_fail(rc, "create", ix->path);
+        return dsc_ix_fail(rc, "create", ix->path);
     mdb_env_set_maxdbs(ix->env, 8);
-    mdb_env_set_maxreaders(ix->env, 1024);
-    /* Address space, not disk: the file grows only as entries are added. */
-    mdb_env_set_mapsize(ix->env, (size_t)4 << 30);
+    mdb_env_set_maxreaders(ix->env, o->max_readers ? o->max_readers : 4096);
+    /* Address space, not disk: the file grows only as entries are added.
+     * A larger size another process already grew to is kept. */
+    mdb_env_set_mapsize(ix->env, o->map_size ? o->map_size : (size_t)1 << 30);
     /* Without sync a kill -9 still leaves a consistent index (the OS has
      * the pages); only a power loss could hurt it, and then the cache is
-     * rebuilt. DSC_CACHE_SYNC=1 buys durability with an fsync per write. */
-    unsigned flags = MDB_NORDAHEAD | (sync ? MDB_NOMETASYNC : MDB_NOSYNC);
+     * rebuilt. DSC_CACHE_SYNC=1 buys durability with an fsync per write.
+     * MDB_NOTLS: a reader slot belongs to a transaction, not a thread, so
+     * a process of many threads uses only as many as read at once. */
+    unsigned flags = MDB_NORDAHEAD | MDB_NOTLS |
+                     (o->sync ? MDB_NOMETASYNC : MDB_NOSYNC);
     rc = mdb_env_open(ix->env, ix->path, flags, 0600);
     if (rc)
-        return mdb_fail(rc, "open", ix->path);
+        return dsc_ix_fail(rc, "open", ix->path);
     int dead = 0;
     mdb_reader_check(ix->env, &dead);   /* slots of killed processes */
     MDB_txn *txn;
-    rc = txn_begin(ix, 0, &txn, "begin");
+    rc = dsc_ix_begin(ix, 0, &txn, "begin");
     if (rc)
         return rc;
     rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &ix->chunks);
     if (!rc) rc = mdb_dbi_open(txn, "lru", MDB_CREATE, &ix->lru);
     if (!rc) rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &ix->meta);
+    if (!rc) rc = mdb_dbi_open(txn, "meta_age", MDB_CREATE, &ix->meta_age);
     if (!rc) rc = mdb_dbi_open(txn, "info", MDB_CREATE, &ix->info);
+    if (!rc) rc = check_meta_age(txn, ix);
     dsc_index_info inf;
     if (!rc)
-        rc = read_info(txn, ix, &inf);
+        rc = dsc_ix_read_info(txn, ix, &inf);
     if (!rc && inf.format > DSC_INDEX_FORMAT) {
-        mdb_txn_abort(txn);
+        dsc_ix_abort(ix, txn);
         return dsc_fail(DSC_EIO, "cache index %s has format %u, newer than "
                         "this libdsc's %u: use the newer libdsc or another "
                         "cache directory", ix->path, inf.format,
@@ -185,8 +290,8 @@ static int open_env(dsc_index *ix, int sync)
     if (dropped)
         rc = drop_old_format(txn, ix, &inf);
     if (!rc)
-        rc = write_info(txn, ix, &inf);
-    rc = txn_end(ix, txn, rc, "setup");
+        rc = dsc_ix_write_info(txn, ix, &inf);
+    rc = dsc_ix_end(ix, txn, rc, "setup");
     if (!rc && dropped)
         sweep_soon(ix);
     return rc;
@@ -226,6 +331,22 @@ static int check_tree(const char *dir)
 
 int dsc_index_open(const char *dir, int sync, dsc_index **out)
 {
+    dsc_index_opts o = { .sync = sync };
+    return dsc_index_open_opts(dir, &o, out);
+}
+
+static void index_free(dsc_index *ix)
+{
+    if (ix->env)
+        mdb_env_close(ix->env);
+    dsc_flight_free(ix->flight);
+    pthread_rwlock_destroy(&ix->resize);
+    free(ix->path);
+    free(ix);
+}
+
+int dsc_index_open_opts(const char *dir, const dsc_index_opts *o, dsc_index **out)
+{
     int rc = check_tree(dir);
     if (rc)
         return rc;
@@ -258,14 +379,19 @@ int dsc_index_open(const char *dir, int sync, dsc_index **out)
         } else {
             ix->fork_gen = gen;
             ix->refs = 1;
-            rc = open_env(ix, sync);
+            ix->meta_max = o->meta_max ? o->meta_max : 2000000;
+            ix->map_max = o->map_max ? o->map_max : MAP_MAX;
+            /* Writers first: a stream of readers must not starve a grow. */
+            pthread_rwlockattr_t ra;
+            pthread_rwlockattr_init(&ra);
+            pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+            pthread_rwlock_init(&ix->resize, &ra);
+            pthread_rwlockattr_destroy(&ra);
+            rc = open_env(ix, o);
             if (!rc)
                 rc = dsc_flight_new(dir, &ix->flight);
             if (rc) {
-                if (ix->env)
-                    mdb_env_close(ix->env);
-                free(ix->path);
-                free(ix);
+                index_free(ix);
             } else {
                 ix->next = registry;
                 registry = ix;
@@ -294,10 +420,7 @@ void dsc_index_release(dsc_index *ix)
             pp = &(*pp)->next;
         if (*pp)
             *pp = ix->next;
-        mdb_env_close(ix->env);
-        dsc_flight_free(ix->flight);
-        free(ix->path);
-        free(ix);
+        index_free(ix);
     }
     pthread_mutex_unlock(&registry_lock);
 }
@@ -310,7 +433,7 @@ dsc_flight *dsc_index_flight(dsc_index *ix)
 int dsc_index_get(dsc_index *ix, const dsc_chunk_id *id, dsc_chunk_rec *rec)
 {
     MDB_txn *txn;
-    int rc = txn_begin(ix, MDB_RDONLY, &txn, "read");
+    int rc = dsc_ix_begin(ix, MDB_RDONLY, &txn, "read");
     if (rc)
         return rc;
     MDB_val k = { sizeof *id, (void *)id }, v;
@@ -319,14 +442,14 @@ int dsc_index_get(dsc_index *ix, const dsc_chunk_id *id, dsc_chunk_rec *rec)
     if (rc == MDB_NOTFOUND) {
         ret = DSC_ABSENT;
     } else if (rc) {
-        ret = mdb_fail(rc, "get", ix->path);
+        ret = dsc_ix_fail(rc, "get", ix->path);
     } else if (v.mv_size != sizeof *rec) {
         ret = DSC_ABSENT;   /* not a record we wrote */
     } else {
         memcpy(rec, v.mv_data, sizeof *rec);
         ret = 0;
     }
-    mdb_txn_abort(txn);
+    dsc_ix_abort(ix, txn);
     return ret;
 }
 
@@ -455,17 +578,17 @@ static int put_entry(MDB_txn *txn, dsc_index *ix, const dsc_chunk_id *id,
     return 0;
 }
 
-int dsc_index_insert(dsc_index *ix, const dsc_chunk_id *id,
-                     const dsc_chunk_rec *rec, dsc_admit *ad)
+static int insert_once(dsc_index *ix, const dsc_chunk_id *id,
+                       const dsc_chunk_rec *rec, dsc_admit *ad)
 {
     ad->nvictims = 0;
     MDB_txn *txn;
-    int rc = txn_begin(ix, 0, &txn, "write");
+    int rc = dsc_ix_begin(ix, 0, &txn, "write");
     if (rc)
         return rc;
     dsc_index_info inf;
     MDB_val k = { sizeof *id, (void *)id }, v;
-    rc = read_info(txn, ix, &inf);
+    rc = dsc_ix_read_info(txn, ix, &inf);
     inf.cap = ad->cap;
     if (rc)
         goto done;
@@ -481,33 +604,33 @@ int dsc_index_insert(dsc_index *ix, const dsc_chunk_id *id,
         /* Count it, change nothing else. */
         inf.rejected++;
         inf.misses++;
-        rc = write_info(txn, ix, &inf);
-        rc = txn_end(ix, txn, rc, "commit");
+        rc = dsc_ix_write_info(txn, ix, &inf);
+        rc = dsc_ix_end(ix, txn, rc, "commit");
         return rc ? rc : DSC_NOT_ADMITTED;
     }
     if (!rc)
         rc = put_entry(txn, ix, id, rec, &inf);
     if (!rc) {
         inf.misses++;
-        rc = write_info(txn, ix, &inf);
+        rc = dsc_ix_write_info(txn, ix, &inf);
     }
 done:
-    rc = txn_end(ix, txn, rc, "insert");
+    rc = dsc_ix_end(ix, txn, rc, "insert");
     if (rc)
         ad->nvictims = 0;   /* nothing was evicted after all */
     return rc;
 }
 
-int dsc_index_remove(dsc_index *ix, const dsc_chunk_id *id, uint64_t seq,
-                     int corrupt)
+static int remove_once(dsc_index *ix, const dsc_chunk_id *id, uint64_t seq,
+                       int corrupt)
 {
     MDB_txn *txn;
-    int rc = txn_begin(ix, 0, &txn, "write");
+    int rc = dsc_ix_begin(ix, 0, &txn, "write");
     if (rc)
         return rc;
     MDB_val k = { sizeof *id, (void *)id }, v;
     dsc_index_info inf;
-    rc = read_info(txn, ix, &inf);
+    rc = dsc_ix_read_info(txn, ix, &inf);
     if (!rc && mdb_get(txn, ix->chunks, &k, &v) == 0 &&
         v.mv_size == sizeof(dsc_chunk_rec)) {
         dsc_chunk_rec rec;
@@ -517,17 +640,17 @@ int dsc_index_remove(dsc_index *ix, const dsc_chunk_id *id, uint64_t seq,
             if (!rc && corrupt)
                 inf.corrupt++;
             if (!rc)
-                rc = write_info(txn, ix, &inf);
+                rc = dsc_ix_write_info(txn, ix, &inf);
         }
     }
-    return txn_end(ix, txn, rc, "remove");
+    return dsc_ix_end(ix, txn, rc, "remove");
 }
 
-int dsc_index_touch(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
-                    uint64_t now_ms, uint64_t hits, uint64_t misses)
+static int touch_once(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
+                      uint64_t now_ms, uint64_t hits, uint64_t misses)
 {
     MDB_txn *txn;
-    int rc = txn_begin(ix, 0, &txn, "write");
+    int rc = dsc_ix_begin(ix, 0, &txn, "write");
     if (rc)
         return rc;
     for (size_t i = 0; i < n && !rc; i++) {
@@ -553,129 +676,70 @@ int dsc_index_touch(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
     }
     dsc_index_info inf;
     if (!rc && (hits || misses)) {
-        rc = read_info(txn, ix, &inf);
+        rc = dsc_ix_read_info(txn, ix, &inf);
         inf.hits += hits;
         inf.misses += misses;
         if (!rc)
-            rc = write_info(txn, ix, &inf);
+            rc = dsc_ix_write_info(txn, ix, &inf);
     }
-    return txn_end(ix, txn, rc, "touch");
+    return dsc_ix_end(ix, txn, rc, "touch");
+}
+
+/* Writes run again after the map grew (DSC_RETRY): a bounded loop, since
+ * the map only grows to map_max and metadata only sheds what it has. */
+int dsc_index_insert(dsc_index *ix, const dsc_chunk_id *id,
+                     const dsc_chunk_rec *rec, dsc_admit *ad)
+{
+    int rc;
+    while ((rc = insert_once(ix, id, rec, ad)) == DSC_RETRY)
+        ;
+    return rc;
+}
+
+int dsc_index_remove(dsc_index *ix, const dsc_chunk_id *id, uint64_t seq,
+                     int corrupt)
+{
+    int rc;
+    while ((rc = remove_once(ix, id, seq, corrupt)) == DSC_RETRY)
+        ;
+    return rc;
+}
+
+int dsc_index_touch(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
+                    uint64_t now_ms, uint64_t hits, uint64_t misses)
+{
+    int rc;
+    while ((rc = touch_once(ix, ids, n, now_ms, hits, misses)) == DSC_RETRY)
+        ;
+    return rc;
+}
+
+int dsc_index_map_info(dsc_index *ix, uint64_t *map_bytes, uint64_t *used_bytes,
+                       uint64_t *full)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    pthread_rwlock_rdlock(&ix->resize);
+    int rc = mdb_env_info(ix->env, &info);
+    if (!rc)
+        rc = mdb_env_stat(ix->env, &st);
+    pthread_rwlock_unlock(&ix->resize);
+    if (rc)
+        return dsc_ix_fail(rc, "info", ix->path);
+    *full = dsc_counter_get(&ix->full);
+    *map_bytes = info.me_mapsize;
+    *used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    return 0;
 }
 
 int dsc_index_info_get(dsc_index *ix, dsc_index_info *out)
 {
     MDB_txn *txn;
-    int rc = txn_begin(ix, MDB_RDONLY, &txn, "read");
+    int rc = dsc_ix_begin(ix, MDB_RDONLY, &txn, "read");
     if (rc)
         return rc;
-    rc = read_info(txn, ix, out);
-    mdb_txn_abort(txn);
-    return rc ? mdb_fail(rc, "info", ix->path) : 0;
+    rc = dsc_ix_read_info(txn, ix, out);
+    dsc_ix_abort(ix, txn);
+    return rc ? dsc_ix_fail(rc, "info", ix->path) : 0;
 }
 
-/* The origin's XXH128 (fixed size: LMDB keys hold at most 511 bytes),
- * then bucket \0 key. */
-static int meta_key(dsc_buf *b, const char *origin, const char *bucket,
-                    const char *key)
-{
-    XXH128_canonical_t o;
-    XXH128_canonicalFromHash(&o, XXH3_128bits(origin, strlen(origin)));
-    dsc_buf_add(b, o.digest, sizeof o.digest);
-    dsc_buf_adds(b, bucket);
-    dsc_buf_add(b, "", 1);   /* NUL separator: keys never hold NUL */
-    dsc_buf_adds(b, key);
-    return dsc_buf_oom(b) ? DSC_ENOMEM : 0;
-}
-
-typedef struct meta_head {
-    uint64_t size, fetched_ms;
-} meta_head;
-
-int dsc_index_meta_get(dsc_index *ix, const char *origin, const char *bucket, const char *key,
-                       uint64_t *size, char *etag, size_t etag_cap,
-                       uint64_t *fetched_ms)
-{
-    dsc_buf kb = { 0 };
-    if (meta_key(&kb, origin, bucket, key))
-        return DSC_ENOMEM;
-    MDB_txn *txn;
-    int rc = txn_begin(ix, MDB_RDONLY, &txn, "read");
-    if (rc) {
-        dsc_buf_free(&kb);
-        return rc;
-    }
-    MDB_val k = { kb.len, kb.data }, v;
-    int ret = DSC_ABSENT;
-    if (kb.len <= 511 && mdb_get(txn, ix->meta, &k, &v) == 0 &&
-        v.mv_size > sizeof(meta_head) &&
-        v.mv_size - sizeof(meta_head) < etag_cap) {
-        meta_head h;
-        memcpy(&h, v.mv_data, sizeof h);
-        size_t el = v.mv_size - sizeof h;
-        memcpy(etag, (char *)v.mv_data + sizeof h, el);
-        etag[el] = '\0';
-        *size = h.size;
-        *fetched_ms = h.fetched_ms;
-        ret = 0;
-    }
-    mdb_txn_abort(txn);
-    dsc_buf_free(&kb);
-    return ret;
-}
-
-int dsc_index_meta_put_many(dsc_index *ix, const char *origin, const char *bucket,
-                            const dsc_meta_entry *e, size_t n,
-                            uint64_t fetched_ms)
-{
-    MDB_txn *txn;
-    int rc = txn_begin(ix, 0, &txn, "write");
-    if (rc)
-        return rc;
-    dsc_buf kb = { 0 }, vb = { 0 };
-    for (size_t i = 0; i < n && !rc; i++) {
-        meta_head h = { e[i].size, fetched_ms };
-        dsc_buf_reset(&kb);
-        dsc_buf_reset(&vb);
-        if (meta_key(&kb, origin, bucket, e[i].key) || dsc_buf_add(&vb, &h, sizeof h) ||
-            dsc_buf_adds(&vb, e[i].etag)) {
-            rc = ENOMEM;
-            break;
-        }
-        /* LMDB keys are at most 511 bytes; longer names just are not
-         * cached, and over-long ETags are not ours to trust. */
-        if (kb.len > 511 || strlen(e[i].etag) >= 256)
-            continue;
-        MDB_val k = { kb.len, kb.data }, v = { vb.len, vb.data };
-        rc = mdb_put(txn, ix->meta, &k, &v, 0);
-    }
-    dsc_buf_free(&kb);
-    dsc_buf_free(&vb);
-    return txn_end(ix, txn, rc, "meta put");
-}
-
-int dsc_index_meta_put(dsc_index *ix, const char *origin, const char *bucket, const char *key,
-                       uint64_t size, const char *etag, uint64_t fetched_ms)
-{
-    dsc_meta_entry e = { key, size, etag };
-    return dsc_index_meta_put_many(ix, origin, bucket, &e, 1, fetched_ms);
-}
-
-int dsc_index_meta_del(dsc_index *ix, const char *origin, const char *bucket, const char *key)
-{
-    dsc_buf kb = { 0 };
-    if (meta_key(&kb, origin, bucket, key))
-        return DSC_ENOMEM;
-    MDB_txn *txn;
-    int rc = 0;
-    if (kb.len > 511)
-        goto done;   /* never stored */
-    rc = txn_begin(ix, 0, &txn, "meta del");
-    if (rc)
-        goto done;
-    MDB_val k = { kb.len, kb.data };
-    rc = mdb_del(txn, ix->meta, &k, NULL);
-    rc = txn_end(ix, txn, rc == MDB_NOTFOUND ? 0 : rc, "meta del");
-done:
-    dsc_buf_free(&kb);
-    return rc;
-}

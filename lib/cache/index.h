@@ -28,11 +28,30 @@ typedef struct dsc_index_info {
     uint64_t bytes, chunks;
     uint64_t hits, misses, inserts, evictions, corrupt, rejected;
     uint64_t cap;                  /* the cap the last writer enforced */
+    uint64_t meta_dropped;         /* metadata entries dropped for room */
 } dsc_index_info;
 
+typedef struct dsc_index_opts {
+    int sync;                      /* fsync each change */
+    size_t map_size;               /* starting map size; 0: 1 GiB. A size
+                                      another process grew to is kept */
+    unsigned max_readers;          /* reads in flight at once, node-wide;
+                                      0: 4096 (fixed by the first opener) */
+    uint64_t meta_max;             /* metadata entries kept; 0: 2,000,000 */
+    size_t map_max;                /* the map grows to this; 0: 1 TiB */
+} dsc_index_opts;
+
 /* Open (or join) the index under dir/index. Environments are shared per
- * directory within a process and re-made in a child after fork(). */
+ * directory within a process (the first opener's options hold) and
+ * re-made in a child after fork(). */
+int dsc_index_open_opts(const char *dir, const dsc_index_opts *o, dsc_index **out);
+/* With the default options. */
 int dsc_index_open(const char *dir, int sync, dsc_index **out);
+
+/* The map's size, the bytes in use (its file's high-water mark) and the
+ * writes this process found it full and unable to grow. */
+int dsc_index_map_info(dsc_index *ix, uint64_t *map_bytes, uint64_t *used_bytes,
+                       uint64_t *full);
 void dsc_index_release(dsc_index *ix);
 
 /* The process's single-flight locks for this directory (see flight.h). */

@@ -40,6 +40,7 @@ const char *dsc_outcome_name(int rc)
     case DSC_NOT_ADMITTED: return "not admitted";
     case DSC_CORRUPT:      return "corrupt";
     case DSC_EMPTY_RANGE:  return "empty range";
+    case DSC_RETRY:        return "retry";
     default:               return NULL;
     }
 }

@@ -17,7 +17,9 @@
 #define DSC_NOT_ADMITTED      (-1002)  /* the eviction policy said no */
 #define DSC_CORRUPT           (-1003)  /* bytes failed their size or hash */
 #define DSC_EMPTY_RANGE       (-1004)  /* a range of an empty object */
-#define DSC_OUTCOME_LAST      (-1004)
+#define DSC_RETRY             (-1005)  /* conditions changed (the index map
+                                          grew): do it all again */
+#define DSC_OUTCOME_LAST      (-1005)
 
 static inline int dsc_is_outcome(int rc)
 {

@@ -15,10 +15,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <lmdb.h>
 #include "core/common.h"
@@ -850,6 +852,248 @@ static void test_older_format_is_dropped(void **state)
 }
 
 /* A newer format is refused with a clear message, and left as it is. */
+
+/* ---- growth ------------------------------------------------------------ */
+
+/* An index in a new subdirectory of the fixture's, opened with o. */
+static dsc_index *open_sub(fixture *f, const char *name, const dsc_index_opts *o,
+                           char *dir, size_t dir_cap)
+{
+    snprintf(dir, dir_cap, "%s/%s", f->dir, name);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    dsc_index *ix = NULL;
+    if (dsc_index_open_opts(dir, o, &ix))
+        fail_msg("open %s: %s", dir, dsc_errmsg());
+    return ix;
+}
+
+static int insert_n(dsc_index *ix, unsigned from, unsigned n)
+{
+    for (unsigned i = from; i < from + n; i++) {
+        dsc_chunk_id id = mkid(i);
+        dsc_chunk_rec r = mkrec(100, i + 1, 1000 + i);
+        dsc_admit ad = { .cap = UINT64_MAX / 2 };
+        int rc = dsc_index_insert(ix, &id, &r, &ad);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void all_present(dsc_index *ix, unsigned from, unsigned n)
+{
+    for (unsigned i = from; i < from + n; i++) {
+        dsc_chunk_id id = mkid(i);
+        dsc_chunk_rec r;
+        if (dsc_index_get(ix, &id, &r) || r.seq != i + 1)
+            fail_msg("entry %u missing after the map grew", i);
+    }
+}
+
+/* A map far too small for what goes in grows, and nothing is lost. */
+static void test_map_grows_when_full(void **state)
+{
+    fixture *f = *state;
+    char dir[128];
+    dsc_index_opts o = { .map_size = 1 << 20 };
+    dsc_index *ix = open_sub(f, "grow", &o, dir, sizeof dir);
+    uint64_t map0, used, full, map1;
+    assert_int_equal(dsc_index_map_info(ix, &map0, &used, &full), 0);
+    assert_int_equal(map0, 1 << 20);
+    assert_int_equal(insert_n(ix, 0, 30000), 0);
+    all_present(ix, 0, 30000);
+    assert_int_equal(dsc_index_map_info(ix, &map1, &used, &full), 0);
+    printf("    30,000 entries: map %llu KiB -> %llu KiB, %llu KiB used\n",
+           (unsigned long long)map0 >> 10, (unsigned long long)map1 >> 10,
+           (unsigned long long)used >> 10);
+    assert_true(map1 >= 4 * map0);
+    assert_int_equal(full, 0);
+    dsc_index_info inf;
+    assert_int_equal(dsc_index_info_get(ix, &inf), 0);
+    assert_int_equal(inf.chunks, 30000);
+    dsc_index_release(ix);
+}
+
+/* A process that opened the index before another grew it follows: its
+ * writes and reads go on, and see everything. */
+static void test_other_process_follows_growth(void **state)
+{
+    fixture *f = *state;
+    char dir[128];
+    dsc_index_opts o = { .map_size = 1 << 20 };
+    snprintf(dir, sizeof dir, "%s/follow", f->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    int go[2], ready[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dsc_index *cix = NULL;
+        char c = 'r';
+        if (dsc_index_open_opts(dir, &o, &cix))
+            _exit(10);
+        if (insert_n(cix, 0, 100))
+            _exit(11);
+        if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(12);
+        /* The parent grew the map meanwhile (with ~20 MB of entries). */
+        if (insert_n(cix, 40000, 5000))
+            _exit(13);
+        for (unsigned i = 0; i < 20100; i++) {
+            dsc_chunk_id id = mkid(i);
+            dsc_chunk_rec r;
+            if (dsc_index_get(cix, &id, &r))
+                _exit(14);
+        }
+        uint64_t map, used, full;
+        dsc_index_map_info(cix, &map, &used, &full);
+        _exit(map > (1 << 20) ? 0 : 15);
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    dsc_index *ix = NULL;
+    assert_int_equal(dsc_index_open_opts(dir, &o, &ix), 0);
+    assert_int_equal(insert_n(ix, 100, 20000), 0);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st))
+        fail_msg("the other process failed at step %d", WEXITSTATUS(st));
+    all_present(ix, 40000, 5000);
+    dsc_index_release(ix);
+    close(go[0]);
+    close(go[1]);
+    close(ready[0]);
+    close(ready[1]);
+}
+
+/* Metadata stays within meta_max: the oldest go, and are counted. */
+static void test_meta_is_bounded(void **state)
+{
+    fixture *f = *state;
+    char dir[128], key[32];
+    dsc_index_opts o = { .meta_max = 1000 };
+    dsc_index *ix = open_sub(f, "meta", &o, dir, sizeof dir);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "k%05d", i);
+        assert_int_equal(dsc_index_meta_put(ix, "o", "b", key, (uint64_t)i,
+                                            "\"e\"", 1000 + (uint64_t)i), 0);
+    }
+    int present = 0, newest_kept = 1;
+    for (int i = 0; i < 5000; i++) {
+        uint64_t size, fetched;
+        char tag[16];
+        snprintf(key, sizeof key, "k%05d", i);
+        int rc = dsc_index_meta_get(ix, "o", "b", key, &size, tag, sizeof tag, &fetched);
+        present += rc == 0;
+        if (i >= 4000 && rc != 0)
+            newest_kept = 0;
+    }
+    assert_int_equal(present, 1000);
+    assert_true(newest_kept);
+    dsc_index_info inf;
+    assert_int_equal(dsc_index_info_get(ix, &inf), 0);
+    assert_int_equal(inf.meta_dropped, 4000);
+    /* A re-put entry moves to the young end instead of staying old. */
+    assert_int_equal(dsc_index_meta_put(ix, "o", "b", "k04000", 1, "\"e\"", 99999), 0);
+    for (int i = 0; i < 999; i++) {
+        snprintf(key, sizeof key, "n%05d", i);
+        assert_int_equal(dsc_index_meta_put(ix, "o", "b", key, 1, "\"e\"", 100000 + (uint64_t)i), 0);
+    }
+    uint64_t size, fetched;
+    char tag[16];
+    assert_int_equal(dsc_index_meta_get(ix, "o", "b", "k04000", &size, tag, sizeof tag, &fetched), 0);
+    assert_int_equal(dsc_index_meta_get(ix, "o", "b", "k04001", &size, tag, sizeof tag, &fetched), DSC_ABSENT);
+    dsc_index_release(ix);
+}
+
+/* A map that may not grow: metadata is shed first, then writes fail
+ * loudly (an error, a count, a warning), never silently; reads go on. */
+static void test_full_index_is_loud(void **state)
+{
+    fixture *f = *state;
+    char dir[128], key[32];
+    dsc_index_opts o = { .map_size = 1 << 20, .map_max = 1 << 20 };
+    dsc_index *ix = open_sub(f, "full", &o, dir, sizeof dir);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "k%05d", i);
+        assert_int_equal(dsc_index_meta_put(ix, "o", "b", key, 1, "\"e\"", 1000 + (uint64_t)i), 0);
+    }
+    dsc_clear_error();
+    int rc = 0;
+    unsigned n;
+    for (n = 0; n < 100000 && rc == 0; n++) {
+        dsc_chunk_id id = mkid(n);
+        dsc_chunk_rec r = mkrec(100, n + 1, 1000 + n);
+        dsc_admit ad = { .cap = UINT64_MAX / 2 };
+        rc = dsc_index_insert(ix, &id, &r, &ad);
+    }
+    assert_int_equal(rc, DSC_EIO);
+    assert_errmsg_has("full");
+    uint64_t map, used, full;
+    assert_int_equal(dsc_index_map_info(ix, &map, &used, &full), 0);
+    assert_int_equal(map, 1 << 20);
+    assert_true(full >= 1);
+    dsc_index_info inf;
+    assert_int_equal(dsc_index_info_get(ix, &inf), 0);
+    assert_true(inf.meta_dropped >= 1000);   /* shed before giving up */
+    printf("    full at %u entries; %llu metadata entries shed first\n",
+           n - 1, (unsigned long long)inf.meta_dropped);
+    all_present(ix, 0, n - 1);
+    dsc_index_release(ix);
+}
+
+/* 1,100 live threads that each read, on an index of only 126 reader
+ * slots: with slots per thread (no MDB_NOTLS) the 127th failed with
+ * MDB_READERS_FULL; per transaction, only reads at once count. */
+typedef struct reader_arg {
+    dsc_index *ix;
+    pthread_barrier_t *all_read;
+    int rc;
+} reader_arg;
+
+static void *reader(void *p)
+{
+    reader_arg *a = p;
+    dsc_chunk_id id = mkid(7);
+    dsc_chunk_rec r;
+    a->rc = dsc_index_get(a->ix, &id, &r);
+    pthread_barrier_wait(a->all_read);   /* stay alive until all have read */
+    return NULL;
+}
+
+static void test_many_threads_read(void **state)
+{
+    fixture *f = *state;
+    enum { THREADS = 1100 };
+    char dir[128];
+    dsc_index_opts o = { .max_readers = 126 };
+    dsc_index *ix = open_sub(f, "readers", &o, dir, sizeof dir);
+    assert_int_equal(insert_n(ix, 7, 1), 0);
+    static pthread_t t[THREADS];
+    static reader_arg a[THREADS];
+    pthread_barrier_t all_read;
+    pthread_barrier_init(&all_read, NULL, THREADS);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    for (int i = 0; i < THREADS; i++) {
+        a[i] = (reader_arg){ ix, &all_read, -1 };
+        assert_int_equal(pthread_create(&t[i], &attr, reader, &a[i]), 0);
+    }
+    int bad = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        bad += a[i].rc != 0;
+    }
+    pthread_attr_destroy(&attr);
+    pthread_barrier_destroy(&all_read);
+    dsc_index_release(ix);
+    assert_int_equal(bad, 0);
+}
+
 static void test_newer_format_is_refused(void **state)
 {
     fixture *f = *state;
@@ -894,6 +1138,11 @@ int main(void)
         T(test_meta_long_names_not_cached),
         T(test_older_format_is_dropped),
         T(test_newer_format_is_refused),
+        T(test_map_grows_when_full),
+        T(test_other_process_follows_growth),
+        T(test_meta_is_bounded),
+        T(test_full_index_is_loud),
+        T(test_many_threads_read),
     };
     return cmocka_run_group_tests_name("index", tests, NULL, NULL);
 }

@@ -96,6 +96,10 @@ class Stats(ctypes.Structure):
         ("peer_errors", ctypes.c_uint64),
         ("peer_bad_data", ctypes.c_uint64),
         ("peers_down", ctypes.c_uint64),
+        ("index_map_bytes", ctypes.c_uint64),
+        ("index_used_bytes", ctypes.c_uint64),
+        ("index_full", ctypes.c_uint64),
+        ("node_meta_dropped", ctypes.c_uint64),
     ]
 
 
