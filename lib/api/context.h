@@ -46,10 +46,14 @@ dsc_pf *dsc_ctx_pf_if_made(dsc_ctx *ctx);
 /* Parse a URL that must name an object (not a bucket or prefix). */
 int dsc_parse_object_url(const char *url, dsc_s3url *u);
 
-/* Size and ETag of bucket/key: the context's snapshot when it covers the
- * object (*pinned = 1; no request), else fresh cached metadata, else HEAD. */
+/* Size and ETag of bucket/key: the context's snapshot when *pinned asks
+ * for it and it covers the object (then *pinned stays 1; no request), else
+ * fresh cached metadata, else HEAD (*pinned 0). */
 int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
                     uint64_t *size, char **etag, int *pinned);
+/* dsc_open, consulting the context's snapshot or not (a snapshot file is
+ * read as it is now, never as the snapshot in use says). */
+int dsc_open_as(dsc_ctx *ctx, const char *url, int use_snapshot, dsc_file **out);
 
 /* Size and ETag (caller frees) of bucket/key from the context's snapshot:
  * 0; DSC_ABSENT when no snapshot covers its bucket and prefix;

@@ -8,7 +8,7 @@
 int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
                     uint64_t *size, char **etag, int *pinned)
 {
-    int rc = dsc_ctx_pinned(ctx, bucket, key, size, etag);
+    int rc = *pinned ? dsc_ctx_pinned(ctx, bucket, key, size, etag) : DSC_ABSENT;
     *pinned = rc == 0;
     if (rc != DSC_ABSENT)
         return rc;
@@ -38,6 +38,11 @@ int dsc_parse_object_url(const char *url, dsc_s3url *u)
 int dsc_open(dsc_ctx *ctx, const char *url, dsc_file **out)
 {
     dsc_clear_error();
+    return dsc_open_as(ctx, url, 1, out);
+}
+
+int dsc_open_as(dsc_ctx *ctx, const char *url, int use_snapshot, dsc_file **out)
+{
     if (!ctx || !out)
         return dsc_fail(DSC_EINVAL, "dsc_open: NULL argument");
     *out = NULL;
@@ -59,6 +64,7 @@ int dsc_open(dsc_ctx *ctx, const char *url, dsc_file **out)
         return DSC_ENOMEM;
     }
     pthread_mutex_init(&f->ra_lock, NULL);
+    f->pinned = use_snapshot;
     rc = dsc_object_stat(ctx, f->bucket, f->key, &f->size, &f->etag,
                          &f->pinned);
     if (rc) {

@@ -1,5 +1,6 @@
 /* Listing a prefix (ListObjectsV2), remembering what it says. */
 #include <stdlib.h>
+#include <string.h>
 #include "api/context.h"
 
 #define META_BATCH 1000
@@ -31,7 +32,7 @@ static int on_object(void *arg, const char *key, uint64_t size,
                      const char *etag, const char *lm)
 {
     list_ctx *lc = arg;
-    if (lc->cache && *etag) {
+    if (lc->cache && dsc_etag_ok(etag, strlen(etag))) {
         char *k = dsc_strdup(key), *e = dsc_strdup(etag);
         if (k && e) {
             lc->keys[lc->n] = k;

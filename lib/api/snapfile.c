@@ -6,6 +6,7 @@
 #include <string.h>
 #include <xxhash.h>
 #include "api/snapfile.h"
+#include "net/url.h"
 
 /* Little-endian fields at any alignment. */
 static uint64_t get64(const unsigned char *p)
@@ -97,6 +98,17 @@ static int etag_kind(const char *e, size_t n, unsigned char md5[16],
     return DSC_SNAP_ETAG_MD5_PARTS;
 }
 
+/* A key of len bytes (not NUL-ended) that an s3:// URL may hold. */
+static int key_ok(const char *key, size_t len)
+{
+    char text[DSC_SNAP_KEY_MAX + 1];
+    if (len == 0 || len > DSC_SNAP_KEY_MAX || memchr(key, 0, len))
+        return 0;
+    memcpy(text, key, len);
+    text[len] = '\0';
+    return dsc_key_text_ok(text);
+}
+
 static int head_strings_ok(const dsc_snap_head *h)
 {
     return h->origin && h->bucket && h->prefix && *h->bucket &&
@@ -112,10 +124,10 @@ static int encode_entries(const dsc_snap_head *h, const dsc_snap_obj *o,
     size_t plen = strlen(h->prefix);
     for (size_t i = 0; i < n; i++) {
         char q[200];
-        if (o[i].key_len == 0 || o[i].key_len > DSC_SNAP_KEY_MAX ||
-            memchr(o[i].key, 0, o[i].key_len))
+        if (!key_ok(o[i].key, o[i].key_len))
             return dsc_fail(DSC_EINVAL, "snapshot: key '%s' is empty, too "
-                            "long or holds a NUL", dsc_printable(o[i].key, q, sizeof q));
+                            "long, or not text an s3:// URL may hold",
+                            dsc_printable(o[i].key, q, sizeof q));
         if (o[i].key_len < plen || memcmp(o[i].key, h->prefix, plen))
             return dsc_fail(DSC_EINVAL, "snapshot: key '%s' is outside the "
                             "prefix '%s'", dsc_printable(o[i].key, q, sizeof q),
@@ -123,9 +135,9 @@ static int encode_entries(const dsc_snap_head *h, const dsc_snap_obj *o,
         if (i && obj_cmp(&o[i - 1], &o[i]) == 0)
             return dsc_fail(DSC_EINVAL, "snapshot: key '%s' appears twice",
                             dsc_printable(o[i].key, q, sizeof q));
-        if (o[i].etag_len > DSC_SNAP_KEY_MAX || memchr(o[i].etag, 0, o[i].etag_len))
+        if (o[i].etag_len > DSC_SNAP_KEY_MAX || !dsc_etag_ok(o[i].etag, o[i].etag_len))
             return dsc_fail(DSC_EINVAL, "snapshot: ETag of '%s' is too long "
-                            "or holds a NUL", dsc_printable(o[i].key, q, sizeof q));
+                            "or not an entity tag", dsc_printable(o[i].key, q, sizeof q));
         unsigned char *r = recs + i * DSC_SNAP_RECORD;
         memset(r, 0, DSC_SNAP_RECORD);
         put64(r, o[i].size);
@@ -206,12 +218,13 @@ static int cstr_ok(const char *s, size_t len)
     return s[len] == '\0' && !memchr(s, 0, len);
 }
 
-static int parse_head(const unsigned char *p, size_t len, const char *nm,
-                      dsc_snap_view *v)
+/* Magic, format and length from the fixed header of a file of len bytes
+ * (p holds at least DSC_SNAP_HEADER bytes when len does). */
+static int check_head(const unsigned char *p, uint64_t len, const char *nm)
 {
     if (len < DSC_SNAP_HEADER + 8)
-        return dsc_fail(DSC_EINVAL, "snapshot %s: truncated (%zu bytes; a "
-                        "snapshot has at least %d)", nm, len,
+        return dsc_fail(DSC_EINVAL, "snapshot %s: truncated (%llu bytes; a "
+                        "snapshot has at least %d)", nm, (unsigned long long)len,
                         DSC_SNAP_HEADER + 8);
     if (memcmp(p, DSC_SNAP_MAGIC, 8))
         return dsc_fail(DSC_EINVAL, "snapshot %s: not a libdsc snapshot "
@@ -223,9 +236,30 @@ static int parse_head(const unsigned char *p, size_t len, const char *nm,
                         DSC_VERSION_STRING, DSC_SNAP_FORMAT);
     uint64_t total = get64(p + 40);
     if (total != len)
-        return dsc_fail(DSC_EINVAL, "snapshot %s: %s (%zu bytes; its header "
+        return dsc_fail(DSC_EINVAL, "snapshot %s: %s (%llu bytes; its header "
                         "says %llu)", nm, total > len ? "truncated"
-                        : "has bytes past its end", len, (unsigned long long)total);
+                        : "has bytes past its end", (unsigned long long)len,
+                        (unsigned long long)total);
+    return 0;
+}
+
+int dsc_snap_check_head(const void *head, size_t head_len, uint64_t file_len,
+                        const char *name)
+{
+    char nm[300];
+    dsc_printable(name ? name : "(memory)", nm, sizeof nm);
+    if (head_len < DSC_SNAP_HEADER)
+        return check_head(head, head_len < file_len ? head_len : file_len, nm);
+    return check_head(head, file_len, nm);
+}
+
+static int parse_head(const unsigned char *p, size_t len, const char *nm,
+                      dsc_snap_view *v)
+{
+    int rc = check_head(p, len, nm);
+    if (rc)
+        return rc;
+    uint32_t format = get32(p + 8);
     if (get64(p + len - 8) != XXH3_64bits(p, len - 8))
         return dsc_fail(DSC_EINVAL, "snapshot %s: checksum mismatch (the "
                         "file is corrupt)", nm);
@@ -254,7 +288,8 @@ static int parse_head(const unsigned char *p, size_t len, const char *nm,
                         (unsigned long long)v->blob_len, len);
     const char *s = (const char *)p + DSC_SNAP_HEADER;
     if (!cstr_ok(s, ol) || !cstr_ok(s + ol + 1, bl) ||
-        !cstr_ok(s + ol + bl + 2, pl) || bl == 0 || pl > DSC_SNAP_KEY_MAX)
+        !cstr_ok(s + ol + bl + 2, pl) || bl == 0 || pl > DSC_SNAP_KEY_MAX ||
+        !dsc_bucket_name_ok(s + ol + 1))
         return dsc_fail(DSC_EINVAL, "snapshot %s: malformed origin, bucket or "
                         "prefix", nm);
     v->head.origin = s;
@@ -275,7 +310,8 @@ static int check_entry(const dsc_snap_view *v, uint64_t i, const char *nm)
     size_t plen = strlen(v->head.prefix);
     const char *why = NULL;
     if (kl == 0 || kl > DSC_SNAP_KEY_MAX || ko >= v->blob_len ||
-        kl >= v->blob_len - ko || !cstr_ok(v->blob + ko, kl))
+        kl >= v->blob_len - ko || !cstr_ok(v->blob + ko, kl) ||
+        !dsc_key_text_ok(v->blob + ko))
         why = "key out of bounds or malformed";
     else if (kl < plen || memcmp(v->blob + ko, v->head.prefix, plen))
         why = "key outside the snapshot's prefix";
@@ -291,8 +327,8 @@ static int check_entry(const dsc_snap_view *v, uint64_t i, const char *nm)
         uint32_t el = get32(r + 32);
         if (get32(r + 36) || get32(r + 40) || el > DSC_SNAP_KEY_MAX ||
             eo >= v->blob_len || el >= v->blob_len - eo ||
-            !cstr_ok(v->blob + eo, el))
-            why = "ETag out of bounds or malformed";
+            !cstr_ok(v->blob + eo, el) || !dsc_etag_ok(v->blob + eo, el))
+            why = "ETag out of bounds or not an entity tag";
     } else if (kind > DSC_SNAP_ETAG_MD5_PARTS)
         why = "unknown ETag kind";
     if (!why && i > 0) {

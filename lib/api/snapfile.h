@@ -74,6 +74,11 @@ int dsc_snap_encode(const dsc_snap_head *head, dsc_snap_obj *objs, size_t n,
 /* Check img as a snapshot file and describe it in *v (pointers into img,
  * which must stay alive and unchanged). Every failure is DSC_EINVAL with
  * a message naming `name` (a path or URL) and what is wrong. */
+/* Before reading a file of file_len bytes whole: its first head_len
+ * bytes (DSC_SNAP_HEADER, or all of a shorter file) say it is a snapshot
+ * of exactly that length. 0 or DSC_EINVAL naming name. */
+int dsc_snap_check_head(const void *head, size_t head_len, uint64_t file_len,
+                        const char *name);
 int dsc_snap_parse(const void *img, size_t len, const char *name,
                    dsc_snap_view *v);
 

@@ -88,11 +88,21 @@ typedef struct collector {
     listed *ents;
     size_t n, cap;
     int oom;
+    int bad_etag;                  /* the listing gave an object no valid
+                                      ETag: it could not be pinned */
 } collector;
 
 static int collect(void *arg, const dsc_object_info *o)
 {
     collector *c = arg;
+    if (!o->etag || !dsc_etag_ok(o->etag, strlen(o->etag))) {
+        char q[200], e[100];
+        c->bad_etag = dsc_fail(DSC_EPROTO, "listing gave %s the ETag '%s', "
+                               "which cannot pin a version; no snapshot made",
+                               dsc_printable(o->url, q, sizeof q),
+                               dsc_printable(o->etag ? o->etag : "", e, sizeof e));
+        return 1;
+    }
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 1024;
         listed *p = realloc(c->ents, cap * sizeof *p);
@@ -134,7 +144,7 @@ int dsc_snapshot_list(dsc_ctx *ctx, const char *prefix_url, dsc_snapshot **out)
     dsc_buf img = { 0 };
     int64_t n = dsc_list_run(ctx, &u, collect, &c);
     if (n < 0) {
-        rc = c.oom ? DSC_ENOMEM : (int)n;
+        rc = c.oom ? DSC_ENOMEM : c.bad_etag ? c.bad_etag : (int)n;
         goto done;
     }
     objs = malloc((c.n ? c.n : 1) * sizeof *objs);
@@ -166,33 +176,51 @@ done:
 
 /* ---- Files -------------------------------------------------------------- */
 
-static int read_path(const char *path, unsigned char **img, size_t *len)
+/* Read fd's next n bytes into buf; how many came (short at end of file). */
+static size_t read_full(int fd, unsigned char *buf, size_t n)
 {
-    *img = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return dsc_fail(DSC_EIO, "snapshot %s: %s", path, strerror(errno));
-    int rc = 0;
-    struct stat sb;
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-        rc = dsc_fail(DSC_EIO, "snapshot %s: not a regular file", path);
-        goto done;
-    }
-    size_t n = (size_t)sb.st_size, got = 0;
-    *img = malloc(n ? n : 1);
-    if (!*img) {
-        rc = DSC_ENOMEM;
-        goto done;
-    }
+    size_t got = 0;
     while (got < n) {
-        ssize_t r = read(fd, *img + got, n - got);
+        ssize_t r = read(fd, buf + got, n - got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             break;
         got += (size_t)r;
     }
-    *len = got;   /* a file cut meanwhile is caught by the parse */
+    return got;
+}
+
+/* A regular file only (O_NONBLOCK: a FIFO must not hang the open), and
+ * its header checked before the whole of it is read into memory. */
+static int read_path(const char *path, unsigned char **img, size_t *len)
+{
+    char nm[300];
+    unsigned char head[DSC_SNAP_HEADER];
+    *img = NULL;
+    dsc_printable(path, nm, sizeof nm);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return dsc_fail(DSC_EIO, "snapshot %s: %s", nm, strerror(errno));
+    int rc = 0;
+    struct stat sb;
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+        rc = dsc_fail(DSC_EINVAL, "snapshot %s: not a regular file", nm);
+        goto done;
+    }
+    size_t n = (uint64_t)sb.st_size > SIZE_MAX - 1 ? SIZE_MAX - 1 : (size_t)sb.st_size;
+    size_t hn = read_full(fd, head, n < sizeof head ? n : sizeof head);
+    rc = dsc_snap_check_head(head, hn, (uint64_t)sb.st_size, path);
+    if (rc)
+        goto done;
+    *img = malloc(n);
+    if (!*img) {
+        rc = dsc_fail(DSC_ENOMEM, "snapshot %s: no memory for its %zu bytes", nm, n);
+        goto done;
+    }
+    memcpy(*img, head, hn);
+    *len = hn + read_full(fd, *img + hn, n - hn);   /* a file cut meanwhile
+                                                        fails the parse */
 done:
     if (rc) {
         free(*img);
@@ -202,27 +230,38 @@ done:
     return rc;
 }
 
-/* Through the context: its cache, credentials and retries. */
+/* Through the context (its cache, credentials and retries) but never
+ * through its snapshot: the file is read as S3 has it now. The header
+ * comes first, so a large object that is no snapshot is not fetched. */
 static int read_url(dsc_ctx *ctx, const char *url, unsigned char **img,
                     size_t *len)
 {
+    unsigned char head[DSC_SNAP_HEADER];
     *img = NULL;
     dsc_file *f = NULL;
-    int rc = dsc_open(ctx, url, &f);
+    int rc = dsc_open_as(ctx, url, 0, &f);
     if (rc)
         return rc;
     uint64_t size = (uint64_t)dsc_size(f);
-    if (size > SIZE_MAX - 1) {
-        rc = dsc_fail(DSC_EINVAL, "snapshot %s: too large", url);
+    size_t hn = size < sizeof head ? (size_t)size : sizeof head;
+    ssize_t r = hn ? dsc_pread(f, head, hn, 0) : 0;
+    if (r < 0) {
+        rc = (int)r;
         goto done;
     }
-    *img = malloc(size ? (size_t)size : 1);
+    rc = dsc_snap_check_head(head, (size_t)r, size, url);
+    if (!rc && size > SIZE_MAX - 1)
+        rc = dsc_fail(DSC_EINVAL, "snapshot %s: too large", url);
+    if (rc)
+        goto done;
+    *img = malloc((size_t)size);
     if (!*img) {
         rc = DSC_ENOMEM;
         goto done;
     }
-    for (uint64_t got = 0; got < size;) {
-        ssize_t r = dsc_pread(f, *img + got, (size_t)(size - got), got);
+    memcpy(*img, head, (size_t)r);
+    for (uint64_t got = (uint64_t)r; got < size;) {
+        r = dsc_pread(f, *img + got, (size_t)(size - got), got);
         if (r <= 0) {
             rc = r < 0 ? (int)r : dsc_fail(DSC_EPROTO, "snapshot %s: short "
                                            "read", url);
@@ -291,6 +330,10 @@ int dsc_snapshot_save(const dsc_snapshot *s, const char *path)
                       tmp.data, strerror(errno));
         goto done;
     }
+    /* Replacing a file keeps its permissions: a private listing stays so. */
+    struct stat old;
+    if (stat(path, &old) == 0 && S_ISREG(old.st_mode))
+        fchmod(fd, old.st_mode & 07777);
     if (write_all(fd, s->img, s->len) || fsync(fd)) {
         rc = dsc_fail(DSC_EIO, "snapshot %s: writing %s: %s", path, tmp.data,
                       strerror(errno));

@@ -53,6 +53,10 @@ char *dsc_strdup(const char *s);      /* NULL-safe */
 /* Caller input made safe to quote in a message: control bytes become '?',
  * and past cap-4 bytes it is cut at a UTF-8 boundary and ends in "...". */
 const char *dsc_printable(const char *s, char *out, size_t cap);
+/* 1 when e[0..n) is an entity tag as HTTP defines it: W/ at most, then a
+ * quoted run of visible bytes without quotes. Only such an ETag may pin a
+ * version (it goes into If-Match as it is). */
+int dsc_etag_ok(const char *e, size_t n);
 char *dsc_strndup(const char *s, size_t n);
 
 /* Milliseconds on CLOCK_MONOTONIC. */

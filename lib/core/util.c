@@ -240,3 +240,19 @@ int dsc_hex_decode(const char *s, void *out, size_t n)
     }
     return 0;
 }
+
+int dsc_etag_ok(const char *e, size_t n)
+{
+    if (n >= 2 && e[0] == 'W' && e[1] == '/') {
+        e += 2;
+        n -= 2;
+    }
+    if (n < 2 || e[0] != '"' || e[n - 1] != '"')
+        return 0;
+    for (size_t i = 1; i + 1 < n; i++) {
+        unsigned char c = (unsigned char)e[i];
+        if (c < 0x21 || c == '"' || c > 0x7e)
+            return 0;
+    }
+    return 1;
+}

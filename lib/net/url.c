@@ -6,8 +6,9 @@
 
 /* Valid UTF-8 without C0 controls or DEL: S3 keys must be UTF-8, and a
  * control character in a dataset URL is almost always a caller bug. */
-static int key_text_ok(const unsigned char *s)
+int dsc_key_text_ok(const char *text)
 {
+    const unsigned char *s = (const unsigned char *)text;
     while (*s) {
         unsigned c = *s;
         int extra;
@@ -87,7 +88,7 @@ int dsc_s3url_parse(const char *url, dsc_s3url *out)
                         dsc_printable(url, q, sizeof q));
     }
     const char *key = slash ? slash + 1 : "";
-    if (!key_text_ok((const unsigned char *)key)) {
+    if (!dsc_key_text_ok(key)) {
         free(bucket);
         return dsc_fail(DSC_EURL, "key is not UTF-8 or has control "
                         "characters in '%s'", dsc_printable(url, q, sizeof q));

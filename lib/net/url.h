@@ -33,6 +33,8 @@ int dsc_bucket_vhost_ok(const char *bucket, int https);
 /* Validate an S3 bucket name: 3-255 chars of letters, digits, '.', '-'
  * and '_' (today's rules are stricter, but legacy buckets exist). */
 int dsc_bucket_name_ok(const char *bucket);
+/* 1 when key is text an s3:// URL may hold: valid UTF-8, no control bytes. */
+int dsc_key_text_ok(const char *key);
 
 /* Append s[0..n) percent-encoded per RFC 3986 (unreserved kept, hex upper
  * case). keep_slash leaves '/' as is, for object key paths. */

@@ -177,6 +177,13 @@ static int prepare(dsc_s3 *s3, const s3_op *op, dsc_buf *url,
     sh[nh++] = (dsc_kv){ "x-amz-date", date };
     if (op->range)
         sh[nh++] = (dsc_kv){ "range", op->range };
+    if (op->if_match && !dsc_etag_ok(op->if_match, strlen(op->if_match))) {
+        char q[100];
+        rc = dsc_fail(DSC_EPROTO, "%s s3://%s/%s: ETag '%s' is not an entity "
+                      "tag; refusing to pin the read to it", op->method,
+                      op->bucket, op->key,
+                      dsc_printable(op->if_match, q, sizeof q));
+    }
     if (op->if_match)
         sh[nh++] = (dsc_kv){ "if-match", op->if_match };
     if (s3->creds.session_token)
@@ -319,7 +326,7 @@ static outcome classify_first_part(const s3_op *op, const dsc_http_resp *rs,
     else
         ok = rs->status == 200 && rs->content_length >= 0 &&
              rs->received == (uint64_t)rs->content_length;
-    if (!ok || !rs->etag[0]) {
+    if (!ok || !dsc_etag_ok(rs->etag, strlen(rs->etag))) {
         o.code = dsc_fail(DSC_EPROTO, "GET %s: status %ld, Content-Range '%s', "
                           "%zu bytes, ETag '%s' for the first %zu bytes", url,
                           rs->status, rs->content_range, rs->received,
@@ -457,9 +464,9 @@ int dsc_s3_head(dsc_s3 *s3, const char *bucket, const char *key,
     count(&s3->n.heads, 1);
     int rc = run(s3, &op, 0, &rs);
     if (!rc) {
-        if (rs.content_length < 0 || !rs.etag[0]) {
+        if (rs.content_length < 0 || !dsc_etag_ok(rs.etag, strlen(rs.etag))) {
             rc = dsc_fail(DSC_EPROTO, "HEAD s3://%s/%s: answer without "
-                          "Content-Length or ETag", bucket, key);
+                          "Content-Length or a valid ETag", bucket, key);
         } else {
             *size = (uint64_t)rs.content_length;
             *etag = dsc_strdup(rs.etag);

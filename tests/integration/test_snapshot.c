@@ -5,6 +5,9 @@
  * fails with DSC_ECHANGED naming it; keys not in it, other endpoints, bad
  * files; loading from s3://; the config and DSC_SNAPSHOT. */
 #include <pthread.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <time.h>
 #include "cachetest.h"
 
@@ -413,7 +416,7 @@ static void test_bad_files(void **state)
     dsc_snapshot *none;
     assert_int_equal(dsc_snapshot_load(NULL, state_path("none.dsnap"), &none), DSC_EIO);
     assert_non_null(strstr(dsc_errmsg(), "none.dsnap"));
-    assert_int_equal(dsc_snapshot_load(NULL, itest_env("DSC_TEST_STATE"), &none), DSC_EIO);
+    assert_int_equal(dsc_snapshot_load(NULL, itest_env("DSC_TEST_STATE"), &none), DSC_EINVAL);
     /* A bad file in the config fails the open. */
     dsc_config cfg;
     dsc_config_init(&cfg, DSC_CONFIG_VERSION);
@@ -572,7 +575,11 @@ static void test_swap_while_reading(void **state)
     pthread_t t[3];
     for (int i = 0; i < 3; i++)
         assert_int_equal(pthread_create(&t[i], NULL, opener, &a), 0);
-    for (int i = 0; i < 300; i++) {
+    /* At least 300 rounds, and on until the openers have really run (on a
+     * busy machine they may not have started before 300 were done). */
+    int i;
+    for (i = 0; i < 300 || (__atomic_load_n(&a.opens, __ATOMIC_RELAXED) < 100 &&
+                            i < 1000000); i++) {
         dsc_snapshot *fresh;
         assert_int_equal(dsc_snapshot_load(NULL, path, &fresh), 0);
         assert_int_equal(dsc_ctx_use_snapshot(a.ctx, fresh), 0);
@@ -582,9 +589,9 @@ static void test_swap_while_reading(void **state)
         assert_int_equal(dsc_ctx_use_snapshot(a.ctx, s[i % 2]), 0);
     }
     __atomic_store_n(&a.stop, 1, __ATOMIC_RELAXED);
-    for (int i = 0; i < 3; i++)
-        pthread_join(t[i], NULL);
-    printf("    %d opens during 600 swaps, %d errors\n", a.opens, a.errors);
+    for (int k = 0; k < 3; k++)
+        pthread_join(t[k], NULL);
+    printf("    %d opens during %d swaps, %d errors\n", a.opens, 2 * i, a.errors);
     assert_int_equal(a.errors, 0);
     assert_true(a.opens > 0);
     assert_int_equal(dsc_prefetch_wait(a.ctx, 30000), 0);
@@ -592,6 +599,74 @@ static void test_swap_while_reading(void **state)
     dsc_ctx_close(a.ctx);
     dsc_snapshot_free(s[0]);
     dsc_snapshot_free(s[1]);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sources an attacker or a slip of the hand can point a load at: a FIFO
+ * (no hang), a huge file that is no snapshot (refused from its header,
+ * not read into memory), and a newer snapshot stored under the prefix the
+ * context is pinned to (read as S3 has it, not through the pin). A save
+ * over a private file keeps it private. */
+static void test_hostile_sources(void **state)
+{
+    (void)state;
+    dsc_snapshot *s;
+    const char *fifo = state_path("snap.fifo");
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    int64_t t0 = mono_ms();
+    assert_int_equal(dsc_snapshot_load(NULL, fifo, &s), DSC_EINVAL);
+    assert_non_null(strstr(dsc_errmsg(), "not a regular file"));
+    assert_true(mono_ms() - t0 < 2000);
+    unlink(fifo);
+
+    const char *huge = state_path("huge.dsnap");
+    int fd = open(huge, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)64 << 30), 0);   /* sparse 64 GiB */
+    close(fd);
+    t0 = mono_ms();
+    assert_int_equal(dsc_snapshot_load(NULL, huge, &s), DSC_EINVAL);
+    assert_non_null(strstr(dsc_errmsg(), "bad magic"));
+    assert_true(mono_ms() - t0 < 2000);
+    unlink(huge);
+
+    /* A context pinned to the snapfiles/ prefix loads a snapshot file
+     * that appeared there later. */
+    dsc_ctx *ctx = fresh_ctx("snap-hostile");
+    dsc_snapshot *epoch = list_snap(epoch_url);
+    const char *path = state_path("private.dsnap");
+    assert_int_equal(dsc_snapshot_save(epoch, path), 0);
+    char args[700], url[300], dir_url[300];
+    snprintf(args, sizeof args, "snapfiles-pinned/first.dsnap %s", path);
+    s3put("putfile", args);
+    snprintf(dir_url, sizeof dir_url, "s3://%s/snapfiles-pinned/",
+             itest_env("DSC_TEST_BUCKET"));
+    dsc_snapshot *pin = list_snap(dir_url);
+    assert_int_equal(dsc_ctx_use_snapshot(ctx, pin), 0);
+    snprintf(args, sizeof args, "snapfiles-pinned/next.dsnap %s", path);
+    s3put("putfile", args);
+    snprintf(url, sizeof url, "s3://%s/snapfiles-pinned/next.dsnap",
+             itest_env("DSC_TEST_BUCKET"));
+    if (dsc_snapshot_load(ctx, url, &s))
+        fail_msg("load through a pinned context: %s", dsc_errmsg());
+    assert_int_equal(dsc_snapshot_count(s), 48);
+    dsc_snapshot_free(s);
+
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(dsc_snapshot_save(epoch, path), 0);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    dsc_snapshot_free(pin);
+    dsc_snapshot_free(epoch);
+    dsc_ctx_close(ctx);
 }
 
 int main(void)
@@ -608,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_diff),
         cmocka_unit_test(test_swap_while_reading),
+        cmocka_unit_test(test_hostile_sources),
     };
     return cmocka_run_group_tests_name("snapshot", tests, NULL, NULL);
 }

@@ -40,7 +40,7 @@ static void test_round_trip(void **state)
     (void)state;
     dsc_snap_obj o[] = {
         obj("train/c", 3, "\"not-md5\""), obj("train/a", 1, MD5A),
-        obj("train/b", 1ull << 40, MD5M), obj("train/\xc3\xbc d", 0, ""),
+        obj("train/b", 1ull << 40, MD5M), obj("train/\xc3\xbc d", 0, "W/\"weak\""),
     };
     dsc_buf img = { 0 };
     encode_ok(o, 4, &img);
@@ -52,7 +52,7 @@ static void test_round_trip(void **state)
     assert_string_equal(v.head.prefix, "train/");
     assert_int_equal(v.head.created_ms, 1700000000123);
     const char *keys[] = { "train/a", "train/b", "train/c", "train/\xc3\xbc d" };
-    const char *etags[] = { MD5A, MD5M, "\"not-md5\"", "" };
+    const char *etags[] = { MD5A, MD5M, "\"not-md5\"", "W/\"weak\"" };
     uint64_t sizes[] = { 1, 1ull << 40, 3, 0 };
     char buf[DSC_SNAP_ETAG_MAX];
     for (int i = 0; i < 4; i++) {
@@ -83,10 +83,9 @@ static void test_etag_compaction(void **state)
         { "\"0123456789abcdef0123456789abcdef-0\"", DSC_SNAP_ETAG_TEXT },
         { "\"0123456789abcdef0123456789abcdef-01\"", DSC_SNAP_ETAG_TEXT },
         { "\"0123456789abcdef0123456789abcdef-\"", DSC_SNAP_ETAG_TEXT },
-        { "0123456789abcdef0123456789abcdef", DSC_SNAP_ETAG_TEXT },
         { "W/\"0123456789abcdef0123456789abcdef\"", DSC_SNAP_ETAG_TEXT },
         { "\"0123456789abcdef0123456789abcde\"", DSC_SNAP_ETAG_TEXT },
-        { "", DSC_SNAP_ETAG_TEXT },
+        { "\"\"", DSC_SNAP_ETAG_TEXT },
     };
     size_t n = DSC_ARRAY_LEN(cases);
     dsc_snap_obj o[DSC_ARRAY_LEN(cases)];
@@ -149,6 +148,20 @@ static void test_encode_refuses(void **state)
     dsc_snap_obj out[] = { obj("test/a", 1, MD5A) };
     assert_int_equal(dsc_snap_encode(&h, out, 1, &img), DSC_EINVAL);
     assert_errmsg_has("outside the prefix");
+    /* Only entity tags may pin (they go into If-Match as they are): not
+     * empty, unquoted, or with CR, LF, spaces or inner quotes. */
+    static const char *bad_etags[] = {
+        "", "0123456789abcdef0123456789abcdef", "\"a\"\r\nX-Injected: evil",
+        "\"a\nb\"", "\"a b\"", "\"a\"b\"", "W/", "\"", "\"\x80\"",
+    };
+    for (size_t i = 0; i < DSC_ARRAY_LEN(bad_etags); i++) {
+        dsc_snap_obj be[] = { obj("train/a", 1, bad_etags[i]) };
+        assert_int_equal(dsc_snap_encode(&h, be, 1, &img), DSC_EINVAL);
+        assert_errmsg_has("entity tag");
+    }
+    /* Keys an s3:// URL cannot hold. */
+    dsc_snap_obj ctl[] = { obj("train/a\nb", 1, MD5A) };
+    assert_int_equal(dsc_snap_encode(&h, ctl, 1, &img), DSC_EINVAL);
     dsc_snap_obj empty[] = { obj("", 1, MD5A) };
     h.prefix = "";
     assert_int_equal(dsc_snap_encode(&h, empty, 1, &img), DSC_EINVAL);
@@ -237,6 +250,20 @@ static void test_bad_files(void **state)
     p[recs + 15] = 0x7f;
     reseal(p, len);
     expect_bad(p, len, "out of bounds");
+    /* A text ETag that would inject a header. */
+    memcpy(p, img.data, len);
+    unsigned char *x = memmem(p, len, "\"x\"", 3);
+    assert_non_null(x);
+    x[1] = '\r';
+    reseal(p, len);
+    expect_bad(p, len, "not an entity tag");
+    /* A bucket no S3 has: its URLs would not parse back to it. */
+    memcpy(p, img.data, len);
+    unsigned char *b = memmem(p + DSC_SNAP_HEADER, 40, "bkt", 3);
+    assert_non_null(b);
+    b[1] = '/';
+    reseal(p, len);
+    expect_bad(p, len, "malformed origin, bucket");
     /* A flag this version does not know (versionIds). */
     memcpy(p, img.data, len);
     p[12] = 1;
