@@ -217,6 +217,12 @@ static int from_peer(dsc_cache *c, const part *p, int peer)
     return rc;
 }
 
+static long left_ms(int64_t end)
+{
+    int64_t left = end - dsc_now_ms();
+    return left > 0 ? (long)left : 0;
+}
+
 /* Take the part's single-flight lock: 0, or <0 (then fetch unlocked: a
  * duplicate GET beats a hang). Chunk 0 may be on its way with the
  * object's first GET (see first_fetch_id): wait for that too. Two locks
@@ -229,13 +235,15 @@ static int flight_lock(dsc_cache *c, const part *p)
     dsc_chunk_id fid;
     if (p->index != 0 || first_fetch_id(c, p->obj->bucket, p->obj->key, &fid))
         return dsc_flight_lock(fl, &p->id, wait);
+    /* One deadline for both: the second wait gets what the first left. */
+    int64_t end = dsc_now_ms() + wait;
     int rc, first_rc;
     if (memcmp(fid.b, p->id.b, sizeof fid.b) < 0) {
         first_rc = dsc_flight_lock(fl, &fid, wait);
-        rc = dsc_flight_lock(fl, &p->id, wait);
+        rc = dsc_flight_lock(fl, &p->id, left_ms(end));
     } else {
         rc = dsc_flight_lock(fl, &p->id, wait);
-        first_rc = dsc_flight_lock(fl, &fid, wait);
+        first_rc = dsc_flight_lock(fl, &fid, left_ms(end));
     }
     if (first_rc == 0)
         dsc_flight_unlock(fl, &fid);
