@@ -240,6 +240,7 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
     ctx->cfg = full;
     ctx->pf_gen = DSC_FORK_NONE;
     pthread_mutex_init(&ctx->snap_lock, NULL);
+    pthread_mutex_init(&ctx->listed_lock, NULL);
     dsc_fork_mark(&ctx->snap_gen);
     ctx->ca_file = dsc_strdup(cfg->ca_file);
     rc = dsc_creds_resolve(cfg, &ctx->creds);
@@ -352,6 +353,7 @@ void dsc_ctx_close(dsc_ctx *ctx)
     else
         dsc_fork_graveyard(ctx->s3);
     dsc_ctx_drop_snapshot(ctx);
+    dsc_listed_free(ctx);
     dsc_creds_free(&ctx->creds);
     free(ctx->ca_file);
     free(ctx);

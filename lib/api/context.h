@@ -30,6 +30,13 @@ struct dsc_ctx {
     unsigned snap_gen;
     pthread_mutex_t snap_lock;
     dsc_snapshot *snap;
+    /* Prefixes this context listed whole, newest last, so metadata they
+     * taught can be revalidated by listing again (api/revalidate.c).
+     * Guarded by listed_lock, a leaf lock re-made after fork(). */
+    unsigned listed_gen;
+    pthread_mutex_t listed_lock;
+    struct dsc_listed *listed;
+    size_t nlisted;
 };
 
 struct dsc_plan {
@@ -68,6 +75,15 @@ void dsc_ctx_drop_snapshot(dsc_ctx *ctx);
 /* Bring the stale metadata of a plan's objects up to date by listing
  * (lib/api/revalidate.c); best effort, errors are not the plan's. */
 void dsc_plan_revalidate(dsc_ctx *ctx, const dsc_plan_item *items, size_t n);
+/* A whole listing of bucket/prefix of n objects went well: remember it. */
+void dsc_listed_note(dsc_ctx *ctx, const char *bucket, const char *prefix,
+                     uint64_t n);
+/* bucket/key's metadata has expired: when a small listing of this context
+ * taught it, list that prefix again (once for every thread and process
+ * that wants it), which refreshes its neighbours too. 0 when a listing
+ * ran or was run meanwhile; DSC_ABSENT when none applies. */
+int dsc_listed_revalidate(dsc_ctx *ctx, const char *bucket, const char *key);
+void dsc_listed_free(dsc_ctx *ctx);
 
 /* The listing loop that dsc_list and dsc_snapshot_list share: every
  * object under u's bucket and prefix, each remembered in the metadata

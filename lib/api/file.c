@@ -15,6 +15,13 @@ int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
     rc = dsc_meta_cached(ctx->cache, bucket, key, size, etag);
     if (rc != DSC_ABSENT)
         return rc;
+    /* Expired: one LIST page answers for up to 1,000 objects a HEAD
+     * would each ask for. */
+    if (dsc_listed_revalidate(ctx, bucket, key) == 0) {
+        rc = dsc_meta_cached(ctx->cache, bucket, key, size, etag);
+        if (rc != DSC_ABSENT)
+            return rc;
+    }
     dsc_s3 *s3 = dsc_ctx_s3(ctx);
     if (!s3)
         return dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");

@@ -66,6 +66,8 @@ int64_t dsc_list_run(dsc_ctx *ctx, const dsc_s3url *u, dsc_list_cb cb,
     int64_t n = s3 ? dsc_s3_list(s3, u->bucket, u->key, on_object, lc)
                    : dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
     flush_meta(lc);
+    if (n >= 0 && lc->cache)
+        dsc_listed_note(ctx, u->bucket, u->key, (uint64_t)n);
     dsc_buf_free(&lc->url);
     free(lc);
     return n;

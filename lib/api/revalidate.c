@@ -1,11 +1,129 @@
-/* A plan's metadata past its TTL, brought up to date by listing: one LIST
- * page answers for up to 1,000 objects where a HEAD answers for one, and
- * neither moves a body byte. Best effort: what a listing does not cover
- * is checked later, object by object, with a HEAD. */
+/* Metadata past its TTL, brought up to date by listing: one LIST page
+ * answers for up to 1,000 objects where a HEAD answers for one, and
+ * neither moves a body byte. Two ways in: a plan lists the prefixes of
+ * its stale objects before it starts, and an open of an object a small
+ * listing of this context taught lists that prefix again. Best effort:
+ * what a listing does not cover is checked with a HEAD. */
 #include <stdlib.h>
 #include <string.h>
 #include "api/context.h"
+#include "core/fork.h"
 #include "core/log.h"
+
+/* Listings this small are run again for an expired open (10 pages); a
+ * larger one would make that open wait too long, its objects get HEADs. */
+#define RELIST_MAX 10000
+/* Listings remembered per context, the newest kept. */
+#define LISTED_MAX 64
+
+struct dsc_listed {
+    char *bucket, *prefix;
+};
+
+static int remake_listed_lock(void *arg)
+{
+    dsc_ctx *ctx = arg;
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    ctx->listed_lock = fresh;
+    return 0;
+}
+
+static void listed_clear(struct dsc_listed *l)
+{
+    free(l->bucket);
+    free(l->prefix);
+}
+
+void dsc_listed_note(dsc_ctx *ctx, const char *bucket, const char *prefix,
+                     uint64_t n)
+{
+    if (n > RELIST_MAX || dsc_fork_ensure(&ctx->listed_gen, remake_listed_lock, ctx))
+        return;
+    struct dsc_listed fresh = { dsc_strdup(bucket), dsc_strdup(prefix) };
+    pthread_mutex_lock(&ctx->listed_lock);
+    if (!ctx->listed)
+        ctx->listed = calloc(LISTED_MAX, sizeof *ctx->listed);
+    size_t i = 0;
+    while (i < ctx->nlisted && (strcmp(ctx->listed[i].bucket, bucket) ||
+                                strcmp(ctx->listed[i].prefix, prefix)))
+        i++;
+    if (!ctx->listed || !fresh.bucket || !fresh.prefix) {
+        listed_clear(&fresh);
+    } else {
+        /* Drop the same listing or, when full, the oldest; append. */
+        if (i == ctx->nlisted && ctx->nlisted == LISTED_MAX)
+            i = 0;
+        if (i < ctx->nlisted) {
+            listed_clear(&ctx->listed[i]);
+            memmove(&ctx->listed[i], &ctx->listed[i + 1],
+                    (ctx->nlisted - i - 1) * sizeof *ctx->listed);
+            ctx->nlisted--;
+        }
+        ctx->listed[ctx->nlisted++] = fresh;
+    }
+    pthread_mutex_unlock(&ctx->listed_lock);
+}
+
+void dsc_listed_free(dsc_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->nlisted; i++)
+        listed_clear(&ctx->listed[i]);
+    free(ctx->listed);
+    ctx->listed = NULL;
+    ctx->nlisted = 0;
+    pthread_mutex_destroy(&ctx->listed_lock);
+}
+
+/* The longest remembered listing holding bucket/key (a copy), or NULL. */
+static char *listing_of(dsc_ctx *ctx, const char *bucket, const char *key)
+{
+    char *best = NULL;
+    size_t best_len = 0;
+    if (dsc_fork_ensure(&ctx->listed_gen, remake_listed_lock, ctx))
+        return NULL;
+    pthread_mutex_lock(&ctx->listed_lock);
+    for (size_t i = 0; i < ctx->nlisted; i++) {
+        const struct dsc_listed *l = &ctx->listed[i];
+        size_t pl = strlen(l->prefix);
+        if (strcmp(l->bucket, bucket) == 0 && strncmp(key, l->prefix, pl) == 0 &&
+            (!best || pl > best_len)) {
+            free(best);
+            best = dsc_strdup(l->prefix);
+            best_len = pl;
+        }
+    }
+    pthread_mutex_unlock(&ctx->listed_lock);
+    return best;
+}
+
+int dsc_listed_revalidate(dsc_ctx *ctx, const char *bucket, const char *key)
+{
+    if (!ctx->cache || ctx->cfg.meta_ttl_ms <= 0)
+        return DSC_ABSENT;
+    char *prefix = listing_of(ctx, bucket, key);
+    if (!prefix)
+        return DSC_ABSENT;
+    dsc_buf name = { 0 };
+    dsc_buf_printf(&name, "list %s/%s", bucket, prefix);
+    int rc = dsc_buf_oom(&name) ? DSC_ENOMEM : 0;
+    dsc_errsave saved;
+    dsc_err_save(&saved);
+    int locked = !rc && dsc_cache_lock_name(ctx->cache, name.data) == 0;
+    /* Whoever held the lock may just have listed it. */
+    if (!rc && !dsc_meta_fresh(ctx->cache, bucket, key)) {
+        dsc_s3url u = { (char *)bucket, prefix };
+        int64_t n = dsc_list_run(ctx, &u, NULL, NULL);
+        dsc_log(DSC_LOG_DEBUG, "revalidated s3://%s/%s by listing: %lld objects%s%s",
+                bucket, prefix, (long long)n, n < 0 ? ": " : "",
+                n < 0 ? dsc_errmsg() : "");
+    }
+    if (locked)
+        dsc_cache_unlock_name(ctx->cache, name.data);
+    dsc_err_restore(&saved);
+    dsc_buf_free(&name);
+    free(prefix);
+    return rc;
+}
 
 /* Fewer stale objects than this are left to their HEADs. */
 #define LIST_AT_LEAST 32

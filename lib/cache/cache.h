@@ -54,6 +54,10 @@ uint32_t dsc_cache_chunk_size(const dsc_cache *c);
  * held (then unlock it), <0 when not (then proceed unlocked). */
 int dsc_cache_first_lock(dsc_cache *c, const char *bucket, const char *key);
 void dsc_cache_first_unlock(dsc_cache *c, const char *bucket, const char *key);
+/* Single flight for a named task other than a chunk (a listing to re-run):
+ * 0 when held (then unlock it), <0 when not (then go on unlocked). */
+int dsc_cache_lock_name(dsc_cache *c, const char *name);
+void dsc_cache_unlock_name(dsc_cache *c, const char *name);
 /* Store a chunk fetched elsewhere (e.g. with the object's first GET). */
 int dsc_cache_put_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
                         const void *data, size_t len);

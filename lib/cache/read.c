@@ -51,6 +51,37 @@ void dsc_cache_first_unlock(dsc_cache *c, const char *bucket, const char *key)
         dsc_flight_unlock(dsc_index_flight(c->ix), &fid);
 }
 
+/* A name's lock id: its own domain, so it is never a chunk's. */
+static int name_id(const dsc_cache *c, const char *name, dsc_chunk_id *out)
+{
+    dsc_buf b = { 0 };
+    dsc_buf_printf(&b, "dsc-name\n%s", c->o.origin);
+    dsc_buf_add(&b, "", 1);
+    dsc_buf_adds(&b, name);
+    if (dsc_buf_oom(&b))
+        return DSC_ENOMEM;
+    XXH128_canonical_t h;
+    XXH128_canonicalFromHash(&h, XXH3_128bits(b.data, b.len));
+    memcpy(out->b, h.digest, sizeof out->b);
+    dsc_buf_free(&b);
+    return 0;
+}
+
+int dsc_cache_lock_name(dsc_cache *c, const char *name)
+{
+    dsc_chunk_id id;
+    if (dsc_cache_ensure_process(c) || name_id(c, name, &id))
+        return -1;
+    return dsc_flight_lock(dsc_index_flight(c->ix), &id, c->o.flight_timeout_ms);
+}
+
+void dsc_cache_unlock_name(dsc_cache *c, const char *name)
+{
+    dsc_chunk_id id;
+    if (name_id(c, name, &id) == 0)
+        dsc_flight_unlock(dsc_index_flight(c->ix), &id);
+}
+
 static void drop_bad(dsc_cache *c, const dsc_chunk_id *id, uint64_t seq,
                      int why, const dsc_objref *obj, uint64_t index)
 {

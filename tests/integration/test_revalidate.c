@@ -3,6 +3,7 @@
  * with one listing) and read the cached chunks; only an object that really
  * changed is fetched again. Requests are counted by our counters and by
  * s3rver's own log. */
+#include <sys/wait.h>
 #include "cachetest.h"
 
 static fixture fx[128];
@@ -144,6 +145,50 @@ static void test_plan_after_ttl_lists_once(void **state)
     dsc_ctx_close(ctx);
 }
 
+/* Objects a listing taught (a dataset made from a prefix) are revalidated
+ * by listing again, once for every worker process: no HEAD per object.
+ * The workers are forked after the listing, as a DataLoader's are. */
+static void test_listed_objects_relist(void **state)
+{
+    (void)state;
+    dsc_ctx *ctx = reval_ctx(fresh_dir("reval-listed"));
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "s3://%s/epoch/", itest_env("DSC_TEST_BUCKET"));
+    assert_true(dsc_list(ctx, prefix, NULL, NULL) >= N);
+    read_all(ctx);
+    for (int round = 0; round < 2; round++) {
+        past_ttl();
+        seen s0 = server_seen();
+        pid_t kids[4];
+        for (int k = 0; k < 4; k++) {
+            kids[k] = fork();
+            assert_true(kids[k] >= 0);
+            if (kids[k] == 0) {
+                dsc_stats a = stats_of(ctx);
+                read_all(ctx);
+                dsc_stats b = stats_of(ctx);
+                _exit(b.s3_heads != a.s3_heads ? 3 : b.hits - a.hits != N ? 4 : 0);
+            }
+        }
+        for (int k = 0; k < 4; k++) {
+            int st = 0;
+            assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+            assert_true(WIFEXITED(st));
+            if (WEXITSTATUS(st))
+                fail_msg("worker %d: %s", k, WEXITSTATUS(st) == 3 ? "sent HEADs"
+                         : "did not read every object from the cache");
+        }
+        seen s1 = server_seen();
+        printf("    round %d, 4 workers after the TTL: %d GETs, %d HEADs, %d LISTs\n",
+               round, s1.gets - s0.gets, s1.heads - s0.heads, s1.lists - s0.lists);
+        assert_int_equal(s1.gets - s0.gets, 0);
+        assert_int_equal(s1.heads - s0.heads, 0);
+        assert_true(s1.lists - s0.lists >= 1);
+        assert_true(s1.lists - s0.lists <= 4);
+    }
+    dsc_ctx_close(ctx);
+}
+
 /* Revalidation still sees a change: the new version is fetched, by
  * prefetch and by open, never the old bytes under the new ETag. */
 static void test_change_after_ttl_is_fetched(void **state)
@@ -191,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_prefetch_after_ttl_moves_no_bytes),
         cmocka_unit_test(test_open_after_ttl_reads_cached_chunks),
         cmocka_unit_test(test_plan_after_ttl_lists_once),
+        cmocka_unit_test(test_listed_objects_relist),
         cmocka_unit_test(test_change_after_ttl_is_fetched),
     };
     return cmocka_run_group_tests_name("revalidate", tests, NULL, NULL);
