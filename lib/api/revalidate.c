@@ -18,6 +18,8 @@
 
 struct dsc_listed {
     char *bucket, *prefix;
+    int64_t relisted_ms;           /* when this process last listed it
+                                      again for an expired open */
 };
 
 static int remake_listed_lock(void *arg)
@@ -39,7 +41,7 @@ void dsc_listed_note(dsc_ctx *ctx, const char *bucket, const char *prefix,
 {
     if (n > RELIST_MAX || dsc_fork_ensure(&ctx->listed_gen, remake_listed_lock, ctx))
         return;
-    struct dsc_listed fresh = { dsc_strdup(bucket), dsc_strdup(prefix) };
+    struct dsc_listed fresh = { dsc_strdup(bucket), dsc_strdup(prefix), 0 };
     pthread_mutex_lock(&ctx->listed_lock);
     if (!ctx->listed)
         ctx->listed = calloc(LISTED_MAX, sizeof *ctx->listed);
@@ -54,6 +56,7 @@ void dsc_listed_note(dsc_ctx *ctx, const char *bucket, const char *prefix,
         if (i == ctx->nlisted && ctx->nlisted == LISTED_MAX)
             i = 0;
         if (i < ctx->nlisted) {
+            fresh.relisted_ms = ctx->listed[i].relisted_ms;
             listed_clear(&ctx->listed[i]);
             memmove(&ctx->listed[i], &ctx->listed[i + 1],
                     (ctx->nlisted - i - 1) * sizeof *ctx->listed);
@@ -74,26 +77,31 @@ void dsc_listed_free(dsc_ctx *ctx)
     pthread_mutex_destroy(&ctx->listed_lock);
 }
 
-/* The longest remembered listing holding bucket/key (a copy), or NULL. */
+/* The longest remembered listing holding bucket/key (a copy), or NULL;
+ * also NULL when this process listed it again less than a TTL ago (a
+ * TTL that short would else make every open a LIST: HEADs are cheaper). */
 static char *listing_of(dsc_ctx *ctx, const char *bucket, const char *key)
 {
-    char *best = NULL;
-    size_t best_len = 0;
+    struct dsc_listed *best = NULL;
+    char *prefix = NULL;
+    int64_t now = dsc_now_ms();
+    int64_t every = ctx->cfg.meta_ttl_ms > 1000 ? ctx->cfg.meta_ttl_ms : 1000;
     if (dsc_fork_ensure(&ctx->listed_gen, remake_listed_lock, ctx))
         return NULL;
     pthread_mutex_lock(&ctx->listed_lock);
     for (size_t i = 0; i < ctx->nlisted; i++) {
-        const struct dsc_listed *l = &ctx->listed[i];
+        struct dsc_listed *l = &ctx->listed[i];
         size_t pl = strlen(l->prefix);
         if (strcmp(l->bucket, bucket) == 0 && strncmp(key, l->prefix, pl) == 0 &&
-            (!best || pl > best_len)) {
-            free(best);
-            best = dsc_strdup(l->prefix);
-            best_len = pl;
-        }
+            (!best || pl > strlen(best->prefix)))
+            best = l;
+    }
+    if (best && (best->relisted_ms == 0 || now - best->relisted_ms >= every)) {
+        best->relisted_ms = now;
+        prefix = dsc_strdup(best->prefix);
     }
     pthread_mutex_unlock(&ctx->listed_lock);
-    return best;
+    return prefix;
 }
 
 int dsc_listed_revalidate(dsc_ctx *ctx, const char *bucket, const char *key)
