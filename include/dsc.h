@@ -163,10 +163,17 @@ typedef struct dsc_config {
     const char *ca_file;          /**< extra CA bundle; NULL: system's */
 
     /* Metadata. */
-    long meta_ttl_ms;             /**< how long a cached HEAD result (size,
-                                       ETag) is trusted by dsc_open before
-                                       asking S3 again; default 60000
-                                       (DSC_META_TTL_MS); 0: always ask */
+    long meta_ttl_ms;             /**< how long cached metadata (size, ETag)
+                                       is trusted by dsc_open before it is
+                                       revalidated; default 60000
+                                       (DSC_META_TTL_MS); 0: always ask.
+                                       Revalidation moves no cached byte:
+                                       objects a listing of this context
+                                       taught are listed again (one LIST
+                                       per 1,000), others get a HEAD; an
+                                       unchanged object's chunks stay
+                                       hits. A snapshot (below) pins
+                                       versions and skips it. */
 
     /* The node cache, shared by every process using the same directory. */
     const char *cache_dir;        /**< NULL: DSC_CACHE_DIR, else
@@ -449,6 +456,9 @@ typedef struct dsc_stats {
     uint64_t node_meta_dropped; /**< object metadata entries dropped to
                                      keep within DSC_META_MAX (oldest
                                      first; each costs a HEAD later) */
+    uint64_t meta_expired;      /**< lookups that found metadata past its
+                                     TTL, which was then revalidated (a
+                                     LIST or HEAD, no body bytes) */
 } dsc_stats;
 
 /**

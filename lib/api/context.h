@@ -83,6 +83,11 @@ void dsc_listed_note(dsc_ctx *ctx, const char *bucket, const char *prefix,
  * that wants it), which refreshes its neighbours too. 0 when a listing
  * ran or was run meanwhile; DSC_ABSENT when none applies. */
 int dsc_listed_revalidate(dsc_ctx *ctx, const char *bucket, const char *key);
+/* Fresh metadata age_ms old, of a listed object: past three quarters of
+ * the TTL, list its prefix again on a fetcher, so readers of a long epoch
+ * never wait on a revalidation. */
+void dsc_listed_refresh_ahead(dsc_ctx *ctx, const char *bucket, const char *key,
+                              uint64_t age_ms);
 void dsc_listed_free(dsc_ctx *ctx);
 
 /* The listing loop that dsc_list and dsc_snapshot_list share: every

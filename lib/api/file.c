@@ -12,7 +12,10 @@ int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
     *pinned = rc == 0;
     if (rc != DSC_ABSENT)
         return rc;
-    rc = dsc_meta_cached(ctx->cache, bucket, key, size, etag);
+    uint64_t age;
+    rc = dsc_meta_cached_aged(ctx->cache, bucket, key, size, etag, &age);
+    if (rc == 0)
+        dsc_listed_refresh_ahead(ctx, bucket, key, age);
     if (rc != DSC_ABSENT)
         return rc;
     /* Expired: one LIST page answers for up to 1,000 objects a HEAD

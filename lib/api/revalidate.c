@@ -78,14 +78,15 @@ void dsc_listed_free(dsc_ctx *ctx)
 }
 
 /* The longest remembered listing holding bucket/key (a copy), or NULL;
- * also NULL when this process listed it again less than a TTL ago (a
- * TTL that short would else make every open a LIST: HEADs are cheaper). */
-static char *listing_of(dsc_ctx *ctx, const char *bucket, const char *key)
+ * also NULL when this process claimed it less than `every` ms ago (a TTL
+ * shorter than a listing would else make every open a LIST: HEADs are
+ * cheaper). A prefix returned is claimed now. */
+static char *listing_of(dsc_ctx *ctx, const char *bucket, const char *key,
+                        int64_t every)
 {
     struct dsc_listed *best = NULL;
     char *prefix = NULL;
     int64_t now = dsc_now_ms();
-    int64_t every = ctx->cfg.meta_ttl_ms > 1000 ? ctx->cfg.meta_ttl_ms : 1000;
     if (dsc_fork_ensure(&ctx->listed_gen, remake_listed_lock, ctx))
         return NULL;
     pthread_mutex_lock(&ctx->listed_lock);
@@ -104,22 +105,20 @@ static char *listing_of(dsc_ctx *ctx, const char *bucket, const char *key)
     return prefix;
 }
 
-int dsc_listed_revalidate(dsc_ctx *ctx, const char *bucket, const char *key)
+/* List bucket/prefix again under its named lock, unless whoever held the
+ * lock just did: key's metadata is then younger than `young` ms. */
+static void relist(dsc_ctx *ctx, const char *bucket, const char *prefix,
+                   const char *key, uint64_t young)
 {
-    if (!ctx->cache || ctx->cfg.meta_ttl_ms <= 0)
-        return DSC_ABSENT;
-    char *prefix = listing_of(ctx, bucket, key);
-    if (!prefix)
-        return DSC_ABSENT;
     dsc_buf name = { 0 };
     dsc_buf_printf(&name, "list %s/%s", bucket, prefix);
-    int rc = dsc_buf_oom(&name) ? DSC_ENOMEM : 0;
+    if (dsc_buf_oom(&name))
+        return;
     dsc_errsave saved;
     dsc_err_save(&saved);
-    int locked = !rc && dsc_cache_lock_name(ctx->cache, name.data) == 0;
-    /* Whoever held the lock may just have listed it. */
-    if (!rc && !dsc_meta_fresh(ctx->cache, bucket, key)) {
-        dsc_s3url u = { (char *)bucket, prefix };
+    int locked = dsc_cache_lock_name(ctx->cache, name.data) == 0;
+    if (dsc_meta_age(ctx->cache, bucket, key) >= young) {
+        dsc_s3url u = { (char *)bucket, (char *)prefix };
         int64_t n = dsc_list_run(ctx, &u, NULL, NULL);
         dsc_log(DSC_LOG_DEBUG, "revalidated s3://%s/%s by listing: %lld objects%s%s",
                 bucket, prefix, (long long)n, n < 0 ? ": " : "",
@@ -129,9 +128,55 @@ int dsc_listed_revalidate(dsc_ctx *ctx, const char *bucket, const char *key)
         dsc_cache_unlock_name(ctx->cache, name.data);
     dsc_err_restore(&saved);
     dsc_buf_free(&name);
-    free(prefix);
-    return rc;
 }
+
+static int64_t ttl_ms(const dsc_ctx *ctx)
+{
+    return ctx->cfg.meta_ttl_ms;
+}
+
+int dsc_listed_revalidate(dsc_ctx *ctx, const char *bucket, const char *key)
+{
+    if (!ctx->cache || ttl_ms(ctx) <= 0)
+        return DSC_ABSENT;
+    char *prefix = listing_of(ctx, bucket, key, ttl_ms(ctx) > 1000 ? ttl_ms(ctx) : 1000);
+    if (!prefix)
+        return DSC_ABSENT;
+    relist(ctx, bucket, prefix, key, (uint64_t)ttl_ms(ctx));
+    free(prefix);
+    return 0;
+}
+
+/* On a fetcher: the listing that taught bucket/key, again, before it
+ * expires. */
+static void refresh_task(void *arg, const char *bucket, const char *key)
+{
+    dsc_ctx *ctx = arg;
+    char *prefix = listing_of(ctx, bucket, key, 0);
+    if (prefix)
+        relist(ctx, bucket, prefix, key, (uint64_t)ttl_ms(ctx) / 2);
+    free(prefix);
+}
+
+void dsc_listed_refresh_ahead(dsc_ctx *ctx, const char *bucket, const char *key,
+                              uint64_t age_ms)
+{
+    int64_t ttl = ttl_ms(ctx);
+    if (!ctx->cache || ttl < 1000 || age_ms < (uint64_t)ttl / 4 * 3)
+        return;
+    /* Claimed here, at most once a half TTL; the task claims nothing. */
+    char *prefix = listing_of(ctx, bucket, key, ttl / 2);
+    dsc_pf *pf = prefix ? dsc_ctx_pf(ctx) : NULL;
+    if (pf) {
+        dsc_errsave saved;
+        dsc_err_save(&saved);
+        dsc_pf_call(pf, refresh_task, ctx, bucket, key);
+        dsc_err_restore(&saved);
+    }
+    free(prefix);
+}
+
+/* ---- Plans ------------------------------------------------------------ */
 
 /* Fewer stale objects than this are left to their HEADs. */
 #define LIST_AT_LEAST 32

@@ -186,6 +186,7 @@ void dsc_cache_stats(dsc_cache *c, dsc_stats *st)
     st->cache_errors = dsc_counter_get(&c->n.errors);
     st->not_admitted = dsc_counter_get(&c->n.not_admitted);
     st->meta_hits = dsc_counter_get(&c->n.meta_hits);
+    st->meta_expired = dsc_counter_get(&c->n.meta_expired);
     st->cache_capacity = c->o.cap;
     st->chunk_size = c->o.chunk_size;
     st->cache_policy = c->o.policy;

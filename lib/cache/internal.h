@@ -14,7 +14,7 @@
 
 typedef struct dsc_cache_counters {
     uint64_t hits, misses, bytes_cache, evictions, corrupt, errors,
-             not_admitted, meta_hits;
+             not_admitted, meta_hits, meta_expired;
 } dsc_cache_counters;
 
 struct dsc_cache {

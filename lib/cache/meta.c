@@ -10,9 +10,11 @@ static dsc_index *meta_index(dsc_cache *c)
     return c && c->o.meta_ttl_ms > 0 ? dsc_cache_index(c) : NULL;
 }
 
-/* The entry and its age: 0 and *fresh, DSC_ABSENT, or an error. */
+/* The entry and its age: 0 and *fresh, DSC_ABSENT, or an error. A time
+ * ahead of ours (another host's clock) is not fresh. */
 static int meta_lookup(dsc_cache *c, const char *bucket, const char *key,
-                       uint64_t *size, char *tag, size_t tag_cap, int *fresh)
+                       uint64_t *size, char *tag, size_t tag_cap, int *fresh,
+                       uint64_t *age)
 {
     dsc_index *ix = meta_index(c);
     uint64_t fetched, now = dsc_wall_ms();
@@ -22,28 +24,41 @@ static int meta_lookup(dsc_cache *c, const char *bucket, const char *key,
                                 tag_cap, &fetched);
     *fresh = rc == 0 && fetched <= now &&
              now - fetched < (uint64_t)c->o.meta_ttl_ms;
+    *age = rc == 0 && fetched <= now ? now - fetched : UINT64_MAX;
     return rc;
 }
 
-int dsc_meta_cached(dsc_cache *c, const char *bucket, const char *key,
-                    uint64_t *size, char **etag)
+int dsc_meta_cached_aged(dsc_cache *c, const char *bucket, const char *key,
+                         uint64_t *size, char **etag, uint64_t *age_ms)
 {
     char tag[256];
     uint64_t sz;
     int fresh;
-    if (meta_lookup(c, bucket, key, &sz, tag, sizeof tag, &fresh) != 0 || !fresh)
+    if (meta_lookup(c, bucket, key, &sz, tag, sizeof tag, &fresh, age_ms) != 0)
         return DSC_ABSENT;
+    if (!fresh) {
+        dsc_counter_add(&c->n.meta_expired, 1);
+        return DSC_ABSENT;
+    }
     *size = sz;
     *etag = dsc_strdup(tag);
     dsc_counter_add(&c->n.meta_hits, 1);
     return *etag ? 0 : DSC_ENOMEM;
 }
 
+int dsc_meta_cached(dsc_cache *c, const char *bucket, const char *key,
+                    uint64_t *size, char **etag)
+{
+    uint64_t age;
+    return dsc_meta_cached_aged(c, bucket, key, size, etag, &age);
+}
+
 int dsc_meta_known(dsc_cache *c, const char *bucket, const char *key,
                    uint64_t *size, char **etag)
 {
     char tag[256];
-    int fresh, rc = meta_lookup(c, bucket, key, size, tag, sizeof tag, &fresh);
+    uint64_t age;
+    int fresh, rc = meta_lookup(c, bucket, key, size, tag, sizeof tag, &fresh, &age);
     if (rc)
         return rc;
     *etag = dsc_strdup(tag);
@@ -53,9 +68,18 @@ int dsc_meta_known(dsc_cache *c, const char *bucket, const char *key,
 int dsc_meta_fresh(dsc_cache *c, const char *bucket, const char *key)
 {
     char tag[256];
-    uint64_t size;
+    uint64_t size, age;
     int fresh;
-    return meta_lookup(c, bucket, key, &size, tag, sizeof tag, &fresh) == 0 && fresh;
+    return meta_lookup(c, bucket, key, &size, tag, sizeof tag, &fresh, &age) == 0 && fresh;
+}
+
+uint64_t dsc_meta_age(dsc_cache *c, const char *bucket, const char *key)
+{
+    char tag[256];
+    uint64_t size, age;
+    int fresh;
+    return meta_lookup(c, bucket, key, &size, tag, sizeof tag, &fresh, &age) == 0
+               ? age : UINT64_MAX;
 }
 
 int dsc_meta_stat(dsc_cache *c, dsc_s3 *s3, const char *bucket,

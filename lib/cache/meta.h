@@ -12,6 +12,9 @@
  * when there is none, or an error. */
 int dsc_meta_cached(dsc_cache *c, const char *bucket, const char *key,
                     uint64_t *size, char **etag);
+/* The same, and how old it is (ms since S3 said it). */
+int dsc_meta_cached_aged(dsc_cache *c, const char *bucket, const char *key,
+                         uint64_t *size, char **etag, uint64_t *age_ms);
 /* Size and ETag from metadata of any age, fresh or past the TTL (caller
  * frees *etag): what a revalidation compares with. 0, DSC_ABSENT, or an
  * error. Not counted as a metadata hit. */
@@ -19,6 +22,9 @@ int dsc_meta_known(dsc_cache *c, const char *bucket, const char *key,
                    uint64_t *size, char **etag);
 /* 1 when fresh metadata is kept for bucket/key (not counted as a hit). */
 int dsc_meta_fresh(dsc_cache *c, const char *bucket, const char *key);
+/* Milliseconds since S3 said what is kept for bucket/key; UINT64_MAX when
+ * nothing is (not counted as a hit). */
+uint64_t dsc_meta_age(dsc_cache *c, const char *bucket, const char *key);
 /* Size and ETag: fresh metadata, else a HEAD (remembered). */
 int dsc_meta_stat(dsc_cache *c, dsc_s3 *s3, const char *bucket,
                   const char *key, uint64_t *size, char **etag);

@@ -7,7 +7,7 @@
 #include "core/atomic.h"
 #include "fetch/pool.h"
 
-enum { DSC_PF_CHUNK, DSC_PF_URL, DSC_PF_PLAN_ITEM };
+enum { DSC_PF_CHUNK, DSC_PF_URL, DSC_PF_PLAN_ITEM, DSC_PF_CALL };
 
 /* An object version shared by the tasks of its chunks. */
 typedef struct obj_ref {
@@ -31,7 +31,9 @@ typedef struct dsc_pf_task {
     int kind;
     obj_ref *obj;                   /* DSC_PF_CHUNK */
     uint64_t index;
-    char *bucket, *key;             /* DSC_PF_URL */
+    char *bucket, *key;             /* DSC_PF_URL, DSC_PF_CALL */
+    dsc_pf_call_fn call;            /* DSC_PF_CALL, with call_arg */
+    void *call_arg;
     dsc_plan_state *plan;           /* DSC_PF_PLAN_ITEM */
     size_t item;
     const void *owner;

@@ -282,6 +282,8 @@ static void *fetcher(void *arg)
             run_chunk(pf, t);
         else if (t->kind == DSC_PF_URL)
             run_url(pf, t);
+        else if (t->kind == DSC_PF_CALL)
+            t->call(t->call_arg, t->bucket, t->key);
         else
             dsc_pf_run_plan_item(pf, t);
         dsc_pf_free_task(t);
@@ -364,12 +366,38 @@ int dsc_pf_chunks(dsc_pf *pf, const dsc_objref *obj, uint64_t first,
     return rc;
 }
 
+static int queue_named(dsc_pf *pf, dsc_pf_task *t, const char *bucket,
+                       const char *key);
+
 int dsc_pf_url(dsc_pf *pf, const char *bucket, const char *key)
 {
     dsc_pf_task *t = calloc(1, sizeof *t);
     if (!t)
         return DSC_ENOMEM;
     t->kind = DSC_PF_URL;
+    int rc = queue_named(pf, t, bucket, key);
+    if (!rc)
+        dsc_counter_add(&pf->n.queued, 1);
+    return rc;
+}
+
+int dsc_pf_call(dsc_pf *pf, dsc_pf_call_fn fn, void *arg, const char *bucket,
+                const char *key)
+{
+    dsc_pf_task *t = calloc(1, sizeof *t);
+    if (!t)
+        return DSC_ENOMEM;
+    t->kind = DSC_PF_CALL;
+    t->call = fn;
+    t->call_arg = arg;
+    return queue_named(pf, t, bucket, key);
+}
+
+/* Queue t (a URL or a call) with copies of bucket and key; frees t when it
+ * cannot. */
+static int queue_named(dsc_pf *pf, dsc_pf_task *t, const char *bucket,
+                       const char *key)
+{
     t->bucket = dsc_strdup(bucket);
     t->key = dsc_strdup(key);
     if (!t->bucket || !t->key) {
@@ -386,7 +414,6 @@ int dsc_pf_url(dsc_pf *pf, const char *bucket, const char *key)
     }
     dsc_pf_push(&pf->bg, t);
     pf->bg_outstanding++;
-    dsc_counter_add(&pf->n.queued, 1);
     pthread_cond_signal(&pf->work);
     pthread_mutex_unlock(&pf->mu);
     return 0;

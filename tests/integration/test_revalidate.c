@@ -189,6 +189,50 @@ static void test_listed_objects_relist(void **state)
     dsc_ctx_close(ctx);
 }
 
+/* A long epoch over a listed dataset: its listing is run again in the
+ * background before the metadata expires, so no open ever finds it
+ * expired, none sends a HEAD and none waits for a listing. */
+static void test_refresh_ahead(void **state)
+{
+    (void)state;
+    dsc_config cfg;
+    dsc_config_init(&cfg, DSC_CONFIG_VERSION);
+    cfg.endpoint = itest_env("DSC_TEST_ENDPOINT");
+    cfg.cache_dir = fresh_dir("reval-ahead");
+    cfg.chunk_size = 64 * 1024;
+    cfg.meta_ttl_ms = 1500;
+    cfg.readahead_max = 0;
+    dsc_ctx *ctx;
+    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "s3://%s/epoch/", itest_env("DSC_TEST_BUCKET"));
+    assert_true(dsc_list(ctx, prefix, NULL, NULL) >= N);
+    read_all(ctx);
+    dsc_stats a = stats_of(ctx);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int passes = 0;
+    do {
+        read_all(ctx);
+        passes++;
+        struct timespec nap = { 0, 20 * 1000000L };   /* a training step */
+        nanosleep(&nap, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 5000);
+    dsc_stats b = stats_of(ctx);
+    printf("    %d passes over 5 s (TTL 1.5 s): %llu expired, %llu HEADs, %llu LISTs, "
+           "%llu GETs\n", passes, (unsigned long long)(b.meta_expired - a.meta_expired),
+           (unsigned long long)(b.s3_heads - a.s3_heads),
+           (unsigned long long)(b.s3_lists - a.s3_lists),
+           (unsigned long long)(b.s3_gets - a.s3_gets));
+    assert_int_equal(b.meta_expired, a.meta_expired);
+    assert_int_equal(b.s3_heads, a.s3_heads);
+    assert_int_equal(b.s3_gets, a.s3_gets);
+    assert_true(b.s3_lists - a.s3_lists >= 3);
+    assert_true(b.s3_lists - a.s3_lists <= 10);
+    dsc_ctx_close(ctx);
+}
+
 /* Revalidation still sees a change: the new version is fetched, by
  * prefetch and by open, never the old bytes under the new ETag. */
 static void test_change_after_ttl_is_fetched(void **state)
@@ -237,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_open_after_ttl_reads_cached_chunks),
         cmocka_unit_test(test_plan_after_ttl_lists_once),
         cmocka_unit_test(test_listed_objects_relist),
+        cmocka_unit_test(test_refresh_ahead),
         cmocka_unit_test(test_change_after_ttl_is_fetched),
     };
     return cmocka_run_group_tests_name("revalidate", tests, NULL, NULL);

@@ -100,6 +100,7 @@ class Stats(ctypes.Structure):
         ("index_used_bytes", ctypes.c_uint64),
         ("index_full", ctypes.c_uint64),
         ("node_meta_dropped", ctypes.c_uint64),
+        ("meta_expired", ctypes.c_uint64),
     ]
 
 
