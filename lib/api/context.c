@@ -127,7 +127,7 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
     uint64_t meta_max, map_size, readers;
     int rc = env_setting("DSC_META_MAX", 1000, (uint64_t)1 << 40, &meta_max);
     if (!rc)
-        rc = env_setting("DSC_INDEX_MAP_SIZE", 1 << 20, (uint64_t)1 << 40, &map_size);
+        rc = env_setting("DSC_INDEX_MAP_SIZE", 256 << 10, (uint64_t)1 << 40, &map_size);
     if (!rc)
         rc = env_setting("DSC_INDEX_MAX_READERS", 126, 1 << 20, &readers);
     if (rc)

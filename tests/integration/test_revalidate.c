@@ -233,6 +233,48 @@ static void test_refresh_ahead(void **state)
     dsc_ctx_close(ctx);
 }
 
+/* An index started far too small (DSC_INDEX_MAP_SIZE=256K) grows as chunks
+ * and metadata come: every chunk is cached, nothing is lost or refused.
+ * A bad value is refused when the context opens, naming the variable. */
+static void test_index_grows_in_use(void **state)
+{
+    (void)state;
+    setenv("DSC_INDEX_MAP_SIZE", "256K", 1);
+    dsc_config cfg;
+    dsc_config_init(&cfg, DSC_CONFIG_VERSION);
+    cfg.endpoint = itest_env("DSC_TEST_ENDPOINT");
+    cfg.cache_dir = fresh_dir("reval-grow");
+    cfg.chunk_size = 64 * 1024;
+    cfg.readahead_max = 0;
+    dsc_ctx *ctx;
+    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
+    unsetenv("DSC_INDEX_MAP_SIZE");
+    dsc_stats a = stats_of(ctx);
+    assert_int_equal(a.index_map_bytes, 256 << 10);
+    /* 1,266 metadata records (a listing of the bucket) and 48 chunks. */
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "s3://%s/", itest_env("DSC_TEST_BUCKET"));
+    assert_true(dsc_list(ctx, prefix, NULL, NULL) > 1000);
+    read_all(ctx);
+    read_all(ctx);
+    dsc_stats b = stats_of(ctx);
+    printf("    map %llu KiB -> %llu KiB (%llu KiB used); %llu chunks, %llu hits\n",
+           (unsigned long long)a.index_map_bytes >> 10,
+           (unsigned long long)b.index_map_bytes >> 10,
+           (unsigned long long)b.index_used_bytes >> 10,
+           (unsigned long long)b.cache_chunks, (unsigned long long)b.hits);
+    assert_true(b.index_map_bytes > a.index_map_bytes);
+    assert_int_equal(b.index_full, 0);
+    assert_int_equal(b.cache_errors, 0);
+    assert_int_equal(b.hits, N);
+    dsc_ctx_close(ctx);
+
+    setenv("DSC_INDEX_MAP_SIZE", "lots", 1);
+    assert_int_equal(dsc_ctx_open(&cfg, &ctx), DSC_EINVAL);
+    assert_non_null(strstr(dsc_errmsg(), "DSC_INDEX_MAP_SIZE"));
+    unsetenv("DSC_INDEX_MAP_SIZE");
+}
+
 /* Revalidation still sees a change: the new version is fetched, by
  * prefetch and by open, never the old bytes under the new ETag. */
 static void test_change_after_ttl_is_fetched(void **state)
@@ -282,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_plan_after_ttl_lists_once),
         cmocka_unit_test(test_listed_objects_relist),
         cmocka_unit_test(test_refresh_ahead),
+        cmocka_unit_test(test_index_grows_in_use),
         cmocka_unit_test(test_change_after_ttl_is_fetched),
     };
     return cmocka_run_group_tests_name("revalidate", tests, NULL, NULL);
