@@ -241,6 +241,7 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
     ctx->pf_gen = DSC_FORK_NONE;
     pthread_mutex_init(&ctx->snap_lock, NULL);
     pthread_mutex_init(&ctx->listed_lock, NULL);
+    ctx->keeper_gen = DSC_FORK_NONE;
     dsc_fork_mark(&ctx->snap_gen);
     ctx->ca_file = dsc_strdup(cfg->ca_file);
     rc = dsc_creds_resolve(cfg, &ctx->creds);

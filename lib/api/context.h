@@ -37,6 +37,14 @@ struct dsc_ctx {
     pthread_mutex_t listed_lock;
     struct dsc_listed *listed;
     size_t nlisted;
+    /* The keeper: a thread of the process that listed, keeping those
+     * listings fresh while the node reads (api/revalidate.c). keeper_gen
+     * is the process generation it runs in (DSC_FORK_NONE: none). */
+    unsigned keeper_gen;
+    pthread_t keeper;
+    pthread_mutex_t keeper_mu;     /* leaf; guards keeper_stop */
+    pthread_cond_t keeper_cv;
+    int keeper_stop;
 };
 
 struct dsc_plan {
@@ -75,9 +83,10 @@ void dsc_ctx_drop_snapshot(dsc_ctx *ctx);
 /* Bring the stale metadata of a plan's objects up to date by listing
  * (lib/api/revalidate.c); best effort, errors are not the plan's. */
 void dsc_plan_revalidate(dsc_ctx *ctx, const dsc_plan_item *items, size_t n);
-/* A whole listing of bucket/prefix of n objects went well: remember it. */
+/* A whole listing of bucket/prefix of n objects went well (probe: one of
+ * its keys, whose metadata age stands for all): remember it. */
 void dsc_listed_note(dsc_ctx *ctx, const char *bucket, const char *prefix,
-                     uint64_t n);
+                     uint64_t n, const char *probe);
 /* bucket/key's metadata has expired: when a small listing of this context
  * taught it, list that prefix again (once for every thread and process
  * that wants it), which refreshes its neighbours too. 0 when a listing

@@ -13,6 +13,7 @@ typedef struct list_ctx {
     /* A listing carries each object's size and ETag: remember them, so
      * opening listed objects needs no HEAD (a dataset's first epoch). */
     dsc_cache *cache;              /* NULL: metadata is not kept */
+    char *probe;                   /* the first key remembered */
     dsc_meta_entry batch[META_BATCH];
     char *keys[META_BATCH], *etags[META_BATCH];
     size_t n;
@@ -38,6 +39,8 @@ static int on_object(void *arg, const char *key, uint64_t size,
             lc->keys[lc->n] = k;
             lc->etags[lc->n] = e;
             lc->batch[lc->n++] = (dsc_meta_entry){ k, size, e };
+            if (!lc->probe)
+                lc->probe = dsc_strdup(k);
             if (lc->n == META_BATCH)
                 flush_meta(lc);
         } else {
@@ -66,8 +69,9 @@ int64_t dsc_list_run(dsc_ctx *ctx, const dsc_s3url *u, dsc_list_cb cb,
     int64_t n = s3 ? dsc_s3_list(s3, u->bucket, u->key, on_object, lc)
                    : dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
     flush_meta(lc);
-    if (n >= 0 && lc->cache)
-        dsc_listed_note(ctx, u->bucket, u->key, (uint64_t)n);
+    if (n > 0 && lc->cache && lc->probe)
+        dsc_listed_note(ctx, u->bucket, u->key, (uint64_t)n, lc->probe);
+    free(lc->probe);
     dsc_buf_free(&lc->url);
     free(lc);
     return n;

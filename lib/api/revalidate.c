@@ -1,9 +1,12 @@
 /* Metadata past its TTL, brought up to date by listing: one LIST page
  * answers for up to 1,000 objects where a HEAD answers for one, and
- * neither moves a body byte. Two ways in: a plan lists the prefixes of
- * its stale objects before it starts, and an open of an object a small
- * listing of this context taught lists that prefix again. Best effort:
- * what a listing does not cover is checked with a HEAD. */
+ * neither moves a body byte. Ways in: a plan lists the prefixes of its
+ * stale objects before it starts; an open of an object a small listing of
+ * this context taught lists that prefix again (or, past 3/4 of the TTL,
+ * has a fetcher do it ahead); and the keeper thread of the process that
+ * listed runs those listings again before they expire while the node
+ * reads, so an epoch after a pause (evaluation, checkpointing) finds its
+ * metadata fresh. Best effort: what a listing misses gets a HEAD. */
 #include <stdlib.h>
 #include <string.h>
 #include "api/context.h"
@@ -15,12 +18,21 @@
 #define RELIST_MAX 10000
 /* Listings remembered per context, the newest kept. */
 #define LISTED_MAX 64
+/* The keeper runs for TTLs at least this long (shorter ones are tests or
+ * a wish for fresh data), and stops relisting once the node has read
+ * nothing for KEEP_IDLE_MS. */
+#define KEEP_TTL_MIN 10000
+#define KEEP_IDLE_MS (10 * 60 * 1000)
 
 struct dsc_listed {
     char *bucket, *prefix;
+    char *probe;                   /* a key of it: its metadata's age is
+                                      the listing's */
     int64_t relisted_ms;           /* when this process last listed it
                                       again for an expired open */
 };
+
+static void keeper_start(dsc_ctx *ctx);
 
 static int remake_listed_lock(void *arg)
 {
@@ -34,14 +46,16 @@ static void listed_clear(struct dsc_listed *l)
 {
     free(l->bucket);
     free(l->prefix);
+    free(l->probe);
 }
 
 void dsc_listed_note(dsc_ctx *ctx, const char *bucket, const char *prefix,
-                     uint64_t n)
+                     uint64_t n, const char *probe)
 {
     if (n > RELIST_MAX || dsc_fork_ensure(&ctx->listed_gen, remake_listed_lock, ctx))
         return;
-    struct dsc_listed fresh = { dsc_strdup(bucket), dsc_strdup(prefix), 0 };
+    struct dsc_listed fresh = { dsc_strdup(bucket), dsc_strdup(prefix),
+                                dsc_strdup(probe), 0 };
     pthread_mutex_lock(&ctx->listed_lock);
     if (!ctx->listed)
         ctx->listed = calloc(LISTED_MAX, sizeof *ctx->listed);
@@ -49,7 +63,7 @@ void dsc_listed_note(dsc_ctx *ctx, const char *bucket, const char *prefix,
     while (i < ctx->nlisted && (strcmp(ctx->listed[i].bucket, bucket) ||
                                 strcmp(ctx->listed[i].prefix, prefix)))
         i++;
-    if (!ctx->listed || !fresh.bucket || !fresh.prefix) {
+    if (!ctx->listed || !fresh.bucket || !fresh.prefix || !fresh.probe) {
         listed_clear(&fresh);
     } else {
         /* Drop the same listing or, when full, the oldest; append. */
@@ -63,12 +77,16 @@ void dsc_listed_note(dsc_ctx *ctx, const char *bucket, const char *prefix,
             ctx->nlisted--;
         }
         ctx->listed[ctx->nlisted++] = fresh;
+        keeper_start(ctx);   /* under the lock: started once */
     }
     pthread_mutex_unlock(&ctx->listed_lock);
 }
 
+static void keeper_stop(dsc_ctx *ctx);
+
 void dsc_listed_free(dsc_ctx *ctx)
 {
+    keeper_stop(ctx);
     for (size_t i = 0; i < ctx->nlisted; i++)
         listed_clear(&ctx->listed[i]);
     free(ctx->listed);
@@ -174,6 +192,119 @@ void dsc_listed_refresh_ahead(dsc_ctx *ctx, const char *bucket, const char *key,
         dsc_err_restore(&saved);
     }
     free(prefix);
+}
+
+/* ---- The keeper ------------------------------------------------------- */
+
+/* One listing due for the keeper: a copy, so no lock is held while it
+ * runs. */
+typedef struct due {
+    char *bucket, *prefix, *probe;
+} due;
+
+/* The listings whose probe's metadata is past 3/4 of the TTL. */
+static size_t collect_due(dsc_ctx *ctx, due *out, size_t cap)
+{
+    uint64_t late = (uint64_t)ttl_ms(ctx) / 4 * 3;
+    size_t n = 0;
+    pthread_mutex_lock(&ctx->listed_lock);
+    for (size_t i = 0; i < ctx->nlisted && n < cap; i++) {
+        const struct dsc_listed *l = &ctx->listed[i];
+        due d = { dsc_strdup(l->bucket), dsc_strdup(l->prefix), dsc_strdup(l->probe) };
+        if (d.bucket && d.prefix && d.probe &&
+            dsc_meta_age(ctx->cache, d.bucket, d.probe) >= late) {
+            out[n++] = d;
+        } else {
+            free(d.bucket);
+            free(d.prefix);
+            free(d.probe);
+        }
+    }
+    pthread_mutex_unlock(&ctx->listed_lock);
+    return n;
+}
+
+static void *keeper_main(void *arg)
+{
+    dsc_ctx *ctx = arg;
+    uint64_t last_hits = 0;
+    int64_t active = dsc_now_ms();
+    due *d = malloc(LISTED_MAX * sizeof *d);
+    pthread_mutex_lock(&ctx->keeper_mu);
+    while (d && !ctx->keeper_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        int64_t step = ttl_ms(ctx) / 4;
+        until.tv_sec += step / 1000;
+        until.tv_nsec += (step % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!ctx->keeper_stop &&
+               pthread_cond_timedwait(&ctx->keeper_cv, &ctx->keeper_mu, &until) == 0)
+            ;
+        if (ctx->keeper_stop)
+            break;
+        pthread_mutex_unlock(&ctx->keeper_mu);
+        /* The node's hits (every process's, the DataLoader workers' too)
+         * say whether anyone still reads. */
+        dsc_stats st;
+        memset(&st, 0, sizeof st);
+        dsc_cache_stats(ctx->cache, &st);
+        if (st.node_hits != last_hits)
+            active = dsc_now_ms();
+        last_hits = st.node_hits;
+        if (dsc_now_ms() - active < KEEP_IDLE_MS) {
+            size_t n = collect_due(ctx, d, LISTED_MAX);
+            for (size_t i = 0; i < n; i++) {
+                relist(ctx, d[i].bucket, d[i].prefix, d[i].probe,
+                       (uint64_t)ttl_ms(ctx) / 2);
+                free(d[i].bucket);
+                free(d[i].prefix);
+                free(d[i].probe);
+            }
+        }
+        pthread_mutex_lock(&ctx->keeper_mu);
+    }
+    pthread_mutex_unlock(&ctx->keeper_mu);
+    free(d);
+    return NULL;
+}
+
+/* In the process that listed, once (a fork()ed child has none: its
+ * parent's keeper keeps the node's metadata fresh for it). */
+static void keeper_start(dsc_ctx *ctx)
+{
+    if (!ctx->cache || ttl_ms(ctx) < KEEP_TTL_MIN || ctx->keeper_gen != DSC_FORK_NONE)
+        return;
+    pthread_mutex_init(&ctx->keeper_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ctx->keeper_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    ctx->keeper_stop = 0;
+    if (pthread_create(&ctx->keeper, NULL, keeper_main, ctx) == 0) {
+        dsc_fork_mark(&ctx->keeper_gen);
+    } else {
+        pthread_cond_destroy(&ctx->keeper_cv);
+        pthread_mutex_destroy(&ctx->keeper_mu);
+    }
+}
+
+static void keeper_stop(dsc_ctx *ctx)
+{
+    if (ctx->keeper_gen == DSC_FORK_NONE || !dsc_fork_current(&ctx->keeper_gen))
+        return;   /* none, or the parent's (not ours to stop) */
+    pthread_mutex_lock(&ctx->keeper_mu);
+    ctx->keeper_stop = 1;
+    pthread_cond_signal(&ctx->keeper_cv);
+    pthread_mutex_unlock(&ctx->keeper_mu);
+    pthread_join(ctx->keeper, NULL);
+    pthread_cond_destroy(&ctx->keeper_cv);
+    pthread_mutex_destroy(&ctx->keeper_mu);
+    ctx->keeper_gen = DSC_FORK_NONE;
 }
 
 /* ---- Plans ------------------------------------------------------------ */

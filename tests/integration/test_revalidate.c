@@ -233,6 +233,45 @@ static void test_refresh_ahead(void **state)
     dsc_ctx_close(ctx);
 }
 
+/* A pause longer than the TTL (evaluation, a checkpoint): the keeper of
+ * the process that listed has run the listing again before it expired,
+ * so the next epoch finds every object's metadata fresh. */
+static void test_keeper_bridges_a_pause(void **state)
+{
+    (void)state;
+    dsc_config cfg;
+    dsc_config_init(&cfg, DSC_CONFIG_VERSION);
+    cfg.endpoint = itest_env("DSC_TEST_ENDPOINT");
+    cfg.cache_dir = fresh_dir("reval-keeper");
+    cfg.chunk_size = 64 * 1024;
+    cfg.meta_ttl_ms = 10000;   /* the shortest TTL the keeper serves */
+    cfg.readahead_max = 0;
+    dsc_ctx *ctx;
+    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "s3://%s/epoch/", itest_env("DSC_TEST_BUCKET"));
+    assert_true(dsc_list(ctx, prefix, NULL, NULL) >= N);
+    read_all(ctx);
+    dsc_stats a = stats_of(ctx);
+    struct timespec pause = { 12, 0 };
+    nanosleep(&pause, NULL);
+    dsc_stats b = stats_of(ctx);
+    read_all(ctx);
+    dsc_stats c = stats_of(ctx);
+    printf("    after a 12 s pause (TTL 10 s): %llu LISTs during it; then %llu expired, "
+           "%llu HEADs, %llu GETs\n", (unsigned long long)(b.s3_lists - a.s3_lists),
+           (unsigned long long)(c.meta_expired - b.meta_expired),
+           (unsigned long long)(c.s3_heads - b.s3_heads),
+           (unsigned long long)(c.s3_gets - b.s3_gets));
+    assert_true(b.s3_lists - a.s3_lists >= 1);
+    assert_true(b.s3_lists - a.s3_lists <= 2);
+    assert_int_equal(c.meta_expired, b.meta_expired);
+    assert_int_equal(c.s3_heads, b.s3_heads);
+    assert_int_equal(c.s3_gets, b.s3_gets);
+    assert_int_equal(c.hits - b.hits, N);
+    dsc_ctx_close(ctx);
+}
+
 /* An index started far too small (DSC_INDEX_MAP_SIZE=256K) grows as chunks
  * and metadata come: every chunk is cached, nothing is lost or refused.
  * A bad value is refused when the context opens, naming the variable. */
@@ -325,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_listed_objects_relist),
         cmocka_unit_test(test_refresh_ahead),
         cmocka_unit_test(test_index_grows_in_use),
+        cmocka_unit_test(test_keeper_bridges_a_pause),
         cmocka_unit_test(test_change_after_ttl_is_fetched),
     };
     return cmocka_run_group_tests_name("revalidate", tests, NULL, NULL);
