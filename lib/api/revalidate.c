@@ -49,20 +49,49 @@ static void listed_clear(struct dsc_listed *l)
     free(l->probe);
 }
 
+/* Index of bucket/prefix among the remembered listings, or nlisted. Under
+ * listed_lock. */
+static size_t listed_find(const dsc_ctx *ctx, const char *bucket, const char *prefix)
+{
+    size_t i = 0;
+    while (i < ctx->nlisted && (strcmp(ctx->listed[i].bucket, bucket) ||
+                                strcmp(ctx->listed[i].prefix, prefix)))
+        i++;
+    return i;
+}
+
+/* A prefix that has grown past RELIST_MAX is no longer listed again: its
+ * objects get HEADs. */
+static void listed_forget(dsc_ctx *ctx, const char *bucket, const char *prefix)
+{
+    if (dsc_fork_ensure(&ctx->listed_gen, remake_listed_lock, ctx))
+        return;
+    pthread_mutex_lock(&ctx->listed_lock);
+    size_t i = listed_find(ctx, bucket, prefix);
+    if (i < ctx->nlisted) {
+        listed_clear(&ctx->listed[i]);
+        memmove(&ctx->listed[i], &ctx->listed[i + 1],
+                (ctx->nlisted - i - 1) * sizeof *ctx->listed);
+        ctx->nlisted--;
+    }
+    pthread_mutex_unlock(&ctx->listed_lock);
+}
+
 void dsc_listed_note(dsc_ctx *ctx, const char *bucket, const char *prefix,
                      uint64_t n, const char *probe)
 {
-    if (n > RELIST_MAX || dsc_fork_ensure(&ctx->listed_gen, remake_listed_lock, ctx))
+    if (n > RELIST_MAX) {
+        listed_forget(ctx, bucket, prefix);
+        return;
+    }
+    if (dsc_fork_ensure(&ctx->listed_gen, remake_listed_lock, ctx))
         return;
     struct dsc_listed fresh = { dsc_strdup(bucket), dsc_strdup(prefix),
                                 dsc_strdup(probe), 0 };
     pthread_mutex_lock(&ctx->listed_lock);
     if (!ctx->listed)
         ctx->listed = calloc(LISTED_MAX, sizeof *ctx->listed);
-    size_t i = 0;
-    while (i < ctx->nlisted && (strcmp(ctx->listed[i].bucket, bucket) ||
-                                strcmp(ctx->listed[i].prefix, prefix)))
-        i++;
+    size_t i = listed_find(ctx, bucket, prefix);
     if (!ctx->listed || !fresh.bucket || !fresh.prefix || !fresh.probe) {
         listed_clear(&fresh);
     } else {
@@ -123,6 +152,14 @@ static char *listing_of(dsc_ctx *ctx, const char *bucket, const char *key,
     return prefix;
 }
 
+/* A listing run again stops past RELIST_MAX keys: the prefix has grown
+ * since it was remembered, and one open must not wait for all of it. */
+static int relist_bounded(void *arg, const dsc_object_info *o)
+{
+    (void)o;
+    return ++*(uint64_t *)arg > RELIST_MAX;
+}
+
 /* List bucket/prefix again under its named lock, unless whoever held the
  * lock just did: key's metadata is then younger than `young` ms. */
 static void relist(dsc_ctx *ctx, const char *bucket, const char *prefix,
@@ -137,7 +174,10 @@ static void relist(dsc_ctx *ctx, const char *bucket, const char *prefix,
     int locked = dsc_cache_lock_name(ctx->cache, name.data) == 0;
     if (dsc_meta_age(ctx->cache, bucket, key) >= young) {
         dsc_s3url u = { (char *)bucket, (char *)prefix };
-        int64_t n = dsc_list_run(ctx, &u, NULL, NULL);
+        uint64_t seen = 0;
+        int64_t n = dsc_list_run(ctx, &u, relist_bounded, &seen);
+        if (seen > RELIST_MAX)
+            listed_forget(ctx, bucket, prefix);
         dsc_log(DSC_LOG_DEBUG, "revalidated s3://%s/%s by listing: %lld objects%s%s",
                 bucket, prefix, (long long)n, n < 0 ? ": " : "",
                 n < 0 ? dsc_errmsg() : "");

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,12 +65,30 @@ static size_t map_size(dsc_index *ix)
     return info.me_mapsize;
 }
 
+/* A remap unmaps first: when the new map cannot be made (an address-space
+ * limit, RLIMIT_AS) the environment is left with none and must never be
+ * touched again. Under the resize lock, held exclusively. */
+static void remap_failed(dsc_index *ix, int rc)
+{
+    dsc_atomic_set(&ix->dead, 1);
+    dsc_log(DSC_LOG_WARN, "cache index %s: cannot map it (%s); reading from S3 "
+            "without the cache", ix->path, mdb_strerror(rc));
+}
+
 /* Another process grew the map: take its size (no transaction open). */
 static void follow_map(dsc_index *ix)
 {
     pthread_rwlock_wrlock(&ix->resize);
-    mdb_env_set_mapsize(ix->env, 0);
+    int rc = dsc_atomic_get(&ix->dead) ? 0 : mdb_env_set_mapsize(ix->env, 0);
+    if (rc)
+        remap_failed(ix, rc);
     pthread_rwlock_unlock(&ix->resize);
+}
+
+static int refuse_dead(dsc_index *ix, const char *what)
+{
+    return dsc_fail(DSC_EIO, "cache index %s (%s): unusable since a remap "
+                    "failed", what, ix->path);
 }
 
 int dsc_ix_begin(dsc_index *ix, unsigned flags, MDB_txn **txn, const char *what)
@@ -77,6 +96,10 @@ int dsc_ix_begin(dsc_index *ix, unsigned flags, MDB_txn **txn, const char *what)
     int rc;
     for (;;) {
         pthread_rwlock_rdlock(&ix->resize);
+        if (dsc_atomic_get(&ix->dead)) {
+            pthread_rwlock_unlock(&ix->resize);
+            return refuse_dead(ix, what);
+        }
         rc = mdb_txn_begin(ix->env, NULL, flags, txn);
         if (rc != MDB_MAP_RESIZED)
             break;
@@ -117,6 +140,22 @@ static int shed_metadata(dsc_index *ix)
     return rc == 0 && dropped > 0;
 }
 
+/* Whether a remap from seen to want bytes fits under an address-space
+ * limit, with room to spare (the process's other mappings grow too). */
+static int may_map(size_t seen, size_t want)
+{
+    struct rlimit as;
+    if (getrlimit(RLIMIT_AS, &as) || as.rlim_cur == RLIM_INFINITY)
+        return 1;
+    unsigned long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    int ok = f && fscanf(f, "%lu", &pages) == 1;
+    if (f)
+        fclose(f);
+    uint64_t vm = (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+    return ok && vm - seen + want + ((uint64_t)64 << 20) <= as.rlim_cur;
+}
+
 /* The map was full at `seen` bytes: double it (unless another thread did
  * meanwhile), else shed metadata, else fail loudly. DSC_RETRY or an
  * error. */
@@ -125,13 +164,22 @@ static int map_full(dsc_index *ix, size_t seen, const char *what)
     size_t now;
     int rc = 0;
     pthread_rwlock_wrlock(&ix->resize);
+    if (dsc_atomic_get(&ix->dead)) {
+        pthread_rwlock_unlock(&ix->resize);
+        return refuse_dead(ix, what);
+    }
     now = map_size(ix);
-    if (now == seen && seen < ix->map_max) {
-        size_t want = seen * 2 < ix->map_max ? seen * 2 : ix->map_max;
+    size_t want = seen * 2 < ix->map_max ? seen * 2 : ix->map_max;
+    if (now == seen && seen < ix->map_max && may_map(seen, want)) {
         rc = mdb_env_set_mapsize(ix->env, want);
-        now = map_size(ix);
+        if (rc)   /* LMDB has unmapped the old map: nothing to go back to */
+            remap_failed(ix, rc);
+        if (!dsc_atomic_get(&ix->dead))
+            now = map_size(ix);
     }
     pthread_rwlock_unlock(&ix->resize);
+    if (dsc_atomic_get(&ix->dead))
+        return refuse_dead(ix, what);
     if (now > seen) {
         dsc_log(DSC_LOG_INFO, "cache index %s: map grown to %zu MiB",
                 ix->path, now >> 20);
@@ -253,7 +301,8 @@ static int open_env(dsc_index *ix, const dsc_index_opts *o)
     mdb_env_set_maxreaders(ix->env, o->max_readers ? o->max_readers : 4096);
     /* Address space, not disk: the file grows only as entries are added.
      * A larger size another process already grew to is kept. */
-    mdb_env_set_mapsize(ix->env, o->map_size ? o->map_size : (size_t)1 << 30);
+    size_t start = o->map_size ? o->map_size : (size_t)1 << 30;
+    mdb_env_set_mapsize(ix->env, start < ix->map_max ? start : ix->map_max);
     /* Without sync a kill -9 still leaves a consistent index (the OS has
      * the pages); only a power loss could hurt it, and then the cache is
      * rebuilt. DSC_CACHE_SYNC=1 buys durability with an fsync per write.
@@ -381,6 +430,13 @@ int dsc_index_open_opts(const char *dir, const dsc_index_opts *o, dsc_index **ou
             ix->refs = 1;
             ix->meta_max = o->meta_max ? o->meta_max : 2000000;
             ix->map_max = o->map_max ? o->map_max : MAP_MAX;
+            /* Under an address-space limit (ulimit -v, common on HPC
+             * schedulers) a map may take a quarter of it at most: a remap
+             * that fails leaves the index unusable. */
+            struct rlimit as;
+            if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY &&
+                ix->map_max > as.rlim_cur / 4)
+                ix->map_max = as.rlim_cur / 4;
             /* Writers first: a stream of readers must not starve a grow. */
             pthread_rwlockattr_t ra;
             pthread_rwlockattr_init(&ra);
@@ -664,7 +720,11 @@ static int touch_once(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
         uint8_t lk[24];
         lru_key(lk, rec.atime_ms, &ids[i]);
         MDB_val l = { sizeof lk, lk };
-        mdb_del(txn, ix->lru, &l, NULL);
+        rc = mdb_del(txn, ix->lru, &l, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        if (rc)
+            break;
         rec.atime_ms = now_ms;
         lru_key(lk, rec.atime_ms, &ids[i]);
         MDB_val e = { 0, NULL };
@@ -720,6 +780,10 @@ int dsc_index_map_info(dsc_index *ix, uint64_t *map_bytes, uint64_t *used_bytes,
     MDB_envinfo info;
     MDB_stat st;
     pthread_rwlock_rdlock(&ix->resize);
+    if (dsc_atomic_get(&ix->dead)) {
+        pthread_rwlock_unlock(&ix->resize);
+        return refuse_dead(ix, "info");
+    }
     int rc = mdb_env_info(ix->env, &info);
     if (!rc)
         rc = mdb_env_stat(ix->env, &st);

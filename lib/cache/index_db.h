@@ -27,8 +27,10 @@ struct dsc_index {
     int refs;
     struct dsc_index *next;
 
-    /* Counters (core/atomic.h) and once-flags (dsc_log_once), any thread. */
+    /* Counters and flags (core/atomic.h), once-flags (dsc_log_once). */
     uint64_t full;                 /* writes that found it full for good */
+    int dead;                      /* a remap failed and left no map: every
+                                      transaction is refused (reads go to S3) */
     int warned_full;
 };
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1045,6 +1046,113 @@ static void test_full_index_is_loud(void **state)
     dsc_index_release(ix);
 }
 
+/* Under an address-space limit (ulimit -v) the map stops growing short of
+ * it (a failed remap would leave no map), and a process that cannot follow
+ * another's growth stops using the index: errors, never a crash. In
+ * children, so the limit stays theirs; not under sanitizers (their shadow
+ * memory needs the address space). */
+static long vm_size_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+static void limit_address_space(long extra)
+{
+    struct rlimit as = { (rlim_t)(vm_size_bytes() + extra),
+                         (rlim_t)(vm_size_bytes() + extra) };
+    if (setrlimit(RLIMIT_AS, &as))
+        _exit(20);
+}
+
+static void test_address_space_limit(void **state)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    (void)state;
+    skip();
+#else
+    fixture *f = *state;
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/aslimit", f->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    /* 1: growing under the limit ends in "full", with the process alive. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        limit_address_space(96L << 20);
+        dsc_index_opts o = { .map_size = 1 << 20 };
+        dsc_index *ix;
+        if (dsc_index_open_opts(dir, &o, &ix))
+            _exit(10);
+        int rc = 0;
+        for (uint32_t n = 0; rc == 0 && n < 4000000; n++) {
+            dsc_chunk_id wid = mkid(n & 0xffff);
+            memcpy(wid.b, &n, sizeof n);   /* distinct past 65,535 too */
+            dsc_chunk_rec r = mkrec(100, n + 1, 1000 + n);
+            dsc_admit ad = { .cap = UINT64_MAX / 2 };
+            rc = dsc_index_insert(ix, &wid, &r, &ad);
+        }
+        dsc_chunk_id id = mkid(5);
+        memset(id.b, 0, 4);
+        id.b[0] = 5;
+        dsc_chunk_rec r;
+        _exit(rc != DSC_EIO ? 11 : dsc_index_get(ix, &id, &r) ? 12 : 0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+        fail_msg("growing under ulimit -v: %s %d", WIFEXITED(st) ? "exit" : "signal",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    /* 2: another process makes the map bigger than this one may map. */
+    snprintf(dir, sizeof dir, "%s/aslimit2", f->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    int go[2], ready[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(ready), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dsc_index_opts o = { .map_size = 1 << 20 };
+        dsc_index *ix;
+        char c = 'r';
+        if (dsc_index_open_opts(dir, &o, &ix) || insert_n(ix, 0, 10))
+            _exit(10);
+        limit_address_space(48L << 20);
+        if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(12);
+        dsc_chunk_id id = mkid(3);
+        dsc_chunk_rec r;
+        int rc = dsc_index_get(ix, &id, &r);
+        _exit(rc == DSC_EIO ? 0 : 13);
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    dsc_index_opts big = { .map_size = (size_t)1 << 30 };
+    dsc_index *ix;
+    assert_int_equal(dsc_index_open_opts(dir, &big, &ix), 0);
+    /* Data past the child's map, and the 1 GiB map recorded with it. */
+    assert_int_equal(insert_n(ix, 100, 20000), 0);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    dsc_index_release(ix);
+    close(go[0]);
+    close(go[1]);
+    close(ready[0]);
+    close(ready[1]);
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+        fail_msg("following a map too big for ulimit -v: %s %d",
+                 WIFEXITED(st) ? "exit" : "signal",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+#endif
+}
+
 /* 1,100 live threads that each read, on an index of only 126 reader
  * slots: with slots per thread (no MDB_NOTLS) the 127th failed with
  * MDB_READERS_FULL; per transaction, only reads at once count. */
@@ -1143,6 +1251,7 @@ int main(void)
         T(test_meta_is_bounded),
         T(test_full_index_is_loud),
         T(test_many_threads_read),
+        T(test_address_space_limit),
     };
     return cmocka_run_group_tests_name("index", tests, NULL, NULL);
 }
