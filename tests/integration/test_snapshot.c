@@ -644,15 +644,15 @@ static void test_hostile_sources(void **state)
     const char *path = state_path("private.dsnap");
     assert_int_equal(dsc_snapshot_save(epoch, path), 0);
     char args[700], url[300], dir_url[300];
-    snprintf(args, sizeof args, "snapfiles-pinned/first.dsnap %s", path);
+    snprintf(args, sizeof args, "snappinned/first.dsnap %s", path);
     s3put("putfile", args);
-    snprintf(dir_url, sizeof dir_url, "s3://%s/snapfiles-pinned/",
+    snprintf(dir_url, sizeof dir_url, "s3://%s/snappinned/",
              itest_env("DSC_TEST_BUCKET"));
     dsc_snapshot *pin = list_snap(dir_url);
     assert_int_equal(dsc_ctx_use_snapshot(ctx, pin), 0);
-    snprintf(args, sizeof args, "snapfiles-pinned/next.dsnap %s", path);
+    snprintf(args, sizeof args, "snappinned/next.dsnap %s", path);
     s3put("putfile", args);
-    snprintf(url, sizeof url, "s3://%s/snapfiles-pinned/next.dsnap",
+    snprintf(url, sizeof url, "s3://%s/snappinned/next.dsnap",
              itest_env("DSC_TEST_BUCKET"));
     if (dsc_snapshot_load(ctx, url, &s))
         fail_msg("load through a pinned context: %s", dsc_errmsg());
