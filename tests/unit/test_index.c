@@ -1051,6 +1051,7 @@ static void test_full_index_is_loud(void **state)
  * another's growth stops using the index: errors, never a crash. In
  * children, so the limit stays theirs; not under sanitizers (their shadow
  * memory needs the address space). */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 static long vm_size_bytes(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -1071,6 +1072,7 @@ static void limit_address_space(long extra)
     if (setrlimit(RLIMIT_AS, &as))
         _exit(20);
 }
+#endif
 
 static void test_address_space_limit(void **state)
 {
