@@ -345,7 +345,9 @@ void dsc_ctx_close(dsc_ctx *ctx)
 {
     if (!ctx)
         return;
-    /* Fetchers first: they use the cache and the S3 client. */
+    /* The keeper and the fetchers first: they use the cache and the S3
+     * client. */
+    dsc_listed_stop(ctx);
     dsc_pf_free(dsc_ctx_pf_if_made(ctx));
     dsc_cache_close(ctx->cache);
     dsc_peers_free(ctx->peers);

@@ -97,6 +97,9 @@ int dsc_listed_revalidate(dsc_ctx *ctx, const char *bucket, const char *key);
  * never wait on a revalidation. */
 void dsc_listed_refresh_ahead(dsc_ctx *ctx, const char *bucket, const char *key,
                               uint64_t age_ms);
+/* Stop this process's keeper (before the cache and S3 client go); free
+ * the remembered listings (after the fetchers, whose tasks use them). */
+void dsc_listed_stop(dsc_ctx *ctx);
 void dsc_listed_free(dsc_ctx *ctx);
 
 /* The listing loop that dsc_list and dsc_snapshot_list share: every

@@ -113,6 +113,11 @@ void dsc_listed_note(dsc_ctx *ctx, const char *bucket, const char *prefix,
 
 static void keeper_stop(dsc_ctx *ctx);
 
+void dsc_listed_stop(dsc_ctx *ctx)
+{
+    keeper_stop(ctx);
+}
+
 void dsc_listed_free(dsc_ctx *ctx)
 {
     keeper_stop(ctx);

@@ -160,6 +160,7 @@ static void test_listed_objects_relist(void **state)
         past_ttl();
         seen s0 = server_seen();
         pid_t kids[4];
+        fflush(stdout);   /* else each child prints the parent's buffer again */
         for (int k = 0; k < 4; k++) {
             kids[k] = fork();
             assert_true(kids[k] >= 0);
