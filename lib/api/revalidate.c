@@ -60,6 +60,15 @@ static size_t listed_find(const dsc_ctx *ctx, const char *bucket, const char *pr
     return i;
 }
 
+/* Drop entry i, keeping the others in age order. Under listed_lock. */
+static void listed_remove(dsc_ctx *ctx, size_t i)
+{
+    listed_clear(&ctx->listed[i]);
+    memmove(&ctx->listed[i], &ctx->listed[i + 1],
+            (ctx->nlisted - i - 1) * sizeof *ctx->listed);
+    ctx->nlisted--;
+}
+
 /* A prefix that has grown past RELIST_MAX is no longer listed again: its
  * objects get HEADs. */
 static void listed_forget(dsc_ctx *ctx, const char *bucket, const char *prefix)
@@ -68,12 +77,8 @@ static void listed_forget(dsc_ctx *ctx, const char *bucket, const char *prefix)
         return;
     pthread_mutex_lock(&ctx->listed_lock);
     size_t i = listed_find(ctx, bucket, prefix);
-    if (i < ctx->nlisted) {
-        listed_clear(&ctx->listed[i]);
-        memmove(&ctx->listed[i], &ctx->listed[i + 1],
-                (ctx->nlisted - i - 1) * sizeof *ctx->listed);
-        ctx->nlisted--;
-    }
+    if (i < ctx->nlisted)
+        listed_remove(ctx, i);
     pthread_mutex_unlock(&ctx->listed_lock);
 }
 
@@ -100,10 +105,7 @@ void dsc_listed_note(dsc_ctx *ctx, const char *bucket, const char *prefix,
             i = 0;
         if (i < ctx->nlisted) {
             fresh.relisted_ms = ctx->listed[i].relisted_ms;
-            listed_clear(&ctx->listed[i]);
-            memmove(&ctx->listed[i], &ctx->listed[i + 1],
-                    (ctx->nlisted - i - 1) * sizeof *ctx->listed);
-            ctx->nlisted--;
+            listed_remove(ctx, i);
         }
         ctx->listed[ctx->nlisted++] = fresh;
         keeper_start(ctx);   /* under the lock: started once */
