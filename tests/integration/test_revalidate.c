@@ -22,18 +22,37 @@ static void epoch_fixtures(void)
     }
 }
 
-static dsc_ctx *reval_ctx(const char *dir)
+static void reval_config(dsc_config *cfg, const char *dir, long ttl_ms)
+{
+    dsc_config_init(cfg, DSC_CONFIG_VERSION);
+    cfg->endpoint = itest_env("DSC_TEST_ENDPOINT");
+    cfg->cache_dir = dir;
+    cfg->chunk_size = 64 * 1024;
+    cfg->meta_ttl_ms = ttl_ms;
+    cfg->readahead_max = 0;
+}
+
+static dsc_ctx *reval_ctx_ttl(const char *dir, long ttl_ms)
 {
     dsc_config cfg;
-    dsc_config_init(&cfg, DSC_CONFIG_VERSION);
-    cfg.endpoint = itest_env("DSC_TEST_ENDPOINT");
-    cfg.cache_dir = dir;
-    cfg.chunk_size = 64 * 1024;
-    cfg.meta_ttl_ms = TTL_MS;
-    cfg.readahead_max = 0;
+    reval_config(&cfg, dir, ttl_ms);
     dsc_ctx *ctx;
     assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
     return ctx;
+}
+
+static dsc_ctx *reval_ctx(const char *dir)
+{
+    return reval_ctx_ttl(dir, TTL_MS);
+}
+
+/* A dataset made from the epoch/ prefix: the listing teaches the context
+ * every object's metadata. */
+static void list_epoch(dsc_ctx *ctx)
+{
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "s3://%s/epoch/", itest_env("DSC_TEST_BUCKET"));
+    assert_true(dsc_list(ctx, prefix, NULL, NULL) >= N);
 }
 
 /* What s3rver saw of the epoch objects: GETs (206), HEADs (200), LISTs. */
@@ -152,9 +171,7 @@ static void test_listed_objects_relist(void **state)
 {
     (void)state;
     dsc_ctx *ctx = reval_ctx(fresh_dir("reval-listed"));
-    char prefix[300];
-    snprintf(prefix, sizeof prefix, "s3://%s/epoch/", itest_env("DSC_TEST_BUCKET"));
-    assert_true(dsc_list(ctx, prefix, NULL, NULL) >= N);
+    list_epoch(ctx);
     read_all(ctx);
     for (int round = 0; round < 2; round++) {
         past_ttl();
@@ -196,18 +213,8 @@ static void test_listed_objects_relist(void **state)
 static void test_refresh_ahead(void **state)
 {
     (void)state;
-    dsc_config cfg;
-    dsc_config_init(&cfg, DSC_CONFIG_VERSION);
-    cfg.endpoint = itest_env("DSC_TEST_ENDPOINT");
-    cfg.cache_dir = fresh_dir("reval-ahead");
-    cfg.chunk_size = 64 * 1024;
-    cfg.meta_ttl_ms = 1500;
-    cfg.readahead_max = 0;
-    dsc_ctx *ctx;
-    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
-    char prefix[300];
-    snprintf(prefix, sizeof prefix, "s3://%s/epoch/", itest_env("DSC_TEST_BUCKET"));
-    assert_true(dsc_list(ctx, prefix, NULL, NULL) >= N);
+    dsc_ctx *ctx = reval_ctx_ttl(fresh_dir("reval-ahead"), 1500);
+    list_epoch(ctx);
     read_all(ctx);
     dsc_stats a = stats_of(ctx);
     struct timespec t0, t;
@@ -240,18 +247,9 @@ static void test_refresh_ahead(void **state)
 static void test_keeper_bridges_a_pause(void **state)
 {
     (void)state;
-    dsc_config cfg;
-    dsc_config_init(&cfg, DSC_CONFIG_VERSION);
-    cfg.endpoint = itest_env("DSC_TEST_ENDPOINT");
-    cfg.cache_dir = fresh_dir("reval-keeper");
-    cfg.chunk_size = 64 * 1024;
-    cfg.meta_ttl_ms = 10000;   /* the shortest TTL the keeper serves */
-    cfg.readahead_max = 0;
-    dsc_ctx *ctx;
-    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
-    char prefix[300];
-    snprintf(prefix, sizeof prefix, "s3://%s/epoch/", itest_env("DSC_TEST_BUCKET"));
-    assert_true(dsc_list(ctx, prefix, NULL, NULL) >= N);
+    /* 10 s: the shortest TTL the keeper serves. */
+    dsc_ctx *ctx = reval_ctx_ttl(fresh_dir("reval-keeper"), 10000);
+    list_epoch(ctx);
     read_all(ctx);
     dsc_stats a = stats_of(ctx);
     struct timespec pause = { 12, 0 };
@@ -281,11 +279,7 @@ static void test_index_grows_in_use(void **state)
     (void)state;
     setenv("DSC_INDEX_MAP_SIZE", "256K", 1);
     dsc_config cfg;
-    dsc_config_init(&cfg, DSC_CONFIG_VERSION);
-    cfg.endpoint = itest_env("DSC_TEST_ENDPOINT");
-    cfg.cache_dir = fresh_dir("reval-grow");
-    cfg.chunk_size = 64 * 1024;
-    cfg.readahead_max = 0;
+    reval_config(&cfg, fresh_dir("reval-grow"), 60000);
     dsc_ctx *ctx;
     assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
     unsetenv("DSC_INDEX_MAP_SIZE");
