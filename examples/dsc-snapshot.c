@@ -66,14 +66,16 @@ static void print_summary(const char *verb, const dsc_snapshot *s,
         printf(",\"objects\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"file\":",
                m.objects, m.bytes);
         tool_json_str(file);
-        printf(",\"file_bytes\":%" PRIu64, m.file_bytes);
+        printf(",\"file_bytes\":%" PRIu64 ",\"versioned\":%s", m.file_bytes,
+               m.versioned ? "true" : "false");
         return;
     }
     char b1[32], b2[32];
     tool_bytes((double)m.bytes, b1, sizeof b1);
     tool_bytes((double)m.file_bytes, b2, sizeof b2);
-    printf("dsc-snapshot: %s %s: %" PRIu64 " objects, %s, file %s (%s, %.1f "
-           "bytes/object)\n", verb, m.url, m.objects, b1, file, b2,
+    printf("dsc-snapshot: %s %s: %" PRIu64 " objects%s, %s, file %s (%s, %.1f "
+           "bytes/object)\n", verb, m.url, m.objects,
+           m.versioned ? " (pinned by version id)" : "", b1, file, b2,
            m.objects ? (double)m.file_bytes / (double)m.objects : 0.0);
 }
 
@@ -275,25 +277,34 @@ static int show(const char *src, const opts *o)
             tool_json_str(m.origin);
             printf(",\"created\":\"%s\",\"created_ms\":%" PRId64 ",\"objects\":%"
                    PRIu64 ",\"bytes\":%" PRIu64 ",\"file_bytes\":%" PRIu64
-                   ",\"entries\":[", when, m.created_ms, m.objects, m.bytes,
-                   m.file_bytes);
+                   ",\"versioned\":%s,\"entries\":[", when, m.created_ms,
+                   m.objects, m.bytes, m.file_bytes,
+                   m.versioned ? "true" : "false");
         } else {
             printf("snapshot %s (format %u)\n  url      %s\n  origin   %s\n"
                    "  created  %s\n  objects  %" PRIu64 "\n  bytes    %" PRIu64
-                   "\n  file     %" PRIu64 " bytes\n", src, m.format, m.url,
-                   m.origin, when, m.objects, m.bytes, m.file_bytes);
+                   "\n  file     %" PRIu64 " bytes\n  versions %s\n", src,
+                   m.format, m.url, m.origin, when, m.objects, m.bytes,
+                   m.file_bytes, m.versioned ? "yes (reads pinned to them)"
+                                             : "no (reads pinned by ETag)");
         }
         for (size_t i = 0; i < dsc_snapshot_count(s); i++) {
             dsc_object_info e;
             dsc_snapshot_get(s, i, &e);
+            const char *vid = dsc_snapshot_version_id(s, i);
             if (o->json) {
                 printf("%s{\"key\":", i ? "," : "");
                 tool_json_str(e.key);
                 printf(",\"size\":%" PRIu64 ",\"etag\":", e.size);
                 tool_json_str(e.etag);
+                if (vid) {
+                    printf(",\"version_id\":");
+                    tool_json_str(vid);
+                }
                 putchar('}');
             } else {
-                printf("%12" PRIu64 "  %-40s  %s\n", e.size, e.etag, e.key);
+                printf("%12" PRIu64 "  %-40s  %s%s%s\n", e.size, e.etag, e.key,
+                       vid ? "  version " : "", vid ? vid : "");
             }
         }
         if (o->json)

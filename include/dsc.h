@@ -518,8 +518,10 @@ DSC_API int64_t dsc_list(dsc_ctx *ctx, const char *url, dsc_list_cb cb,
  * LIST, and every GET is pinned to the recorded version (If-Match on its
  * ETag): an object overwritten since gives DSC_ECHANGED naming it, never
  * bytes of another version. Cached chunks of the recorded version are
- * served (they are that version's bytes). Pinning by versionId (versioned
- * buckets) is not built: the file format has room for it.
+ * served (they are that version's bytes). On a versioned bucket the
+ * snapshot records version ids and GETs carry them too: an object
+ * overwritten or deleted since reads as it was; only a recorded version
+ * that is itself gone gives DSC_ECHANGED.
  *
  * The file (docs/SNAPSHOT.md) is compact (56 bytes per object plus its
  * key), checksummed, and may be shared by every rank of a job: load it
@@ -570,6 +572,8 @@ typedef struct dsc_snapshot_summary {
     uint64_t bytes;         /**< sum of the objects' sizes */
     uint64_t file_bytes;    /**< size of its file */
     unsigned format;        /**< file format version */
+    int versioned;          /**< listed by versions: entries carry version
+                                 ids (dsc_snapshot_version_id) */
 } dsc_snapshot_summary;
 
 /** Fill the first `size` bytes of *out. Strings are owned by s. */
@@ -587,6 +591,15 @@ DSC_API size_t dsc_snapshot_count(const dsc_snapshot *s);
  */
 DSC_API int dsc_snapshot_get(const dsc_snapshot *s, size_t i,
                              dsc_object_info *out);
+
+/**
+ * The version id object i was listed at, or NULL: s is not of a versioned
+ * bucket (see dsc_snapshot_summary.versioned), or i is past the end. GETs
+ * through a context using s are pinned to it (`?versionId=`), so the
+ * object reads the same after it is overwritten or deleted. Valid while
+ * s lives.
+ */
+DSC_API const char *dsc_snapshot_version_id(const dsc_snapshot *s, size_t i);
 
 /** Index of key (not a URL) in s, or DSC_ENOTFOUND. Binary search. */
 DSC_API int64_t dsc_snapshot_find(const dsc_snapshot *s, const char *key);

@@ -253,6 +253,8 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
     ctx->cfg.ca_file = ctx->ca_file;
     if (!rc)
         rc = dsc_s3_new(&ctx->cfg, &ctx->creds, &ctx->s3);
+    if (!rc)
+        dsc_s3_set_version_pin(ctx->s3, dsc_ctx_version_of, ctx);
     dsc_fork_mark(&ctx->s3_gen);
     if (!rc)
         rc = open_cache(ctx, cfg);
@@ -277,6 +279,7 @@ static int remake_s3(void *arg)
     dsc_s3 *fresh = NULL;
     int rc = dsc_s3_new(&ctx->cfg, &ctx->creds, &fresh);
     if (!rc) {
+        dsc_s3_set_version_pin(fresh, dsc_ctx_version_of, ctx);
         dsc_fork_graveyard(ctx->s3);
         ctx->s3 = fresh;
     }

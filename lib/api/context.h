@@ -75,6 +75,10 @@ int dsc_open_as(dsc_ctx *ctx, const char *url, int use_snapshot, dsc_file **out)
  * DSC_ENOTFOUND when one does and the key is not in it. */
 int dsc_ctx_pinned(dsc_ctx *ctx, const char *bucket, const char *key,
                    uint64_t *size, char **etag);
+/* dsc_s3_version_fn of a context (arg): the version id its snapshot
+ * lists for bucket/key at exactly etag. */
+int dsc_ctx_version_of(void *arg, const char *bucket, const char *key,
+                       const char *etag, char *vid);
 /* Load and use the snapshot named by the config (or DSC_SNAPSHOT). */
 int dsc_ctx_open_snapshot(dsc_ctx *ctx, const char *src);
 /* Drop the context's snapshot (at close). */

@@ -138,6 +138,12 @@ static int encode_entries(const dsc_snap_head *h, const dsc_snap_obj *o,
         if (o[i].etag_len > DSC_SNAP_KEY_MAX || !dsc_etag_ok(o[i].etag, o[i].etag_len))
             return dsc_fail(DSC_EINVAL, "snapshot: ETag of '%s' is too long "
                             "or not an entity tag", dsc_printable(o[i].key, q, sizeof q));
+        if (o[i].version_id &&
+            (!(h->flags & DSC_SNAP_F_VERSIONS) ||
+             !dsc_version_id_ok(o[i].version_id, o[i].version_id_len)))
+            return dsc_fail(DSC_EINVAL, "snapshot: version id of '%s' is not "
+                            "one (or the snapshot is not of versions)",
+                            dsc_printable(o[i].key, q, sizeof q));
         unsigned char *r = recs + i * DSC_SNAP_RECORD;
         memset(r, 0, DSC_SNAP_RECORD);
         put64(r, o[i].size);
@@ -155,6 +161,12 @@ static int encode_entries(const dsc_snap_head *h, const dsc_snap_obj *o,
             dsc_buf_add(blob, o[i].etag, o[i].etag_len);
             dsc_buf_add(blob, "", 1);
         }
+        if (o[i].version_id) {
+            put32(r + 44, (uint32_t)o[i].version_id_len);
+            put64(r + 48, blob->len);
+            dsc_buf_add(blob, o[i].version_id, o[i].version_id_len);
+            dsc_buf_add(blob, "", 1);
+        }
     }
     return dsc_buf_oom(blob) ? DSC_ENOMEM : 0;
 }
@@ -165,6 +177,8 @@ int dsc_snap_encode(const dsc_snap_head *h, dsc_snap_obj *objs, size_t n,
     if (!head_strings_ok(h))
         return dsc_fail(DSC_EINVAL, "snapshot: origin, bucket or prefix "
                         "missing or too long");
+    if (h->flags & ~DSC_SNAP_F_VERSIONS)
+        return dsc_fail(DSC_EINVAL, "snapshot: unknown flags 0x%x", h->flags);
     if (n > (SIZE_MAX - 4096) / (DSC_SNAP_RECORD + 2 * DSC_SNAP_KEY_MAX))
         return dsc_fail(DSC_EINVAL, "snapshot: %zu entries is too many", n);
     if (n)
@@ -266,10 +280,9 @@ static int parse_head(const unsigned char *p, size_t len, const char *nm,
     v->head.format = format;
     v->head.flags = get32(p + 12);
     v->head.created_ms = (int64_t)get64(p + 16);
-    if (v->head.flags)
+    if (v->head.flags & ~DSC_SNAP_F_VERSIONS)
         return dsc_fail(DSC_EINVAL, "snapshot %s: flags 0x%x unknown to this "
-                        "libdsc (versionId pinning is not built)", nm,
-                        v->head.flags);
+                        "libdsc %s", nm, v->head.flags, DSC_VERSION_STRING);
     if (get32(p + 48) != DSC_SNAP_RECORD || get16(p + 58) || get32(p + 60))
         return dsc_fail(DSC_EINVAL, "snapshot %s: record size %u or reserved "
                         "header bytes unknown to this libdsc", nm, get32(p + 48));
@@ -300,6 +313,19 @@ static int parse_head(const unsigned char *p, size_t len, const char *nm,
     return 0;
 }
 
+/* No version id (length and offset 0), or one within the blob in a
+ * snapshot of versions. */
+static int version_ok(const dsc_snap_view *v, const unsigned char *r)
+{
+    uint32_t vl = get32(r + 44);
+    uint64_t vo = get64(r + 48);
+    if (vl == 0)
+        return vo == 0;
+    return (v->head.flags & DSC_SNAP_F_VERSIONS) && vl <= DSC_VERSION_ID_MAX &&
+           vo < v->blob_len && vl < v->blob_len - vo &&
+           cstr_ok(v->blob + vo, vl) && dsc_version_id_ok(v->blob + vo, vl);
+}
+
 /* Entry i's fields within bounds, and its key after the previous one. */
 static int check_entry(const dsc_snap_view *v, uint64_t i, const char *nm)
 {
@@ -315,8 +341,11 @@ static int check_entry(const dsc_snap_view *v, uint64_t i, const char *nm)
         why = "key out of bounds or malformed";
     else if (kl < plen || memcmp(v->blob + ko, v->head.prefix, plen))
         why = "key outside the snapshot's prefix";
-    else if (r[21] || get16(r + 22) || get32(r + 44) || get64(r + 48))
-        why = "unknown flags or a versionId (not built)";
+    else if (r[21] || get16(r + 22))
+        why = "unknown entry flags";
+    else if (!version_ok(v, r))
+        why = "version id out of bounds, malformed, or in a snapshot not "
+              "of versions";
     else if (kind == DSC_SNAP_ETAG_MD5 && get32(r + 40))
         why = "part count on a plain MD5 ETag";
     else if (kind == DSC_SNAP_ETAG_MD5_PARTS &&
@@ -374,6 +403,8 @@ void dsc_snap_get(const dsc_snap_view *v, uint64_t i, dsc_snap_rec *out)
     } else {
         out->md5 = r + 24;
     }
+    out->version_id_len = get32(r + 44);
+    out->version_id = out->version_id_len ? v->blob + get64(r + 48) : NULL;
 }
 
 int64_t dsc_snap_find(const dsc_snap_view *v, const char *key, size_t key_len)

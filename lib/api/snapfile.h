@@ -16,6 +16,10 @@
 /* "<32 hex>" and "<32 hex>-<parts>" in quotes: ETags of S3's MD5 kinds. */
 #define DSC_SNAP_ETAG_MAX 80        /* text of a compact ETag, with NUL */
 
+/* Header flags. */
+#define DSC_SNAP_F_VERSIONS 1u      /* listed from a versioned bucket:
+                                       entries carry version ids */
+
 /* How a record keeps its ETag. */
 enum {
     DSC_SNAP_ETAG_TEXT = 0,         /* as text in the blob */
@@ -30,12 +34,14 @@ typedef struct dsc_snap_obj {
     uint64_t size;
     const char *etag;               /* with its quotes, as S3 sent it */
     size_t etag_len;
+    const char *version_id;         /* NULL: none (needs DSC_SNAP_F_VERSIONS) */
+    size_t version_id_len;
 } dsc_snap_obj;
 
 /* What the header says. */
 typedef struct dsc_snap_head {
     uint32_t format;
-    uint32_t flags;                 /* 0: no flag is defined yet */
+    uint32_t flags;                 /* DSC_SNAP_F_* */
     int64_t created_ms;             /* Unix time */
     const char *origin;             /* dsc_s3_origin of the lister */
     const char *bucket;
@@ -63,6 +69,8 @@ typedef struct dsc_snap_rec {
     uint32_t parts;                 /* DSC_SNAP_ETAG_MD5_PARTS */
     const char *etag_text;          /* DSC_SNAP_ETAG_TEXT, NUL-terminated */
     uint32_t etag_len;
+    const char *version_id;         /* NUL-terminated, or NULL: none */
+    uint32_t version_id_len;
 } dsc_snap_rec;
 
 /* Encode objs (sorted here by key, in place) under head into *out, a

@@ -15,6 +15,7 @@
 #include "api/snapfile.h"
 #include "core/atomic.h"
 #include "core/fork.h"
+#include "core/log.h"
 
 struct dsc_snapshot {
     int refs;                      /* dsc_ref_get/put */
@@ -79,12 +80,13 @@ static const char *ctx_origin(dsc_ctx *ctx)
 /* ---- Making one from a listing ----------------------------------------- */
 
 typedef struct listed {
-    size_t key_off, key_len, etag_off, etag_len;
+    size_t key_off, key_len, etag_off, etag_len, vid_off, vid_len;
     uint64_t size;
 } listed;
 
 typedef struct collector {
-    dsc_buf strs;                  /* keys and ETags, one after another */
+    const char *bucket;
+    dsc_buf strs;                  /* keys, ETags, version ids */
     listed *ents;
     size_t n, cap;
     int oom;
@@ -92,15 +94,16 @@ typedef struct collector {
                                       ETag: it could not be pinned */
 } collector;
 
-static int collect(void *arg, const dsc_object_info *o)
+/* vid: NULL for a listing without versions. */
+static int collect_one(collector *c, const char *key, uint64_t size,
+                       const char *etag, const char *vid)
 {
-    collector *c = arg;
-    if (!o->etag || !dsc_etag_ok(o->etag, strlen(o->etag))) {
+    if (!dsc_etag_ok(etag, strlen(etag))) {
         char q[200], e[100];
-        c->bad_etag = dsc_fail(DSC_EPROTO, "listing gave %s the ETag '%s', "
-                               "which cannot pin a version; no snapshot made",
-                               dsc_printable(o->url, q, sizeof q),
-                               dsc_printable(o->etag ? o->etag : "", e, sizeof e));
+        c->bad_etag = dsc_fail(DSC_EPROTO, "listing gave s3://%s/%s the ETag "
+                               "'%s', which cannot pin a version; no snapshot "
+                               "made", c->bucket, dsc_printable(key, q, sizeof q),
+                               dsc_printable(etag, e, sizeof e));
         return 1;
     }
     if (c->n == c->cap) {
@@ -112,14 +115,61 @@ static int collect(void *arg, const dsc_object_info *o)
         c->cap = cap;
     }
     listed *e = &c->ents[c->n++];
-    e->size = o->size;
+    e->size = size;
     e->key_off = c->strs.len;
-    e->key_len = strlen(o->key);
-    dsc_buf_add(&c->strs, o->key, e->key_len);
+    e->key_len = strlen(key);
+    dsc_buf_add(&c->strs, key, e->key_len);
     e->etag_off = c->strs.len;
-    e->etag_len = strlen(o->etag ? o->etag : "");
-    dsc_buf_add(&c->strs, o->etag ? o->etag : "", e->etag_len);
+    e->etag_len = strlen(etag);
+    dsc_buf_add(&c->strs, etag, e->etag_len);
+    e->vid_off = c->strs.len;
+    e->vid_len = vid ? strlen(vid) : 0;
+    dsc_buf_add(&c->strs, vid ? vid : "", e->vid_len);
     return c->oom = dsc_buf_oom(&c->strs);
+}
+
+static int collect(void *arg, const dsc_object_info *o)
+{
+    return collect_one(arg, o->key, o->size, o->etag ? o->etag : "", NULL);
+}
+
+static int collect_version(void *arg, const char *key, uint64_t size,
+                           const char *etag, const char *lm, const char *vid)
+{
+    (void)lm;
+    return collect_one(arg, key, size, etag, vid);
+}
+
+/* List u into c: by versions when the bucket has them (so GETs can be
+ * pinned to version ids and still read an object overwritten later), else
+ * ListObjectsV2. A bucket whose versioning we may not read (no
+ * s3:GetBucketVersioning or s3:ListBucketVersions, or a server without
+ * versioning) is listed plainly: GETs are then pinned by ETag alone.
+ * Sets *versioned. */
+static int64_t list_for_snapshot(dsc_ctx *ctx, const dsc_s3url *u,
+                                 collector *c, int *versioned)
+{
+    *versioned = 0;
+    dsc_s3 *s3 = dsc_ctx_s3(ctx);
+    if (!s3)
+        return dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
+    int ver = dsc_s3_versioning(s3, u->bucket);
+    if (ver == DSC_S3_VERSIONED) {
+        int64_t n = dsc_s3_list_versions(s3, u->bucket, u->key,
+                                         collect_version, c);
+        if (n >= 0 || c->oom || c->bad_etag || n != DSC_EACCESS) {
+            *versioned = n >= 0;
+            return n;
+        }
+        ver = n;
+        c->n = 0;
+        dsc_buf_reset(&c->strs);
+    }
+    if (ver < 0)
+        dsc_log(DSC_LOG_INFO, "snapshot of s3://%s/%s: versions not listed "
+                "(%s); GETs are pinned by ETag only", u->bucket, u->key,
+                dsc_errmsg());
+    return dsc_list_run(ctx, u, collect, c);
 }
 
 static int64_t now_ms(void)
@@ -139,10 +189,11 @@ int dsc_snapshot_list(dsc_ctx *ctx, const char *prefix_url, dsc_snapshot **out)
     int rc = dsc_s3url_parse(prefix_url, &u);
     if (rc)
         return rc;
-    collector c = { 0 };
+    collector c = { .bucket = u.bucket };
     dsc_snap_obj *objs = NULL;
     dsc_buf img = { 0 };
-    int64_t n = dsc_list_run(ctx, &u, collect, &c);
+    int versioned;
+    int64_t n = list_for_snapshot(ctx, &u, &c, &versioned);
     if (n < 0) {
         rc = c.oom ? DSC_ENOMEM : c.bad_etag ? c.bad_etag : (int)n;
         goto done;
@@ -152,14 +203,17 @@ int dsc_snapshot_list(dsc_ctx *ctx, const char *prefix_url, dsc_snapshot **out)
         rc = DSC_ENOMEM;
         goto done;
     }
-    for (size_t i = 0; i < c.n; i++)
-        objs[i] = (dsc_snap_obj){ c.strs.data + c.ents[i].key_off,
-                                  c.ents[i].key_len, c.ents[i].size,
-                                  c.strs.data + c.ents[i].etag_off,
-                                  c.ents[i].etag_len };
+    for (size_t i = 0; i < c.n; i++) {
+        const listed *e = &c.ents[i];
+        objs[i] = (dsc_snap_obj){ c.strs.data + e->key_off, e->key_len,
+                                  e->size, c.strs.data + e->etag_off,
+                                  e->etag_len,
+                                  e->vid_len ? c.strs.data + e->vid_off : NULL,
+                                  e->vid_len };
+    }
     const char *origin = ctx_origin(ctx);
-    dsc_snap_head h = { DSC_SNAP_FORMAT, 0, now_ms(), origin ? origin : "",
-                        u.bucket, u.key };
+    dsc_snap_head h = { DSC_SNAP_FORMAT, versioned ? DSC_SNAP_F_VERSIONS : 0,
+                        now_ms(), origin ? origin : "", u.bucket, u.key };
     rc = origin ? dsc_snap_encode(&h, objs, c.n, &img) : DSC_ENOMEM;
     if (!rc) {
         rc = snap_from_image((unsigned char *)img.data, img.len, prefix_url, out);
@@ -386,6 +440,7 @@ int dsc_snapshot_summarize(const dsc_snapshot *s, dsc_snapshot_summary *out,
         .origin = s->v.head.origin, .created_ms = s->v.head.created_ms,
         .objects = s->v.n, .bytes = s->bytes, .file_bytes = s->len,
         .format = s->v.head.format,
+        .versioned = (s->v.head.flags & DSC_SNAP_F_VERSIONS) != 0,
     };
     memcpy(out, &m, size < sizeof m ? size : sizeof m);
     return 0;
@@ -413,6 +468,15 @@ int dsc_snapshot_get(const dsc_snapshot *s, size_t i, dsc_object_info *out)
     dsc_snap_rec r;
     info_of(s, i, &r, scratch.url, sizeof scratch.url, scratch.etag, out);
     return 0;
+}
+
+const char *dsc_snapshot_version_id(const dsc_snapshot *s, size_t i)
+{
+    if (!s || i >= s->v.n)
+        return NULL;
+    dsc_snap_rec r;
+    dsc_snap_get(&s->v, i, &r);
+    return r.version_id;
 }
 
 int64_t dsc_snapshot_find(const dsc_snapshot *s, const char *key)
@@ -556,6 +620,29 @@ int dsc_ctx_pinned(dsc_ctx *ctx, const char *bucket, const char *key,
             *size = r.size;
             *etag = dsc_strdup(dsc_snap_etag(&r, buf));
             rc = *etag ? 0 : DSC_ENOMEM;
+        }
+    }
+    dsc_snapshot_free(s);
+    return rc;
+}
+
+int dsc_ctx_version_of(void *arg, const char *bucket, const char *key,
+                       const char *etag, char *vid)
+{
+    dsc_snapshot *s = snap_hold(arg);
+    if (!s)
+        return DSC_ABSENT;
+    int rc = DSC_ABSENT;
+    int64_t i;
+    if (s->v.head.flags & DSC_SNAP_F_VERSIONS &&
+        strcmp(bucket, s->v.head.bucket) == 0 &&
+        (i = dsc_snap_find(&s->v, key, strlen(key))) >= 0) {
+        dsc_snap_rec r;
+        char buf[DSC_SNAP_ETAG_MAX];
+        dsc_snap_get(&s->v, (uint64_t)i, &r);
+        if (r.version_id && strcmp(dsc_snap_etag(&r, buf), etag) == 0) {
+            memcpy(vid, r.version_id, r.version_id_len + 1);
+            rc = 0;
         }
     }
     dsc_snapshot_free(s);

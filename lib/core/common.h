@@ -57,6 +57,10 @@ const char *dsc_printable(const char *s, char *out, size_t cap);
  * quoted run of visible bytes without quotes. Only such an ETag may pin a
  * version (it goes into If-Match as it is). */
 int dsc_etag_ok(const char *e, size_t n);
+/* An S3 version id we can pin to: 1..DSC_VERSION_ID_MAX bytes of visible
+ * ASCII (it goes into a query string and a snapshot file). */
+#define DSC_VERSION_ID_MAX 1024
+int dsc_version_id_ok(const char *v, size_t n);
 char *dsc_strndup(const char *s, size_t n);
 
 /* Milliseconds on CLOCK_MONOTONIC. */
@@ -70,6 +74,8 @@ void dsc_rand_after_fork(void);
 
 /* Parse "20G", "4MiB", "512k", "1000": bytes, powers of 1024. -1 on error. */
 int64_t dsc_parse_size(const char *s);
+/* Decimal digits only (no sign, space or suffix), no overflow: 0, else -1. */
+int dsc_parse_u64(const char *s, uint64_t *out);
 
 /* Bytes of a dsc_config of that layout version (1..DSC_CONFIG_VERSION). */
 size_t dsc_config_size(unsigned version);

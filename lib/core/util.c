@@ -169,6 +169,20 @@ uint64_t dsc_rand_below(uint64_t n)
     return z % n;
 }
 
+int dsc_parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!s || !*s)
+        return -1;
+    for (; *s; s++) {
+        if (!dsc_isdigit(*s) || v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
 int64_t dsc_parse_size(const char *s)
 {
     if (!s)
@@ -239,6 +253,16 @@ int dsc_hex_decode(const char *s, void *out, size_t n)
         o[i] = (uint8_t)v;
     }
     return 0;
+}
+
+int dsc_version_id_ok(const char *v, size_t n)
+{
+    if (n == 0 || n > DSC_VERSION_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] <= ' ' || v[i] > '~')
+            return 0;
+    return 1;
 }
 
 int dsc_etag_ok(const char *e, size_t n)

@@ -16,8 +16,16 @@ struct dsc_s3 {
     dsc_creds creds;
     int max_retries;
     long retry_base_ms, retry_max_ms;
+    dsc_s3_version_fn version_of;  /* set once, before any request */
+    void *version_arg;
     dsc_s3_counters n;   /* counters (core/atomic.h), any thread */
 };
+
+void dsc_s3_set_version_pin(dsc_s3 *s3, dsc_s3_version_fn fn, void *arg)
+{
+    s3->version_of = fn;
+    s3->version_arg = arg;
+}
 
 static void count(uint64_t *c, uint64_t v)
 {
@@ -126,6 +134,7 @@ typedef struct s3_op {
     size_t nquery;
     const char *range;         /* "bytes=a-b" */
     const char *if_match;
+    const char *version_id;    /* ?versionId= of a GET pinned to it */
     void *buf;                 /* GET body destination */
     size_t len;
     dsc_buf *body;             /* LIST body destination */
@@ -231,6 +240,7 @@ static int map_s3_code(const char *code, long status)
             { "AllAccessDisabled", DSC_EACCESS },
             { "RequestTimeTooSkewed", DSC_EACCESS },
             { "PreconditionFailed", DSC_ECHANGED },
+            { "NoSuchVersion", DSC_ECHANGED },
             { "InvalidRange", DSC_ECHANGED },
             { "SlowDown", DSC_ETHROTTLED }, { "RequestTimeout", DSC_ETIMEDOUT },
             { "InternalError", DSC_ESERVER }, { "ServiceUnavailable", DSC_ESERVER },
@@ -413,7 +423,9 @@ static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
                dsc_http_resp *rs)
 {
     dsc_buf msg_url = { 0 };
-    if (dsc_buf_printf(&msg_url, "s3://%s/%s", op->bucket, op->key))
+    if (dsc_buf_printf(&msg_url, "s3://%s/%s", op->bucket, op->key) ||
+        (op->version_id &&
+         dsc_buf_printf(&msg_url, " (version %s)", op->version_id)))
         return DSC_ENOMEM;
     int rc = 0, fresh = 0;
     for (int attempt = 0;; attempt++) {
@@ -499,8 +511,17 @@ int dsc_s3_get(dsc_s3 *s3, const char *bucket, const char *key,
     char range[64];
     snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, off,
              off + len - 1);
+    /* A version id of exactly this ETag reads that version even after
+     * the key is overwritten or deleted (a snapshot of a versioned
+     * bucket); If-Match stays, so its bytes are checked as before. */
+    char vid[DSC_VERSION_ID_MAX + 1];
+    dsc_kv q = { "versionId", vid };
+    int pinned = etag && s3->version_of &&
+                 s3->version_of(s3->version_arg, bucket, key, etag, vid) == 0;
     s3_op op = { .verb = "GET", .method = "GET", .bucket = bucket, .key = key,
-                 .range = range, .if_match = etag, .buf = buf, .len = len };
+                 .range = range, .if_match = etag, .buf = buf, .len = len,
+                 .query = pinned ? &q : NULL, .nquery = pinned ? 1 : 0,
+                 .version_id = pinned ? vid : NULL };
     dsc_http_resp rs = { 0 };
     count(&s3->n.gets, 1);
     int rc = run(s3, &op, obj_size, &rs);
@@ -538,6 +559,21 @@ int dsc_s3_get_first(dsc_s3 *s3, const char *bucket, const char *key,
     return rc;
 }
 
+int dsc_s3_bucket_get(dsc_s3 *s3, const char *verb, int is_list,
+                      const char *bucket, const dsc_kv *query, size_t nquery,
+                      dsc_buf *body)
+{
+    s3_op op = { .verb = verb, .method = "GET", .bucket = bucket, .key = "",
+                 .query = query, .nquery = nquery, .body = body,
+                 .body_max = 32u << 20 };
+    dsc_http_resp rs = { 0 };
+    if (is_list)
+        count(&s3->n.lists, 1);
+    int rc = run(s3, &op, 0, &rs);
+    dsc_http_resp_free(&rs);
+    return rc;
+}
+
 typedef struct list_state {
     dsc_s3xml_obj_cb cb;
     void *arg;
@@ -569,13 +605,7 @@ int64_t dsc_s3_list(dsc_s3 *s3, const char *bucket, const char *prefix,
         q[nq++] = (dsc_kv){ "prefix", prefix };
         if (token)
             q[nq++] = (dsc_kv){ "continuation-token", token };
-        s3_op op = { .verb = "LIST", .method = "GET", .bucket = bucket,
-                     .key = "", .query = q, .nquery = nq, .body = &body,
-                     .body_max = 32u << 20 };
-        dsc_http_resp rs = { 0 };
-        count(&s3->n.lists, 1);
-        rc = run(s3, &op, 0, &rs);
-        dsc_http_resp_free(&rs);
+        rc = dsc_s3_bucket_get(s3, "LIST", 1, bucket, q, nq, &body);
         if (rc)
             break;
         dsc_s3_list_page page;

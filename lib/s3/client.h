@@ -8,6 +8,7 @@
 #include "net/http.h"
 #include "s3/xml.h"
 #include "net/url.h"
+#include "net/sigv4.h"
 
 typedef struct dsc_s3 dsc_s3;
 
@@ -20,6 +21,14 @@ void dsc_s3_free(dsc_s3 *s3);
  * always written ("https://s3.us-east-1.amazonaws.com:443/auto"). */
 const char *dsc_s3_origin(const dsc_s3 *s3);
 int dsc_origin_make(const dsc_endpoint *ep, int addressing, dsc_buf *out);
+
+/* The version id a GET of bucket/key at etag is pinned to: 0 with it in
+ * vid[DSC_VERSION_ID_MAX + 1], or non-zero for none. Any thread. */
+typedef int (*dsc_s3_version_fn)(void *arg, const char *bucket,
+                                 const char *key, const char *etag,
+                                 char *vid);
+/* Set before the client is shared: GETs with an ETag ask fn. */
+void dsc_s3_set_version_pin(dsc_s3 *s3, dsc_s3_version_fn fn, void *arg);
 
 /* HEAD: size and ETag (caller frees *etag). */
 int dsc_s3_head(dsc_s3 *s3, const char *bucket, const char *key,
@@ -45,6 +54,30 @@ int dsc_s3_get_first(dsc_s3 *s3, const char *bucket, const char *key,
  * negative code (the callback's non-zero value becomes DSC_ECANCELED). */
 int64_t dsc_s3_list(dsc_s3 *s3, const char *bucket, const char *prefix,
                     dsc_s3xml_obj_cb cb, void *arg);
+
+/* GET a bucket sub-resource (query) into body, whole (at most 32 MiB):
+ * LIST pages, ?versioning. verb names it in messages; retried as any
+ * request; counted with the LISTs when is_list. */
+int dsc_s3_bucket_get(dsc_s3 *s3, const char *verb, int is_list,
+                      const char *bucket, const dsc_kv *query, size_t nquery,
+                      dsc_buf *body);
+
+/* Versioning of a bucket: DSC_S3_UNVERSIONED (never enabled),
+ * DSC_S3_VERSIONED (enabled or suspended: version ids exist), or a
+ * DSC_E* error (e.g. DSC_EACCESS without s3:GetBucketVersioning). */
+enum { DSC_S3_UNVERSIONED = 0, DSC_S3_VERSIONED = 1 };
+int dsc_s3_versioning(dsc_s3 *s3, const char *bucket);
+
+/* The current version of each key under prefix (ListObjectVersions over
+ * all pages; keys whose current version is a delete marker are left
+ * out), in key order. Returns objects seen or a negative code (the
+ * callback's non-zero value becomes DSC_ECANCELED). */
+typedef int (*dsc_s3_version_cb)(void *arg, const char *key, uint64_t size,
+                                 const char *etag, const char *last_modified,
+                                 const char *version_id);
+int64_t dsc_s3_list_versions(dsc_s3 *s3, const char *bucket,
+                             const char *prefix, dsc_s3_version_cb cb,
+                             void *arg);
 
 /* Counters since creation, for stats and tests. */
 typedef struct dsc_s3_counters {

@@ -110,24 +110,10 @@ static int take(char **slot, dsc_buf *text)
     return *slot ? 0 : DSC_ENOMEM;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-    if (!s || !*s)
-        return -1;
-    uint64_t v = 0;
-    for (; *s; s++) {
-        if (!dsc_isdigit((unsigned char)*s) || v > (UINT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (uint64_t)(*s - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 static void end_contents(parser *p)
 {
     uint64_t size;
-    if (!p->key || parse_u64(p->size, &size)) {
+    if (!p->key || dsc_parse_u64(p->size, &size)) {
         stop(p, DSC_EPROTO);
         return;
     }

@@ -27,7 +27,8 @@ static void check_accepted(const dsc_snap_view *v)
         if (dsc_snap_find(v, r.key, r.key_len) != (int64_t)i)
             abort();
         const char *e = dsc_snap_etag(&r, etags[i]);
-        o[i] = (dsc_snap_obj){ r.key, r.key_len, r.size, e, strlen(e) };
+        o[i] = (dsc_snap_obj){ r.key, r.key_len, r.size, e, strlen(e),
+                               r.version_id, r.version_id_len };
     }
     dsc_buf img = { 0 };
     if (dsc_snap_encode(&v->head, o, v->n, &img) == 0) {

@@ -24,7 +24,17 @@ static dsc_snap_head head(void)
 
 static dsc_snap_obj obj(const char *key, uint64_t size, const char *etag)
 {
-    return (dsc_snap_obj){ key, strlen(key), size, etag, strlen(etag) };
+    return (dsc_snap_obj){ key, strlen(key), size, etag, strlen(etag),
+                           NULL, 0 };
+}
+
+static dsc_snap_obj vobj(const char *key, uint64_t size, const char *etag,
+                         const char *vid)
+{
+    dsc_snap_obj o = obj(key, size, etag);
+    o.version_id = vid;
+    o.version_id_len = vid ? strlen(vid) : 0;
+    return o;
 }
 
 static void encode_ok(dsc_snap_obj *o, size_t n, dsc_buf *img)
@@ -264,12 +274,66 @@ static void test_bad_files(void **state)
     b[1] = '/';
     reseal(p, len);
     expect_bad(p, len, "malformed origin, bucket");
-    /* A flag this version does not know (versionIds). */
+    /* A flag this version does not know. */
     memcpy(p, img.data, len);
-    p[12] = 1;
+    p[12] = 2;
     reseal(p, len);
-    expect_bad(p, len, "versionId");
+    expect_bad(p, len, "flags 0x2 unknown");
+    /* A version id in a snapshot that is not of versions. */
+    memcpy(p, img.data, len);
+    p[recs + 44] = 1;
+    reseal(p, len);
+    expect_bad(p, len, "version id");
     free(p);
+    dsc_buf_free(&img);
+}
+
+/* A snapshot of a versioned bucket: version ids come back byte for byte
+ * (also "null", S3's id of a version made before versioning), an entry
+ * may lack one, and a bad id is refused when encoding and when reading. */
+static void test_versions(void **state)
+{
+    (void)state;
+    static const char long_vid[] = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjV"
+                                   "BH40Nr8X8gdRQBpUMLUo";
+    dsc_snap_obj o[] = { vobj("train/b", 2, MD5A, "null"),
+                         vobj("train/a", 1, "\"x\"", long_vid),
+                         vobj("train/c", 3, MD5M, NULL) };
+    dsc_snap_head h = head();
+    dsc_buf img = { 0 };
+    /* Version ids need the header flag. */
+    assert_int_equal(dsc_snap_encode(&h, o, 3, &img), DSC_EINVAL);
+    assert_errmsg_has("version id");
+    h.flags = DSC_SNAP_F_VERSIONS;
+    assert_int_equal(dsc_snap_encode(&h, o, 3, &img), 0);
+    dsc_snap_view v;
+    assert_int_equal(dsc_snap_parse(img.data, img.len, "v", &v), 0);
+    assert_int_equal(v.head.flags, DSC_SNAP_F_VERSIONS);
+    dsc_snap_rec r;
+    dsc_snap_get(&v, 0, &r);
+    assert_string_equal(r.key, "train/a");
+    assert_string_equal(r.version_id, long_vid);
+    assert_int_equal(r.version_id_len, strlen(long_vid));
+    dsc_snap_get(&v, 1, &r);
+    assert_string_equal(r.version_id, "null");
+    dsc_snap_get(&v, 2, &r);
+    assert_null(r.version_id);
+    /* A version id holding a space or a control byte would change the
+     * query string: refused. */
+    size_t len = img.len;
+    unsigned char *p = malloc(len);
+    memcpy(p, img.data, len);
+    unsigned char *n = memmem(p, len, "null", 4);
+    assert_non_null(n);
+    n[1] = ' ';
+    reseal(p, len);
+    expect_bad(p, len, "version id");
+    free(p);
+    dsc_snap_obj bad[] = { vobj("train/a", 1, MD5A, "a b") };
+    assert_int_equal(dsc_snap_encode(&h, bad, 1, &img), DSC_EINVAL);
+    assert_errmsg_has("version id");
+    dsc_snap_obj empty[] = { vobj("train/a", 1, MD5A, "") };
+    assert_int_equal(dsc_snap_encode(&h, empty, 1, &img), DSC_EINVAL);
     dsc_buf_free(&img);
 }
 
@@ -291,7 +355,7 @@ static void test_million(void **state)
         char *k = keys + (size_t)i * 32;
         int kl = snprintf(k, 32, "train/shard-%08d.tar",
                           (int)((int64_t)i * 7919 % N));
-        o[i] = (dsc_snap_obj){ k, (size_t)kl, (uint64_t)i, MD5A, 34 };
+        o[i] = (dsc_snap_obj){ k, (size_t)kl, (uint64_t)i, MD5A, 34, NULL, 0 };
     }
     dsc_buf img = { 0 };
     struct timespec t0, t1, t2;
@@ -320,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_bytes_per_object),
         cmocka_unit_test(test_encode_refuses),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_versions),
         cmocka_unit_test(test_million),
     };
     return cmocka_run_group_tests_name("snapfile", tests, NULL, NULL);

@@ -136,6 +136,7 @@ class SnapshotSummary(ctypes.Structure):
         ("bytes", ctypes.c_uint64),
         ("file_bytes", ctypes.c_uint64),
         ("format", ctypes.c_uint),
+        ("versioned", ctypes.c_int),
     ]
 
 
@@ -195,6 +196,7 @@ _OPTIONAL = {
     "dsc_snapshot_get": (ctypes.c_int, [_vp, ctypes.c_size_t,
                                         ctypes.POINTER(ObjectInfo)]),
     "dsc_snapshot_find": (ctypes.c_int64, [_vp, ctypes.c_char_p]),
+    "dsc_snapshot_version_id": (ctypes.c_char_p, [_vp, ctypes.c_size_t]),
     "dsc_snapshot_diff_each": (ctypes.c_int, [_vp, _vp, DIFF_CB, _vp,
                                               ctypes.POINTER(SnapshotDelta)]),
     "dsc_ctx_use_snapshot": (ctypes.c_int, [_vp, _vp]),

@@ -141,6 +141,17 @@ class Snapshot:
     def file_bytes(self):
         return self._summary()["file_bytes"]
 
+    @property
+    def versioned(self):
+        """Listed by versions: reads are pinned to version ids."""
+        return bool(self._summary()["versioned"])
+
+    def version_id(self, i):
+        """The version id entry i was listed at, or None."""
+        with self._guard as s:
+            v = _lib.lib().dsc_snapshot_version_id(s, i)
+        return None if v is None else _text(v)
+
     def __len__(self):
         with self._guard as s:
             return int(_lib.lib().dsc_snapshot_count(s))
