@@ -517,6 +517,15 @@ public:
     }
     SnapshotEntry operator[](size_t i) const { return at(i); }
 
+    /** The version id entry i was listed at (a versioned bucket), if any. */
+    std::optional<std::string> version_id(size_t i) const
+    {
+        const char *v = dsc_snapshot_version_id(get(), i);
+        if (!v)
+            return std::nullopt;
+        return std::string(v);
+    }
+
     /** Index of key (not a URL), if it is there. */
     std::optional<size_t> find(const std::string &key) const
     {
