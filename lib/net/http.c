@@ -229,6 +229,15 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+static size_t no_body(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p;
+    (void)size;
+    (void)n;
+    (void)ud;
+    return 0;
+}
+
 int dsc_http_perform(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs)
 {
     dsc_buf_free(&rs->err_body);
@@ -252,8 +261,16 @@ int dsc_http_perform(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs)
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->o.verify_tls ? 2L : 0L);
     if (h->ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+    /* A pooled handle may have sent a PUT before. */
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 0L);
     if (strcmp(rq->method, "HEAD") == 0) {
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(rq->method, "PUT") == 0) {
+        /* Only IMDS's token request: an empty body, Content-Length: 0. */
+        curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, no_body);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)0);
     } else {
         curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);

@@ -19,7 +19,7 @@ int dsc_http_new(const dsc_http_opts *o, dsc_http **out);
 void dsc_http_free(dsc_http *h);
 
 typedef struct dsc_http_req {
-    const char *method;            /* "GET" or "HEAD" */
+    const char *method;            /* "GET", "HEAD", or "PUT" (empty body) */
     const char *url;
     struct curl_slist *headers;
     void *buf;                     /* 2xx body goes here, up to cap; more is

@@ -16,6 +16,13 @@ void dsc_sha256_hex(const void *data, size_t len, char out[65])
     dsc_hex_encode(md, sizeof md, out);
 }
 
+void dsc_sha1_hex(const void *data, size_t len, char out[41])
+{
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1(data, len, md);
+    dsc_hex_encode(md, sizeof md, out);
+}
+
 void dsc_amz_date(int64_t t, char out[17])
 {
     time_t tt = (time_t)t;

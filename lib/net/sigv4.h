@@ -46,6 +46,10 @@ int dsc_hmac_sha256(const void *key, size_t klen, const void *msg,
 /* Hex SHA-256 of data into out[65]. */
 void dsc_sha256_hex(const void *data, size_t len, char out[65]);
 
+/* Hex SHA-1 into out[41]: the AWS CLI names its SSO token cache files so
+ * (not for security). */
+void dsc_sha1_hex(const void *data, size_t len, char out[41]);
+
 /* "YYYYMMDDTHHMMSSZ" for the Unix time t. */
 void dsc_amz_date(int64_t t, char out[17]);
 

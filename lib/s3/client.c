@@ -86,13 +86,13 @@ int dsc_s3_new(const dsc_config *cfg, const dsc_creds *creds, dsc_s3 **out)
     s3->max_retries = cfg->max_retries;
     s3->retry_base_ms = cfg->retry_base_ms;
     s3->retry_max_ms = cfg->retry_max_ms;
-    s3->creds.access_key = dsc_strdup(creds->access_key);
-    s3->creds.secret_key = dsc_strdup(creds->secret_key);
-    s3->creds.session_token = dsc_strdup(creds->session_token);
+    s3->creds.keys.access_key = dsc_strdup(creds->keys.access_key);
+    s3->creds.keys.secret_key = dsc_strdup(creds->keys.secret_key);
+    s3->creds.keys.session_token = dsc_strdup(creds->keys.session_token);
     s3->creds.region = dsc_strdup(creds->region);
-    if ((creds->access_key && !s3->creds.access_key) ||
-        (creds->secret_key && !s3->creds.secret_key) ||
-        (creds->session_token && !s3->creds.session_token) ||
+    if ((creds->keys.access_key && !s3->creds.keys.access_key) ||
+        (creds->keys.secret_key && !s3->creds.keys.secret_key) ||
+        (creds->keys.session_token && !s3->creds.keys.session_token) ||
         !s3->creds.region) {
         rc = DSC_ENOMEM;
         goto fail;
@@ -195,21 +195,21 @@ static int prepare(dsc_s3 *s3, const s3_op *op, dsc_buf *url,
     }
     if (op->if_match)
         sh[nh++] = (dsc_kv){ "if-match", op->if_match };
-    if (s3->creds.session_token)
-        sh[nh++] = (dsc_kv){ "x-amz-security-token", s3->creds.session_token };
+    if (s3->creds.keys.session_token)
+        sh[nh++] = (dsc_kv){ "x-amz-security-token", s3->creds.keys.session_token };
     /* Accept is curl's default header; S3 does not need it. */
     rc = rc ? rc : add_header(hdrs, "Accept:");
     for (size_t i = 0; i < nh && !rc; i++)
         rc = add_header(hdrs, "%s: %s", sh[i].name, sh[i].value);
-    if (!rc && s3->creds.access_key) {
+    if (!rc && s3->creds.keys.access_key) {
         dsc_sigv4_input in = {
             .method = op->method, .path = t.path.data,
             .query = op->query, .nquery = op->nquery,
             .headers = sh, .nheaders = nh,
             .payload_hash = DSC_EMPTY_SHA256,
             .region = s3->creds.region, .service = "s3", .amz_date = date,
-            .access_key = s3->creds.access_key,
-            .secret_key = s3->creds.secret_key,
+            .access_key = s3->creds.keys.access_key,
+            .secret_key = s3->creds.keys.secret_key,
         };
         rc = dsc_sigv4_authorization(&in, &auth);
         if (!rc)

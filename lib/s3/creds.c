@@ -1,10 +1,15 @@
-/* Credential and region resolution following the AWS CLI's conventions. */
+/* The credential chain in the AWS SDKs' default order (botocore's
+ * create_credential_resolver), and region, endpoint and addressing.
+ * The HTTP sources are in creds_fetch.c, credential_process in
+ * creds_process.c; this file decides which one applies. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/common.h"
-#include "s3/creds.h"
+#include <strings.h>
+#include <time.h>
+#include "net/sigv4.h"
+#include "s3/internal.h"
 #include "s3/ini.h"
 
 static const char *env(const char *name)
@@ -43,188 +48,858 @@ static char *slurp(const char *path, size_t *len)
     return b.data;
 }
 
-typedef struct profile_values {
-    const char *want;       /* section name to match */
-    int found;
-    char *access_key, *secret_key, *session_token, *region, *endpoint;
-    char *s3_endpoint;      /* "s3 =" block's endpoint_url: beats the
-                               profile-wide one, as in the AWS CLI */
-} profile_values;
-
-static int set_once(char **slot, const char *v)
-{
-    if (*slot)
-        return 0;
-    *slot = dsc_strdup(v);
-    return *slot ? 0 : -1;
-}
-
-static int profile_cb(void *arg, const char *section, const char *key,
-                      const char *value)
-{
-    profile_values *pv = arg;
-    if (strcmp(section, pv->want) != 0)
-        return 0;
-    pv->found = 1;
-    if (strcmp(key, "aws_access_key_id") == 0)
-        return set_once(&pv->access_key, value);
-    if (strcmp(key, "aws_secret_access_key") == 0)
-        return set_once(&pv->secret_key, value);
-    if (strcmp(key, "aws_session_token") == 0)
-        return set_once(&pv->session_token, value);
-    if (strcmp(key, "region") == 0)
-        return set_once(&pv->region, value);
-    if (strcmp(key, "endpoint_url") == 0)
-        return set_once(&pv->endpoint, value);
-    if (strcmp(key, "s3.endpoint_url") == 0)
-        return set_once(&pv->s3_endpoint, value);
-    return 0;
-}
-
-static void profile_free(profile_values *pv)
-{
-    free(pv->access_key);
-    free(pv->secret_key);
-    free(pv->session_token);
-    free(pv->region);
-    free(pv->endpoint);
-    free(pv->s3_endpoint);
-}
-
-/* Load one profile file. A missing file is fine; an unreadable one is not,
- * since silently falling back to anonymous would confuse everyone. */
-static int load_profile_file(const char *path, const char *section,
-                             profile_values *pv)
-{
-    size_t len;
-    char *text = slurp(path, &len);
-    if (!text) {
-        if (errno == ENOENT)
-            return 0;
-        return dsc_fail(DSC_ECREDS, "cannot read %s: %s", path,
-                        strerror(errno));
-    }
-    pv->want = section;
-    int rc = dsc_ini_parse(text, len, profile_cb, pv);
-    free(text);
-    return rc ? DSC_ENOMEM : 0;
-}
-
 static char *home_path(const char *rel)
 {
     const char *home = env("HOME");
     if (!home)
         return NULL;
     dsc_buf b = { 0 };
-    if (dsc_buf_printf(&b, "%s/%s", home, rel))
-        return NULL;
+    dsc_buf_printf(&b, "%s/%s", home, rel);
     return b.data;
 }
 
-static int read_profiles(const char *name, profile_values *pv)
+/* ---- Profiles ----------------------------------------------------------- */
+
+typedef struct kvs {
+    size_t n, cap;
+    char **k, **v;
+} kvs;
+
+/* One profile's settings, per file: static keys are looked up per file
+ * (botocore's shared-credentials and config providers are two), the rest
+ * in both with the credentials file first (botocore's full_config). */
+typedef struct profile {
+    const char *name;
+    int found;
+    kvs cred, conf;
+} profile;
+
+typedef struct files {
+    char *cred_path, *conf_path;    /* NULL: no HOME and no variable */
+    char *cred, *conf;              /* NULL: the file does not exist */
+    size_t cred_len, conf_len;
+} files;
+
+static const char *kv_get(const kvs *s, const char *key)
 {
-    char *cred_path = env("AWS_SHARED_CREDENTIALS_FILE")
-                          ? dsc_strdup(env("AWS_SHARED_CREDENTIALS_FILE"))
-                          : home_path(".aws/credentials");
-    char *conf_path = env("AWS_CONFIG_FILE") ? dsc_strdup(env("AWS_CONFIG_FILE"))
-                                             : home_path(".aws/config");
-    int rc = 0;
-    if (cred_path)
-        rc = load_profile_file(cred_path, name, pv);
-    if (!rc && conf_path) {
-        /* ~/.aws/config names sections "profile NAME"; the default one
-         * may be "[default]" or "[profile default]". */
-        dsc_buf sect = { 0 };
-        rc = dsc_buf_printf(&sect, "profile %s", name);
-        if (!rc)
-            rc = load_profile_file(conf_path, sect.data, pv);
-        if (!rc && strcmp(name, "default") == 0)
-            rc = load_profile_file(conf_path, "default", pv);
-        dsc_buf_free(&sect);
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->k[i], key) == 0)
+            return s->v[i];
+    return NULL;
+}
+
+static int kv_add(kvs *s, const char *key, const char *value)
+{
+    if (kv_get(s, key))
+        return 0;   /* the first one wins, as before */
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        char **k = realloc(s->k, cap * sizeof *k);
+        if (!k)
+            return -1;
+        s->k = k;
+        char **v = realloc(s->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        s->v = v;
+        s->cap = cap;
     }
-    free(cred_path);
-    free(conf_path);
+    s->k[s->n] = dsc_strdup(key);
+    s->v[s->n] = dsc_strdup(value);
+    if (!s->k[s->n] || !s->v[s->n]) {
+        free(s->k[s->n]);
+        free(s->v[s->n]);
+        return -1;
+    }
+    s->n++;
+    return 0;
+}
+
+static void kv_free(kvs *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (strstr(s->k[i], "secret"))
+            memset(s->v[i], 0, strlen(s->v[i]));
+        free(s->k[i]);
+        free(s->v[i]);
+    }
+    free(s->k);
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+static void profile_free(profile *p)
+{
+    kv_free(&p->cred);
+    kv_free(&p->conf);
+}
+
+static const char *pget(const profile *p, const char *key)
+{
+    const char *v = kv_get(&p->cred, key);
+    return v ? v : kv_get(&p->conf, key);
+}
+
+typedef struct collect {
+    const char *want;
+    int *found;
+    kvs *into;
+} collect;
+
+static int collect_cb(void *arg, const char *section, const char *key,
+                      const char *value)
+{
+    collect *c = arg;
+    if (strcmp(section, c->want) != 0)
+        return 0;
+    *c->found = 1;
+    return kv_add(c->into, key, value);
+}
+
+static int parse_section(const char *text, size_t len, const char *section,
+                         int *found, kvs *into)
+{
+    if (!text)
+        return 0;
+    collect c = { section, found, into };
+    return dsc_ini_parse(text, len, collect_cb, &c) ? DSC_ENOMEM : 0;
+}
+
+/* A missing file is fine; an unreadable one is not, since going on
+ * without it would pick other credentials than the user meant. */
+static int load_file(const char *path, char **text, size_t *len)
+{
+    if (!path)
+        return 0;
+    *text = slurp(path, len);
+    if (*text || errno == ENOENT)
+        return 0;
+    return dsc_fail(DSC_ECREDS, "cannot read %s: %s", path, strerror(errno));
+}
+
+static int files_load(files *f)
+{
+    f->cred_path = env("AWS_SHARED_CREDENTIALS_FILE")
+                       ? dsc_strdup(env("AWS_SHARED_CREDENTIALS_FILE"))
+                       : home_path(".aws/credentials");
+    f->conf_path = env("AWS_CONFIG_FILE") ? dsc_strdup(env("AWS_CONFIG_FILE"))
+                                          : home_path(".aws/config");
+    int rc = load_file(f->cred_path, &f->cred, &f->cred_len);
+    return rc ? rc : load_file(f->conf_path, &f->conf, &f->conf_len);
+}
+
+static void files_free(files *f)
+{
+    free(f->cred_path);
+    free(f->conf_path);
+    free(f->cred);
+    free(f->conf);
+}
+
+static int profile_load(const files *f, const char *name, profile *p)
+{
+    memset(p, 0, sizeof *p);
+    p->name = name;
+    dsc_buf sect = { 0 };
+    /* ~/.aws/config names sections "profile NAME"; the default one may be
+     * "[default]" or "[profile default]". */
+    dsc_buf_printf(&sect, "profile %s", name);
+    int rc = dsc_buf_oom(&sect) ? DSC_ENOMEM : 0;
+    if (!rc)
+        rc = parse_section(f->cred, f->cred_len, name, &p->found, &p->cred);
+    if (!rc)
+        rc = parse_section(f->conf, f->conf_len, sect.data, &p->found,
+                           &p->conf);
+    if (!rc && strcmp(name, "default") == 0)
+        rc = parse_section(f->conf, f->conf_len, "default", &p->found,
+                           &p->conf);
+    dsc_buf_free(&sect);
     return rc;
 }
 
-void dsc_creds_free(dsc_creds *c)
+/* ---- Sources ------------------------------------------------------------ */
+
+typedef struct resolver {
+    const dsc_config *cfg;
+    files f;
+    profile top;                /* the profile asked for */
+    const char *region;         /* resolved before the chain: STS needs it */
+    dsc_buf tried;              /* "; "-joined: each source and why not */
+    char *imds_down;            /* why IMDS did not answer, once probed */
+    const char *visited[16];    /* source_profile chain, for loops */
+    int nvisited;
+} resolver;
+
+/* Starts the next entry of the sources tried; the caller appends it. */
+static dsc_buf *tried(resolver *r)
 {
-    if (c->secret_key)
-        memset(c->secret_key, 0, strlen(c->secret_key));
-    free(c->access_key);
-    free(c->secret_key);
-    free(c->session_token);
-    free(c->region);
-    free(c->endpoint);
-    memset(c, 0, sizeof *c);
+    if (r->tried.len)
+        dsc_buf_adds(&r->tried, "; ");
+    return &r->tried;
 }
 
-static int take_keys(dsc_creds *out, const char *ak, const char *sk,
-                     const char *tok, const char *source)
+void dsc_cred_source_free(dsc_cred_source *s)
+{
+    if (!s)
+        return;
+    dsc_cred_source_free(s->base);
+    dsc_keys_free(&s->keys);
+    free(s->profile);
+    free(s->ca_file);
+    free(s->url);
+    free(s->region);
+    free(s->role_arn);
+    free(s->session_name);
+    free(s->external_id);
+    free(s->duration);
+    free(s->token_file);
+    free(s->sso_cache_file);
+    free(s->sso_account);
+    free(s->sso_role);
+    dsc_argv_free(s->argv);
+    if (s->auth_token)
+        memset(s->auth_token, 0, strlen(s->auth_token));
+    free(s->auth_token);
+    free(s->auth_token_file);
+    free(s);
+}
+
+static dsc_cred_source *source_new(const resolver *r, cred_kind kind,
+                                   const char *name, const char *prof)
+{
+    dsc_cred_source *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->kind = kind;
+    s->name = name;
+    s->profile = dsc_strdup(prof);
+    s->connect_timeout_ms = r->cfg->connect_timeout_ms;
+    s->request_timeout_ms = r->cfg->request_timeout_ms;
+    s->verify_tls = r->cfg->verify_tls;
+    s->ca_file = dsc_strdup(r->cfg->ca_file);
+    s->attempts = 1;
+    s->region = dsc_strdup(r->region);
+    if ((prof && !s->profile) || (r->cfg->ca_file && !s->ca_file) ||
+        !s->region) {
+        dsc_cred_source_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Static keys as a source; partial keys are DSC_ECREDS naming where. */
+static int static_source(const resolver *r, const char *ak, const char *sk,
+                         const char *tok, const char *name, const char *where,
+                         dsc_cred_source **out)
 {
     if (!ak || !sk)
         return dsc_fail(DSC_ECREDS, "%s: access key id without secret access "
-                        "key (or the reverse)", source);
-    out->access_key = dsc_strdup(ak);
-    out->secret_key = dsc_strdup(sk);
-    out->session_token = dsc_strdup(tok);
-    out->source = source;
-    if (!out->access_key || !out->secret_key || (tok && !out->session_token))
+                        "key (or the reverse)", where);
+    dsc_cred_source *s = source_new(r, CRED_STATIC, name, NULL);
+    if (!s)
         return DSC_ENOMEM;
+    s->keys.access_key = dsc_strdup(ak);
+    s->keys.secret_key = dsc_strdup(sk);
+    s->keys.session_token = dsc_strdup(tok);
+    if (!s->keys.access_key || !s->keys.secret_key ||
+        (tok && !s->keys.session_token)) {
+        dsc_cred_source_free(s);
+        return DSC_ENOMEM;
+    }
+    *out = s;
     return 0;
+}
+
+static int set(char **slot, const char *v)
+{
+    *slot = dsc_strdup(v);
+    return v && !*slot ? DSC_ENOMEM : 0;
+}
+
+/* First of the variables, then the profile's nested "svc =\n endpoint_url",
+ * then its endpoint_url (botocore's service-specific endpoints). */
+static const char *endpoint_for(const profile *p, const char *svc_env,
+                                const char *svc_key)
+{
+    return env(svc_env) ? env(svc_env)
+         : env("AWS_ENDPOINT_URL") ? env("AWS_ENDPOINT_URL")
+         : pget(p, svc_key) ? pget(p, svc_key) : pget(p, "endpoint_url");
+}
+
+static int imds_source(const resolver *r, dsc_cred_source **out)
+{
+    const char *t = env("AWS_METADATA_SERVICE_TIMEOUT");
+    const char *a = env("AWS_METADATA_SERVICE_NUM_ATTEMPTS");
+    const char *ep = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    const char *mode = env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
+    double secs = t ? strtod(t, NULL) : 1;
+    long tries = a ? strtol(a, NULL, 10) : 1;
+    dsc_cred_source *s = source_new(r, CRED_IMDS, "imds", NULL);
+    if (!s)
+        return DSC_ENOMEM;
+    s->connect_timeout_ms = s->request_timeout_ms =
+        secs > 0 && secs < 3600 ? (long)(secs * 1000) : 1000;
+    s->attempts = tries > 0 && tries < 100 ? (int)tries : 1;
+    if (!ep)
+        ep = mode && strcasecmp(mode, "IPv6") == 0 ? "http://[fd00:ec2::254]"
+                                                   : "http://169.254.169.254";
+    size_t n = strlen(ep);
+    while (n && ep[n - 1] == '/')
+        n--;
+    s->url = dsc_strndup(ep, n);
+    if (!s->url) {
+        dsc_cred_source_free(s);
+        return DSC_ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+static int imds_disabled(void)
+{
+    const char *d = env("AWS_EC2_METADATA_DISABLED");
+    return d && strcasecmp(d, "true") == 0;
+}
+
+/* The container endpoint, when the variables set one. */
+static int container_source(const resolver *r, dsc_cred_source **out)
+{
+    const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    const char *full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    if (!rel && !full)
+        return DSC_ABSENT;
+    dsc_cred_source *s = source_new(r, CRED_CONTAINER, "container", NULL);
+    if (!s)
+        return DSC_ENOMEM;
+    dsc_buf u = { 0 };
+    if (rel)
+        dsc_buf_printf(&u, "http://169.254.170.2%s%s", *rel == '/' ? "" : "/",
+                       rel);
+    else
+        dsc_buf_adds(&u, full);
+    s->url = u.data;
+    s->attempts = 3;    /* botocore's ContainerMetadataFetcher */
+    int rc = dsc_buf_oom(&u) ? DSC_ENOMEM : 0;
+    if (!rc)
+        rc = set(&s->auth_token_file,
+                 env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"));
+    if (!rc && !s->auth_token_file)
+        rc = set(&s->auth_token, env("AWS_CONTAINER_AUTHORIZATION_TOKEN"));
+    if (rc) {
+        dsc_cred_source_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+static int chain_profile(resolver *r, const profile *p, int env_ok,
+                         dsc_cred_source **out);
+
+/* The STS endpoint, from the profile asked for (the client botocore
+ * makes for AssumeRole is the session's). */
+static int sts_url(resolver *r, dsc_cred_source *s)
+{
+    const char *ep = endpoint_for(&r->top, "AWS_ENDPOINT_URL_STS",
+                                  "sts.endpoint_url");
+    dsc_buf u = { 0 };
+    if (ep)
+        dsc_buf_adds(&u, ep);
+    else
+        dsc_buf_printf(&u, "https://sts.%s.amazonaws.com", r->region);
+    s->url = u.data;
+    return dsc_buf_oom(&u) ? DSC_ENOMEM : 0;
+}
+
+static int session_name(const char *given, char **out)
+{
+    if (given)
+        return set(out, given);
+    dsc_buf b = { 0 };
+    dsc_buf_printf(&b, "dsc-session-%lld", (long long)time(NULL));
+    *out = b.data;
+    return dsc_buf_oom(&b) ? DSC_ENOMEM : 0;
+}
+
+/* Where a role's source keys come from: credential_source, or the
+ * source_profile (its static keys or its own chain; a role again). */
+static int role_base(resolver *r, const profile *p, dsc_cred_source **out)
+{
+    const char *csrc = pget(p, "credential_source");
+    const char *sp = pget(p, "source_profile");
+    if (csrc && sp)
+        return dsc_fail(DSC_ECREDS, "profile '%s': both source_profile and "
+                        "credential_source are set", p->name);
+    if (!csrc && !sp)
+        return dsc_fail(DSC_ECREDS, "profile '%s': role_arn needs "
+                        "source_profile or credential_source", p->name);
+    if (csrc) {
+        int rc;
+        if (strcmp(csrc, "Environment") == 0) {
+            if (!env("AWS_ACCESS_KEY_ID") && !env("AWS_SECRET_ACCESS_KEY"))
+                return dsc_fail(DSC_ECREDS, "profile '%s': credential_source "
+                                "Environment but AWS_ACCESS_KEY_ID is unset",
+                                p->name);
+            return static_source(r, env("AWS_ACCESS_KEY_ID"),
+                                 env("AWS_SECRET_ACCESS_KEY"),
+                                 env("AWS_SESSION_TOKEN"), "env", "env", out);
+        }
+        if (strcmp(csrc, "EcsContainer") == 0) {
+            rc = container_source(r, out);
+            if (rc == DSC_ABSENT)
+                rc = dsc_fail(DSC_ECREDS, "profile '%s': credential_source "
+                              "EcsContainer but AWS_CONTAINER_CREDENTIALS_* "
+                              "are unset", p->name);
+            return rc;
+        }
+        if (strcmp(csrc, "Ec2InstanceMetadata") == 0)
+            return imds_source(r, out);
+        return dsc_fail(DSC_ECREDS, "profile '%s': credential_source '%s' is "
+                        "not one of Environment, Ec2InstanceMetadata, "
+                        "EcsContainer", p->name, csrc);
+    }
+    /* A profile may name itself to take its own static keys; any other
+     * repeat is a loop. */
+    for (int i = 0; i < r->nvisited; i++)
+        if (strcmp(r->visited[i], sp) == 0 &&
+            (strcmp(sp, p->name) != 0 || (!pget(p, "aws_access_key_id") &&
+                                          !pget(p, "aws_secret_access_key"))))
+            return dsc_fail(DSC_ECREDS, "profile '%s': source_profile '%s' "
+                            "makes a loop", p->name, sp);
+    if ((size_t)r->nvisited >= DSC_ARRAY_LEN(r->visited))
+        return dsc_fail(DSC_ECREDS, "profile '%s': source_profile chain "
+                        "too long", p->name);
+    r->visited[r->nvisited++] = sp;
+    profile src;
+    int rc = profile_load(&r->f, sp, &src);
+    if (!rc && !src.found)
+        rc = dsc_fail(DSC_ECREDS, "profile '%s': source_profile '%s' does not "
+                      "exist", p->name, sp);
+    if (!rc) {
+        size_t mark = r->tried.len;
+        rc = chain_profile(r, &src, 0, out);
+        r->tried.len = mark;    /* a source's misses are not the chain's */
+        if (r->tried.data)
+            r->tried.data[mark] = 0;
+        if (rc == DSC_ABSENT)
+            rc = dsc_fail(DSC_ECREDS, "profile '%s': source_profile '%s' has "
+                          "no credentials", p->name, sp);
+    }
+    profile_free(&src);
+    return rc;
+}
+
+static int has_role(const profile *p)
+{
+    return pget(p, "role_arn") && !pget(p, "web_identity_token_file");
+}
+
+static int assume_role(resolver *r, const profile *p, dsc_cred_source **out)
+{
+    if (pget(p, "mfa_serial"))
+        return dsc_fail(DSC_ECREDS, "profile '%s': role_arn with mfa_serial "
+                        "is not supported (no MFA prompt in a library); use "
+                        "credential_process or temporary keys", p->name);
+    const char *dur = pget(p, "duration_seconds");
+    if (dur) {
+        char *end;
+        long d = strtol(dur, &end, 10);
+        if (*end || d < 900 || d > 43200)
+            return dsc_fail(DSC_ECREDS, "profile '%s': duration_seconds '%s' "
+                            "is not 900..43200", p->name, dur);
+    }
+    dsc_cred_source *s = source_new(r, CRED_ASSUME_ROLE, "assume-role",
+                                    p->name);
+    if (!s)
+        return DSC_ENOMEM;
+    int rc = set(&s->role_arn, pget(p, "role_arn"));
+    rc = rc ? rc : set(&s->external_id, pget(p, "external_id"));
+    rc = rc ? rc : set(&s->duration, dur);
+    rc = rc ? rc : session_name(pget(p, "role_session_name"), &s->session_name);
+    rc = rc ? rc : sts_url(r, s);
+    rc = rc ? rc : role_base(r, p, &s->base);
+    if (rc) {
+        dsc_cred_source_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+/* Web identity: the variables first (unless a profile was named in the
+ * config), then the profile's settings, key by key (botocore's
+ * _get_config). */
+static int web_identity(resolver *r, const profile *p, int env_ok,
+                        dsc_cred_source **out)
+{
+#define WI(var, key) (env_ok && env(var) ? env(var) : pget(p, key))
+    const char *file = WI("AWS_WEB_IDENTITY_TOKEN_FILE",
+                          "web_identity_token_file");
+    const char *arn = WI("AWS_ROLE_ARN", "role_arn");
+    const char *name = WI("AWS_ROLE_SESSION_NAME", "role_session_name");
+#undef WI
+    if (!file)
+        return DSC_ABSENT;
+    if (!arn)
+        return dsc_fail(DSC_ECREDS, "web identity token file %s but no role "
+                        "ARN (AWS_ROLE_ARN or the profile's role_arn)", file);
+    dsc_cred_source *s = source_new(r, CRED_WEB_IDENTITY, "web-identity",
+                                    p->name);
+    if (!s)
+        return DSC_ENOMEM;
+    int rc = set(&s->role_arn, arn);
+    rc = rc ? rc : set(&s->token_file, file);
+    rc = rc ? rc : session_name(name, &s->session_name);
+    rc = rc ? rc : sts_url(r, s);
+    if (rc) {
+        dsc_cred_source_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+static int sso(resolver *r, const profile *p, dsc_cred_source **out)
+{
+    const char *sess = pget(p, "sso_session");
+    const char *url = pget(p, "sso_start_url");
+    const char *region = pget(p, "sso_region");
+    const char *acct = pget(p, "sso_account_id");
+    const char *role = pget(p, "sso_role_name");
+    if (!sess && !url && !acct && !role)
+        return DSC_ABSENT;
+    profile ss = { 0 };
+    int rc = 0;
+    if (sess) {
+        dsc_buf name = { 0 };
+        dsc_buf_printf(&name, "sso-session %s", sess);
+        rc = dsc_buf_oom(&name) ? DSC_ENOMEM
+           : parse_section(r->f.conf, r->f.conf_len, name.data, &ss.found,
+                           &ss.conf);
+        dsc_buf_free(&name);
+        if (!rc && !ss.found)
+            rc = dsc_fail(DSC_ECREDS, "profile '%s': sso_session '%s' has no "
+                          "[sso-session %s] section in %s", p->name, sess,
+                          sess, r->f.conf_path ? r->f.conf_path : "the config");
+        url = kv_get(&ss.conf, "sso_start_url");
+        region = kv_get(&ss.conf, "sso_region");
+    }
+    const char *missing = !url ? "sso_start_url" : !region ? "sso_region"
+                        : !acct ? "sso_account_id" : !role ? "sso_role_name"
+                        : NULL;
+    if (!rc && missing)
+        rc = dsc_fail(DSC_ECREDS, "profile '%s' uses SSO but %s is not set",
+                      p->name, missing);
+    char *home = home_path(".aws/sso/cache/");
+    if (!rc && !home)
+        rc = dsc_fail(DSC_ECREDS, "profile '%s' uses SSO but HOME is unset "
+                      "(the token cache is ~/.aws/sso/cache)", p->name);
+    dsc_cred_source *s = NULL;
+    if (!rc) {
+        s = source_new(r, CRED_SSO, "sso", p->name);
+        rc = s ? 0 : DSC_ENOMEM;
+    }
+    if (!rc) {
+        /* The AWS CLI names the cache file by the session (sso_session) or
+         * by the start URL (legacy profiles). */
+        const char *id = sess ? sess : url;
+        char hex[41];
+        dsc_sha1_hex(id, strlen(id), hex);
+        dsc_buf b = { 0 };
+        dsc_buf_printf(&b, "%s%s.json", home, hex);
+        s->sso_cache_file = b.data;
+        rc = dsc_buf_oom(&b) ? DSC_ENOMEM : 0;
+        const char *ep = env("AWS_ENDPOINT_URL_SSO") ? env("AWS_ENDPOINT_URL_SSO")
+                                                     : env("AWS_ENDPOINT_URL");
+        dsc_buf u = { 0 };
+        if (ep)
+            dsc_buf_adds(&u, ep);
+        else
+            dsc_buf_printf(&u, "https://portal.sso.%s.amazonaws.com", region);
+        s->url = u.data;
+        rc = rc ? rc : dsc_buf_oom(&u) ? DSC_ENOMEM : 0;
+        rc = rc ? rc : set(&s->sso_account, acct);
+        rc = rc ? rc : set(&s->sso_role, role);
+    }
+    free(home);
+    profile_free(&ss);
+    if (rc) {
+        dsc_cred_source_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+static int process(resolver *r, const profile *p, dsc_cred_source **out)
+{
+    const char *cmd = pget(p, "credential_process");
+    if (!cmd)
+        return DSC_ABSENT;
+    dsc_cred_source *s = source_new(r, CRED_PROCESS, "process", p->name);
+    if (!s)
+        return DSC_ENOMEM;
+    int rc = dsc_shell_split(cmd, &s->argv);
+    if (rc == DSC_EINVAL)
+        rc = dsc_fail(DSC_ECREDS, "profile '%s': credential_process: %s",
+                      p->name, dsc_errmsg());
+    if (rc) {
+        dsc_cred_source_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+/* A profile's own ways, in botocore's ProfileProviderBuilder order: web
+ * identity, SSO, the credentials file's keys, credential_process, the
+ * config file's keys. DSC_ABSENT when it has none. */
+static int chain_profile(resolver *r, const profile *p, int env_ok,
+                         dsc_cred_source **out)
+{
+    int rc = web_identity(r, p, env_ok, out);
+    if (rc != DSC_ABSENT)
+        return rc;
+    if (env_ok)
+        dsc_buf_adds(tried(r), "web identity (AWS_WEB_IDENTITY_TOKEN_FILE "
+                     "unset)");
+    rc = sso(r, p, out);
+    if (rc != DSC_ABSENT)
+        return rc;
+    const char *ak = kv_get(&p->cred, "aws_access_key_id");
+    const char *sk = kv_get(&p->cred, "aws_secret_access_key");
+    if (ak || sk)
+        return static_source(r, ak, sk, kv_get(&p->cred, "aws_session_token"),
+                             "profile", "profile (credentials file)", out);
+    rc = process(r, p, out);
+    if (rc != DSC_ABSENT)
+        return rc;
+    ak = kv_get(&p->conf, "aws_access_key_id");
+    sk = kv_get(&p->conf, "aws_secret_access_key");
+    if (ak || sk)
+        return static_source(r, ak, sk, kv_get(&p->conf, "aws_session_token"),
+                             "profile", "profile (config file)", out);
+    dsc_buf_printf(tried(r), "profile '%s' (no keys, role, SSO or "
+                   "credential_process in %s, %s)", p->name,
+                   r->f.cred_path ? r->f.cred_path : "(no credentials file)",
+                   r->f.conf_path ? r->f.conf_path : "(no config file)");
+    return DSC_ABSENT;
+}
+
+/* The whole chain; DSC_ABSENT when nothing applies. */
+static int chain(resolver *r, dsc_cred_source **out)
+{
+    const dsc_config *cfg = r->cfg;
+    int rc;
+    if (cfg->access_key_id || cfg->secret_access_key)
+        return static_source(r, cfg->access_key_id, cfg->secret_access_key,
+                             cfg->session_token, "config", "config", out);
+    if (cfg->profile) {
+        /* Like botocore's Session(profile=): a named profile negates the
+         * environment's keys. AWS_PROFILE does not. */
+        dsc_buf_printf(tried(r), "env (ignored: profile '%s' named in the "
+                       "config)", cfg->profile);
+    } else if (env("AWS_ACCESS_KEY_ID") || env("AWS_SECRET_ACCESS_KEY")) {
+        return static_source(r, env("AWS_ACCESS_KEY_ID"),
+                             env("AWS_SECRET_ACCESS_KEY"),
+                             env("AWS_SESSION_TOKEN"), "env", "env", out);
+    } else {
+        dsc_buf_adds(tried(r), "env (AWS_ACCESS_KEY_ID unset)");
+    }
+    if (has_role(&r->top)) {
+        r->visited[r->nvisited++] = r->top.name;
+        return assume_role(r, &r->top, out);
+    }
+    rc = chain_profile(r, &r->top, !cfg->profile, out);
+    if (rc != DSC_ABSENT)
+        return rc;
+    rc = container_source(r, out);
+    if (rc != DSC_ABSENT)
+        return rc;
+    dsc_buf_adds(tried(r), "container (AWS_CONTAINER_CREDENTIALS_* unset)");
+    if (imds_disabled()) {
+        dsc_buf_adds(tried(r), "IMDS (disabled by AWS_EC2_METADATA_DISABLED)");
+        return DSC_ABSENT;
+    }
+    if (r->imds_down) {
+        dsc_buf_adds(tried(r), r->imds_down);
+        return DSC_ABSENT;
+    }
+    return imds_source(r, out);
+}
+
+/* ---- Region, endpoint, addressing ---------------------------------------- */
+
+static int where(resolver *r, const dsc_config *cfg, dsc_creds *out)
+{
+    const profile *p = &r->top;
+    const char *ep = cfg->endpoint ? cfg->endpoint
+                   : endpoint_for(p, "AWS_ENDPOINT_URL_S3", "s3.endpoint_url");
+    if (set(&out->endpoint, ep))
+        return DSC_ENOMEM;
+    const char *style = pget(p, "s3.addressing_style");
+    out->addressing = !style ? -1
+                    : strcmp(style, "path") == 0 ? DSC_ADDRESSING_PATH
+                    : strcmp(style, "virtual") == 0 ? DSC_ADDRESSING_VHOST
+                    : strcmp(style, "auto") == 0 ? DSC_ADDRESSING_AUTO : -1;
+    if (style && out->addressing < 0)
+        return dsc_fail(DSC_ECREDS, "profile '%s': s3 addressing_style '%s' "
+                        "is not path, virtual or auto", p->name, style);
+
+    const char *region = NULL;
+    if ((region = cfg->region))
+        out->region_source = "config";
+    else if ((region = env("AWS_REGION")) ||
+             (region = env("AWS_DEFAULT_REGION")))
+        out->region_source = "env";
+    else if ((region = pget(p, "region")))
+        out->region_source = "profile";
+    if (region)
+        return set(&out->region, region);
+    /* Ask IMDS only for AWS itself: a custom endpoint (MinIO) needs no
+     * real region, and a machine off EC2 should not wait for it. */
+    if (!ep && !imds_disabled()) {
+        dsc_cred_source *imds = NULL;
+        r->region = "us-east-1";    /* source_new copies one */
+        int rc = imds_source(r, &imds);
+        dsc_buf why = { 0 };
+        if (!rc)
+            rc = dsc_imds_region(imds, &out->region, &why);
+        dsc_cred_source_free(imds);
+        if (rc == DSC_ABSENT && why.data) {
+            r->imds_down = why.data;
+            why.data = NULL;
+        }
+        dsc_buf_free(&why);
+        if (!rc) {
+            out->region_source = "imds";
+            return 0;
+        }
+        if (rc != DSC_ABSENT)
+            return rc;
+    }
+    out->region_source = "default";
+    return set(&out->region, "us-east-1");
+}
+
+/* ---- Public ------------------------------------------------------------- */
+
+int dsc_cred_fetch(const dsc_cred_source *s, int absent_ok, dsc_keys *out)
+{
+    memset(out, 0, sizeof *out);
+    if (s->kind == CRED_STATIC)
+        return dsc_keys_copy(out, &s->keys);
+    if (s->kind == CRED_PROCESS)
+        return dsc_cred_fetch_process(s, out);
+    return dsc_cred_fetch_http(s, absent_ok, out);
+}
+
+int dsc_creds_fetch(const dsc_creds *c, dsc_keys *out)
+{
+    if (!c->refresh)
+        return dsc_keys_copy(out, &c->keys);
+    return dsc_cred_fetch(c->refresh, 0, out);
+}
+
+static int anonymous_env(void)
+{
+    const char *v = env("DSC_ANONYMOUS");
+    return v && strcmp(v, "0") != 0;
 }
 
 int dsc_creds_resolve(const dsc_config *cfg, dsc_creds *out)
 {
     memset(out, 0, sizeof *out);
-    const char *explicit_profile = cfg->profile ? cfg->profile : env("AWS_PROFILE");
-    const char *profile = explicit_profile ? explicit_profile : "default";
-    profile_values pv = { 0 };
-    int rc = read_profiles(profile, &pv);
+    out->addressing = -1;
+    resolver r = { .cfg = cfg };
+    dsc_cred_source *src = NULL;
+    const char *named = cfg->profile ? cfg->profile : env("AWS_PROFILE");
+    int rc = files_load(&r.f);
+    if (!rc)
+        rc = profile_load(&r.f, named ? named : "default", &r.top);
+    if (!rc && named && !r.top.found)
+        rc = dsc_fail(DSC_ECREDS, "profile '%s' not found in %s or %s", named,
+                      r.f.cred_path ? r.f.cred_path : "(no credentials file)",
+                      r.f.conf_path ? r.f.conf_path : "(no config file)");
+    if (!rc)
+        rc = where(&r, cfg, out);
     if (rc)
         goto done;
-    if (explicit_profile && !pv.found) {
-        rc = dsc_fail(DSC_ECREDS, "profile '%s' not found in the AWS "
-                      "credentials or config file", profile);
+    r.region = out->region;
+    if (cfg->anonymous ||
+        (!cfg->access_key_id && !cfg->secret_access_key && anonymous_env())) {
+        out->source = "anonymous";
         goto done;
     }
-
-    if (cfg->anonymous) {
-        out->source = "anonymous";
-    } else if (cfg->access_key_id || cfg->secret_access_key) {
-        rc = take_keys(out, cfg->access_key_id, cfg->secret_access_key,
-                       cfg->session_token, "config");
-    } else if (!cfg->profile &&
-               (env("AWS_ACCESS_KEY_ID") || env("AWS_SECRET_ACCESS_KEY"))) {
-        /* An explicit profile in the config beats the environment, as the
-         * CLI's --profile does; AWS_PROFILE does not. */
-        rc = take_keys(out, env("AWS_ACCESS_KEY_ID"),
-                       env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN"),
-                       "env");
-    } else if (pv.access_key || pv.secret_key) {
-        rc = take_keys(out, pv.access_key, pv.secret_key, pv.session_token,
-                       "profile");
-    } else {
-        out->source = "anonymous";
+    rc = chain(&r, &src);
+    if (!rc) {
+        rc = dsc_cred_fetch(src, 1, &out->keys);
+        if (rc == DSC_ABSENT) {     /* IMDS: not on EC2, or no role */
+            dsc_buf_adds(tried(&r), dsc_errmsg());    /* "IMDS (url): why" */
+            dsc_cred_source_free(src);
+            src = NULL;
+        }
+    }
+    if (rc == DSC_ABSENT) {
+        rc = dsc_buf_oom(&r.tried) ? DSC_ENOMEM
+           : dsc_fail(DSC_ECREDS, "no credentials found: %s. Set keys or a "
+                      "profile, or DSC_ANONYMOUS=1 for a public bucket",
+                      r.tried.data);
+        goto done;
     }
     if (rc)
         goto done;
-
-    const char *region = cfg->region ? cfg->region
-                       : env("AWS_REGION") ? env("AWS_REGION")
-                       : env("AWS_DEFAULT_REGION") ? env("AWS_DEFAULT_REGION")
-                       : pv.region ? pv.region : "us-east-1";
-    const char *endpoint = cfg->endpoint ? cfg->endpoint
-                         : env("AWS_ENDPOINT_URL_S3") ? env("AWS_ENDPOINT_URL_S3")
-                         : env("AWS_ENDPOINT_URL") ? env("AWS_ENDPOINT_URL")
-                         : pv.s3_endpoint ? pv.s3_endpoint : pv.endpoint;
-    out->region = dsc_strdup(region);
-    out->endpoint = dsc_strdup(endpoint);
-    if (!out->region || (endpoint && !out->endpoint))
-        rc = DSC_ENOMEM;
+    out->source = src->name;
+    if (src->kind != CRED_STATIC) {
+        out->refresh = src;
+        src = NULL;
+    }
 done:
-    profile_free(&pv);
+    dsc_cred_source_free(src);
+    profile_free(&r.top);
+    files_free(&r.f);
+    dsc_buf_free(&r.tried);
+    free(r.imds_down);
     if (rc)
         dsc_creds_free(out);
     return rc;
+}
+
+int dsc_keys_copy(dsc_keys *dst, const dsc_keys *src)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->access_key = dsc_strdup(src->access_key);
+    dst->secret_key = dsc_strdup(src->secret_key);
+    dst->session_token = dsc_strdup(src->session_token);
+    dst->expires = src->expires;
+    if ((src->access_key && !dst->access_key) ||
+        (src->secret_key && !dst->secret_key) ||
+        (src->session_token && !dst->session_token)) {
+        dsc_keys_free(dst);
+        return DSC_ENOMEM;
+    }
+    return 0;
+}
+
+void dsc_keys_free(dsc_keys *k)
+{
+    /* The secret and the token both sign; neither stays in freed memory. */
+    if (k->secret_key)
+        memset(k->secret_key, 0, strlen(k->secret_key));
+    if (k->session_token)
+        memset(k->session_token, 0, strlen(k->session_token));
+    free(k->access_key);
+    free(k->secret_key);
+    free(k->session_token);
+    memset(k, 0, sizeof *k);
+}
+
+void dsc_creds_free(dsc_creds *c)
+{
+    dsc_keys_free(&c->keys);
+    free(c->region);
+    free(c->endpoint);
+    dsc_cred_source_free(c->refresh);
+    memset(c, 0, sizeof *c);
+    c->addressing = -1;
 }

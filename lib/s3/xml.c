@@ -1,5 +1,6 @@
 /* S3 XML through expat: streaming, bounded, and strict about structure. */
 #include <expat.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/common.h"
@@ -236,4 +237,114 @@ void dsc_s3_list_page_free(dsc_s3_list_page *pg)
 {
     free(pg->next_token);
     pg->next_token = NULL;
+}
+
+/* ---- Leaves by path (STS answers) --------------------------------------- */
+
+typedef struct leaves {
+    XML_Parser xp;
+    int depth;
+    char names[MAX_DEPTH][64];    /* open elements (longer names cut) */
+    dsc_buf text;
+    const char *const *paths;
+    char **out;
+    size_t n;
+    int err;
+} leaves;
+
+/* Whether the open elements end with path ("A/B/C"). */
+static int ends_with(const leaves *l, const char *path)
+{
+    int d = l->depth;
+    const char *end = path + strlen(path);
+    while (end > path) {
+        const char *slash = end;
+        while (slash > path && slash[-1] != '/')
+            slash--;
+        if (d == 0)
+            return 0;
+        const char *name = l->names[--d];
+        size_t n = (size_t)(end - slash);
+        if (strlen(name) != n || memcmp(name, slash, n) != 0)
+            return 0;
+        end = slash > path ? slash - 1 : path;
+    }
+    return 1;
+}
+
+static void XMLCALL leaf_start(void *ud, const XML_Char *name,
+                               const XML_Char **attrs)
+{
+    (void)attrs;
+    leaves *l = ud;
+    if (l->depth >= MAX_DEPTH) {
+        l->err = DSC_EPROTO;
+        XML_StopParser(l->xp, XML_FALSE);
+        return;
+    }
+    snprintf(l->names[l->depth++], sizeof l->names[0], "%s", name);
+    dsc_buf_reset(&l->text);
+}
+
+static void XMLCALL leaf_text(void *ud, const XML_Char *s, int len)
+{
+    leaves *l = ud;
+    if (l->text.len + (size_t)len > MAX_TEXT) {
+        l->err = DSC_EPROTO;
+        XML_StopParser(l->xp, XML_FALSE);
+        return;
+    }
+    dsc_buf_add(&l->text, s, (size_t)len);
+}
+
+static void XMLCALL leaf_end(void *ud, const XML_Char *name)
+{
+    (void)name;
+    leaves *l = ud;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->out[i] || !ends_with(l, l->paths[i]))
+            continue;
+        l->out[i] = dsc_strdup(l->text.data ? l->text.data : "");
+        if (!l->out[i]) {
+            l->err = DSC_ENOMEM;
+            XML_StopParser(l->xp, XML_FALSE);
+        }
+    }
+    dsc_buf_reset(&l->text);
+    l->depth--;
+}
+
+int dsc_xml_leaves(const char *xml, size_t len, const char *const *paths,
+                   size_t n, char **out)
+{
+    leaves l = { .paths = paths, .out = out, .n = n };
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    l.xp = XML_ParserCreate(NULL);
+    if (!l.xp)
+        return DSC_ENOMEM;
+    XML_SetUserData(l.xp, &l);
+    XML_SetElementHandler(l.xp, leaf_start, leaf_end);
+    XML_SetCharacterDataHandler(l.xp, leaf_text);
+    int rc = 0;
+    if (len > INT32_MAX) {
+        rc = dsc_fail(DSC_EPROTO, "XML body too large");
+    } else if (XML_Parse(l.xp, xml, (int)len, XML_TRUE) != XML_STATUS_OK ||
+               l.err || dsc_buf_oom(&l.text)) {
+        rc = dsc_buf_oom(&l.text) ? DSC_ENOMEM
+           : l.err == DSC_ENOMEM ? DSC_ENOMEM
+           : l.err ? dsc_fail(DSC_EPROTO, "XML document too deep or field "
+                              "too long")
+           : dsc_fail(DSC_EPROTO, "malformed XML at line %lu: %s",
+                      (unsigned long)XML_GetCurrentLineNumber(l.xp),
+                      XML_ErrorString(XML_GetErrorCode(l.xp)));
+    }
+    XML_ParserFree(l.xp);
+    dsc_buf_free(&l.text);
+    if (rc)
+        for (size_t i = 0; i < n; i++) {
+            free(out[i]);
+            out[i] = NULL;
+        }
+    return rc;
 }

@@ -33,4 +33,12 @@ int dsc_s3xml_parse_list(const char *xml, size_t len, dsc_s3xml_obj_cb cb,
                          void *arg, dsc_s3_list_page *page);
 void dsc_s3_list_page_free(dsc_s3_list_page *p);
 
+/* The text of the first element whose enclosing elements end with
+ * paths[i] ("Credentials/AccessKeyId" matches .../Credentials/AccessKeyId)
+ * into out[i] (malloc'd; NULL when there is none), for i < n. 0,
+ * DSC_EPROTO (malformed XML), DSC_ENOMEM; on failure every out[i] is NULL.
+ * For STS answers and their <ErrorResponse>. */
+int dsc_xml_leaves(const char *xml, size_t len, const char *const *paths,
+                   size_t n, char **out);
+
 #endif

@@ -2,7 +2,8 @@
  *
  * Each test runs with every AWS_* variable cleared and HOME pointing at a
  * fresh temporary directory, so the real ~/.aws is never read; the
- * directory is removed afterwards.
+ * directory is removed afterwards. IMDS is disabled unless a test points
+ * it at its own responder, so no test waits for 169.254.169.254.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,14 @@ static const char *const aws_vars[] = {
     "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
     "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+    "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_SSO", "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME", "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_DISABLED",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "AWS_METADATA_SERVICE_TIMEOUT",
+    "AWS_METADATA_SERVICE_NUM_ATTEMPTS", "DSC_ANONYMOUS",
 };
 
 static char tmpdir[256];
@@ -41,6 +50,7 @@ static int setup(void **state)
     if (!mkdtemp(tmpdir))
         return -1;
     setenv("HOME", tmpdir, 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
     return 0;
 }
 
@@ -105,9 +115,9 @@ static void resolve_fails(const dsc_config *cfg, int want)
     if (rc != want)
         fail_msg("dsc_creds_resolve = %d, want %d", rc, want);
     /* Nothing is handed out on failure. */
-    assert_null(c.access_key);
-    assert_null(c.secret_key);
-    assert_null(c.session_token);
+    assert_null(c.keys.access_key);
+    assert_null(c.keys.secret_key);
+    assert_null(c.keys.session_token);
     assert_null(c.region);
     assert_null(c.endpoint);
     dsc_creds_free(&c);
@@ -122,8 +132,11 @@ static void resolve_fails(const dsc_config *cfg, int want)
 /* The resolved region is want; everything is freed before any failure. */
 static void check_region(const dsc_config *cfg, const char *want)
 {
+    /* Where, not who: no credentials needed. */
+    dsc_config anon = *cfg;
+    anon.anonymous = 1;
     dsc_creds c;
-    resolve_ok(cfg, &c);
+    resolve_ok(&anon, &c);
     int same = c.region && strcmp(c.region, want) == 0;
     char got[256];
     snprintf(got, sizeof got, "%s", c.region ? c.region : "(null)");
@@ -137,8 +150,10 @@ static void check_region(const dsc_config *cfg, const char *want)
 /* The resolved endpoint is want (NULL: none). */
 static void check_endpoint(const dsc_config *cfg, const char *want)
 {
+    dsc_config anon = *cfg;
+    anon.anonymous = 1;
     dsc_creds c;
-    resolve_ok(cfg, &c);
+    resolve_ok(&anon, &c);
     int same = want ? c.endpoint && strcmp(c.endpoint, want) == 0
                     : c.endpoint == NULL;
     char got[256];
@@ -165,16 +180,16 @@ static void test_config_keys_win(void **state)
     cfg.secret_access_key = "secretcfg";
     dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_string_equal(c.access_key, "AKIDCFG");
-    assert_string_equal(c.secret_key, "secretcfg");
+    assert_string_equal(c.keys.access_key, "AKIDCFG");
+    assert_string_equal(c.keys.secret_key, "secretcfg");
     /* The environment's token belongs to the environment's keys. */
-    assert_null(c.session_token);
+    assert_null(c.keys.session_token);
     assert_string_equal(c.source, "config");
     dsc_creds_free(&c);
 
     cfg.session_token = "tokencfg";
     resolve_ok(&cfg, &c);
-    assert_string_equal(c.session_token, "tokencfg");
+    assert_string_equal(c.keys.session_token, "tokencfg");
     dsc_creds_free(&c);
 }
 
@@ -188,17 +203,17 @@ static void test_env_wins_over_profile(void **state)
     dsc_config cfg = config();
     dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_string_equal(c.access_key, "AKIDENV");
-    assert_string_equal(c.secret_key, "secretenv");
-    assert_string_equal(c.session_token, "tokenenv");
+    assert_string_equal(c.keys.access_key, "AKIDENV");
+    assert_string_equal(c.keys.secret_key, "secretenv");
+    assert_string_equal(c.keys.session_token, "tokenenv");
     assert_string_equal(c.source, "env");
     dsc_creds_free(&c);
 
     /* Without AWS_SESSION_TOKEN the profile's token must not leak in. */
     unsetenv("AWS_SESSION_TOKEN");
     resolve_ok(&cfg, &c);
-    assert_string_equal(c.access_key, "AKIDENV");
-    assert_null(c.session_token);
+    assert_string_equal(c.keys.access_key, "AKIDENV");
+    assert_null(c.keys.session_token);
     dsc_creds_free(&c);
 }
 
@@ -211,9 +226,9 @@ static void test_default_profile_from_home(void **state)
     dsc_config cfg = config();
     dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_string_equal(c.access_key, "AKIDFILE");
-    assert_string_equal(c.secret_key, "secretfile");
-    assert_string_equal(c.session_token, "tokenfile");
+    assert_string_equal(c.keys.access_key, "AKIDFILE");
+    assert_string_equal(c.keys.secret_key, "secretfile");
+    assert_string_equal(c.keys.session_token, "tokenfile");
     assert_string_equal(c.region, "us-east-1");
     assert_null(c.endpoint);
     dsc_creds_free(&c);
@@ -229,8 +244,8 @@ static void test_default_profile_from_config_file(void **state)
     dsc_config cfg = config();
     dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_string_equal(c.access_key, "AKIDCONF");
-    assert_string_equal(c.secret_key, "secretconf");
+    assert_string_equal(c.keys.access_key, "AKIDCONF");
+    assert_string_equal(c.keys.secret_key, "secretconf");
     assert_string_equal(c.region, "eu-central-1");
     dsc_creds_free(&c);
 }
@@ -246,8 +261,8 @@ static void test_credentials_file_beats_config_file(void **state)
     dsc_config cfg = config();
     dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_string_equal(c.access_key, "AKIDFILE");
-    assert_string_equal(c.secret_key, "secretfile");
+    assert_string_equal(c.keys.access_key, "AKIDFILE");
+    assert_string_equal(c.keys.secret_key, "secretfile");
     dsc_creds_free(&c);
 }
 
@@ -264,9 +279,9 @@ static void test_aws_profile_in_credentials(void **state)
     dsc_config cfg = config();
     dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_string_equal(c.access_key, "AKIDDEV");
-    assert_string_equal(c.secret_key, "secretdev");
-    assert_null(c.session_token);
+    assert_string_equal(c.keys.access_key, "AKIDDEV");
+    assert_string_equal(c.keys.secret_key, "secretdev");
+    assert_null(c.keys.session_token);
     dsc_creds_free(&c);
 }
 
@@ -287,8 +302,8 @@ static void test_aws_profile_in_config(void **state)
     dsc_config cfg = config();
     dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_string_equal(c.access_key, "AKIDDEV");
-    assert_string_equal(c.secret_key, "secretdev");
+    assert_string_equal(c.keys.access_key, "AKIDDEV");
+    assert_string_equal(c.keys.secret_key, "secretdev");
     assert_string_equal(c.region, "ap-south-1");
     dsc_creds_free(&c);
 }
@@ -324,8 +339,8 @@ static void test_cfg_profile(void **state)
     cfg.profile = "prod";
     dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_string_equal(c.access_key, "AKIDPROD");
-    assert_string_equal(c.secret_key, "secretprod");
+    assert_string_equal(c.keys.access_key, "AKIDPROD");
+    assert_string_equal(c.keys.secret_key, "secretprod");
     dsc_creds_free(&c);
 }
 
@@ -346,9 +361,9 @@ static void test_file_locations_from_env(void **state)
     dsc_config cfg = config();
     dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_string_equal(c.access_key, "AKIDALT");
-    assert_string_equal(c.secret_key, "secretalt");
-    assert_null(c.session_token);
+    assert_string_equal(c.keys.access_key, "AKIDALT");
+    assert_string_equal(c.keys.secret_key, "secretalt");
+    assert_null(c.keys.session_token);
     assert_string_equal(c.region, "alt-region-1");
     dsc_creds_free(&c);
 }
@@ -369,7 +384,7 @@ static void test_file_locations_with_named_profile(void **state)
     dsc_config cfg = config();
     dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_string_equal(c.access_key, "AKIDTEAM");
+    assert_string_equal(c.keys.access_key, "AKIDTEAM");
     assert_string_equal(c.region, "sa-east-1");
     assert_string_equal(c.endpoint, "http://127.0.0.1:9000");
     dsc_creds_free(&c);
@@ -487,16 +502,21 @@ static void test_missing_named_profile(void **state)
     assert_errmsg_has("ghost-prof");
 }
 
-/* The default profile is not "named": it may be missing. */
+/* The default profile is not "named": it may be missing, and then there
+ * are no credentials (not "profile not found"). */
 static void test_missing_default_profile_is_fine(void **state)
 {
     (void)state;
     write_file(".aws/credentials", "[dev]\naws_access_key_id = A\n"
                "aws_secret_access_key = S\n");
     dsc_config cfg = config();
+    resolve_fails(&cfg, DSC_ECREDS);
+    assert_errmsg_has("no credentials found");
+    setenv("DSC_ANONYMOUS", "1", 1);
     dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_null(c.access_key);
+    assert_null(c.keys.access_key);
+    assert_string_equal(c.source, "anonymous");
     dsc_creds_free(&c);
 }
 
@@ -535,24 +555,55 @@ static void test_access_key_without_secret_profile(void **state)
     assert_errmsg_has("profile");
 }
 
-static void test_nothing_is_anonymous(void **state)
+/* No credentials anywhere is an error naming every source tried, never a
+ * silent fall back to unsigned requests. */
+static void test_nothing_is_an_error(void **state)
 {
     (void)state;
     dsc_config cfg = config();
-    dsc_creds c;
-    resolve_ok(&cfg, &c);
-    assert_null(c.access_key);
-    assert_null(c.secret_key);
-    assert_null(c.session_token);
-    assert_string_equal(c.region, "us-east-1");
-    assert_null(c.endpoint);
-    dsc_creds_free(&c);
+    resolve_fails(&cfg, DSC_ECREDS);
+    assert_errmsg_has("no credentials found");
+    assert_errmsg_has("env (AWS_ACCESS_KEY_ID unset)");
+    assert_errmsg_has("web identity (AWS_WEB_IDENTITY_TOKEN_FILE unset)");
+    assert_errmsg_has("profile 'default'");
+    assert_errmsg_has(tmp_path(".aws/credentials"));
+    assert_errmsg_has(tmp_path(".aws/config"));
+    assert_errmsg_has("container (AWS_CONTAINER_CREDENTIALS_* unset)");
+    assert_errmsg_has("IMDS (disabled by AWS_EC2_METADATA_DISABLED)");
+    assert_errmsg_has("DSC_ANONYMOUS=1");
 
     /* Same without HOME at all. */
     unsetenv("HOME");
+    resolve_fails(&cfg, DSC_ECREDS);
+    assert_errmsg_has("profile 'default'");
+}
+
+/* Anonymous only when asked: DSC_ANONYMOUS=1 (or cfg.anonymous). */
+static void test_dsc_anonymous_env(void **state)
+{
+    (void)state;
+    write_file(".aws/credentials", DEFAULT_CREDS);
+    setenv("DSC_ANONYMOUS", "1", 1);
+    dsc_config cfg = config();
+    dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_null(c.access_key);
+    assert_null(c.keys.access_key);
+    assert_null(c.keys.secret_key);
+    assert_null(c.refresh);
+    assert_string_equal(c.source, "anonymous");
     assert_string_equal(c.region, "us-east-1");
+    dsc_creds_free(&c);
+    /* The program's own keys beat the variable. */
+    cfg.access_key_id = "AKIDCFG";
+    cfg.secret_access_key = "secretcfg";
+    resolve_ok(&cfg, &c);
+    assert_string_equal(c.source, "config");
+    dsc_creds_free(&c);
+    /* DSC_ANONYMOUS=0 is not a request. */
+    setenv("DSC_ANONYMOUS", "0", 1);
+    cfg.access_key_id = cfg.secret_access_key = NULL;
+    resolve_ok(&cfg, &c);
+    assert_string_equal(c.source, "profile");
     dsc_creds_free(&c);
 }
 
@@ -570,9 +621,9 @@ static void test_cfg_anonymous_forces_anonymous(void **state)
     cfg.secret_access_key = "secretcfg";
     dsc_creds c;
     resolve_ok(&cfg, &c);
-    assert_null(c.access_key);
-    assert_null(c.secret_key);
-    assert_null(c.session_token);
+    assert_null(c.keys.access_key);
+    assert_null(c.keys.secret_key);
+    assert_null(c.keys.session_token);
     /* Region still resolves normally. */
     assert_string_equal(c.region, "eu-north-1");
     dsc_creds_free(&c);
@@ -641,7 +692,8 @@ int main(void)
         T(test_access_key_without_secret_env),
         T(test_access_key_without_secret_config),
         T(test_access_key_without_secret_profile),
-        T(test_nothing_is_anonymous),
+        T(test_nothing_is_an_error),
+        T(test_dsc_anonymous_env),
         T(test_cfg_anonymous_forces_anonymous),
         T(test_unreadable_credentials_file),
         T(test_unreadable_config_file),

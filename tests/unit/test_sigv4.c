@@ -407,6 +407,17 @@ static void test_sha256_hex(void **state)
     assert_string_equal(hex, EMPTY);
 }
 
+/* FIPS 180 examples; the SSO token cache names its files by SHA-1. */
+static void test_sha1_hex(void **state)
+{
+    (void)state;
+    char out[41];
+    dsc_sha1_hex("abc", 3, out);
+    assert_string_equal(out, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    dsc_sha1_hex("", 0, out);
+    assert_string_equal(out, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+}
+
 static void test_amz_date(void **state)
 {
     (void)state;
@@ -532,6 +543,7 @@ int main(void)
 {
     static const struct CMUnitTest fixed[] = {
         cmocka_unit_test(test_sha256_hex),
+        cmocka_unit_test(test_sha1_hex),
         cmocka_unit_test(test_amz_date),
         cmocka_unit_test(test_authorization_rejects_bad_date),
         cmocka_unit_test(test_query_string),
