@@ -11,11 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 #include "dsc.h"
+#include "tool.h"
 
 static void usage(FILE *to)
 {
     fprintf(to,
-            "usage: dsc-cat [--offset N] [--length N] s3://bucket/key\n"
+            "usage: dsc-cat [--no-sign-request] [--offset N] [--length N] s3://bucket/key\n"
             "Write the object (or LENGTH bytes from OFFSET) to stdout.\n"
             "Endpoint, region and credentials come from the AWS_* and DSC_*\n"
             "environment variables (see README.md).\n");
@@ -54,6 +55,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "offset", required_argument, NULL, 'o' },
         { "length", required_argument, NULL, 'l' },
+        { "no-sign-request", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -73,6 +75,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'N': tool_no_sign_request(); break;
         case 'h':
             usage(stdout);
             return 0;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include "dsc.h"
+#include "tool.h"
 
 typedef struct object {
     char *url;
@@ -125,7 +126,7 @@ static double now_s(void)
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: dsc-epoch [-j THREADS] [-e EPOCHS] [--duration SEC] "
+    fprintf(to, "usage: dsc-epoch [--no-sign-request] [-j THREADS] [-e EPOCHS] [--duration SEC] "
                 "[--seed N] [--verify DIR] s3://bucket/prefix\n");
 }
 
@@ -137,6 +138,7 @@ int main(int argc, char **argv)
         { "seed", required_argument, NULL, 's' },
         { "verify", required_argument, NULL, 'v' },
         { "duration", required_argument, NULL, 'd' },
+        { "no-sign-request", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -152,6 +154,7 @@ int main(int argc, char **argv)
         case 's': seed = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'v': r.verify_dir = optarg; break;
         case 'd': duration = atof(optarg); break;
+        case 'N': tool_no_sign_request(); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

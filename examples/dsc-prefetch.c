@@ -174,7 +174,7 @@ static int read_list(job *j, const char *path)
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: dsc-prefetch [-j N] [--json] [--quiet] [--list FILE|-] "
+    fprintf(to, "usage: dsc-prefetch [--no-sign-request] [-j N] [--json] [--quiet] [--list FILE|-] "
                 "[s3://bucket/prefix/ | s3://bucket/key ...]\n");
 }
 
@@ -185,6 +185,7 @@ int main(int argc, char **argv)
         { "json", no_argument, NULL, 'J' },
         { "quiet", no_argument, NULL, 'q' },
         { "list", required_argument, NULL, 'l' },
+        { "no-sign-request", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -210,6 +211,7 @@ int main(int argc, char **argv)
                 return 2;
             lists[nlists++] = optarg;
             break;
+        case 'N': tool_no_sign_request(); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -28,7 +28,7 @@ typedef struct opts {
 static void usage(FILE *to)
 {
     fprintf(to,
-        "usage: dsc-snapshot [--json] [--allow-empty] s3://bucket/prefix -o FILE\n"
+        "usage: dsc-snapshot [--no-sign-request] [--json] [--allow-empty] s3://bucket/prefix -o FILE\n"
         "       dsc-snapshot [--json] [--verbose] [--allow-empty] --refresh FILE [-o NEW]\n"
         "       dsc-snapshot [--json] [--verbose] --diff OLD NEW\n"
         "       dsc-snapshot [--json] --show FILE|s3://bucket/key\n");
@@ -325,6 +325,7 @@ int main(int argc, char **argv)
         { "json", no_argument, NULL, 'J' },
         { "verbose", no_argument, NULL, 'v' },
         { "allow-empty", no_argument, NULL, 'E' },
+        { "no-sign-request", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -345,6 +346,7 @@ int main(int argc, char **argv)
         case 'J': o.json = 1; break;
         case 'v': o.verbose = 1; break;
         case 'E': o.allow_empty = 1; break;
+        case 'N': tool_no_sign_request(); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -1,7 +1,10 @@
-/* dsc-stat: show the node cache's state and counters.
+/* dsc-stat: show the node cache's state and counters, or who we are.
  *
  *   dsc-stat [--json] [--clean] [--cache-dir DIR]
+ *   dsc-stat --whoami [--json] [--no-sign-request]
  *
+ * --whoami: where the credentials came from, the access key id, when they
+ * expire, the region and endpoint (never the secret).
  * The cache directory is DIR, else DSC_CACHE_DIR, else the default
  * (~/.cache/dsc). --clean also removes files left by crashed processes.
  * Exit 0, 1 when there is no usable cache, 2 for usage errors. */
@@ -9,8 +12,57 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <time.h>
 #include "dsc.h"
 #include "tool.h"
+
+#define USAGE "usage: dsc-stat [--json] [--clean] [--cache-dir DIR]\n" \
+              "       dsc-stat --whoami [--json] [--no-sign-request]\n"
+
+static int whoami(const dsc_config *cfg, int json)
+{
+    dsc_ctx *ctx;
+    dsc_identity id;
+    int rc = dsc_ctx_open(cfg, &ctx);
+    if (!rc) {
+        rc = dsc_whoami(ctx, &id, sizeof id);
+        dsc_ctx_close(ctx);
+    }
+    if (rc) {
+        fprintf(stderr, "dsc-stat: %s: %s\n", dsc_strerror(rc), dsc_errmsg());
+        return 1;
+    }
+    char when[64] = "never";
+    if (id.expires) {
+        time_t t = (time_t)id.expires;
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    }
+    if (json) {
+        printf("{\"source\":");
+        tool_json_str(id.source);
+        printf(",\"access_key_id\":");
+        tool_json_str(id.access_key_id);
+        printf(",\"expires\":%lld,\"region\":", (long long)id.expires);
+        tool_json_str(id.region);
+        printf(",\"region_source\":");
+        tool_json_str(id.region_source);
+        printf(",\"endpoint\":");
+        tool_json_str(id.endpoint);
+        printf("}\n");
+        return 0;
+    }
+    printf("source         %s\naccess key id  %s\n", id.source,
+           id.access_key_id[0] ? id.access_key_id : "(none: unsigned requests)");
+    if (id.expires)
+        printf("expires        %s (in %lld s)\n", when,
+               (long long)(id.expires - time(NULL)));
+    else
+        printf("expires        never\n");
+    printf("region         %s (%s)\nendpoint       %s\n", id.region,
+           id.region_source, id.endpoint);
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -18,31 +70,40 @@ int main(int argc, char **argv)
         { "json", no_argument, NULL, 'j' },
         { "clean", no_argument, NULL, 'c' },
         { "cache-dir", required_argument, NULL, 'd' },
+        { "whoami", no_argument, NULL, 'w' },
+        { "no-sign-request", no_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    int json = 0, clean = 0, c;
+    int json = 0, clean = 0, who = 0, unsigned_req = 0, c;
     const char *dir = NULL;
     while ((c = getopt_long(argc, argv, "jcd:h", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
         case 'c': clean = 1; break;
         case 'd': dir = optarg; break;
+        case 'w': who = 1; break;
+        case 'n': unsigned_req = 1; break;
         case 'h':
-            printf("usage: dsc-stat [--json] [--clean] [--cache-dir DIR]\n");
+            printf(USAGE);
             return 0;
         default:
-            fprintf(stderr, "usage: dsc-stat [--json] [--clean] [--cache-dir DIR]\n");
+            fprintf(stderr, USAGE);
             return 2;
         }
     }
-    if (optind != argc) {
-        fprintf(stderr, "usage: dsc-stat [--json] [--clean] [--cache-dir DIR]\n");
+    if (optind != argc || (who && clean)) {
+        fprintf(stderr, USAGE);
         return 2;
     }
     dsc_config cfg;
     dsc_config_init(&cfg, DSC_CONFIG_VERSION);
     cfg.cache_dir = dir;
+    cfg.anonymous = unsigned_req;
+    if (who)
+        return whoami(&cfg, json);
+    /* The cache's state needs no S3 request, so no credentials either. */
+    cfg.anonymous = 1;
     dsc_ctx *ctx;
     int rc = dsc_ctx_open(&cfg, &ctx);
     if (rc) {

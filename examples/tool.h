@@ -1,8 +1,16 @@
-/* Small helpers the command-line tools share (output formatting). */
+/* Small helpers the command-line tools share (output formatting, common flags). */
 #ifndef DSC_TOOL_H
 #define DSC_TOOL_H
 
 #include <stdio.h>
+#include <stdlib.h>
+
+/* --no-sign-request: unsigned requests (public buckets), as the AWS CLI's
+ * flag; the tools' contexts read DSC_ANONYMOUS. */
+static inline void tool_no_sign_request(void)
+{
+    setenv("DSC_ANONYMOUS", "1", 1);
+}
 
 /* A JSON string literal for s, escaped. */
 static inline void tool_json_str(const char *s)

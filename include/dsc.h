@@ -461,6 +461,28 @@ typedef struct dsc_stats {
                                      LIST or HEAD, no body bytes) */
 } dsc_stats;
 
+/** Who a context signs its requests as (dsc_whoami); never the secret. */
+typedef struct dsc_identity {
+    char source[32];          /**< where the keys came from: "config",
+                                   "env", "profile", "assume-role",
+                                   "web-identity", "sso", "process",
+                                   "container", "imds", "anonymous" */
+    char access_key_id[128];  /**< "" when anonymous */
+    int64_t expires;          /**< Unix seconds; 0: the keys do not expire */
+    char region[64];
+    char region_source[16];   /**< "config", "env", "profile", "imds",
+                                   "default" */
+    char endpoint[512];       /**< the S3 origin (dsc_snapshot_summary's) */
+} dsc_identity;
+
+/**
+ * Fill the first `size` bytes of *out (normally sizeof(dsc_identity))
+ * with the keys the context signs with now (temporary ones are refreshed
+ * first when due). Errors: DSC_EINVAL, DSC_ECREDS (expired, refresh
+ * failed).
+ */
+DSC_API int dsc_whoami(dsc_ctx *ctx, dsc_identity *out, size_t size);
+
 /**
  * Fill the first `size` bytes of *out (normally sizeof(dsc_stats)).
  * Thread-safe. Errors: DSC_EINVAL, DSC_EIO when the index cannot be read

@@ -212,6 +212,18 @@ done:
     return rc;
 }
 
+/* Once per context (DSC_LOG=info): which source, key id and region. */
+static void log_identity(const dsc_creds *c)
+{
+    char until[64] = "";
+    if (c->keys.expires)
+        snprintf(until, sizeof until, ", expire in %lld s",
+                 (long long)(c->keys.expires - time(NULL)));
+    dsc_log(DSC_LOG_INFO, "credentials from %s: %s%s; region %s (%s)",
+            c->source, c->keys.access_key ? c->keys.access_key : "anonymous",
+            until, c->region, c->region_source ? c->region_source : "?");
+}
+
 int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
 {
     dsc_clear_error();
@@ -251,6 +263,8 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
     ctx->cfg.secret_access_key = ctx->cfg.session_token = NULL;
     ctx->cfg.profile = ctx->cfg.cache_dir = ctx->cfg.snapshot = NULL;
     ctx->cfg.ca_file = ctx->ca_file;
+    if (!rc)
+        log_identity(&ctx->creds);
     if (!rc)
         rc = dsc_s3_new(&ctx->cfg, &ctx->creds, &ctx->s3);
     if (!rc)
@@ -368,6 +382,29 @@ void dsc_ctx_close(dsc_ctx *ctx)
 const char *dsc_cache_dir(const dsc_ctx *ctx)
 {
     return ctx ? dsc_cache_path(ctx->cache) : NULL;
+}
+
+int dsc_whoami(dsc_ctx *ctx, dsc_identity *out, size_t size)
+{
+    dsc_clear_error();
+    if (!ctx || !out || size == 0)
+        return dsc_fail(DSC_EINVAL, "dsc_whoami: bad argument");
+    dsc_identity id;
+    memset(&id, 0, sizeof id);
+    dsc_s3 *s3 = dsc_ctx_s3(ctx);
+    if (!s3)
+        return dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
+    int rc = dsc_s3_signer(s3, id.access_key_id, sizeof id.access_key_id,
+                           &id.expires);
+    if (rc)
+        return rc;
+    snprintf(id.source, sizeof id.source, "%s", ctx->creds.source);
+    snprintf(id.region, sizeof id.region, "%s", dsc_s3_region(s3));
+    snprintf(id.region_source, sizeof id.region_source, "%s",
+             ctx->creds.region_source ? ctx->creds.region_source : "");
+    snprintf(id.endpoint, sizeof id.endpoint, "%s", dsc_s3_origin(s3));
+    memcpy(out, &id, size < sizeof id ? size : sizeof id);
+    return 0;
 }
 
 int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size)

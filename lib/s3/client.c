@@ -4,21 +4,41 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
 #include "core/atomic.h"
+#include "core/log.h"
 #include "s3/client.h"
+#include "s3/credbox.h"
 #include "net/sigv4.h"
+
+/* Buckets found in another region than the configured one. */
+#define REGION_BUCKETS 64
+#define REGION_LEN 32
+
+typedef struct bucket_region {
+    char bucket[64];
+    char region[REGION_LEN];
+} bucket_region;
 
 struct dsc_s3 {
     dsc_http *http;
     dsc_endpoint ep;
     char *origin;                  /* dsc_s3_origin */
     int addressing;
-    dsc_creds creds;
+    char *region;                  /* configured: signs, unless redirected */
+    int aws_endpoint;              /* AWS's regional endpoint: a redirect
+                                      moves the host too */
+    dsc_credbox *box;              /* signing keys, refreshed */
     int max_retries;
     long retry_base_ms, retry_max_ms;
     dsc_s3_version_fn version_of;  /* set once, before any request */
     void *version_arg;
     dsc_s3_counters n;   /* counters (core/atomic.h), any thread */
+
+    /* guarded by regions_mu */
+    pthread_mutex_t regions_mu;
+    bucket_region regions[REGION_BUCKETS];
+    size_t nregions;
 };
 
 void dsc_s3_set_version_pin(dsc_s3 *s3, dsc_s3_version_fn fn, void *arg)
@@ -49,6 +69,22 @@ const char *dsc_s3_origin(const dsc_s3 *s3)
     return s3->origin;
 }
 
+int dsc_s3_signer(dsc_s3 *s3, char *ak, size_t cap, int64_t *expires)
+{
+    dsc_keyset *ks = dsc_credbox_hold(s3->box);
+    if (!ks)
+        return DSC_ECREDS;
+    snprintf(ak, cap, "%s", ks->k.access_key ? ks->k.access_key : "");
+    *expires = ks->k.expires;
+    dsc_keyset_put(ks);
+    return 0;
+}
+
+const char *dsc_s3_region(const dsc_s3 *s3)
+{
+    return s3->region;
+}
+
 void dsc_s3_counters_get(dsc_s3 *s3, dsc_s3_counters *out)
 {
     out->requests = dsc_counter_get(&s3->n.requests);
@@ -65,6 +101,7 @@ int dsc_s3_new(const dsc_config *cfg, const dsc_creds *creds, dsc_s3 **out)
     dsc_s3 *s3 = calloc(1, sizeof *s3);
     if (!s3)
         return DSC_ENOMEM;
+    pthread_mutex_init(&s3->regions_mu, NULL);
     int rc;
     if (creds->endpoint) {
         rc = dsc_endpoint_parse(creds->endpoint, &s3->ep);
@@ -74,10 +111,14 @@ int dsc_s3_new(const dsc_config *cfg, const dsc_creds *creds, dsc_s3 **out)
         if (!rc)
             rc = dsc_endpoint_parse(e.data, &s3->ep);
         dsc_buf_free(&e);
+        s3->aws_endpoint = 1;
     }
     if (rc)
         goto fail;
-    s3->addressing = cfg->addressing;
+    /* The profile's s3 addressing_style applies unless the config chose. */
+    s3->addressing = cfg->addressing == DSC_ADDRESSING_AUTO &&
+                     creds->addressing >= 0 ? creds->addressing
+                                            : cfg->addressing;
     dsc_buf o = { 0 };
     rc = dsc_origin_make(&s3->ep, s3->addressing, &o);
     s3->origin = o.data;
@@ -86,17 +127,10 @@ int dsc_s3_new(const dsc_config *cfg, const dsc_creds *creds, dsc_s3 **out)
     s3->max_retries = cfg->max_retries;
     s3->retry_base_ms = cfg->retry_base_ms;
     s3->retry_max_ms = cfg->retry_max_ms;
-    s3->creds.keys.access_key = dsc_strdup(creds->keys.access_key);
-    s3->creds.keys.secret_key = dsc_strdup(creds->keys.secret_key);
-    s3->creds.keys.session_token = dsc_strdup(creds->keys.session_token);
-    s3->creds.region = dsc_strdup(creds->region);
-    if ((creds->keys.access_key && !s3->creds.keys.access_key) ||
-        (creds->keys.secret_key && !s3->creds.keys.secret_key) ||
-        (creds->keys.session_token && !s3->creds.keys.session_token) ||
-        !s3->creds.region) {
-        rc = DSC_ENOMEM;
+    s3->region = dsc_strdup(creds->region);
+    rc = s3->region ? dsc_credbox_new(creds, &s3->box) : DSC_ENOMEM;
+    if (rc)
         goto fail;
-    }
     dsc_http_opts ho = {
         .connect_timeout_ms = cfg->connect_timeout_ms,
         .request_timeout_ms = cfg->request_timeout_ms,
@@ -121,7 +155,9 @@ void dsc_s3_free(dsc_s3 *s3)
     dsc_http_free(s3->http);
     dsc_endpoint_free(&s3->ep);
     free(s3->origin);
-    dsc_creds_free(&s3->creds);
+    free(s3->region);
+    dsc_credbox_free(s3->box);
+    pthread_mutex_destroy(&s3->regions_mu);
     free(s3);
 }
 
@@ -162,15 +198,81 @@ static int add_header(struct curl_slist **h, const char *fmt, ...)
     return 0;
 }
 
+/* The region bucket lives in, when a redirect taught us one unlike the
+ * configured region: 1 with it in out[REGION_LEN], else 0. */
+static int bucket_region_of(dsc_s3 *s3, const char *bucket, char *out)
+{
+    int found = 0;
+    pthread_mutex_lock(&s3->regions_mu);
+    for (size_t i = 0; i < s3->nregions && !found; i++)
+        if (strcmp(s3->regions[i].bucket, bucket) == 0) {
+            memcpy(out, s3->regions[i].region, REGION_LEN);
+            found = 1;
+        }
+    pthread_mutex_unlock(&s3->regions_mu);
+    return found;
+}
+
+static void remember_region(dsc_s3 *s3, const char *bucket, const char *region)
+{
+    if (strlen(bucket) >= sizeof s3->regions[0].bucket)
+        return;
+    pthread_mutex_lock(&s3->regions_mu);
+    size_t i = 0;
+    while (i < s3->nregions && strcmp(s3->regions[i].bucket, bucket))
+        i++;
+    if (i == s3->nregions) {
+        /* Full: the oldest makes room (one more redirect if it returns). */
+        if (i == REGION_BUCKETS) {
+            memmove(s3->regions, s3->regions + 1,
+                    (REGION_BUCKETS - 1) * sizeof s3->regions[0]);
+            i--;
+        } else {
+            s3->nregions++;
+        }
+        snprintf(s3->regions[i].bucket, sizeof s3->regions[i].bucket, "%s",
+                 bucket);
+    }
+    snprintf(s3->regions[i].region, REGION_LEN, "%s", region);
+    pthread_mutex_unlock(&s3->regions_mu);
+}
+
+/* What one attempt signed with: the region, and the keys' generation. */
+typedef struct signed_as {
+    char region[REGION_LEN];
+    unsigned gen;
+} signed_as;
+
 /* Build URL and signed headers for one attempt (fresh date each time). */
 static int prepare(dsc_s3 *s3, const s3_op *op, dsc_buf *url,
-                   struct curl_slist **hdrs)
+                   struct curl_slist **hdrs, signed_as *as)
 {
-    dsc_target t;
-    int rc = dsc_target_build(&t, &s3->ep, s3->addressing, op->bucket, op->key);
-    if (rc)
-        return rc;
+    dsc_target t = { 0 };
+    dsc_endpoint moved = { 0 };
+    const dsc_endpoint *ep = &s3->ep;
     dsc_buf qs = { 0 }, auth = { 0 };
+    dsc_keyset *ks = NULL;
+    int rc = 0;
+    if (!bucket_region_of(s3, op->bucket, as->region)) {
+        snprintf(as->region, REGION_LEN, "%s", s3->region);
+    } else if (s3->aws_endpoint) {
+        dsc_buf e = { 0 };
+        rc = dsc_buf_printf(&e, "https://s3.%s.amazonaws.com", as->region);
+        rc = rc ? rc : dsc_endpoint_parse(e.data, &moved);
+        dsc_buf_free(&e);
+        ep = &moved;
+    }
+    if (rc)
+        goto done;
+    ks = dsc_credbox_hold(s3->box);
+    if (!ks) {
+        rc = DSC_ECREDS;
+        goto done;
+    }
+    as->gen = ks->gen;
+    rc = dsc_target_build(&t, ep, s3->addressing, op->bucket, op->key);
+    if (rc)
+        goto done;
     rc = dsc_buf_adds(url, t.url.data);
     if (!rc && op->nquery) {
         rc = dsc_sigv4_query_string(op->query, op->nquery, &qs);
@@ -195,29 +297,32 @@ static int prepare(dsc_s3 *s3, const s3_op *op, dsc_buf *url,
     }
     if (op->if_match)
         sh[nh++] = (dsc_kv){ "if-match", op->if_match };
-    if (s3->creds.keys.session_token)
-        sh[nh++] = (dsc_kv){ "x-amz-security-token", s3->creds.keys.session_token };
+    if (ks->k.session_token)
+        sh[nh++] = (dsc_kv){ "x-amz-security-token", ks->k.session_token };
     /* Accept is curl's default header; S3 does not need it. */
     rc = rc ? rc : add_header(hdrs, "Accept:");
     for (size_t i = 0; i < nh && !rc; i++)
         rc = add_header(hdrs, "%s: %s", sh[i].name, sh[i].value);
-    if (!rc && s3->creds.keys.access_key) {
+    if (!rc && ks->k.access_key) {
         dsc_sigv4_input in = {
             .method = op->method, .path = t.path.data,
             .query = op->query, .nquery = op->nquery,
             .headers = sh, .nheaders = nh,
             .payload_hash = DSC_EMPTY_SHA256,
-            .region = s3->creds.region, .service = "s3", .amz_date = date,
-            .access_key = s3->creds.keys.access_key,
-            .secret_key = s3->creds.keys.secret_key,
+            .region = as->region, .service = "s3", .amz_date = date,
+            .access_key = ks->k.access_key,
+            .secret_key = ks->k.secret_key,
         };
         rc = dsc_sigv4_authorization(&in, &auth);
         if (!rc)
             rc = add_header(hdrs, "Authorization: %s", auth.data);
     }
+done:
+    dsc_keyset_put(ks);
     dsc_buf_free(&qs);
     dsc_buf_free(&auth);
     dsc_target_free(&t);
+    dsc_endpoint_free(&moved);
     return rc;
 }
 
@@ -419,19 +524,64 @@ static void backoff(const dsc_s3 *s3, int attempt, int slow_down)
         dsc_sleep_ms((long)dsc_rand_below((uint64_t)ceiling + 1));
 }
 
+/* A region name as S3 spells them ("eu-west-1"), safe in a host name. */
+static int region_ok(const char *r)
+{
+    size_t n = strlen(r);
+    if (n == 0 || n >= REGION_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(dsc_isdigit(r[i]) || (r[i] >= 'a' && r[i] <= 'z') || r[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* What an error answer asks of us before it is an error: another region
+ * for the bucket (301 PermanentRedirect, 400 AuthorizationHeaderMalformed,
+ * x-amz-bucket-region), or new keys (ExpiredToken). */
+typedef struct hint {
+    char region[REGION_LEN];       /* "" when none */
+    int expired;
+} hint;
+
+static hint read_hint(const dsc_http_resp *rs, const char *op_method)
+{
+    hint h = { "", 0 };
+    long st = rs->status;
+    if (st != 301 && st != 307 && st != 400 && st != 403)
+        return h;
+    static const char *const paths[] = { "Error/Code", "Error/Region" };
+    char *leaf[2] = { NULL, NULL };
+    if (rs->err_body.len)
+        dsc_xml_leaves(rs->err_body.data, rs->err_body.len, paths, 2, leaf);
+    const char *region = rs->captured[0][0] ? rs->captured[0] : leaf[1];
+    if (region && region_ok(region) &&
+        (st != 403 || rs->captured[0][0]))
+        snprintf(h.region, sizeof h.region, "%s", region);
+    const char *code = leaf[0];
+    h.expired = code ? strcmp(code, "ExpiredToken") == 0 ||
+                       strcmp(code, "TokenRefreshRequired") == 0
+                     : st == 400 && strcmp(op_method, "HEAD") == 0;
+    free(leaf[0]);
+    free(leaf[1]);
+    return h;
+}
+
 static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
                dsc_http_resp *rs)
 {
+    static const char *const capture[] = { "x-amz-bucket-region", NULL };
     dsc_buf msg_url = { 0 };
     if (dsc_buf_printf(&msg_url, "s3://%s/%s", op->bucket, op->key) ||
         (op->version_id &&
          dsc_buf_printf(&msg_url, " (version %s)", op->version_id)))
         return DSC_ENOMEM;
-    int rc = 0, fresh = 0;
+    int rc = 0, fresh = 0, moved = 0, renewed = 0;
     for (int attempt = 0;; attempt++) {
         dsc_buf url = { 0 };
         struct curl_slist *hdrs = NULL;
-        rc = prepare(s3, op, &url, &hdrs);
+        signed_as as;
+        rc = prepare(s3, op, &url, &hdrs, &as);
         if (rc) {
             curl_slist_free_all(hdrs);
             dsc_buf_free(&url);
@@ -443,19 +593,33 @@ static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
             .method = op->method, .url = url.data, .headers = hdrs,
             .buf = op->buf, .cap = op->len,
             .body = op->body, .body_max = op->body_max,
-            .fresh_connect = fresh,
+            .fresh_connect = fresh, .capture = capture,
         };
         count(&s3->n.requests, 1);
-        outcome o;
-        if (dsc_http_perform(s3->http, &rq, rs))
-            o = classify_curl(op, rs, msg_url.data);
-        else
-            o = classify(op, rs, msg_url.data, obj_size);
+        int answered = dsc_http_perform(s3->http, &rq, rs) == 0;
+        curl_slist_free_all(hdrs);
+        dsc_buf_free(&url);
         count(&s3->n.bytes, rs->received);
         if (op->buf)
             count(&s3->n.get_bytes, rs->received);
-        curl_slist_free_all(hdrs);
-        dsc_buf_free(&url);
+        /* Once each per request, and not counted as retries: the bucket
+         * is elsewhere, or the keys ran out under us. */
+        hint h = answered ? read_hint(rs, op->method) : (hint){ "", 0 };
+        if (!moved && h.region[0] && strcmp(h.region, as.region)) {
+            dsc_log(DSC_LOG_INFO, "bucket %s is in %s, not %s: asking there",
+                    op->bucket, h.region, as.region);
+            remember_region(s3, op->bucket, h.region);
+            moved = 1;
+            attempt--;
+            continue;
+        }
+        if (!renewed && h.expired && dsc_credbox_expired(s3->box, as.gen) == 0) {
+            renewed = 1;
+            attempt--;
+            continue;
+        }
+        outcome o = answered ? classify(op, rs, msg_url.data, obj_size)
+                             : classify_curl(op, rs, msg_url.data);
         rc = o.code;
         if (!rc || !o.retry || attempt >= s3->max_retries)
             break;

@@ -79,6 +79,12 @@ int64_t dsc_s3_list_versions(dsc_s3 *s3, const char *bucket,
                              const char *prefix, dsc_s3_version_cb cb,
                              void *arg);
 
+/* The keys requests are signed with now (refreshed when due): the access
+ * key id into ak[cap] ("" anonymous) and their expiry (0: none); the
+ * region requests are signed for. 0 or DSC_ECREDS. */
+int dsc_s3_signer(dsc_s3 *s3, char *ak, size_t cap, int64_t *expires);
+const char *dsc_s3_region(const dsc_s3 *s3);
+
 /* Counters since creation, for stats and tests. */
 typedef struct dsc_s3_counters {
     uint64_t requests, gets, heads, lists, retries, bytes, get_bytes;
