@@ -1,0 +1,323 @@
+#!/usr/bin/python3
+"""libdsc's credential chain against the AWS fakes, cross-checked with
+botocore, every S3 request verified by the SigV4 proxy.
+
+For each source (environment, profile keys, AssumeRole, web identity from
+the environment and from a profile, SSO by sso-session and legacy,
+credential_process, container full URI with a token and a token file,
+IMDSv2) and for environments holding several at once:
+- `dsc-stat --whoami --json` names the source botocore names (method) and
+  a key of the same issuer (the same key where the issuer hands the same
+  one out: environment, profile, IMDS, container);
+- `dsc-cat` through sigv4_proxy.py reads the object's bytes, and every
+  request the proxy saw from it is signed right with that key (botocore
+  recomputes each signature) and its session token.
+Then what must fail does, within a bounded time and naming the source:
+no credentials at all, a hung IMDS, malformed container JSON, an
+unreadable or wrong web identity token, an STS error; and what users
+configure: anonymous only when asked, the profile's addressing_style and
+endpoint_url, a bucket in another region (redirected once, remembered).
+
+Run through tests/run.sh (s3rver, DSC_TEST_BIN), with /usr/bin/python3.
+"""
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import awsenv
+from test_python_client import Suite
+
+ENDPOINT = os.environ.get("DSC_TEST_ENDPOINT")
+BUCKET = os.environ.get("DSC_TEST_BUCKET")
+BIN = Path(os.environ.get("DSC_TEST_BIN", "build/bin"))
+ROLE_ARN = "arn:aws:iam::123456789012:role/dsc-reader"
+START_URL = "https://dsc-test.awsapps.com/start"
+KEY = "creds-chain/object.bin"
+DATA = random.Random(5).randbytes(300000)
+
+# botocore's name of a provider -> libdsc's source.
+SOURCE_OF = {
+    "env": "env", "shared-credentials-file": "profile",
+    "config-file": "profile", "assume-role": "assume-role",
+    "assume-role-with-web-identity": "web-identity", "sso": "sso",
+    "custom-process": "process", "container-role": "container",
+    "iam-role": "imds",
+}
+# Issuers that hand out the same key while it is fresh; the others mint a
+# new one per call, so only the issuer (the key's prefix) can match.
+PREFIXES = ("ASIAIMDS", "ASIAECS", "ASIAEKS", "ASIASTSROLE", "ASIASTSWEB",
+            "ASIASSO", "ASIAPROC", "AKIAFAKE")
+
+suite = Suite("creds-chain")
+test = suite.test
+aws = None
+
+
+def issuer(ak):
+    return next((p for p in PREFIXES if ak.startswith(p)), ak)
+
+
+def run(tool, env, *args, timeout=60):
+    t0 = time.time()
+    p = subprocess.run([str(BIN / tool), *args], env=env, capture_output=True,
+                       timeout=timeout)
+    return p, time.time() - t0
+
+
+def whoami(env):
+    p, _ = run("dsc-stat", env, "--whoami", "--json")
+    assert p.returncode == 0, p.stderr.decode()
+    return json.loads(p.stdout)
+
+
+def cat_through_proxy(env):
+    """dsc-cat of KEY through the proxy; the proxy entries it caused."""
+    before = len(aws.proxy.entries())
+    env = dict(env, AWS_ENDPOINT_URL=aws.proxy.url, DSC_CACHE_DIR="off")
+    p, _ = run("dsc-cat", env, "s3://%s/%s" % (BUCKET, KEY))
+    assert p.returncode == 0, p.stderr.decode()
+    assert p.stdout == DATA
+    return aws.proxy.entries()[before:]
+
+
+def cross_check(name, env, same_key):
+    """Our source and key against botocore's; a read signed with it."""
+    ak, method = awsenv.botocore_resolve(env)
+    assert ak, "%s: botocore found no credentials" % name
+    me = whoami(env)
+    assert me["source"] == SOURCE_OF[method], (name, me, method)
+    if same_key:
+        assert me["access_key_id"] == ak, (name, me, ak)
+    else:
+        assert issuer(me["access_key_id"]) == issuer(ak), (name, me, ak)
+    seen = cat_through_proxy(env)
+    assert seen, name
+    for e in seen:
+        assert e["verdict"] == "ok", (name, e)
+        assert issuer(e["access_key"]) == issuer(ak), (name, e)
+    return me
+
+
+@test
+def environment_and_profile_keys():
+    cross_check("env", aws.env(AWS_ACCESS_KEY_ID="S3RVER",
+                               AWS_SECRET_ACCESS_KEY="S3RVER"), True)
+    base = aws.fakes.issue("static")
+    aws.home.credentials("keys", aws_access_key_id=base["AccessKeyId"],
+                         aws_secret_access_key=base["SecretAccessKey"])
+    me = cross_check("profile", aws.env(AWS_PROFILE="keys"), True)
+    assert me["expires"] == 0
+
+
+@test
+def assume_role_with_source_profile():
+    base = aws.fakes.issue("static")
+    aws.home.credentials("base", aws_access_key_id=base["AccessKeyId"],
+                         aws_secret_access_key=base["SecretAccessKey"])
+    aws.home.profile("assumer", role_arn=ROLE_ARN, source_profile="base",
+                     external_id="ext-42", duration_seconds=900,
+                     role_session_name="dsc-chain")
+    aws.fakes.set(external_id="ext-42")
+    try:
+        me = cross_check("assume-role", aws.env(AWS_PROFILE="assumer"), False)
+    finally:
+        aws.fakes.set(external_id=None)
+    assert me["expires"] > time.time()
+    last = aws.fakes.stats()["last"]["sts_AssumeRole"]
+    assert last["caller"] == base["AccessKeyId"], last
+    assert (last["ExternalId"], last["DurationSeconds"], last["RoleSessionName"]) \
+        == ("ext-42", "900", "dsc-chain"), last
+
+
+@test
+def web_identity_from_env_and_profile():
+    token = aws.home.write_file("web-token", "fake-web-identity-token")
+    cross_check("web identity (env)", aws.env(
+        AWS_WEB_IDENTITY_TOKEN_FILE=token, AWS_ROLE_ARN=ROLE_ARN,
+        AWS_ROLE_SESSION_NAME="irsa"), False)
+    assert aws.fakes.stats()["last"]["sts_AssumeRoleWithWebIdentity"][
+        "RoleSessionName"] == "irsa"
+    aws.home.profile("irsa", role_arn=ROLE_ARN, web_identity_token_file=token)
+    cross_check("web identity (profile)", aws.env(AWS_PROFILE="irsa"), False)
+
+
+@test
+def sso_session_and_legacy():
+    aws.home.sso_session("corp", sso_start_url=START_URL, sso_region="us-east-1",
+                         sso_registration_scopes="sso:account:access")
+    aws.home.profile("sso-new", sso_session="corp", sso_account_id="123456789012",
+                     sso_role_name="dsc-sso-role")
+    aws.home.sso_token(START_URL, "us-east-1", "fake-sso-access-token",
+                       session_name="corp")
+    cross_check("sso-session", aws.env(AWS_PROFILE="sso-new"), False)
+    legacy = START_URL + "#legacy"
+    aws.home.profile("sso-old", sso_start_url=legacy, sso_region="us-east-1",
+                     sso_account_id="123456789012", sso_role_name="dsc-sso-role")
+    aws.home.sso_token(legacy, "us-east-1", "fake-sso-access-token")
+    cross_check("sso legacy", aws.env(AWS_PROFILE="sso-old"), False)
+    # An expired login: a clear error saying what to run.
+    aws.home.sso_token(legacy, "us-east-1", "fake-sso-access-token",
+                       expires_in=-60)
+    p, _ = run("dsc-stat", aws.env(AWS_PROFILE="sso-old"), "--whoami")
+    assert p.returncode == 1 and b"aws sso login" in p.stderr, p.stderr
+
+
+@test
+def credential_process_container_and_imds():
+    aws.home.profile("proc", credential_process=aws.home.credential_process_command(
+        aws.fakes))
+    cross_check("credential_process", aws.env(AWS_PROFILE="proc"), False)
+    cross_check("container full URI + token",
+                aws.env(**aws.container_env(full=True)), True)
+    cross_check("container full URI + token file",
+                aws.env(**aws.container_env(full=True, token_file=True)), True)
+    me = cross_check("IMDSv2", aws.env(imds=True), True)
+    assert me["expires"] > time.time()
+
+
+@test
+def order_when_several_sources_are_set():
+    """botocore's order decides; we must agree on each mix."""
+    base = aws.fakes.issue("static")
+    aws.home.credentials("mix", aws_access_key_id=base["AccessKeyId"],
+                         aws_secret_access_key=base["SecretAccessKey"])
+    token = aws.home.write_file("web-token", "fake-web-identity-token")
+    aws.home.profile("mix", role_arn=ROLE_ARN, source_profile="mix",
+                     credential_process=aws.home.credential_process_command(aws.fakes))
+    mixes = {
+        "env over everything": aws.env(
+            imds=True, AWS_ACCESS_KEY_ID="S3RVER", AWS_SECRET_ACCESS_KEY="S3RVER",
+            AWS_PROFILE="mix", AWS_WEB_IDENTITY_TOKEN_FILE=token,
+            AWS_ROLE_ARN=ROLE_ARN, **aws.container_env(full=True)),
+        "role over profile keys and process": aws.env(imds=True, AWS_PROFILE="mix"),
+        "web identity over container and IMDS": aws.env(
+            imds=True, AWS_WEB_IDENTITY_TOKEN_FILE=token, AWS_ROLE_ARN=ROLE_ARN,
+            **aws.container_env(full=True)),
+        "container over IMDS": aws.env(imds=True, **aws.container_env(full=True)),
+    }
+    for name, env in mixes.items():
+        ak, method = awsenv.botocore_resolve(env)
+        me = whoami(env)
+        assert me["source"] == SOURCE_OF[method], (name, me, method)
+        assert issuer(me["access_key_id"]) == issuer(ak), (name, me, ak)
+
+
+@test
+def no_credentials_and_anonymous():
+    env = aws.env()
+    assert awsenv.botocore_resolve(env) == (None, None)
+    p, took = run("dsc-stat", env, "--whoami")
+    assert p.returncode == 1 and took < 10, (p, took)
+    err = p.stderr.decode()
+    for named in ("env", "web identity", "profile", "container", "IMDS",
+                  "DSC_ANONYMOUS"):
+        assert named in err, (named, err)
+    # Asked for: unsigned, by the environment or the tools' flag.
+    for extra, args in (({"DSC_ANONYMOUS": "1"}, ()), ({}, ("--no-sign-request",))):
+        p, _ = run("dsc-stat", dict(env, **extra), "--whoami", "--json", *args)
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["source"] == "anonymous"
+    # The proxy refuses unsigned reads as S3 does a private bucket.
+    p, _ = run("dsc-cat", dict(env, AWS_ENDPOINT_URL=aws.proxy.url,
+                               DSC_CACHE_DIR="off"),
+               "--no-sign-request", "s3://%s/%s" % (BUCKET, KEY))
+    assert p.returncode != 0 and b"access denied" in p.stderr, p.stderr
+
+
+@test
+def broken_sources_fail_clearly_and_in_bounded_time():
+    token = aws.home.write_file("web-token", "fake-web-identity-token")
+    cases = []
+    # IMDS that accepts and never answers: the SDKs' 1 s timeout, 1 attempt.
+    aws.fakes.add_fault("imds", "hang")
+    cases.append(("IMDS hang", aws.env(imds=True), "IMDS", 5))
+    p, took = run("dsc-stat", cases[-1][1], "--whoami")
+    aws.fakes.clear_faults()
+    cases[-1] = cases[-1] + ((p, took),)
+    aws.fakes.add_fault("container", "malformed")
+    env = aws.env(**aws.container_env(full=True))
+    p, took = run("dsc-stat", env, "--whoami")
+    aws.fakes.clear_faults()
+    cases.append(("container malformed JSON", env, "container", 10, (p, took)))
+    env = aws.env(AWS_WEB_IDENTITY_TOKEN_FILE=str(token) + ".missing",
+                  AWS_ROLE_ARN=ROLE_ARN)
+    cases.append(("web identity token unreadable", env, "web", 10,
+                  run("dsc-stat", env, "--whoami")))
+    wrong = aws.home.write_file("wrong-token", "not-the-token")
+    env = aws.env(AWS_WEB_IDENTITY_TOKEN_FILE=wrong, AWS_ROLE_ARN=ROLE_ARN)
+    cases.append(("web identity token refused", env, "InvalidIdentityToken", 10,
+                  run("dsc-stat", env, "--whoami")))
+    aws.fakes.add_fault("sts", "error", code="AccessDenied", status=403)
+    env = aws.env(AWS_WEB_IDENTITY_TOKEN_FILE=token, AWS_ROLE_ARN=ROLE_ARN)
+    p, took = run("dsc-stat", env, "--whoami")
+    aws.fakes.clear_faults()
+    cases.append(("STS error", env, "AccessDenied", 10, (p, took)))
+    for name, _, needle, bound, (p, took) in cases:
+        err = p.stderr.decode()
+        assert p.returncode == 1, (name, err)
+        assert "credentials" in err and needle in err, (name, err)
+        assert took < bound, (name, took)
+
+
+@test
+def profile_endpoint_and_addressing_style():
+    aws.home.profile("svc", aws_access_key_id="S3RVER",
+                     aws_secret_access_key="S3RVER",
+                     s3="\n  endpoint_url = %s\n  addressing_style = path"
+                     % aws.proxy.url)
+    env = aws.env(AWS_PROFILE="svc", AWS_ENDPOINT_URL=None)
+    me = whoami(env)
+    assert me["endpoint"].endswith("/path"), me
+    p, _ = run("dsc-cat", dict(env, DSC_CACHE_DIR="off"),
+               "s3://%s/%s" % (BUCKET, KEY))
+    assert p.returncode == 0 and p.stdout == DATA, p.stderr
+
+
+@test
+def bucket_in_another_region_is_followed_once():
+    """The bucket is in eu-west-1; we sign for us-east-1. The first request
+    is redirected (301 with x-amz-bucket-region), every later one of the
+    process goes to the right region at once."""
+    env = aws.env(AWS_ACCESS_KEY_ID="S3RVER", AWS_SECRET_ACCESS_KEY="S3RVER",
+                  AWS_REGION="us-east-1", AWS_ENDPOINT_URL=aws.region_proxy.url,
+                  DSC_CACHE_DIR="off")
+    p, _ = run("dsc-cat", env, "s3://%s/%s" % (BUCKET, KEY))
+    assert p.returncode == 0 and p.stdout == DATA, p.stderr
+    seen = aws.region_proxy.entries()
+    assert len(seen) >= 2, seen
+    assert seen[0]["status"] == 301, seen[0]
+    assert all(x["verdict"] == "ok" and x["region"] == "eu-west-1"
+               for x in seen[1:]), seen
+
+
+def main():
+    global aws
+    if not ENDPOINT or not BUCKET:
+        sys.exit("DSC_TEST_ENDPOINT / DSC_TEST_BUCKET not set: run through tests/run.sh")
+    import boto3
+    from botocore.config import Config
+    s3 = boto3.client("s3", endpoint_url=ENDPOINT, aws_access_key_id="S3RVER",
+                      aws_secret_access_key="S3RVER", region_name="us-east-1",
+                      config=Config(s3={"addressing_style": "path"}))
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=DATA)
+    try:
+        with awsenv.AwsEnv(lifetime=3600, upstream=ENDPOINT) as env:
+            aws = env
+            (aws.dir / "region").mkdir()
+            aws.region_proxy = awsenv.Proxy(
+                aws.dir / "region", ENDPOINT, aws.fakes.registry_path,
+                ("S3RVER:S3RVER",), {BUCKET: "eu-west-1"}, "redirect", ())
+            try:
+                return suite.run()
+            finally:
+                aws.region_proxy.stop()
+    finally:
+        s3.delete_object(Bucket=BUCKET, Key=KEY)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
