@@ -395,6 +395,8 @@ static int container_source(const resolver *r, dsc_cred_source **out)
 
 static int chain_profile(resolver *r, const profile *p, int env_ok,
                          dsc_cred_source **out);
+static int assume_role(resolver *r, const profile *p, dsc_cred_source **out);
+static int has_role(const profile *p);
 
 /* The STS endpoint, from the profile asked for (the client botocore
  * makes for AssumeRole is the session's). */
@@ -475,7 +477,12 @@ static int role_base(resolver *r, const profile *p, dsc_cred_source **out)
     if (!rc && !src.found)
         rc = dsc_fail(DSC_ECREDS, "profile '%s': source_profile '%s' does not "
                       "exist", p->name, sp);
-    if (!rc) {
+    int keys = pget(&src, "aws_access_key_id") ||
+               pget(&src, "aws_secret_access_key");
+    if (!rc && !keys && has_role(&src)) {
+        rc = assume_role(r, &src, out);     /* a role again */
+    } else if (!rc) {
+        /* Its static keys or its own ways, without the environment. */
         size_t mark = r->tried.len;
         rc = chain_profile(r, &src, 0, out);
         r->tried.len = mark;    /* a source's misses are not the chain's */
@@ -640,9 +647,12 @@ static int process(resolver *r, const profile *p, dsc_cred_source **out)
     if (!s)
         return DSC_ENOMEM;
     int rc = dsc_shell_split(cmd, &s->argv);
-    if (rc == DSC_EINVAL)
+    if (rc == DSC_EINVAL) {
+        dsc_errsave why;    /* the detail is formatted into itself else */
+        dsc_err_save(&why);
         rc = dsc_fail(DSC_ECREDS, "profile '%s': credential_process: %s",
-                      p->name, dsc_errmsg());
+                      p->name, why.msg);
+    }
     if (rc) {
         dsc_cred_source_free(s);
         return rc;
