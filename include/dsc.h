@@ -149,7 +149,8 @@ typedef struct dsc_config {
     const char *session_token;    /**< for temporary credentials */
     const char *profile;          /**< NULL: AWS_PROFILE, else "default" */
     int anonymous;                /**< non-zero: send unsigned requests
-                                       (public buckets) */
+                                       (public buckets); also
+                                       DSC_ANONYMOUS=1 */
 
     /* Network behaviour. */
     long connect_timeout_ms;      /**< per connection attempt; default 3000 */
@@ -272,12 +273,15 @@ typedef struct dsc_file dsc_file;
 /**
  * Open a context: resolve endpoint, region and credentials, and set up the
  * connection pool. cfg may be NULL for all defaults. On success *out owns a
- * context to release with dsc_ctx_close(). No network traffic happens here.
+ * context to release with dsc_ctx_close(). No S3 traffic happens here, but
+ * resolving credentials may ask STS, the SSO portal, the container endpoint
+ * or IMDS, or run a credential_process (README.md, Credentials).
  * Errors: DSC_EINVAL (bad config, a bad snapshot file or one of another
- * endpoint), DSC_EURL (bad endpoint), DSC_ECREDS (profile named but
- * missing, unreadable files), DSC_EIO (snapshot file unreadable),
- * DSC_ENOMEM. A context with no credentials at all sends unsigned
- * requests. With a snapshot given as an s3:// URL, opening reads it.
+ * endpoint), DSC_EURL (bad endpoint), DSC_ECREDS (no credentials anywhere,
+ * naming every source tried; a profile named but missing; unreadable files;
+ * a configured source that fails), DSC_EIO (snapshot file unreadable),
+ * DSC_ENOMEM. Unsigned requests only when asked: cfg->anonymous or
+ * DSC_ANONYMOUS=1. With a snapshot given as an s3:// URL, opening reads it.
  */
 DSC_API int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out);
 

@@ -33,6 +33,9 @@ ONLY="${DSC_TEST_ONLY:-}"
 # Integration tests must never touch the user's real AWS setup.
 for v in $(env | grep -oE '^(AWS|DSC)_[A-Z0-9_]+' ); do unset "$v"; done
 export HOME_REAL="$HOME"
+# With no credentials the chain would ask IMDS (a 1 s timeout off EC2);
+# tests have keys or ask for anonymous, and the ones about IMDS unset it.
+export AWS_EC2_METADATA_DISABLED=true
 STATE="$ROOT/.run/test-$$"
 mkdir -p "$STATE"
 export HOME="$STATE/home"; mkdir -p "$HOME"

@@ -10,219 +10,13 @@
 #include <time.h>
 #include "net/sigv4.h"
 #include "s3/internal.h"
-#include "s3/ini.h"
-
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
-/* Read a whole small file; NULL with errno set on failure. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    dsc_buf b = { 0 };
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (dsc_buf_add(&b, chunk, n) || b.len > (1u << 24)) {
-            dsc_buf_free(&b);
-            fclose(f);
-            errno = EFBIG;
-            return NULL;
-        }
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        dsc_buf_free(&b);
-        errno = EIO;
-        return NULL;
-    }
-    if (!b.data && dsc_buf_add(&b, "", 0))
-        return NULL;
-    *len = b.len;
-    return b.data;
-}
-
-static char *home_path(const char *rel)
-{
-    const char *home = env("HOME");
-    if (!home)
-        return NULL;
-    dsc_buf b = { 0 };
-    dsc_buf_printf(&b, "%s/%s", home, rel);
-    return b.data;
-}
-
-/* ---- Profiles ----------------------------------------------------------- */
-
-typedef struct kvs {
-    size_t n, cap;
-    char **k, **v;
-} kvs;
-
-/* One profile's settings, per file: static keys are looked up per file
- * (botocore's shared-credentials and config providers are two), the rest
- * in both with the credentials file first (botocore's full_config). */
-typedef struct profile {
-    const char *name;
-    int found;
-    kvs cred, conf;
-} profile;
-
-typedef struct files {
-    char *cred_path, *conf_path;    /* NULL: no HOME and no variable */
-    char *cred, *conf;              /* NULL: the file does not exist */
-    size_t cred_len, conf_len;
-} files;
-
-static const char *kv_get(const kvs *s, const char *key)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->k[i], key) == 0)
-            return s->v[i];
-    return NULL;
-}
-
-static int kv_add(kvs *s, const char *key, const char *value)
-{
-    if (kv_get(s, key))
-        return 0;   /* the first one wins, as before */
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        char **k = realloc(s->k, cap * sizeof *k);
-        if (!k)
-            return -1;
-        s->k = k;
-        char **v = realloc(s->v, cap * sizeof *v);
-        if (!v)
-            return -1;
-        s->v = v;
-        s->cap = cap;
-    }
-    s->k[s->n] = dsc_strdup(key);
-    s->v[s->n] = dsc_strdup(value);
-    if (!s->k[s->n] || !s->v[s->n]) {
-        free(s->k[s->n]);
-        free(s->v[s->n]);
-        return -1;
-    }
-    s->n++;
-    return 0;
-}
-
-static void kv_free(kvs *s)
-{
-    for (size_t i = 0; i < s->n; i++) {
-        if (strstr(s->k[i], "secret"))
-            memset(s->v[i], 0, strlen(s->v[i]));
-        free(s->k[i]);
-        free(s->v[i]);
-    }
-    free(s->k);
-    free(s->v);
-    memset(s, 0, sizeof *s);
-}
-
-static void profile_free(profile *p)
-{
-    kv_free(&p->cred);
-    kv_free(&p->conf);
-}
-
-static const char *pget(const profile *p, const char *key)
-{
-    const char *v = kv_get(&p->cred, key);
-    return v ? v : kv_get(&p->conf, key);
-}
-
-typedef struct collect {
-    const char *want;
-    int *found;
-    kvs *into;
-} collect;
-
-static int collect_cb(void *arg, const char *section, const char *key,
-                      const char *value)
-{
-    collect *c = arg;
-    if (strcmp(section, c->want) != 0)
-        return 0;
-    *c->found = 1;
-    return kv_add(c->into, key, value);
-}
-
-static int parse_section(const char *text, size_t len, const char *section,
-                         int *found, kvs *into)
-{
-    if (!text)
-        return 0;
-    collect c = { section, found, into };
-    return dsc_ini_parse(text, len, collect_cb, &c) ? DSC_ENOMEM : 0;
-}
-
-/* A missing file is fine; an unreadable one is not, since going on
- * without it would pick other credentials than the user meant. */
-static int load_file(const char *path, char **text, size_t *len)
-{
-    if (!path)
-        return 0;
-    *text = slurp(path, len);
-    if (*text || errno == ENOENT)
-        return 0;
-    return dsc_fail(DSC_ECREDS, "cannot read %s: %s", path, strerror(errno));
-}
-
-static int files_load(files *f)
-{
-    f->cred_path = env("AWS_SHARED_CREDENTIALS_FILE")
-                       ? dsc_strdup(env("AWS_SHARED_CREDENTIALS_FILE"))
-                       : home_path(".aws/credentials");
-    f->conf_path = env("AWS_CONFIG_FILE") ? dsc_strdup(env("AWS_CONFIG_FILE"))
-                                          : home_path(".aws/config");
-    int rc = load_file(f->cred_path, &f->cred, &f->cred_len);
-    return rc ? rc : load_file(f->conf_path, &f->conf, &f->conf_len);
-}
-
-static void files_free(files *f)
-{
-    free(f->cred_path);
-    free(f->conf_path);
-    free(f->cred);
-    free(f->conf);
-}
-
-static int profile_load(const files *f, const char *name, profile *p)
-{
-    memset(p, 0, sizeof *p);
-    p->name = name;
-    dsc_buf sect = { 0 };
-    /* ~/.aws/config names sections "profile NAME"; the default one may be
-     * "[default]" or "[profile default]". */
-    dsc_buf_printf(&sect, "profile %s", name);
-    int rc = dsc_buf_oom(&sect) ? DSC_ENOMEM : 0;
-    if (!rc)
-        rc = parse_section(f->cred, f->cred_len, name, &p->found, &p->cred);
-    if (!rc)
-        rc = parse_section(f->conf, f->conf_len, sect.data, &p->found,
-                           &p->conf);
-    if (!rc && strcmp(name, "default") == 0)
-        rc = parse_section(f->conf, f->conf_len, "default", &p->found,
-                           &p->conf);
-    dsc_buf_free(&sect);
-    return rc;
-}
 
 /* ---- Sources ------------------------------------------------------------ */
 
 typedef struct resolver {
     const dsc_config *cfg;
-    files f;
-    profile top;                /* the profile asked for */
+    dsc_aws_files f;
+    dsc_profile top;            /* the profile asked for */
     const char *region;         /* resolved before the chain: STS needs it */
     dsc_buf tried;              /* "; "-joined: each source and why not */
     char *imds_down;            /* why IMDS did not answer, once probed */
@@ -318,20 +112,20 @@ static int set(char **slot, const char *v)
 
 /* First of the variables, then the profile's nested "svc =\n endpoint_url",
  * then its endpoint_url (botocore's service-specific endpoints). */
-static const char *endpoint_for(const profile *p, const char *svc_env,
+static const char *endpoint_for(const dsc_profile *p, const char *svc_env,
                                 const char *svc_key)
 {
-    return env(svc_env) ? env(svc_env)
-         : env("AWS_ENDPOINT_URL") ? env("AWS_ENDPOINT_URL")
-         : pget(p, svc_key) ? pget(p, svc_key) : pget(p, "endpoint_url");
+    return dsc_env(svc_env) ? dsc_env(svc_env)
+         : dsc_env("AWS_ENDPOINT_URL") ? dsc_env("AWS_ENDPOINT_URL")
+         : dsc_profile_get(p, svc_key) ? dsc_profile_get(p, svc_key) : dsc_profile_get(p, "endpoint_url");
 }
 
 static int imds_source(const resolver *r, dsc_cred_source **out)
 {
-    const char *t = env("AWS_METADATA_SERVICE_TIMEOUT");
-    const char *a = env("AWS_METADATA_SERVICE_NUM_ATTEMPTS");
-    const char *ep = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-    const char *mode = env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
+    const char *t = dsc_env("AWS_METADATA_SERVICE_TIMEOUT");
+    const char *a = dsc_env("AWS_METADATA_SERVICE_NUM_ATTEMPTS");
+    const char *ep = dsc_env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    const char *mode = dsc_env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
     double secs = t ? strtod(t, NULL) : 1;
     long tries = a ? strtol(a, NULL, 10) : 1;
     dsc_cred_source *s = source_new(r, CRED_IMDS, "imds", NULL);
@@ -357,15 +151,15 @@ static int imds_source(const resolver *r, dsc_cred_source **out)
 
 static int imds_disabled(void)
 {
-    const char *d = env("AWS_EC2_METADATA_DISABLED");
+    const char *d = dsc_env("AWS_EC2_METADATA_DISABLED");
     return d && strcasecmp(d, "true") == 0;
 }
 
 /* The container endpoint, when the variables set one. */
 static int container_source(const resolver *r, dsc_cred_source **out)
 {
-    const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-    const char *full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    const char *rel = dsc_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    const char *full = dsc_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
     if (!rel && !full)
         return DSC_ABSENT;
     dsc_cred_source *s = source_new(r, CRED_CONTAINER, "container", NULL);
@@ -382,9 +176,9 @@ static int container_source(const resolver *r, dsc_cred_source **out)
     int rc = dsc_buf_oom(&u) ? DSC_ENOMEM : 0;
     if (!rc)
         rc = set(&s->auth_token_file,
-                 env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"));
+                 dsc_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"));
     if (!rc && !s->auth_token_file)
-        rc = set(&s->auth_token, env("AWS_CONTAINER_AUTHORIZATION_TOKEN"));
+        rc = set(&s->auth_token, dsc_env("AWS_CONTAINER_AUTHORIZATION_TOKEN"));
     if (rc) {
         dsc_cred_source_free(s);
         return rc;
@@ -393,8 +187,10 @@ static int container_source(const resolver *r, dsc_cred_source **out)
     return 0;
 }
 
-static int chain_profile(resolver *r, const profile *p, int env_ok,
+static int chain_profile(resolver *r, const dsc_profile *p, int env_ok,
                          dsc_cred_source **out);
+static int assume_role(resolver *r, const dsc_profile *p, dsc_cred_source **out);
+static int has_role(const dsc_profile *p);
 
 /* The STS endpoint, from the profile asked for (the client botocore
  * makes for AssumeRole is the session's). */
@@ -423,10 +219,10 @@ static int session_name(const char *given, char **out)
 
 /* Where a role's source keys come from: credential_source, or the
  * source_profile (its static keys or its own chain; a role again). */
-static int role_base(resolver *r, const profile *p, dsc_cred_source **out)
+static int role_base(resolver *r, const dsc_profile *p, dsc_cred_source **out)
 {
-    const char *csrc = pget(p, "credential_source");
-    const char *sp = pget(p, "source_profile");
+    const char *csrc = dsc_profile_get(p, "credential_source");
+    const char *sp = dsc_profile_get(p, "source_profile");
     if (csrc && sp)
         return dsc_fail(DSC_ECREDS, "profile '%s': both source_profile and "
                         "credential_source are set", p->name);
@@ -436,13 +232,13 @@ static int role_base(resolver *r, const profile *p, dsc_cred_source **out)
     if (csrc) {
         int rc;
         if (strcmp(csrc, "Environment") == 0) {
-            if (!env("AWS_ACCESS_KEY_ID") && !env("AWS_SECRET_ACCESS_KEY"))
+            if (!dsc_env("AWS_ACCESS_KEY_ID") && !dsc_env("AWS_SECRET_ACCESS_KEY"))
                 return dsc_fail(DSC_ECREDS, "profile '%s': credential_source "
                                 "Environment but AWS_ACCESS_KEY_ID is unset",
                                 p->name);
-            return static_source(r, env("AWS_ACCESS_KEY_ID"),
-                                 env("AWS_SECRET_ACCESS_KEY"),
-                                 env("AWS_SESSION_TOKEN"), "env", "env", out);
+            return static_source(r, dsc_env("AWS_ACCESS_KEY_ID"),
+                                 dsc_env("AWS_SECRET_ACCESS_KEY"),
+                                 dsc_env("AWS_SESSION_TOKEN"), "env", "env", out);
         }
         if (strcmp(csrc, "EcsContainer") == 0) {
             rc = container_source(r, out);
@@ -462,20 +258,25 @@ static int role_base(resolver *r, const profile *p, dsc_cred_source **out)
      * repeat is a loop. */
     for (int i = 0; i < r->nvisited; i++)
         if (strcmp(r->visited[i], sp) == 0 &&
-            (strcmp(sp, p->name) != 0 || (!pget(p, "aws_access_key_id") &&
-                                          !pget(p, "aws_secret_access_key"))))
+            (strcmp(sp, p->name) != 0 || (!dsc_profile_get(p, "aws_access_key_id") &&
+                                          !dsc_profile_get(p, "aws_secret_access_key"))))
             return dsc_fail(DSC_ECREDS, "profile '%s': source_profile '%s' "
                             "makes a loop", p->name, sp);
     if ((size_t)r->nvisited >= DSC_ARRAY_LEN(r->visited))
         return dsc_fail(DSC_ECREDS, "profile '%s': source_profile chain "
                         "too long", p->name);
     r->visited[r->nvisited++] = sp;
-    profile src;
-    int rc = profile_load(&r->f, sp, &src);
+    dsc_profile src;
+    int rc = dsc_profile_load(&r->f, sp, &src);
     if (!rc && !src.found)
         rc = dsc_fail(DSC_ECREDS, "profile '%s': source_profile '%s' does not "
                       "exist", p->name, sp);
-    if (!rc) {
+    int keys = dsc_profile_get(&src, "aws_access_key_id") ||
+               dsc_profile_get(&src, "aws_secret_access_key");
+    if (!rc && !keys && has_role(&src)) {
+        rc = assume_role(r, &src, out);     /* a role again */
+    } else if (!rc) {
+        /* Its static keys or its own ways, without the environment. */
         size_t mark = r->tried.len;
         rc = chain_profile(r, &src, 0, out);
         r->tried.len = mark;    /* a source's misses are not the chain's */
@@ -485,22 +286,22 @@ static int role_base(resolver *r, const profile *p, dsc_cred_source **out)
             rc = dsc_fail(DSC_ECREDS, "profile '%s': source_profile '%s' has "
                           "no credentials", p->name, sp);
     }
-    profile_free(&src);
+    dsc_profile_free(&src);
     return rc;
 }
 
-static int has_role(const profile *p)
+static int has_role(const dsc_profile *p)
 {
-    return pget(p, "role_arn") && !pget(p, "web_identity_token_file");
+    return dsc_profile_get(p, "role_arn") && !dsc_profile_get(p, "web_identity_token_file");
 }
 
-static int assume_role(resolver *r, const profile *p, dsc_cred_source **out)
+static int assume_role(resolver *r, const dsc_profile *p, dsc_cred_source **out)
 {
-    if (pget(p, "mfa_serial"))
+    if (dsc_profile_get(p, "mfa_serial"))
         return dsc_fail(DSC_ECREDS, "profile '%s': role_arn with mfa_serial "
                         "is not supported (no MFA prompt in a library); use "
                         "credential_process or temporary keys", p->name);
-    const char *dur = pget(p, "duration_seconds");
+    const char *dur = dsc_profile_get(p, "duration_seconds");
     if (dur) {
         char *end;
         long d = strtol(dur, &end, 10);
@@ -512,10 +313,10 @@ static int assume_role(resolver *r, const profile *p, dsc_cred_source **out)
                                     p->name);
     if (!s)
         return DSC_ENOMEM;
-    int rc = set(&s->role_arn, pget(p, "role_arn"));
-    rc = rc ? rc : set(&s->external_id, pget(p, "external_id"));
+    int rc = set(&s->role_arn, dsc_profile_get(p, "role_arn"));
+    rc = rc ? rc : set(&s->external_id, dsc_profile_get(p, "external_id"));
     rc = rc ? rc : set(&s->duration, dur);
-    rc = rc ? rc : session_name(pget(p, "role_session_name"), &s->session_name);
+    rc = rc ? rc : session_name(dsc_profile_get(p, "role_session_name"), &s->session_name);
     rc = rc ? rc : sts_url(r, s);
     rc = rc ? rc : role_base(r, p, &s->base);
     if (rc) {
@@ -529,10 +330,10 @@ static int assume_role(resolver *r, const profile *p, dsc_cred_source **out)
 /* Web identity: the variables first (unless a profile was named in the
  * config), then the profile's settings, key by key (botocore's
  * _get_config). */
-static int web_identity(resolver *r, const profile *p, int env_ok,
+static int web_identity(resolver *r, const dsc_profile *p, int env_ok,
                         dsc_cred_source **out)
 {
-#define WI(var, key) (env_ok && env(var) ? env(var) : pget(p, key))
+#define WI(var, key) (env_ok && dsc_env(var) ? dsc_env(var) : dsc_profile_get(p, key))
     const char *file = WI("AWS_WEB_IDENTITY_TOKEN_FILE",
                           "web_identity_token_file");
     const char *arn = WI("AWS_ROLE_ARN", "role_arn");
@@ -559,30 +360,30 @@ static int web_identity(resolver *r, const profile *p, int env_ok,
     return 0;
 }
 
-static int sso(resolver *r, const profile *p, dsc_cred_source **out)
+static int sso(resolver *r, const dsc_profile *p, dsc_cred_source **out)
 {
-    const char *sess = pget(p, "sso_session");
-    const char *url = pget(p, "sso_start_url");
-    const char *region = pget(p, "sso_region");
-    const char *acct = pget(p, "sso_account_id");
-    const char *role = pget(p, "sso_role_name");
+    const char *sess = dsc_profile_get(p, "sso_session");
+    const char *url = dsc_profile_get(p, "sso_start_url");
+    const char *region = dsc_profile_get(p, "sso_region");
+    const char *acct = dsc_profile_get(p, "sso_account_id");
+    const char *role = dsc_profile_get(p, "sso_role_name");
     if (!sess && !url && !acct && !role)
         return DSC_ABSENT;
-    profile ss = { 0 };
+    dsc_profile ss = { 0 };
     int rc = 0;
     if (sess) {
         dsc_buf name = { 0 };
         dsc_buf_printf(&name, "sso-session %s", sess);
         rc = dsc_buf_oom(&name) ? DSC_ENOMEM
-           : parse_section(r->f.conf, r->f.conf_len, name.data, &ss.found,
+           : dsc_ini_section(r->f.conf, r->f.conf_len, name.data, &ss.found,
                            &ss.conf);
         dsc_buf_free(&name);
         if (!rc && !ss.found)
             rc = dsc_fail(DSC_ECREDS, "profile '%s': sso_session '%s' has no "
                           "[sso-session %s] section in %s", p->name, sess,
                           sess, r->f.conf_path ? r->f.conf_path : "the config");
-        url = kv_get(&ss.conf, "sso_start_url");
-        region = kv_get(&ss.conf, "sso_region");
+        url = dsc_kvs_get(&ss.conf, "sso_start_url");
+        region = dsc_kvs_get(&ss.conf, "sso_region");
     }
     const char *missing = !url ? "sso_start_url" : !region ? "sso_region"
                         : !acct ? "sso_account_id" : !role ? "sso_role_name"
@@ -590,7 +391,7 @@ static int sso(resolver *r, const profile *p, dsc_cred_source **out)
     if (!rc && missing)
         rc = dsc_fail(DSC_ECREDS, "profile '%s' uses SSO but %s is not set",
                       p->name, missing);
-    char *home = home_path(".aws/sso/cache/");
+    char *home = dsc_home_path(".aws/sso/cache/");
     if (!rc && !home)
         rc = dsc_fail(DSC_ECREDS, "profile '%s' uses SSO but HOME is unset "
                       "(the token cache is ~/.aws/sso/cache)", p->name);
@@ -609,8 +410,8 @@ static int sso(resolver *r, const profile *p, dsc_cred_source **out)
         dsc_buf_printf(&b, "%s%s.json", home, hex);
         s->sso_cache_file = b.data;
         rc = dsc_buf_oom(&b) ? DSC_ENOMEM : 0;
-        const char *ep = env("AWS_ENDPOINT_URL_SSO") ? env("AWS_ENDPOINT_URL_SSO")
-                                                     : env("AWS_ENDPOINT_URL");
+        const char *ep = dsc_env("AWS_ENDPOINT_URL_SSO") ? dsc_env("AWS_ENDPOINT_URL_SSO")
+                                                     : dsc_env("AWS_ENDPOINT_URL");
         dsc_buf u = { 0 };
         if (ep)
             dsc_buf_adds(&u, ep);
@@ -622,7 +423,7 @@ static int sso(resolver *r, const profile *p, dsc_cred_source **out)
         rc = rc ? rc : set(&s->sso_role, role);
     }
     free(home);
-    profile_free(&ss);
+    dsc_profile_free(&ss);
     if (rc) {
         dsc_cred_source_free(s);
         return rc;
@@ -631,18 +432,21 @@ static int sso(resolver *r, const profile *p, dsc_cred_source **out)
     return 0;
 }
 
-static int process(resolver *r, const profile *p, dsc_cred_source **out)
+static int process(resolver *r, const dsc_profile *p, dsc_cred_source **out)
 {
-    const char *cmd = pget(p, "credential_process");
+    const char *cmd = dsc_profile_get(p, "credential_process");
     if (!cmd)
         return DSC_ABSENT;
     dsc_cred_source *s = source_new(r, CRED_PROCESS, "process", p->name);
     if (!s)
         return DSC_ENOMEM;
     int rc = dsc_shell_split(cmd, &s->argv);
-    if (rc == DSC_EINVAL)
+    if (rc == DSC_EINVAL) {
+        dsc_errsave why;    /* the detail is formatted into itself else */
+        dsc_err_save(&why);
         rc = dsc_fail(DSC_ECREDS, "profile '%s': credential_process: %s",
-                      p->name, dsc_errmsg());
+                      p->name, why.msg);
+    }
     if (rc) {
         dsc_cred_source_free(s);
         return rc;
@@ -654,7 +458,7 @@ static int process(resolver *r, const profile *p, dsc_cred_source **out)
 /* A profile's own ways, in botocore's ProfileProviderBuilder order: web
  * identity, SSO, the credentials file's keys, credential_process, the
  * config file's keys. DSC_ABSENT when it has none. */
-static int chain_profile(resolver *r, const profile *p, int env_ok,
+static int chain_profile(resolver *r, const dsc_profile *p, int env_ok,
                          dsc_cred_source **out)
 {
     int rc = web_identity(r, p, env_ok, out);
@@ -666,18 +470,18 @@ static int chain_profile(resolver *r, const profile *p, int env_ok,
     rc = sso(r, p, out);
     if (rc != DSC_ABSENT)
         return rc;
-    const char *ak = kv_get(&p->cred, "aws_access_key_id");
-    const char *sk = kv_get(&p->cred, "aws_secret_access_key");
+    const char *ak = dsc_kvs_get(&p->cred, "aws_access_key_id");
+    const char *sk = dsc_kvs_get(&p->cred, "aws_secret_access_key");
     if (ak || sk)
-        return static_source(r, ak, sk, kv_get(&p->cred, "aws_session_token"),
+        return static_source(r, ak, sk, dsc_kvs_get(&p->cred, "aws_session_token"),
                              "profile", "profile (credentials file)", out);
     rc = process(r, p, out);
     if (rc != DSC_ABSENT)
         return rc;
-    ak = kv_get(&p->conf, "aws_access_key_id");
-    sk = kv_get(&p->conf, "aws_secret_access_key");
+    ak = dsc_kvs_get(&p->conf, "aws_access_key_id");
+    sk = dsc_kvs_get(&p->conf, "aws_secret_access_key");
     if (ak || sk)
-        return static_source(r, ak, sk, kv_get(&p->conf, "aws_session_token"),
+        return static_source(r, ak, sk, dsc_kvs_get(&p->conf, "aws_session_token"),
                              "profile", "profile (config file)", out);
     dsc_buf_printf(tried(r), "profile '%s' (no keys, role, SSO or "
                    "credential_process in %s, %s)", p->name,
@@ -699,10 +503,10 @@ static int chain(resolver *r, dsc_cred_source **out)
          * environment's keys. AWS_PROFILE does not. */
         dsc_buf_printf(tried(r), "env (ignored: profile '%s' named in the "
                        "config)", cfg->profile);
-    } else if (env("AWS_ACCESS_KEY_ID") || env("AWS_SECRET_ACCESS_KEY")) {
-        return static_source(r, env("AWS_ACCESS_KEY_ID"),
-                             env("AWS_SECRET_ACCESS_KEY"),
-                             env("AWS_SESSION_TOKEN"), "env", "env", out);
+    } else if (dsc_env("AWS_ACCESS_KEY_ID") || dsc_env("AWS_SECRET_ACCESS_KEY")) {
+        return static_source(r, dsc_env("AWS_ACCESS_KEY_ID"),
+                             dsc_env("AWS_SECRET_ACCESS_KEY"),
+                             dsc_env("AWS_SESSION_TOKEN"), "env", "env", out);
     } else {
         dsc_buf_adds(tried(r), "env (AWS_ACCESS_KEY_ID unset)");
     }
@@ -732,12 +536,12 @@ static int chain(resolver *r, dsc_cred_source **out)
 
 static int where(resolver *r, const dsc_config *cfg, dsc_creds *out)
 {
-    const profile *p = &r->top;
+    const dsc_profile *p = &r->top;
     const char *ep = cfg->endpoint ? cfg->endpoint
                    : endpoint_for(p, "AWS_ENDPOINT_URL_S3", "s3.endpoint_url");
     if (set(&out->endpoint, ep))
         return DSC_ENOMEM;
-    const char *style = pget(p, "s3.addressing_style");
+    const char *style = dsc_profile_get(p, "s3.addressing_style");
     out->addressing = !style ? -1
                     : strcmp(style, "path") == 0 ? DSC_ADDRESSING_PATH
                     : strcmp(style, "virtual") == 0 ? DSC_ADDRESSING_VHOST
@@ -749,10 +553,10 @@ static int where(resolver *r, const dsc_config *cfg, dsc_creds *out)
     const char *region = NULL;
     if ((region = cfg->region))
         out->region_source = "config";
-    else if ((region = env("AWS_REGION")) ||
-             (region = env("AWS_DEFAULT_REGION")))
+    else if ((region = dsc_env("AWS_REGION")) ||
+             (region = dsc_env("AWS_DEFAULT_REGION")))
         out->region_source = "env";
-    else if ((region = pget(p, "region")))
+    else if ((region = dsc_profile_get(p, "region")))
         out->region_source = "profile";
     if (region)
         return set(&out->region, region);
@@ -803,7 +607,7 @@ int dsc_creds_fetch(const dsc_creds *c, dsc_keys *out)
 
 static int anonymous_env(void)
 {
-    const char *v = env("DSC_ANONYMOUS");
+    const char *v = dsc_env("DSC_ANONYMOUS");
     return v && strcmp(v, "0") != 0;
 }
 
@@ -813,10 +617,10 @@ int dsc_creds_resolve(const dsc_config *cfg, dsc_creds *out)
     out->addressing = -1;
     resolver r = { .cfg = cfg };
     dsc_cred_source *src = NULL;
-    const char *named = cfg->profile ? cfg->profile : env("AWS_PROFILE");
-    int rc = files_load(&r.f);
+    const char *named = cfg->profile ? cfg->profile : dsc_env("AWS_PROFILE");
+    int rc = dsc_aws_files_load(&r.f);
     if (!rc)
-        rc = profile_load(&r.f, named ? named : "default", &r.top);
+        rc = dsc_profile_load(&r.f, named ? named : "default", &r.top);
     if (!rc && named && !r.top.found)
         rc = dsc_fail(DSC_ECREDS, "profile '%s' not found in %s or %s", named,
                       r.f.cred_path ? r.f.cred_path : "(no credentials file)",
@@ -856,8 +660,8 @@ int dsc_creds_resolve(const dsc_config *cfg, dsc_creds *out)
     }
 done:
     dsc_cred_source_free(src);
-    profile_free(&r.top);
-    files_free(&r.f);
+    dsc_profile_free(&r.top);
+    dsc_aws_files_free(&r.f);
     dsc_buf_free(&r.tried);
     free(r.imds_down);
     if (rc)

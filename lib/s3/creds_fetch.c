@@ -124,9 +124,12 @@ int dsc_cred_keys_from_json(const char *json, size_t len, const char *ak,
         else if (rc == DSC_ABSENT)
             rc = dsc_fail(DSC_ECREDS, "%s: the answer has no %s", what,
                           names[i]);
-        else if (rc == DSC_EPROTO)
+        else if (rc == DSC_EPROTO) {
+            dsc_errsave why;
+            dsc_err_save(&why);
             rc = dsc_fail(DSC_ECREDS, "%s: the answer is not the JSON "
-                          "expected (%s)", what, dsc_errmsg());
+                          "expected (%s)", what, why.msg);
+        }
     }
     dsc_json_val v = { 0 };
     int erc = rc ? DSC_ABSENT : dsc_json_get(json, len, exp, &v);
@@ -194,9 +197,11 @@ static int sts_request(const dsc_cred_source *s, const char *web_token,
     dsc_endpoint ep = { 0 };
     dsc_buf qs = { 0 }, host = { 0 }, auth = { 0 };
     int rc = dsc_endpoint_parse(s->url, &ep);
-    if (rc)
-        rc = dsc_fail(DSC_ECREDS, "STS endpoint '%s': %s", s->url,
-                      dsc_errmsg());
+    if (rc) {
+        dsc_errsave why;
+        dsc_err_save(&why);
+        rc = dsc_fail(DSC_ECREDS, "STS endpoint '%s': %s", s->url, why.msg);
+    }
     if (!rc)
         rc = dsc_sigv4_query_string(q, nq, &qs);
     if (!rc) {
@@ -603,9 +608,9 @@ static int imds_creds(const dsc_cred_source *s, int absent_ok, dsc_keys *out)
     /* In the chain, an IMDS that fails is one that gave nothing (botocore
      * returns no credentials then); the summary keeps why. */
     if (rc == DSC_ECREDS && absent_ok) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", dsc_errmsg());
-        rc = dsc_fail(DSC_ABSENT, "%s", why);
+        dsc_errsave why;
+        dsc_err_save(&why);
+        rc = dsc_fail(DSC_ABSENT, "%s", why.msg);
     }
     imds_close(&im);
     free(role);

@@ -236,9 +236,12 @@ static int keys_from(const dsc_cred_source *s, const dsc_buf *b,
     dsc_json_val_free(&v);
     if (rc == DSC_ENOMEM)
         return rc;
-    if (rc == DSC_EPROTO)
+    if (rc == DSC_EPROTO) {
+        dsc_errsave why;
+        dsc_err_save(&why);
         return dsc_fail(DSC_ECREDS, "credential_process of profile '%s': its "
-                        "output is not JSON (%s)", s->profile, dsc_errmsg());
+                        "output is not JSON (%s)", s->profile, why.msg);
+    }
     if (!ok)
         return dsc_fail(DSC_ECREDS, "credential_process of profile '%s': "
                         "\"Version\": 1 missing from its output (other "

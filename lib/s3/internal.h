@@ -7,6 +7,49 @@
 #include "core/common.h"
 #include "s3/creds.h"
 
+/* ---- Profiles (creds_profile.c) ---------------------------------------- */
+
+typedef struct dsc_kvs {
+    size_t n, cap;
+    char **k, **v;
+} dsc_kvs;
+
+/* One profile's settings, per file: static keys are looked up per file
+ * (botocore's shared-credentials and config providers are two), the rest
+ * in both with the credentials file first (botocore's full_config). */
+typedef struct dsc_profile {
+    const char *name;
+    int found;
+    dsc_kvs cred, conf;
+} dsc_profile;
+
+typedef struct dsc_aws_files {
+    char *cred_path, *conf_path;    /* NULL: no HOME and no variable */
+    char *cred, *conf;              /* NULL: the file does not exist */
+    size_t cred_len, conf_len;
+} dsc_aws_files;
+
+/* getenv, with an empty value as unset (as the AWS CLI). */
+const char *dsc_env(const char *name);
+/* $HOME/rel (malloc'd), NULL without HOME. */
+char *dsc_home_path(const char *rel);
+/* Find the two files (variables, else ~/.aws) and read them; a missing
+ * file is none, an unreadable one DSC_ECREDS naming it. */
+int dsc_aws_files_load(dsc_aws_files *f);
+void dsc_aws_files_free(dsc_aws_files *f);
+/* Profile name's settings from both files into p (p->found: a section
+ * exists). 0 or DSC_ENOMEM. */
+int dsc_profile_load(const dsc_aws_files *f, const char *name, dsc_profile *p);
+void dsc_profile_free(dsc_profile *p);
+/* A setting: the credentials file's, else the config file's. */
+const char *dsc_profile_get(const dsc_profile *p, const char *key);
+const char *dsc_kvs_get(const dsc_kvs *s, const char *key);
+/* Collect the keys of [section] in text into *into (first wins). */
+int dsc_ini_section(const char *text, size_t len, const char *section,
+                    int *found, dsc_kvs *into);
+
+/* ---- Sources ------------------------------------------------------------ */
+
 typedef enum cred_kind {
     CRED_STATIC = 1,        /* keys that never change (a role's source) */
     CRED_ASSUME_ROLE,
