@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import awsenv
-from test_python_client import Suite
+from test_python_client import Suite, use_library_under_test
 
 ENDPOINT = os.environ.get("DSC_TEST_ENDPOINT")
 BUCKET = os.environ.get("DSC_TEST_BUCKET")
@@ -294,8 +294,48 @@ def bucket_in_another_region_is_followed_once():
                for x in seen[1:]), seen
 
 
+@test
+def expired_token_answer_renews_and_retries_once():
+    """Keys that S3 calls expired although their source said they were
+    good for an hour (clock skew, a revoked session): the request is
+    answered ExpiredToken, the client fetches new keys and retries once."""
+    import dsc
+    script = aws.home.write_file(".aws/lying-process.py", (
+        "import json, sys, time, urllib.request\n"
+        "req = urllib.request.Request(sys.argv[1] + '/_issue', method='POST',\n"
+        "    data=b'{\"source\": \"process\", \"lifetime\": 2}')\n"
+        "out = json.loads(urllib.request.urlopen(req, timeout=10).read())\n"
+        "out['Expiration'] = time.strftime('%Y-%m-%dT%H:%M:%SZ',\n"
+        "                                  time.gmtime(time.time() + 3600))\n"
+        "print(json.dumps(out))\n"))
+    aws.home.profile("liar", credential_process="/usr/bin/python3 %s %s"
+                     % (script, aws.fakes.url))
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(aws.env(AWS_PROFILE="liar", AWS_ENDPOINT_URL=aws.proxy.url,
+                              DSC_LIBRARY=saved["DSC_LIBRARY"]))
+    try:
+        with dsc.Client(cache_dir="") as c:
+            url = "s3://%s/%s" % (BUCKET, KEY)
+            with c.open(url) as f:
+                assert f.read() == DATA
+            time.sleep(3)
+            before = len(aws.proxy.entries())
+            with c.open(url) as f:
+                assert f.read() == DATA
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    seen = aws.proxy.entries()[before:]
+    codes = [e["code"] for e in seen]
+    assert codes[0] == "ExpiredToken" and codes.count("ExpiredToken") == 1, seen
+    assert all(e["verdict"] == "ok" for e in seen[1:]), seen
+    assert seen[1]["access_key"] != seen[0]["access_key"], seen
+
+
 def main():
     global aws
+    use_library_under_test()
     if not ENDPOINT or not BUCKET:
         sys.exit("DSC_TEST_ENDPOINT / DSC_TEST_BUCKET not set: run through tests/run.sh")
     import boto3
