@@ -104,8 +104,13 @@ def cross_check(name, env, same_key):
 
 @test
 def environment_and_profile_keys():
-    cross_check("env", aws.env(AWS_ACCESS_KEY_ID="S3RVER",
-                               AWS_SECRET_ACCESS_KEY="S3RVER"), True)
+    env = aws.env(AWS_ACCESS_KEY_ID="S3RVER", AWS_SECRET_ACCESS_KEY="S3RVER")
+    cross_check("env", env, True)
+    # DSC_LOG=info names the source once per context; never the secret.
+    p, _ = run("dsc-stat", dict(env, DSC_LOG="info", AWS_SECRET_ACCESS_KEY="sEcReT"),
+               "--whoami")
+    err = p.stderr.decode()
+    assert err.count("credentials from env: S3RVER") == 1 and "sEcReT" not in err, err
     base = aws.fakes.issue("static")
     aws.home.credentials("keys", aws_access_key_id=base["AccessKeyId"],
                          aws_secret_access_key=base["SecretAccessKey"])
@@ -251,6 +256,12 @@ def broken_sources_fail_clearly_and_in_bounded_time():
     env = aws.env(AWS_WEB_IDENTITY_TOKEN_FILE=wrong, AWS_ROLE_ARN=ROLE_ARN)
     cases.append(("web identity token refused", env, "InvalidIdentityToken", 10,
                   run("dsc-stat", env, "--whoami")))
+    aws.fakes.add_fault("sts", "error", code="ExpiredTokenException", status=400)
+    env = aws.env(AWS_WEB_IDENTITY_TOKEN_FILE=token, AWS_ROLE_ARN=ROLE_ARN)
+    p, took = run("dsc-stat", env, "--whoami")
+    aws.fakes.clear_faults()
+    cases.append(("web identity token expired", env, "ExpiredTokenException", 10,
+                  (p, took)))
     aws.fakes.add_fault("sts", "error", code="AccessDenied", status=403)
     env = aws.env(AWS_WEB_IDENTITY_TOKEN_FILE=token, AWS_ROLE_ARN=ROLE_ARN)
     p, took = run("dsc-stat", env, "--whoami")
@@ -291,6 +302,20 @@ def bucket_in_another_region_is_followed_once():
     assert len(seen) >= 2, seen
     assert seen[0]["status"] == 301, seen[0]
     assert all(x["verdict"] == "ok" and x["region"] == "eu-west-1"
+               for x in seen[1:]), seen
+    # S3's other answer: 400 AuthorizationHeaderMalformed naming the region.
+    (aws.dir / "region400").mkdir()
+    other = awsenv.Proxy(aws.dir / "region400", ENDPOINT, aws.fakes.registry_path,
+                         ("S3RVER:S3RVER",), {BUCKET: "ap-south-1"}, "malformed", ())
+    try:
+        p, _ = run("dsc-cat", dict(env, AWS_ENDPOINT_URL=other.url),
+                   "s3://%s/%s" % (BUCKET, KEY))
+        seen = other.entries()
+    finally:
+        other.stop()
+    assert p.returncode == 0 and p.stdout == DATA, p.stderr
+    assert seen[0]["status"] == 400, seen[0]
+    assert all(x["verdict"] == "ok" and x["region"] == "ap-south-1"
                for x in seen[1:]), seen
 
 
