@@ -293,6 +293,7 @@ static int remake_s3(void *arg)
     dsc_s3 *fresh = NULL;
     int rc = dsc_s3_new(&ctx->cfg, &ctx->creds, &fresh);
     if (!rc) {
+        dsc_s3_inherit_keys(fresh, ctx->s3);
         dsc_s3_set_version_pin(fresh, dsc_ctx_version_of, ctx);
         dsc_fork_graveyard(ctx->s3);
         ctx->s3 = fresh;

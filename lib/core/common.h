@@ -60,6 +60,9 @@ int dsc_etag_ok(const char *e, size_t n);
 /* An S3 version id we can pin to: 1..DSC_VERSION_ID_MAX bytes of visible
  * ASCII (it goes into a query string and a snapshot file). */
 #define DSC_VERSION_ID_MAX 1024
+/* An AWS region name ("eu-west-1"): it becomes part of host names, so
+ * only lower-case letters, digits and inner hyphens, 1..31 bytes. */
+int dsc_region_ok(const char *r);
 int dsc_version_id_ok(const char *v, size_t n);
 char *dsc_strndup(const char *s, size_t n);
 

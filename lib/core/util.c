@@ -255,6 +255,17 @@ int dsc_hex_decode(const char *s, void *out, size_t n)
     return 0;
 }
 
+int dsc_region_ok(const char *r)
+{
+    size_t n = r ? strlen(r) : 0;
+    if (n == 0 || n > 31 || r[0] == '-' || r[n - 1] == '-')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(dsc_isdigit(r[i]) || (r[i] >= 'a' && r[i] <= 'z') || r[i] == '-'))
+            return 0;
+    return 1;
+}
+
 int dsc_version_id_ok(const char *v, size_t n)
 {
     if (n == 0 || n > DSC_VERSION_ID_MAX)

@@ -13,6 +13,9 @@ typedef struct dsc_http_opts {
     int max_connections;
     int verify_tls;
     const char *ca_file;
+    int no_proxy;                  /* never through http_proxy & co: for
+                                      endpoints that hand out secrets on a
+                                      link-local or loopback address */
 } dsc_http_opts;
 
 int dsc_http_new(const dsc_http_opts *o, dsc_http **out);

@@ -80,6 +80,12 @@ int dsc_s3_signer(dsc_s3 *s3, char *ak, size_t cap, int64_t *expires)
     return 0;
 }
 
+void dsc_s3_inherit_keys(dsc_s3 *s3, const dsc_s3 *parent)
+{
+    if (parent)
+        dsc_credbox_inherit(s3->box, parent->box);
+}
+
 const char *dsc_s3_region(const dsc_s3 *s3)
 {
     return s3->region;
@@ -241,6 +247,7 @@ static void remember_region(dsc_s3 *s3, const char *bucket, const char *region)
 typedef struct signed_as {
     char region[REGION_LEN];
     unsigned gen;
+    int temporary;                 /* keys with a session token */
 } signed_as;
 
 /* Build URL and signed headers for one attempt (fresh date each time). */
@@ -270,6 +277,7 @@ static int prepare(dsc_s3 *s3, const s3_op *op, dsc_buf *url,
         goto done;
     }
     as->gen = ks->gen;
+    as->temporary = ks->k.session_token != NULL;
     rc = dsc_target_build(&t, ep, s3->addressing, op->bucket, op->key);
     if (rc)
         goto done;
@@ -524,18 +532,6 @@ static void backoff(const dsc_s3 *s3, int attempt, int slow_down)
         dsc_sleep_ms((long)dsc_rand_below((uint64_t)ceiling + 1));
 }
 
-/* A region name as S3 spells them ("eu-west-1"), safe in a host name. */
-static int region_ok(const char *r)
-{
-    size_t n = strlen(r);
-    if (n == 0 || n >= REGION_LEN)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!(dsc_isdigit(r[i]) || (r[i] >= 'a' && r[i] <= 'z') || r[i] == '-'))
-            return 0;
-    return 1;
-}
-
 /* What an error answer asks of us before it is an error: another region
  * for the bucket (301 PermanentRedirect, 400 AuthorizationHeaderMalformed,
  * x-amz-bucket-region), or new keys (ExpiredToken). */
@@ -544,7 +540,8 @@ typedef struct hint {
     int expired;
 } hint;
 
-static hint read_hint(const dsc_http_resp *rs, const char *op_method)
+static hint read_hint(const dsc_http_resp *rs, const char *op_method,
+                      const signed_as *as)
 {
     hint h = { "", 0 };
     long st = rs->status;
@@ -555,13 +552,16 @@ static hint read_hint(const dsc_http_resp *rs, const char *op_method)
     if (rs->err_body.len)
         dsc_xml_leaves(rs->err_body.data, rs->err_body.len, paths, 2, leaf);
     const char *region = rs->captured[0][0] ? rs->captured[0] : leaf[1];
-    if (region && region_ok(region) &&
+    if (region && dsc_region_ok(region) &&
         (st != 403 || rs->captured[0][0]))
-        snprintf(h.region, sizeof h.region, "%s", region);
+        memcpy(h.region, region, strlen(region) + 1);   /* <= 31 bytes */
     const char *code = leaf[0];
+    /* A HEAD's answer has no body to say why: a bare 400 to temporary
+     * keys is how S3 says they expired (credbox paces the renewals). */
     h.expired = code ? strcmp(code, "ExpiredToken") == 0 ||
                        strcmp(code, "TokenRefreshRequired") == 0
-                     : st == 400 && strcmp(op_method, "HEAD") == 0;
+                     : st == 400 && as->temporary &&
+                       strcmp(op_method, "HEAD") == 0;
     free(leaf[0]);
     free(leaf[1]);
     return h;
@@ -604,7 +604,7 @@ static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
             count(&s3->n.get_bytes, rs->received);
         /* Once each per request, and not counted as retries: the bucket
          * is elsewhere, or the keys ran out under us. */
-        hint h = answered ? read_hint(rs, op->method) : (hint){ "", 0 };
+        hint h = answered ? read_hint(rs, op->method, &as) : (hint){ "", 0 };
         if (!moved && h.region[0] && strcmp(h.region, as.region)) {
             dsc_log(DSC_LOG_INFO, "bucket %s is in %s, not %s: asking there",
                     op->bucket, h.region, as.region);

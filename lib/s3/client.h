@@ -84,6 +84,9 @@ int64_t dsc_s3_list_versions(dsc_s3 *s3, const char *bucket,
  * region requests are signed for. 0 or DSC_ECREDS. */
 int dsc_s3_signer(dsc_s3 *s3, char *ak, size_t cap, int64_t *expires);
 const char *dsc_s3_region(const dsc_s3 *s3);
+/* A client made in a fork()ed child: sign with the keys parent (the
+ * parent's client, not to be used otherwise) had, not those of open. */
+void dsc_s3_inherit_keys(dsc_s3 *s3, const dsc_s3 *parent);
 
 /* Counters since creation, for stats and tests. */
 typedef struct dsc_s3_counters {

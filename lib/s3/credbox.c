@@ -29,18 +29,34 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
-static dsc_keyset *keyset_new(const dsc_keys *k, unsigned gen)
+/* A value that goes into a header: a control byte would add headers of
+ * the source's choosing to every request. */
+static int header_safe(const char *v)
 {
+    for (; v && *v; v++)
+        if ((unsigned char)*v < 0x20 || *v == 0x7f)
+            return 0;
+    return 1;
+}
+
+static int keyset_new(const dsc_keys *k, unsigned gen, const char *source,
+                      dsc_keyset **out)
+{
+    *out = NULL;
+    if (!header_safe(k->access_key) || !header_safe(k->secret_key) ||
+        !header_safe(k->session_token))
+        return dsc_fail(DSC_ECREDS, "credentials from %s hold a control "
+                        "character; refusing to put them in a request",
+                        source);
     dsc_keyset *ks = calloc(1, sizeof *ks);
-    if (!ks)
-        return NULL;
-    if (dsc_keys_copy(&ks->k, k)) {
+    if (!ks || dsc_keys_copy(&ks->k, k)) {
         free(ks);
-        return NULL;
+        return DSC_ENOMEM;
     }
     ks->refs = 1;
     ks->gen = gen;
-    return ks;
+    *out = ks;
+    return 0;
 }
 
 void dsc_keyset_put(dsc_keyset *ks)
@@ -66,10 +82,10 @@ int dsc_credbox_new(const dsc_creds *creds, dsc_credbox **out)
     if (!b)
         return DSC_ENOMEM;
     b->creds = creds;
-    b->cur = keyset_new(&creds->keys, 0);
-    if (!b->cur) {
+    int rc = keyset_new(&creds->keys, 0, creds->source, &b->cur);
+    if (rc) {
         free(b);
-        return DSC_ENOMEM;
+        return rc;
     }
     b->fetched_at = now_s();
     pthread_mutex_init(&b->mu, NULL);
@@ -107,17 +123,26 @@ static void refresh_locked(dsc_credbox *b)
     unsigned gen = b->cur->gen;
     pthread_mutex_unlock(&b->mu);
     dsc_keys fresh = { 0 };
+    dsc_keyset *ks = NULL;
     int rc = dsc_creds_fetch(b->creds, &fresh);
+    int64_t now = now_s();
+    if (!rc && fresh.expires && fresh.expires <= now)
+        rc = dsc_fail(DSC_ECREDS, "%s gave keys that expired %lld s ago: is "
+                      "this machine's clock right?", b->creds->source,
+                      (long long)(now - fresh.expires));
+    if (!rc)
+        rc = keyset_new(&fresh, gen + 1, b->creds->source, &ks);
     char why[512] = "";
     if (rc)
         snprintf(why, sizeof why, "%s", dsc_errmsg());
-    dsc_keyset *ks = rc ? NULL : keyset_new(&fresh, gen + 1);
     dsc_keys_free(&fresh);
     pthread_mutex_lock(&b->mu);
-    int64_t now = now_s();
     if (ks) {
-        dsc_keyset_put(b->cur);
-        b->cur = ks;
+        /* Published before the old set is dropped, so cur is always a
+         * live set, even to a fork()ed child reading it (credbox_inherit). */
+        dsc_keyset *old = b->cur;
+        dsc_atomic_publish(&b->cur, ks);
+        dsc_keyset_put(old);
         b->fetched_at = now;
         b->next_try = 0;
         dsc_counter_add(&b->refreshed, 1);
@@ -177,16 +202,42 @@ int dsc_credbox_expired(dsc_credbox *b, unsigned gen)
     pthread_mutex_lock(&b->mu);
     while (b->refreshing)
         pthread_cond_wait(&b->done, &b->mu);
-    if (b->cur->gen == gen) {
+    /* Renew only keys that had time to go stale: keys just fetched and
+     * refused again would make every request a fetch; and a source that
+     * just failed is not asked again before its pause is over (callers
+     * that waited for that attempt take its answer). */
+    int64_t now = now_s();
+    int fresh = now - b->fetched_at < DSC_CREDBOX_MIN_AGE;
+    if (b->cur->gen == gen && !fresh && now >= b->next_try) {
         b->refreshing = 1;
         refresh_locked(b);
     }
-    int rc = b->cur->gen != gen ? 0
-           : dsc_fail(DSC_ECREDS, "credentials from %s were refused as "
-                      "expired and could not be refreshed: %s",
-                      b->creds->source, b->last_err);
+    int rc = 0;
+    if (b->cur->gen == gen)
+        rc = dsc_fail(DSC_ECREDS, "credentials from %s were refused as "
+                      "expired and %s%s", b->creds->source,
+                      fresh ? "were fetched moments ago (is this machine's "
+                              "clock right?)" : "could not be refreshed: ",
+                      fresh ? "" : b->last_err);
     pthread_mutex_unlock(&b->mu);
     return rc;
+}
+
+void dsc_credbox_inherit(dsc_credbox *b, const dsc_credbox *parent)
+{
+    /* In a fork()ed child: the parent's lock may be held by a thread that
+     * is not here, so read its current set without it (always live, see
+     * refresh_locked). */
+    const dsc_keyset *cur = dsc_atomic_acquire(&parent->cur);
+    dsc_keyset *ks;
+    if (keyset_new(&cur->k, cur->gen, b->creds->source, &ks))
+        return;
+    pthread_mutex_lock(&b->mu);
+    dsc_keyset *old = b->cur;
+    dsc_atomic_publish(&b->cur, ks);
+    dsc_keyset_put(old);
+    b->fetched_at = parent->fetched_at;
+    pthread_mutex_unlock(&b->mu);
 }
 
 void dsc_credbox_counts(dsc_credbox *b, uint64_t *refreshed, uint64_t *failed)

@@ -29,8 +29,15 @@ dsc_keyset *dsc_credbox_hold(dsc_credbox *b);
 void dsc_keyset_put(dsc_keyset *ks);
 
 /* S3 refused the keys of generation gen as expired: refresh now unless
- * another caller already did. 0 when keys newer than gen are in place. */
+ * another caller already did, the keys are younger than
+ * DSC_CREDBOX_MIN_AGE seconds, or the source failed moments ago. 0 when
+ * keys newer than gen are in place, else DSC_ECREDS. */
+#define DSC_CREDBOX_MIN_AGE 5
 int dsc_credbox_expired(dsc_credbox *b, unsigned gen);
+
+/* In a fork()ed child, before b is used: start from the parent's current
+ * keys instead of those resolved at open (they may be long refreshed). */
+void dsc_credbox_inherit(dsc_credbox *b, const dsc_credbox *parent);
 
 /* Windows before expiry, in seconds, for keys of the given lifetime: the
  * SDKs' 15 and 10 minutes, scaled down for short-lived keys. */

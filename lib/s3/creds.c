@@ -131,8 +131,10 @@ static int imds_source(const resolver *r, dsc_cred_source **out)
     dsc_cred_source *s = source_new(r, CRED_IMDS, "imds", NULL);
     if (!s)
         return DSC_ENOMEM;
+    /* At least 1 ms: 0 would be curl's "no timeout". */
     s->connect_timeout_ms = s->request_timeout_ms =
-        secs > 0 && secs < 3600 ? (long)(secs * 1000) : 1000;
+        secs > 0 && secs < 3600 ? (secs < 0.001 ? 1 : (long)(secs * 1000))
+                                : 1000;
     s->attempts = tries > 0 && tries < 100 ? (int)tries : 1;
     if (!ep)
         ep = mode && strcasecmp(mode, "IPv6") == 0 ? "http://[fd00:ec2::254]"
@@ -391,6 +393,9 @@ static int sso(resolver *r, const dsc_profile *p, dsc_cred_source **out)
     if (!rc && missing)
         rc = dsc_fail(DSC_ECREDS, "profile '%s' uses SSO but %s is not set",
                       p->name, missing);
+    if (!rc && !dsc_region_ok(region))
+        rc = dsc_fail(DSC_ECREDS, "profile '%s': sso_region '%s' is not a "
+                      "region name", p->name, region);
     char *home = dsc_home_path(".aws/sso/cache/");
     if (!rc && !home)
         rc = dsc_fail(DSC_ECREDS, "profile '%s' uses SSO but HOME is unset "
@@ -558,6 +563,10 @@ static int where(resolver *r, const dsc_config *cfg, dsc_creds *out)
         out->region_source = "env";
     else if ((region = dsc_profile_get(p, "region")))
         out->region_source = "profile";
+    if (region && !dsc_region_ok(region))
+        return dsc_fail(DSC_EINVAL, "region '%s' (from the %s) is not a "
+                        "region name such as us-east-1", region,
+                        out->region_source);
     if (region)
         return set(&out->region, region);
     /* Ask IMDS only for AWS itself: a custom endpoint (MinIO) needs no

@@ -59,6 +59,10 @@ static int http_for(const dsc_cred_source *s, dsc_http **h)
         .max_connections = 2,
         .verify_tls = s->verify_tls,
         .ca_file = s->ca_file,
+        /* The container endpoint and IMDS answer with keys (and take a
+         * bearer token) on a local address: never hand that to a proxy
+         * from the environment. */
+        .no_proxy = s->kind == CRED_CONTAINER || s->kind == CRED_IMDS,
     };
     return dsc_http_new(&o, h);
 }
@@ -66,6 +70,10 @@ static int http_for(const dsc_cred_source *s, dsc_http **h)
 /* "name: value", or "name:" (curl then sends none) when value is NULL. */
 static int header(struct curl_slist **h, const char *name, const char *value)
 {
+    for (const char *c = value; c && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return dsc_fail(DSC_ECREDS, "the %s to send holds a control "
+                            "character; refusing to send it", name);
     dsc_buf line = { 0 };
     dsc_buf_printf(&line, "%s:%s%s", name, value ? " " : "",
                    value ? value : "");
@@ -150,6 +158,16 @@ int dsc_cred_keys_from_json(const char *json, size_t len, const char *ak,
     if (rc)
         dsc_keys_free(out);
     return rc;
+}
+
+/* Temporary keys without an expiry would never be refreshed (botocore
+ * refuses them too). */
+static int need_expiry(dsc_keys *k, const char *what)
+{
+    if (k->expires)
+        return 0;
+    dsc_keys_free(k);
+    return dsc_fail(DSC_ECREDS, "%s: the answer has no Expiration", what);
 }
 
 /* ---- STS ---------------------------------------------------------------- */
@@ -488,6 +506,7 @@ static int container(const dsc_cred_source *s, dsc_keys *out)
                                          "AccessKeyId", "SecretAccessKey",
                                          "Token", "Expiration", 0,
                                          "container credentials", out);
+            rc = rc ? rc : need_expiry(out, "container credentials");
         }
         break;
     }
@@ -602,6 +621,7 @@ static int imds_creds(const dsc_cred_source *s, int absent_ok, dsc_keys *out)
                                      im.body.len, "AccessKeyId",
                                      "SecretAccessKey", "Token", "Expiration",
                                      0, what, out);
+        rc = rc ? rc : need_expiry(out, what);
     }
     if (rc == -1)
         rc = dsc_fail(DSC_ECREDS, "IMDS (%s): %s", s->url, im.rs.curl_err);
@@ -630,6 +650,11 @@ int dsc_imds_region(const dsc_cred_source *s, char **out, dsc_buf *why)
     if (!rc && im.rs.status == 200 && im.body.len) {
         *out = dsc_strndup(im.body.data, strcspn(im.body.data, "\r\n \t"));
         rc = *out ? 0 : DSC_ENOMEM;
+        if (*out && !dsc_region_ok(*out)) {
+            free(*out);
+            *out = NULL;
+            rc = DSC_ABSENT;    /* not a region: the default applies */
+        }
     } else if (rc != DSC_ENOMEM) {
         rc = DSC_ABSENT;    /* no region from IMDS: the default applies */
     }

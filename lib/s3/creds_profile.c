@@ -91,8 +91,8 @@ static int kvs_add(dsc_kvs *s, const char *key, const char *value)
 static void kvs_free(dsc_kvs *s)
 {
     for (size_t i = 0; i < s->n; i++) {
-        if (strstr(s->k[i], "secret"))
-            memset(s->v[i], 0, strlen(s->v[i]));
+        /* Keys, tokens and whatever else a profile holds: wiped alike. */
+        memset(s->v[i], 0, strlen(s->v[i]));
         free(s->k[i]);
         free(s->v[i]);
     }
@@ -165,6 +165,11 @@ void dsc_aws_files_free(dsc_aws_files *f)
 {
     free(f->cred_path);
     free(f->conf_path);
+    /* The files' text holds every profile's secret. */
+    if (f->cred)
+        memset(f->cred, 0, f->cred_len);
+    if (f->conf)
+        memset(f->conf, 0, f->conf_len);
     free(f->cred);
     free(f->conf);
 }

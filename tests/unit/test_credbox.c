@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include "core/common.h"
 #include "s3/credbox.h"
 
@@ -58,7 +59,7 @@ static int teardown(void **state)
 
 /* A credential_process issuing keys that live `lifetime` seconds, named
  * by its run count; after `good_runs` runs it fails. */
-static void write_source(int lifetime, int good_runs)
+static void write_source_token(int lifetime, int good_runs, const char *token)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/issue.sh", tmpdir);
@@ -70,8 +71,8 @@ static void write_source(int lifetime, int good_runs)
             "[ $n -gt %d ] && { echo 'source gone' >&2; exit 3; }\n"
             "exp=$(date -u -d \"+%d seconds\" +%%Y-%%m-%%dT%%H:%%M:%%SZ)\n"
             "printf '{\"Version\":1,\"AccessKeyId\":\"AKRUN%%s\",\"SecretAccessKey\":"
-            "\"s%%s\",\"SessionToken\":\"t%%s\",\"Expiration\":\"%%s\"}' $n $n $n $exp\n",
-            tmpdir, tmpdir, good_runs, lifetime);
+            "\"s%%s\",\"SessionToken\":\"%s%%s\",\"Expiration\":\"%%s\"}' $n $n $n $exp\n",
+            tmpdir, tmpdir, good_runs, lifetime, token);
     fclose(f);
     chmod(path, 0700);
     char conf[512];
@@ -82,6 +83,11 @@ static void write_source(int lifetime, int good_runs)
     assert_non_null(f);
     fprintf(f, "[default]\ncredential_process = %s\nregion = eu-west-1\n", path);
     fclose(f);
+}
+
+static void write_source(int lifetime, int good_runs)
+{
+    write_source_token(lifetime, good_runs, "t");
 }
 
 static int runs(void)
@@ -211,7 +217,9 @@ static void test_threads_share_one_refresh(void **state)
 }
 
 /* S3 said "expired": one refresh for every caller holding that
- * generation; a source that fails leaves a clear DSC_ECREDS. */
+ * generation, none for keys fetched moments ago (they would be refused
+ * again: a refresh per request), none while a failed source pauses; a
+ * source that fails leaves a clear DSC_ECREDS. */
 static void test_expired_answer_and_failing_source(void **state)
 {
     (void)state;
@@ -220,16 +228,27 @@ static void test_expired_answer_and_failing_source(void **state)
     resolve(&c);
     dsc_credbox *b;
     assert_int_equal(dsc_credbox_new(&c, &b), 0);
+    /* Just fetched: refused as expired means a clock or a revoked
+     * session, not stale keys. */
+    assert_int_equal(dsc_credbox_expired(b, 0), DSC_ECREDS);
+    assert_errmsg_has("moments ago");
+    assert_int_equal(runs(), 1);
+    sleep(DSC_CREDBOX_MIN_AGE);
     assert_int_equal(dsc_credbox_expired(b, 0), 0);
     assert_int_equal(dsc_credbox_expired(b, 0), 0);   /* already renewed */
     assert_int_equal(runs(), 2);
     dsc_keyset *ks = dsc_credbox_hold(b);
     assert_string_equal(ks->k.access_key, "AKRUN2");
     dsc_keyset_put(ks);
-    /* The source now fails: the keys in hand stay usable... */
+    /* The source now fails: the keys in hand stay usable, and a second
+     * caller right after takes that failure instead of asking again. */
+    sleep(DSC_CREDBOX_MIN_AGE);
     assert_int_equal(dsc_credbox_expired(b, 1), DSC_ECREDS);
     assert_errmsg_has("process");
     assert_errmsg_has("source gone");
+    assert_int_equal(dsc_credbox_expired(b, 1), DSC_ECREDS);
+    assert_errmsg_has("source gone");
+    assert_int_equal(runs(), 3);
     ks = dsc_credbox_hold(b);
     assert_non_null(ks);
     dsc_keyset_put(ks);
@@ -251,6 +270,73 @@ static void test_expired_answer_and_failing_source(void **state)
     dsc_creds_free(&c);
 }
 
+/* A source whose keys are already expired when they arrive (a clock off
+ * by more than their lifetime): a clear error, and not a fetch per call. */
+static void test_keys_expired_on_arrival(void **state)
+{
+    (void)state;
+    write_source(-30, 100);
+    dsc_creds c;
+    resolve(&c);
+    dsc_credbox *b;
+    assert_int_equal(dsc_credbox_new(&c, &b), 0);
+    for (int i = 0; i < 20; i++) {
+        assert_null(dsc_credbox_hold(b));
+        assert_errmsg_has("clock");
+    }
+    assert_true(runs() <= 3);
+    dsc_credbox_free(b);
+    dsc_creds_free(&c);
+}
+
+/* A session token with CR LF would add headers of the source's choosing
+ * to every S3 request: refused. */
+static void test_control_bytes_refused(void **state)
+{
+    (void)state;
+    write_source_token(600, 100, "t\\\\r\\\\nX-Injected: yes");
+    dsc_creds c;
+    resolve(&c);
+    dsc_credbox *b = NULL;
+    assert_int_equal(dsc_credbox_new(&c, &b), DSC_ECREDS);
+    assert_errmsg_has("control character");
+    assert_null(b);
+    dsc_creds_free(&c);
+}
+
+/* A DataLoader worker fork()ed after the parent refreshed starts from the
+ * parent's keys: no fetch of its own. */
+static void test_child_inherits_current_keys(void **state)
+{
+    (void)state;
+    write_source(600, 100);
+    dsc_creds c;
+    resolve(&c);
+    dsc_credbox *parent;
+    assert_int_equal(dsc_credbox_new(&c, &parent), 0);
+    sleep(DSC_CREDBOX_MIN_AGE);
+    assert_int_equal(dsc_credbox_expired(parent, 0), 0);   /* now AKRUN2 */
+    assert_int_equal(runs(), 2);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dsc_credbox *child;
+        int bad = dsc_credbox_new(&c, &child) != 0;
+        if (!bad) {
+            dsc_credbox_inherit(child, parent);
+            dsc_keyset *ks = dsc_credbox_hold(child);
+            bad = !ks || strcmp(ks->k.access_key, "AKRUN2") != 0;
+            dsc_keyset_put(ks);
+            dsc_credbox_free(child);
+        }
+        _exit(bad || runs() != 2);
+    }
+    int status = -1;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    dsc_credbox_free(parent);
+    dsc_creds_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +346,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_expired_answer_and_failing_source,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_expired_on_arrival, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_control_bytes_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_child_inherits_current_keys, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

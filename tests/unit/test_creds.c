@@ -992,6 +992,38 @@ static void test_region_source(void **state)
     dsc_creds_free(&c);
 }
 
+/* A region becomes part of host names (S3, STS, the SSO portal): one
+ * that is not a region name would send requests, and the SSO token, to a
+ * host of someone else's choosing. */
+static void test_region_must_be_a_region(void **state)
+{
+    (void)state;
+    dsc_config cfg = config();
+    cfg.anonymous = 1;
+    dsc_creds c;
+    static const char *const bad[] = { "evil.example#", "us-east-1/x", "EU",
+                                       "-a", "a b", "" };
+    for (size_t i = 0; i < DSC_ARRAY_LEN(bad); i++) {
+        setenv("AWS_REGION", bad[i], 1);
+        int rc = dsc_creds_resolve(&cfg, &c);
+        if (*bad[i]) {
+            assert_int_equal(rc, DSC_EINVAL);
+            assert_errmsg_has("not a region name");
+        } else {
+            assert_int_equal(rc, 0);     /* empty: unset, as the CLI reads it */
+            dsc_creds_free(&c);
+        }
+    }
+    unsetenv("AWS_REGION");
+    cfg.anonymous = 0;
+    write_file(".aws/config", "[profile s]\nsso_start_url = https://x/start\n"
+               "sso_region = evil.example#\nsso_account_id = 1\n"
+               "sso_role_name = r\n");
+    setenv("AWS_PROFILE", "s", 1);
+    assert_int_equal(dsc_creds_resolve(&cfg, &c), DSC_ECREDS);
+    assert_errmsg_has("sso_region 'evil.example#' is not a region name");
+}
+
 /* ---- Roles ----------------------------------------------------------------- */
 
 static void test_role_config_errors(void **state)
@@ -1420,6 +1452,7 @@ int main(void)
         T(test_shell_split),
         T(test_addressing_style),
         T(test_region_source),
+        T(test_region_must_be_a_region),
         T(test_role_config_errors),
         T(test_assume_role_source_profile),
         T(test_assume_role_chain),
