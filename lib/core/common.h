@@ -63,6 +63,10 @@ int dsc_etag_ok(const char *e, size_t n);
 /* An AWS region name ("eu-west-1"): it becomes part of host names, so
  * only lower-case letters, digits and inner hyphens, 1..31 bytes. */
 int dsc_region_ok(const char *r);
+/* A regular file of at most max bytes, whole and NUL-ended (malloc'd;
+ * *len its length when len is not NULL), or NULL with errno set (EFBIG
+ * when larger). Read into one buffer, so secrets leave no copies. */
+char *dsc_read_small_file(const char *path, size_t max, size_t *len);
 int dsc_version_id_ok(const char *v, size_t n);
 char *dsc_strndup(const char *s, size_t n);
 

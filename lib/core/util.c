@@ -1,6 +1,8 @@
 /* Small building blocks: buffers, strings, clocks, randomness, sizes. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +255,47 @@ int dsc_hex_decode(const char *s, void *out, size_t n)
         o[i] = (uint8_t)v;
     }
     return 0;
+}
+
+char *dsc_read_small_file(const char *path, size_t max, size_t *len)
+{
+    char *text = NULL;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    int err = 0;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+        err = EINVAL;
+    else if ((uint64_t)st.st_size > max)
+        err = EFBIG;
+    else if (!(text = malloc((size_t)st.st_size + 1)))
+        err = ENOMEM;
+    /* One buffer of the file's size: growing one would leave copies of
+     * its secrets in freed memory. A file that grows meanwhile is cut. */
+    size_t got = 0;
+    while (!err && got < (size_t)st.st_size) {
+        ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            err = EIO;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (err) {
+        if (text)
+            memset(text, 0, got);
+        free(text);
+        errno = err;
+        return NULL;
+    }
+    text[got] = '\0';
+    if (len)
+        *len = got;
+    return text;
 }
 
 int dsc_region_ok(const char *r)

@@ -22,26 +22,11 @@
  * an editor's newline is not part of a token. */
 static char *read_token(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    dsc_buf b = { 0 };
-    char chunk[4096];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < BODY_MAX)
-        dsc_buf_add(&b, chunk, n);
-    int err = ferror(f) || b.len >= BODY_MAX;
-    fclose(f);
-    if (!err && !b.data)
-        dsc_buf_add(&b, "", 0);
-    if (err || dsc_buf_oom(&b)) {
-        dsc_buf_free(&b);
-        errno = err ? EIO : ENOMEM;
-        return NULL;
-    }
-    while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
-        b.data[--b.len] = 0;
-    return b.data;
+    char *t = dsc_read_small_file(path, BODY_MAX, &n);
+    while (t && n && (t[n - 1] == '\n' || t[n - 1] == '\r'))
+        t[--n] = 0;
+    return t;
 }
 
 static void wipe_buf(dsc_buf *b)

@@ -13,36 +13,6 @@ const char *dsc_env(const char *name)
     return v && *v ? v : NULL;
 }
 
-/* Read a whole small file; NULL with errno set on failure. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    dsc_buf b = { 0 };
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (dsc_buf_add(&b, chunk, n) || b.len > (1u << 24)) {
-            dsc_buf_free(&b);
-            fclose(f);
-            errno = EFBIG;
-            return NULL;
-        }
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        dsc_buf_free(&b);
-        errno = EIO;
-        return NULL;
-    }
-    if (!b.data && dsc_buf_add(&b, "", 0))
-        return NULL;
-    *len = b.len;
-    return b.data;
-}
-
 char *dsc_home_path(const char *rel)
 {
     const char *home = dsc_env("HOME");
@@ -144,7 +114,7 @@ static int load_file(const char *path, char **text, size_t *len)
 {
     if (!path)
         return 0;
-    *text = slurp(path, len);
+    *text = dsc_read_small_file(path, 1u << 24, len);
     if (*text || errno == ENOENT)
         return 0;
     return dsc_fail(DSC_ECREDS, "cannot read %s: %s", path, strerror(errno));
