@@ -537,18 +537,26 @@ static int run_child(uint64_t n, const char *tmp, const char *snap_path,
     return 0;
 }
 
+/* Fork: 1 in the child (which must _exit), 0 in the parent once the
+ * child is done; the child's RSS is its measure's alone. */
+static int in_child(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        return 1;
+    int status;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    return 0;
+}
+
 /* "Listing 10^6 keys in flat memory": a loaded snapshot of 10^6 objects
  * walked with dsc_snapshot_get, RSS before and after (in a child). */
 static void flat_listing(const char *snap_path)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid != 0) {
-        int status;
-        if (pid > 0)
-            waitpid(pid, &status, 0);
+    if (!in_child())
         return;
-    }
     dsc_snapshot *s = NULL;
     mem m0 = mem_now();
     double t0 = now_s();
@@ -596,14 +604,8 @@ static int count_obj(void *arg, const dsc_object_info *o)
  * and lists slowly). In a child; RSS and time of each. */
 static void list_path(const char *tmp, uint64_t n)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid != 0) {
-        int status;
-        if (pid > 0)
-            waitpid(pid, &status, 0);
+    if (!in_child())
         return;
-    }
     char port_file[700], dir[700], endpoint[64], count[32];
     snprintf(port_file, sizeof port_file, "%s/bench-list-%d.port", tmp,
              (int)getpid());
