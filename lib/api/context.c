@@ -33,10 +33,14 @@ static int check_config(const dsc_config *c)
         c->prefetch_queue <= 0)
         return dsc_fail(DSC_EINVAL, "config: prefetch_threads must be "
                         "0..1024 and prefetch_queue positive");
-    if (c->cache_size == 0 || c->fd_cache <= 0 || c->cache_idle_sec < 0 ||
-        c->meta_ttl_ms < 0)
-        return dsc_fail(DSC_EINVAL, "config: cache_size, fd_cache must be "
-                        "positive, cache_idle_sec and meta_ttl_ms not negative");
+    if (c->fd_cache <= 0 || c->cache_idle_sec < 0 || c->meta_ttl_ms < 0 ||
+        c->op_timeout_ms < 0)
+        return dsc_fail(DSC_EINVAL, "config: fd_cache must be positive, "
+                        "cache_idle_sec, meta_ttl_ms and op_timeout_ms not "
+                        "negative");
+    if (c->cache_size && c->cache_size < DSC_MIN_CHUNK)
+        return dsc_fail(DSC_EINVAL, "config: cache_size %llu is less than "
+                        "one 64 KiB chunk", (unsigned long long)c->cache_size);
     if (c->peer_timeout_ms <= 0 || c->peer_backoff_ms < 0)
         return dsc_fail(DSC_EINVAL, "config: peer_timeout_ms must be "
                         "positive, peer_backoff_ms not negative");
@@ -135,6 +139,21 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
     char *dir = cache_dir_for(cfg);
     if (!dir)
         return 0;
+    if (cfg->cache_existing) {
+        /* A tool that only looks (dsc-stat) must not leave a new cache
+         * behind at a mistyped path. */
+        dsc_buf ix = { 0 };
+        struct stat sb;
+        rc = dsc_buf_printf(&ix, "%s/index/data.mdb", dir) ? DSC_ENOMEM
+           : stat(ix.data, &sb) ? dsc_fail(DSC_ENOCACHE, "no cache at %s (no "
+                                           "index/data.mdb there)", dir)
+           : 0;
+        dsc_buf_free(&ix);
+        if (rc) {
+            free(dir);
+            return rc;
+        }
+    }
     rc = make_dirs(dir);
     if (!rc) {
         dsc_cache_opts o = {
@@ -241,9 +260,14 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
     /* Fields the caller's (older) layout lacks keep their defaults. */
     dsc_config full;
     dsc_config_init(&full, DSC_CONFIG_VERSION);
+    /* An invalid DSC_* value fails here, whoever made cfg: running on a
+     * default nobody asked for would look like it worked. */
+    int rc = dsc_config_env(&full, DSC_CONFIG_VERSION);
+    if (rc)
+        return rc;
     memcpy(&full, cfg, dsc_config_size(cfg->version));
     cfg = &full;
-    int rc = check_config(cfg);
+    rc = check_config(cfg);
     if (rc)
         return rc;
     dsc_ctx *ctx = calloc(1, sizeof *ctx);
@@ -439,6 +463,20 @@ int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size)
         dsc_peers_stats(ctx->peers, &st);
     memcpy(out, &st, size < sizeof st ? size : sizeof st);
     return 0;
+}
+
+int dsc_cache_set_capacity(dsc_ctx *ctx, uint64_t bytes)
+{
+    dsc_clear_error();
+    if (!ctx)
+        return dsc_fail(DSC_EINVAL, "dsc_cache_set_capacity: ctx is NULL");
+    if (!ctx->cache)
+        return dsc_fail(DSC_ENOCACHE, "dsc_cache_set_capacity: the context "
+                        "has no node cache");
+    if (bytes < DSC_MIN_CHUNK)
+        return dsc_fail(DSC_EINVAL, "capacity %llu is less than one 64 KiB "
+                        "chunk", (unsigned long long)bytes);
+    return dsc_cache_set_capacity_of(ctx->cache, bytes);
 }
 
 int64_t dsc_cache_clean(dsc_ctx *ctx)
