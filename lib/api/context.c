@@ -126,6 +126,14 @@ static int env_setting(const char *name, uint64_t min, uint64_t max,
     return 0;
 }
 
+static long flight_timeout(const dsc_config *cfg)
+{
+    long all = cfg->request_timeout_ms * (cfg->max_retries + 1);
+    long op = cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms
+                                     : 3 * cfg->request_timeout_ms;
+    return (op < all ? op : all) + cfg->retry_max_ms;
+}
+
 static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
 {
     uint64_t meta_max, map_size, readers;
@@ -141,12 +149,16 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
         return 0;
     if (cfg->cache_existing) {
         /* A tool that only looks (dsc-stat) must not leave a new cache
-         * behind at a mistyped path. */
+         * behind at a mistyped path. A directory of another user goes on
+         * to the trust check, whose refusal says more. */
         dsc_buf ix = { 0 };
         struct stat sb;
         rc = dsc_buf_printf(&ix, "%s/index/data.mdb", dir) ? DSC_ENOMEM
-           : stat(ix.data, &sb) ? dsc_fail(DSC_ENOCACHE, "no cache at %s (no "
-                                           "index/data.mdb there)", dir)
+           : lstat(dir, &sb) ? dsc_fail(DSC_ENOCACHE, "no cache at %s (no "
+                                        "such directory)", dir)
+           : sb.st_uid == geteuid() && lstat(ix.data, &sb)
+                 ? dsc_fail(DSC_ENOCACHE, "no cache at %s (no index/data.mdb "
+                            "there)", dir)
            : 0;
         dsc_buf_free(&ix);
         if (rc) {
@@ -160,8 +172,9 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
             .dir = dir, .origin = dsc_s3_origin(ctx->s3), .cap = cfg->cache_size, .chunk_size = cfg->chunk_size,
             .policy = cfg->cache_policy, .idle_sec = cfg->cache_idle_sec,
             .fd_cache = cfg->fd_cache, .sync = cfg->cache_sync,
-            .flight_timeout_ms = cfg->request_timeout_ms *
-                                 (cfg->max_retries + 1) + cfg->retry_max_ms,
+            /* The longest one S3 read may take: its deadline, capped
+             * by what its attempts could take without one. */
+            .flight_timeout_ms = flight_timeout(cfg),
             .meta_ttl_ms = cfg->meta_ttl_ms,
             .meta_max = meta_max ? meta_max : 2000000,
             .index_map_size = map_size,
