@@ -229,11 +229,40 @@ install: all
 	install -m 755 $(BUILD)/bin/dscd $(DESTDIR)$(BINDIR)/dscd
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
 	    -e 's|@VERSION@|$(SOVER)|g' pkgconfig/libdsc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libdsc.pc
+	@$(MAKE) --no-print-directory ldconfig-note
+
+# Programs linked with -ldsc find libdsc.so.0 through the dynamic linker's
+# cache: refresh it after a real install (not a DESTDIR stage, which is a
+# packager's), and say what to do when LIBDIR is not a directory it reads.
+.PHONY: ldconfig-note
+ldconfig-note:
+	@if [ -z "$(DESTDIR)" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then ldconfig; fi; \
+	    if /sbin/ldconfig -p 2>/dev/null | grep -q "libdsc.so.$(SOMAJOR) .*=> $(LIBDIR)/libdsc.so.$(SOMAJOR)$$"; then \
+	        echo "install: $(LIBDIR)/libdsc.so.$(SOMAJOR) is in the dynamic linker's cache"; \
+	    elif [ "$$(id -u)" != 0 ]; then \
+	        echo "install: run 'sudo ldconfig' so programs find libdsc.so.$(SOMAJOR) (or see below)"; \
+	    else \
+	        echo "install: $(LIBDIR) is not a directory the dynamic linker searches: run programs"; \
+	        echo "  with LD_LIBRARY_PATH=$(LIBDIR), link them with -Wl,-rpath,$(LIBDIR), or add"; \
+	        echo "  $(LIBDIR) to /etc/ld.so.conf.d/libdsc.conf and run ldconfig"; \
+	    fi; \
+	fi
+
+# The demo's local S3, left running to try the tools and examples by hand
+# (README: "Try it against the demo's S3").
+.PHONY: demo-up demo-down
+demo-up: setup
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh up
+demo-down:
+	@scripts/demo.sh down
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/dsc.h $(DESTDIR)$(INCDIR)/dsc.hpp $(DESTDIR)$(LIBDIR)/libdsc.* \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/libdsc.pc
 	for t in $(TOOLS) dscd; do rm -f $(DESTDIR)$(BINDIR)/$$t; done
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 clean:
 	rm -rf build lib/libdsc.so* lib/libdsc.a

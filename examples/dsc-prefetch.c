@@ -7,8 +7,11 @@
  * line, from FILE or stdin ('-'). With -j N, N objects are fetched at a
  * time (large objects additionally in parallel chunks). A progress bar is
  * drawn on a terminal, plain progress lines otherwise; a summary at the
- * end (JSON on stdout with --json). Exit: 0 all fetched, 1 some failed
- * (each listed on stderr), 2 usage errors. */
+ * end (JSON on stdout with --json). A prefix that cannot be listed, or
+ * that matches no object (a mistyped prefix; --allow-empty accepts it),
+ * is a failure like an object that cannot be fetched: in "failures" with
+ * "listing": true. Exit: 0 all fetched, 1 some failed (each listed on
+ * stderr), 2 usage errors. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -174,9 +177,16 @@ static int read_list(job *j, const char *path)
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: dsc-prefetch [--no-sign-request] [-j N] [--json] [--quiet] [--list FILE|-] "
-                "[s3://bucket/prefix/ | s3://bucket/key ...]\n");
+    fprintf(to, "usage: dsc-prefetch [--no-sign-request] [-j N] [--json] [--quiet] [--allow-empty]\n"
+                "                    [--list FILE|-] [s3://bucket/prefix/ | s3://bucket/key ...]\n");
 }
+
+/* A prefix that gave nothing to fetch, and why. */
+typedef struct bad_listing {
+    const char *url;
+    int code;
+    char *error;
+} bad_listing;
 
 int main(int argc, char **argv)
 {
@@ -186,10 +196,11 @@ int main(int argc, char **argv)
         { "quiet", no_argument, NULL, 'q' },
         { "list", required_argument, NULL, 'l' },
         { "no-sign-request", no_argument, NULL, 'N' },
+        { "allow-empty", no_argument, NULL, 'E' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    int jobs = 16, json = 0, quiet = 0, c;
+    int jobs = 16, json = 0, quiet = 0, allow_empty = 0, c;
     const char *lists[64];
     int nlists = 0;
     while ((c = getopt_long(argc, argv, "j:ql:h", opts, NULL)) != -1) {
@@ -212,6 +223,7 @@ int main(int argc, char **argv)
             lists[nlists++] = optarg;
             break;
         case 'N': tool_no_sign_request(); break;
+        case 'E': allow_empty = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -238,6 +250,12 @@ int main(int argc, char **argv)
         return 1;
     }
     int status = 0;
+    bad_listing *bad = calloc((size_t)argc, sizeof *bad);
+    size_t nbad = 0;
+    if (!bad) {
+        dsc_ctx_close(j.ctx);
+        return 1;
+    }
     for (int i = optind; i < argc; i++) {
         const char *u = argv[i];
         size_t len = strlen(u);
@@ -250,6 +268,15 @@ int main(int argc, char **argv)
                 fprintf(stderr, "dsc-prefetch: list %s: %s: %s\n", u,
                         dsc_strerror((int)n), dsc_errmsg());
                 status = n == DSC_EURL ? 2 : 1;
+                bad[nbad++] = (bad_listing){ u, (int)n, strdup(dsc_errmsg()) };
+            } else if (n == 0 && !allow_empty) {
+                /* Nothing to warm is what a mistyped prefix looks like;
+                 * a training job would then read everything cold. */
+                fprintf(stderr, "dsc-prefetch: %s matches no object (check "
+                        "the prefix; --allow-empty accepts this)\n", u);
+                status = 1;
+                bad[nbad++] = (bad_listing){ u, DSC_ENOTFOUND,
+                                             strdup("matches no object") };
             }
         } else if (add_item(&j, u, -1)) {
             status = 1;
@@ -259,6 +286,9 @@ int main(int argc, char **argv)
         if (read_list(&j, lists[i]))
             status = 1;
     if (status == 2) {
+        for (size_t i = 0; i < nbad; i++)
+            free(bad[i].error);
+        free(bad);
         dsc_ctx_close(j.ctx);
         return 2;
     }
@@ -297,12 +327,21 @@ int main(int argc, char **argv)
         printf("{\"objects\":%zu,\"ok\":%llu,\"failed\":%llu,\"bytes\":%llu,"
                "\"bytes_fetched\":%llu,\"bytes_already_cached\":%llu,"
                "\"seconds\":%.3f,\"bytes_per_second\":%.0f,\"failures\":[",
-               j.n, (unsigned long long)ok, (unsigned long long)j.failed,
+               j.n, (unsigned long long)ok,
+               (unsigned long long)(j.failed + nbad),
                (unsigned long long)j.bytes_done,
                (unsigned long long)j.bytes_fetched,
                (unsigned long long)(j.bytes_done - j.bytes_fetched), dt,
                dt > 0 ? j.bytes_done / dt : 0);
         int first = 1;
+        for (size_t i = 0; i < nbad; i++) {
+            printf("%s{\"url\":", first ? "" : ",");
+            tool_json_str(bad[i].url);
+            printf(",\"listing\":true,\"code\":%d,\"error\":", bad[i].code);
+            tool_json_str(bad[i].error ? bad[i].error : "");
+            putchar('}');
+            first = 0;
+        }
         for (size_t i = 0; i < j.n; i++) {
             if (!j.items[i].status)
                 continue;
@@ -322,8 +361,11 @@ int main(int argc, char **argv)
         printf("dsc-prefetch: %llu of %zu objects ready (%s; %s fetched now, "
                "the rest already cached) in %.2f s, %s/s; %llu failed\n",
                (unsigned long long)ok, j.n, b1, b2, dt, r,
-               (unsigned long long)j.failed);
+               (unsigned long long)j.failed + nbad);
     }
+    for (size_t i = 0; i < nbad; i++)
+        free(bad[i].error);
+    free(bad);
     for (size_t i = 0; i < j.n; i++) {
         free(j.items[i].url);
         free(j.items[i].error);

@@ -1,13 +1,18 @@
 /* dsc-stat: show the node cache's state and counters, or who we are.
  *
- *   dsc-stat [--json] [--clean] [--cache-dir DIR]
+ *   dsc-stat [--json] [--clean] [--cache-dir DIR] [--create]
+ *            [--set-capacity SIZE]
  *   dsc-stat --whoami [--json] [--no-sign-request]
  *
  * --whoami: where the credentials came from, the access key id, when they
  * expire, the region and endpoint (never the secret).
  * The cache directory is DIR, else DSC_CACHE_DIR, else the default
- * (~/.cache/dsc). --clean also removes files left by crashed processes.
- * Exit 0, 1 when there is no usable cache, 2 for usage errors. */
+ * (~/.cache/dsc). A directory without a cache is an error (a mistyped
+ * path must not become a new cache) unless --create is given.
+ * --set-capacity sets the cache's capacity (every process's cap; "20G")
+ * and evicts down to it. --clean also removes files left by crashed
+ * processes. Exit 0, 1 when there is no usable cache, 2 for usage errors. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,8 +22,38 @@
 #include "dsc.h"
 #include "tool.h"
 
-#define USAGE "usage: dsc-stat [--json] [--clean] [--cache-dir DIR]\n" \
+#define USAGE "usage: dsc-stat [--json] [--clean] [--cache-dir DIR] [--create] [--set-capacity SIZE]\n" \
               "       dsc-stat --whoami [--json] [--no-sign-request]\n"
+
+/* "20G", "512MiB", "10 G", bytes; powers of 1024. 0 when malformed. */
+static uint64_t parse_size(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return 0;
+    while (*end == ' ')
+        end++;
+    unsigned shift = 0;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    case 't': case 'T': shift = 40; break;
+    default: break;
+    }
+    if (shift) {
+        end++;
+        if (*end == 'i')
+            end++;
+    }
+    if (*end == 'B' || *end == 'b')
+        end++;
+    if (*end || v > (UINT64_MAX >> shift))
+        return 0;
+    return (uint64_t)v << shift;
+}
 
 static int whoami(const dsc_config *cfg, int json)
 {
@@ -72,11 +107,14 @@ int main(int argc, char **argv)
         { "cache-dir", required_argument, NULL, 'd' },
         { "whoami", no_argument, NULL, 'w' },
         { "no-sign-request", no_argument, NULL, 'n' },
+        { "create", no_argument, NULL, 'C' },
+        { "set-capacity", required_argument, NULL, 's' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    int json = 0, clean = 0, who = 0, unsigned_req = 0, c;
+    int json = 0, clean = 0, who = 0, unsigned_req = 0, create = 0, c;
     const char *dir = NULL;
+    uint64_t set_cap = 0;
     while ((c = getopt_long(argc, argv, "jcd:h", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
@@ -84,6 +122,15 @@ int main(int argc, char **argv)
         case 'd': dir = optarg; break;
         case 'w': who = 1; break;
         case 'n': unsigned_req = 1; break;
+        case 'C': create = 1; break;
+        case 's':
+            set_cap = parse_size(optarg);
+            if (!set_cap) {
+                fprintf(stderr, "dsc-stat: --set-capacity '%s': not a size "
+                        "(e.g. 20G, 512MiB)\n", optarg);
+                return 2;
+            }
+            break;
         case 'h':
             printf(USAGE);
             return 0;
@@ -92,7 +139,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc || (who && clean)) {
+    if (optind != argc || (who && (clean || create || set_cap))) {
         fprintf(stderr, USAGE);
         return 2;
     }
@@ -104,8 +151,17 @@ int main(int argc, char **argv)
         return whoami(&cfg, json);
     /* The cache's state needs no S3 request, so no credentials either. */
     cfg.anonymous = 1;
+    cfg.cache_existing = !create;
+    /* A cache made here gets the capacity asked for, not a default. */
+    if (create && set_cap)
+        cfg.cache_size = set_cap;
     dsc_ctx *ctx;
     int rc = dsc_ctx_open(&cfg, &ctx);
+    if (rc == DSC_ENOCACHE) {
+        fprintf(stderr, "dsc-stat: %s (--create makes one; check the path, "
+                "--cache-dir or DSC_CACHE_DIR)\n", dsc_errmsg());
+        return 1;
+    }
     if (rc) {
         fprintf(stderr, "dsc-stat: %s: %s\n", dsc_strerror(rc), dsc_errmsg());
         return 1;
@@ -113,6 +169,12 @@ int main(int argc, char **argv)
     if (!dsc_cache_dir(ctx)) {
         fprintf(stderr, "dsc-stat: no usable cache directory (DSC_CACHE_DIR "
                         "is off, or the directory could not be opened)\n");
+        dsc_ctx_close(ctx);
+        return 1;
+    }
+    if (set_cap && (rc = dsc_cache_set_capacity(ctx, set_cap)) != 0) {
+        fprintf(stderr, "dsc-stat: --set-capacity: %s: %s\n",
+                dsc_strerror(rc), dsc_errmsg());
         dsc_ctx_close(ctx);
         return 1;
     }
@@ -137,12 +199,14 @@ int main(int argc, char **argv)
                ",\"chunks\":%" PRIu64 ",\"chunk_size\":%u,\"policy\":\"%s\""
                ",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
                ",\"hit_ratio\":%.4f,\"evictions\":%" PRIu64
-               ",\"corrupt_dropped\":%" PRIu64,
+               ",\"corrupt_dropped\":%" PRIu64
+               ",\"capacity_set_bytes\":%" PRIu64
+               ",\"capacity_disk_limit_bytes\":%" PRIu64,
                s.node_capacity ? s.node_capacity : s.cache_capacity,
                s.cache_bytes, s.cache_chunks, s.chunk_size,
                s.cache_policy == DSC_POLICY_MINIO ? "minio" : "lru",
                s.node_hits, s.node_misses, ratio, s.node_evictions,
-               s.node_corrupt);
+               s.node_corrupt, s.node_capacity_set, s.node_capacity_disk);
         if (clean)
             printf(",\"stray_files_removed\":%" PRId64, cleaned);
         printf("}\n");
@@ -155,6 +219,14 @@ int main(int argc, char **argv)
         printf("used        %s of %s (%.1f%%), %" PRIu64 " chunks\n", used, cap,
                capacity ? 100.0 * (double)s.cache_bytes / (double)capacity : 0,
                s.cache_chunks);
+        char set[32];
+        tool_bytes((double)s.node_capacity_set, set, sizeof set);
+        if (s.node_capacity_disk && s.node_capacity_disk < s.node_capacity_set)
+            printf("capacity    %s set, limited to %s: the filesystem filled "
+                   "first (free space, or dsc-stat --set-capacity)\n", set, cap);
+        else
+            printf("capacity    %s (the cache's; dsc-stat --set-capacity "
+                   "changes it)\n", set);
         printf("policy      %s, chunk size %u KiB (this process's settings)\n",
                s.cache_policy == DSC_POLICY_MINIO ? "minio" : "lru",
                s.chunk_size / 1024);

@@ -113,7 +113,7 @@ DSC_API const char *dsc_errmsg(void);
 /* ---- Configuration ------------------------------------------------------ */
 
 /** Current layout version of dsc_config; pass it through dsc_config_init. */
-#define DSC_CONFIG_VERSION 3
+#define DSC_CONFIG_VERSION 4
 
 /** How bucket names go into request URLs. */
 #define DSC_ADDRESSING_AUTO    0 /**< path-style for IP/localhost endpoints
@@ -181,8 +181,13 @@ typedef struct dsc_config {
                                        $XDG_CACHE_HOME/dsc or ~/.cache/dsc;
                                        "" or "off": no cache (every read
                                        goes to S3) */
-    uint64_t cache_size;          /**< byte cap; default 10 GiB
-                                       (DSC_CACHE_SIZE, e.g. "20G") */
+    uint64_t cache_size;          /**< byte cap of a cache this context
+                                       creates (DSC_CACHE_SIZE, e.g.
+                                       "20G"); 0 (default): 10 GiB. An
+                                       existing cache keeps the capacity
+                                       stored in it (a different value
+                                       here is logged, not applied);
+                                       dsc_cache_set_capacity changes it */
     uint32_t chunk_size;          /**< bytes per cached chunk; default
                                        4 MiB (DSC_CHUNK_SIZE); 64 KiB to
                                        256 MiB. Part of a chunk's identity,
@@ -245,6 +250,18 @@ typedef struct dsc_config {
                                        s3:// URL) loaded at dsc_ctx_open and
                                        used as by dsc_ctx_use_snapshot;
                                        NULL: DSC_SNAPSHOT; "": none */
+
+    /* Version 4. */
+    long op_timeout_ms;           /**< total time of one S3 operation,
+                                       every attempt and backoff included;
+                                       an attempt never runs past it.
+                                       0 (default): 3 x request_timeout_ms
+                                       (DSC_OP_TIMEOUT_MS) */
+    int cache_existing;           /**< non-zero: use only a cache that
+                                       already exists; a directory without
+                                       one fails dsc_ctx_open with
+                                       DSC_ENOCACHE instead of becoming a
+                                       new cache (dsc-stat's default) */
 } dsc_config;
 
 /** Eviction policies of the node cache. */
@@ -259,9 +276,10 @@ typedef struct dsc_config {
 /**
  * Fill *cfg with the defaults of this library version and set
  * cfg->version = version. Returns DSC_OK, or DSC_EINVAL when version is not
- * one this library knows (a newer header than library). Numeric defaults
- * from DSC_* environment variables are read here; invalid values in those
- * variables are ignored with the built-in default kept.
+ * one this library knows (a newer header than library). Defaults from
+ * DSC_* environment variables are read here; a variable with an invalid
+ * value leaves the built-in default in *cfg, and dsc_ctx_open then fails
+ * with DSC_EINVAL naming the variable and its value.
  */
 DSC_API int dsc_config_init(dsc_config *cfg, unsigned version);
 
@@ -276,7 +294,8 @@ typedef struct dsc_file dsc_file;
  * context to release with dsc_ctx_close(). No S3 traffic happens here, but
  * resolving credentials may ask STS, the SSO portal, the container endpoint
  * or IMDS, or run a credential_process (README.md, Credentials).
- * Errors: DSC_EINVAL (bad config, a bad snapshot file or one of another
+ * Errors: DSC_EINVAL (bad config, an invalid DSC_* variable such as
+ * DSC_CACHE_SIZE=abc, a bad snapshot file or one of another
  * endpoint), DSC_EURL (bad endpoint), DSC_ECREDS (no credentials anywhere,
  * naming every source tried; a profile named but missing; unreadable files;
  * a configured source that fails), DSC_EIO (snapshot file unreadable),
@@ -424,7 +443,8 @@ typedef struct dsc_stats {
     uint64_t not_admitted;      /**< fetched chunks the policy kept out */
     /* The node cache (zero when the context has no cache). */
     uint64_t cache_bytes;       /**< bytes of all cached chunks */
-    uint64_t cache_capacity;    /**< the byte cap */
+    uint64_t cache_capacity;    /**< the cache's capacity when this
+                                     context opened it */
     uint64_t cache_chunks;      /**< cached chunks */
     uint64_t node_hits;         /**< hits of all processes (flushed about
                                      once a second) */
@@ -433,8 +453,9 @@ typedef struct dsc_stats {
     uint64_t node_corrupt;
     uint32_t chunk_size;        /**< this context's chunk size */
     int cache_policy;           /**< DSC_POLICY_* */
-    uint64_t node_capacity;     /**< the cap the cache's last writer
-                                     enforced (processes may differ) */
+    uint64_t node_capacity;     /**< the cap every process keeps to: the
+                                     cache's capacity, or less when its
+                                     filesystem filled first */
     /* Background fetching of this context. */
     uint64_t prefetch_queued;   /**< chunk fetches queued */
     uint64_t prefetch_done;     /**< ...fetched (or found cached) */
@@ -463,6 +484,12 @@ typedef struct dsc_stats {
     uint64_t meta_expired;      /**< lookups that found metadata past its
                                      TTL, which was then revalidated (a
                                      LIST or HEAD, no body bytes) */
+    uint64_t node_capacity_set; /**< the cache's capacity, as set when it
+                                     was made or by dsc_cache_set_capacity */
+    uint64_t node_capacity_disk;/**< what its filesystem was found to hold
+                                     when a write failed for space (0: no
+                                     such limit); raised again when a
+                                     context opens and finds room */
 } dsc_stats;
 
 /** Who a context signs its requests as (dsc_whoami); never the secret. */
@@ -509,6 +536,18 @@ DSC_API const char *dsc_cache_dir(const dsc_ctx *ctx);
  * the directory larger. Cost: one directory walk.
  */
 DSC_API int64_t dsc_cache_clean(dsc_ctx *ctx);
+
+/**
+ * Set the node cache's capacity, the byte cap every process using it keeps
+ * to (it is stored in the cache), and evict least recently used chunks
+ * down to it now. Also forgets a limit learnt from a full filesystem (a
+ * later full disk lowers it again). A new cache gets its capacity from
+ * the cache_size of the context that makes it (10 GiB by default); a
+ * context opening an existing cache with another cache_size logs that and
+ * keeps the cache's. Errors: DSC_ENOCACHE, DSC_EINVAL (less than 64 KiB),
+ * DSC_EIO. `dsc-stat --set-capacity SIZE` calls it.
+ */
+DSC_API int dsc_cache_set_capacity(dsc_ctx *ctx, uint64_t bytes);
 
 /* ---- Listing ------------------------------------------------------------ */
 

@@ -33,10 +33,14 @@ static int check_config(const dsc_config *c)
         c->prefetch_queue <= 0)
         return dsc_fail(DSC_EINVAL, "config: prefetch_threads must be "
                         "0..1024 and prefetch_queue positive");
-    if (c->cache_size == 0 || c->fd_cache <= 0 || c->cache_idle_sec < 0 ||
-        c->meta_ttl_ms < 0)
-        return dsc_fail(DSC_EINVAL, "config: cache_size, fd_cache must be "
-                        "positive, cache_idle_sec and meta_ttl_ms not negative");
+    if (c->fd_cache <= 0 || c->cache_idle_sec < 0 || c->meta_ttl_ms < 0 ||
+        c->op_timeout_ms < 0)
+        return dsc_fail(DSC_EINVAL, "config: fd_cache must be positive, "
+                        "cache_idle_sec, meta_ttl_ms and op_timeout_ms not "
+                        "negative");
+    if (c->cache_size && c->cache_size < DSC_MIN_CHUNK)
+        return dsc_fail(DSC_EINVAL, "config: cache_size %llu is less than "
+                        "one 64 KiB chunk", (unsigned long long)c->cache_size);
     if (c->peer_timeout_ms <= 0 || c->peer_backoff_ms < 0)
         return dsc_fail(DSC_EINVAL, "config: peer_timeout_ms must be "
                         "positive, peer_backoff_ms not negative");
@@ -122,6 +126,14 @@ static int env_setting(const char *name, uint64_t min, uint64_t max,
     return 0;
 }
 
+static long flight_timeout(const dsc_config *cfg)
+{
+    long all = cfg->request_timeout_ms * (cfg->max_retries + 1);
+    long op = cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms
+                                     : 3 * cfg->request_timeout_ms;
+    return (op < all ? op : all) + cfg->retry_max_ms;
+}
+
 static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
 {
     uint64_t meta_max, map_size, readers;
@@ -135,14 +147,34 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
     char *dir = cache_dir_for(cfg);
     if (!dir)
         return 0;
+    if (cfg->cache_existing) {
+        /* A tool that only looks (dsc-stat) must not leave a new cache
+         * behind at a mistyped path. A directory of another user goes on
+         * to the trust check, whose refusal says more. */
+        dsc_buf ix = { 0 };
+        struct stat sb;
+        rc = dsc_buf_printf(&ix, "%s/index/data.mdb", dir) ? DSC_ENOMEM
+           : lstat(dir, &sb) ? dsc_fail(DSC_ENOCACHE, "no cache at %s (no "
+                                        "such directory)", dir)
+           : sb.st_uid == geteuid() && lstat(ix.data, &sb)
+                 ? dsc_fail(DSC_ENOCACHE, "no cache at %s (no index/data.mdb "
+                            "there)", dir)
+           : 0;
+        dsc_buf_free(&ix);
+        if (rc) {
+            free(dir);
+            return rc;
+        }
+    }
     rc = make_dirs(dir);
     if (!rc) {
         dsc_cache_opts o = {
             .dir = dir, .origin = dsc_s3_origin(ctx->s3), .cap = cfg->cache_size, .chunk_size = cfg->chunk_size,
             .policy = cfg->cache_policy, .idle_sec = cfg->cache_idle_sec,
             .fd_cache = cfg->fd_cache, .sync = cfg->cache_sync,
-            .flight_timeout_ms = cfg->request_timeout_ms *
-                                 (cfg->max_retries + 1) + cfg->retry_max_ms,
+            /* The longest one S3 read may take: its deadline, capped
+             * by what its attempts could take without one. */
+            .flight_timeout_ms = flight_timeout(cfg),
             .meta_ttl_ms = cfg->meta_ttl_ms,
             .meta_max = meta_max ? meta_max : 2000000,
             .index_map_size = map_size,
@@ -241,9 +273,14 @@ int dsc_ctx_open(const dsc_config *cfg, dsc_ctx **out)
     /* Fields the caller's (older) layout lacks keep their defaults. */
     dsc_config full;
     dsc_config_init(&full, DSC_CONFIG_VERSION);
+    /* An invalid DSC_* value fails here, whoever made cfg: running on a
+     * default nobody asked for would look like it worked. */
+    int rc = dsc_config_env(&full, DSC_CONFIG_VERSION);
+    if (rc)
+        return rc;
     memcpy(&full, cfg, dsc_config_size(cfg->version));
     cfg = &full;
-    int rc = check_config(cfg);
+    rc = check_config(cfg);
     if (rc)
         return rc;
     dsc_ctx *ctx = calloc(1, sizeof *ctx);
@@ -440,6 +477,20 @@ int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size)
         dsc_peers_stats(ctx->peers, &st);
     memcpy(out, &st, size < sizeof st ? size : sizeof st);
     return 0;
+}
+
+int dsc_cache_set_capacity(dsc_ctx *ctx, uint64_t bytes)
+{
+    dsc_clear_error();
+    if (!ctx)
+        return dsc_fail(DSC_EINVAL, "dsc_cache_set_capacity: ctx is NULL");
+    if (!ctx->cache)
+        return dsc_fail(DSC_ENOCACHE, "dsc_cache_set_capacity: the context "
+                        "has no node cache");
+    if (bytes < DSC_MIN_CHUNK)
+        return dsc_fail(DSC_EINVAL, "capacity %llu is less than one 64 KiB "
+                        "chunk", (unsigned long long)bytes);
+    return dsc_cache_set_capacity_of(ctx->cache, bytes);
 }
 
 int64_t dsc_cache_clean(dsc_ctx *ctx)

@@ -54,6 +54,11 @@ struct dsc_plan {
 
 /* The fetcher pool of this process: made on first use, re-made after
  * fork(); NULL without a cache or fetcher threads, or out of memory. */
+/* Fill cfg's environment-dependent fields for a config of that version
+ * (api/config.c). 0, or DSC_EINVAL naming the first DSC_* variable whose
+ * value is invalid (its field keeps the built-in default). */
+int dsc_config_env(dsc_config *cfg, unsigned version);
+
 dsc_pf *dsc_ctx_pf(dsc_ctx *ctx);
 /* The pool if this process has made one, without making it. */
 dsc_pf *dsc_ctx_pf_if_made(dsc_ctx *ctx);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/statvfs.h>
 #include "cache/internal.h"
 #include "core/fork.h"
 #include "core/log.h"
@@ -39,6 +40,75 @@ static int attach(dsc_cache *c)
     return rc;
 }
 
+uint64_t dsc_cache_disk_room(const dsc_cache *c, uint64_t used, uint64_t writing)
+{
+    struct statvfs sv;
+    if (statvfs(c->dir, &sv) || !sv.f_frsize)
+        return 0;
+    uint64_t total = used + (uint64_t)sv.f_bavail * sv.f_frsize;
+    /* Slack for chunks other threads are writing, directories and the
+     * index's growth: a tenth, and at least two writes of this size. */
+    uint64_t slack = total / 10 > 2 * writing ? total / 10 : 2 * writing;
+    return total > slack ? total - slack : 1;
+}
+
+int dsc_cache_shrink(dsc_cache *c, uint64_t disk_cap)
+{
+    enum { BATCH = 1024 };
+    dsc_victim *v = malloc(BATCH * sizeof *v);
+    if (!v)
+        return DSC_ENOMEM;
+    dsc_admit ad = { .cap = c->o.cap, .policy = DSC_POLICY_LRU,
+                     .victims = v, .max_victims = BATCH };
+    uint64_t left = 0;
+    int rc;
+    do {
+        rc = dsc_index_shrink(c->ix, disk_cap, &ad, &left);
+        dsc_cache_unlink_victims(c, &ad);
+        disk_cap = UINT64_MAX;
+    } while (!rc && left && ad.nvictims);
+    free(v);
+    return rc;
+}
+
+/* The capacity is the cache's, stored in its index: every process keeps
+ * to the same one, and a context asking for another is told, not obeyed
+ * (dsc_cache_set_capacity changes it). A filesystem limit learnt from a
+ * full disk is raised again when space was freed since. */
+static int adopt_capacity(dsc_cache *c)
+{
+    dsc_index_info inf;
+    int rc = dsc_index_capacity(c->ix, c->o.cap, 0, &inf);
+    if (rc)
+        return rc;
+    if (c->o.cap && c->o.cap != inf.capacity)
+        dsc_log(DSC_LOG_WARN, "cache %s has a capacity of %llu bytes; this "
+                "process's %llu (DSC_CACHE_SIZE or cache_size) is not "
+                "applied: `dsc-stat --set-capacity SIZE` changes the cache's",
+                c->dir, (unsigned long long)inf.capacity,
+                (unsigned long long)c->o.cap);
+    c->o.cap = inf.capacity;
+    if (inf.disk_cap) {
+        uint64_t room = dsc_cache_disk_room(c, inf.bytes, c->o.chunk_size);
+        if (room > inf.disk_cap)
+            rc = dsc_cache_shrink(c, room >= inf.capacity ? 0 : room);
+    }
+    return rc;
+}
+
+int dsc_cache_set_capacity_of(dsc_cache *c, uint64_t bytes)
+{
+    int rc = dsc_cache_ensure_process(c);
+    dsc_index_info inf;
+    if (!rc)
+        rc = dsc_index_capacity(c->ix, bytes, 1, &inf);
+    if (!rc) {
+        c->o.cap = bytes;
+        rc = dsc_cache_shrink(c, UINT64_MAX);
+    }
+    return rc;
+}
+
 int dsc_cache_open(const dsc_cache_opts *o, dsc_cache **out)
 {
     dsc_cache *c = calloc(1, sizeof *c);
@@ -57,6 +127,13 @@ int dsc_cache_open(const dsc_cache_opts *o, dsc_cache **out)
     }
     int rc = attach(c);
     dsc_fork_mark(&c->fork_gen);
+    if (!rc) {
+        rc = adopt_capacity(c);
+        if (rc) {
+            dsc_store_free(c->store);
+            dsc_index_release(c->ix);
+        }
+    }
     if (rc) {
         pthread_mutex_destroy(&c->lock);
         free(c->dir);
@@ -199,7 +276,9 @@ void dsc_cache_stats(dsc_cache *c, dsc_stats *st)
         st->node_misses = inf.misses;
         st->node_evictions = inf.evictions;
         st->node_corrupt = inf.corrupt;
-        st->node_capacity = inf.cap;
+        st->node_capacity = dsc_index_effective_cap(&inf, c->o.cap);
+        st->node_capacity_set = inf.capacity ? inf.capacity : c->o.cap;
+        st->node_capacity_disk = inf.disk_cap;
         st->node_meta_dropped = inf.meta_dropped;
         dsc_index_map_info(c->ix, &st->index_map_bytes, &st->index_used_bytes,
                            &st->index_full);

@@ -13,7 +13,8 @@ typedef struct dsc_cache_opts {
     const char *origin;            /* the S3 endpoint's canonical name
                                       (dsc_s3_origin): part of every chunk
                                       and metadata identity */
-    uint64_t cap;
+    uint64_t cap;                  /* for a new cache (0: 10 GiB); an
+                                      existing one keeps its own */
     uint32_t chunk_size;
     int policy;
     long idle_sec;
@@ -66,6 +67,9 @@ int dsc_cache_put_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
  * peers outlive the cache. */
 struct dsc_peers;
 void dsc_cache_set_peers(dsc_cache *c, struct dsc_peers *peers);
+
+/* Set the cache's capacity (every process's cap) and evict down to it. */
+int dsc_cache_set_capacity_of(dsc_cache *c, uint64_t bytes);
 
 dsc_index *dsc_cache_index(dsc_cache *c);
 const char *dsc_cache_path(const dsc_cache *c);

@@ -584,7 +584,7 @@ static int evict(MDB_txn *txn, dsc_index *ix, dsc_admit *ad, uint64_t need,
         }
     }
     mdb_cursor_close(cur);
-    if (freed < need) {
+    if (freed < need && !ad->partial) {
         ad->nvictims = 0;
         return DSC_NOT_ADMITTED;
     }
@@ -645,17 +645,20 @@ static int insert_once(dsc_index *ix, const dsc_chunk_id *id,
     dsc_index_info inf;
     MDB_val k = { sizeof *id, (void *)id }, v;
     rc = dsc_ix_read_info(txn, ix, &inf);
-    inf.cap = ad->cap;
+    /* The cache's own cap, read in the transaction that enforces it:
+     * every process keeps to the same one. */
+    uint64_t cap = dsc_index_effective_cap(&inf, ad->cap);
+    inf.cap = cap;
     if (rc)
         goto done;
     if (mdb_get(txn, ix->chunks, &k, &v) == 0) {
         rc = DSC_EXISTS;
         goto done;
     }
-    if (rec->size > ad->cap)
+    if (rec->size > cap)
         rc = DSC_NOT_ADMITTED;
-    else if (inf.bytes + rec->size > ad->cap)
-        rc = evict(txn, ix, ad, inf.bytes + rec->size - ad->cap, &inf);
+    else if (inf.bytes + rec->size > cap)
+        rc = evict(txn, ix, ad, inf.bytes + rec->size - cap, &inf);
     if (rc == DSC_NOT_ADMITTED) {
         /* Count it, change nothing else. */
         inf.rejected++;
@@ -674,6 +677,79 @@ done:
     rc = dsc_ix_end(ix, txn, rc, "insert");
     if (rc)
         ad->nvictims = 0;   /* nothing was evicted after all */
+    return rc;
+}
+
+uint64_t dsc_index_effective_cap(const dsc_index_info *inf, uint64_t fallback)
+{
+    uint64_t cap = inf->capacity ? inf->capacity : fallback;
+    return inf->disk_cap && inf->disk_cap < cap ? inf->disk_cap : cap;
+}
+
+static int capacity_once(dsc_index *ix, uint64_t want, int force,
+                         dsc_index_info *out)
+{
+    MDB_txn *txn;
+    int rc = dsc_ix_begin(ix, 0, &txn, "write");
+    if (rc)
+        return rc;
+    rc = dsc_ix_read_info(txn, ix, out);
+    if (!rc && (force || !out->capacity)) {
+        out->capacity = want ? want : out->cap ? out->cap : (uint64_t)10 << 30;
+        if (force)
+            out->disk_cap = 0;
+        rc = dsc_ix_write_info(txn, ix, out);
+    }
+    return dsc_ix_end(ix, txn, rc, "capacity");
+}
+
+int dsc_index_capacity(dsc_index *ix, uint64_t want, int force,
+                       dsc_index_info *out)
+{
+    int rc;
+    while ((rc = capacity_once(ix, want, force, out)) == DSC_RETRY)
+        ;
+    return rc;
+}
+
+static int shrink_once(dsc_index *ix, uint64_t disk_cap, dsc_admit *ad,
+                       uint64_t *left)
+{
+    ad->nvictims = 0;
+    MDB_txn *txn;
+    int rc = dsc_ix_begin(ix, 0, &txn, "write");
+    if (rc)
+        return rc;
+    dsc_index_info inf;
+    rc = dsc_ix_read_info(txn, ix, &inf);
+    if (!rc && disk_cap != UINT64_MAX)
+        inf.disk_cap = disk_cap;
+    uint64_t cap = dsc_index_effective_cap(&inf, ad->cap);
+    if (!rc && inf.bytes > cap) {
+        /* Room is needed whatever the policy says: oldest first. */
+        dsc_admit lru = *ad;
+        lru.policy = DSC_POLICY_LRU;
+        lru.partial = 1;
+        rc = evict(txn, ix, &lru, inf.bytes - cap, &inf);
+        ad->nvictims = lru.nvictims;
+    }
+    if (!rc) {
+        inf.cap = cap;
+        rc = dsc_ix_write_info(txn, ix, &inf);
+    }
+    *left = inf.bytes > cap ? inf.bytes - cap : 0;
+    rc = dsc_ix_end(ix, txn, rc, "shrink");
+    if (rc)
+        ad->nvictims = 0;
+    return rc;
+}
+
+int dsc_index_shrink(dsc_index *ix, uint64_t disk_cap, dsc_admit *ad,
+                     uint64_t *left)
+{
+    int rc;
+    while ((rc = shrink_once(ix, disk_cap, ad, left)) == DSC_RETRY)
+        ;
     return rc;
 }
 

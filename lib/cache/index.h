@@ -29,7 +29,16 @@ typedef struct dsc_index_info {
     uint64_t hits, misses, inserts, evictions, corrupt, rejected;
     uint64_t cap;                  /* the cap the last writer enforced */
     uint64_t meta_dropped;         /* metadata entries dropped for room */
+    /* Appended (an older record reads them as 0). */
+    uint64_t capacity;             /* the cache's own cap, set when it is
+                                      made or explicitly; 0: not yet */
+    uint64_t disk_cap;             /* what the filesystem holds, learnt
+                                      from ENOSPC; 0: no such limit */
 } dsc_index_info;
+
+/* The cap inserts keep to: the cache's capacity (else fallback), lowered
+ * to what the filesystem holds. */
+uint64_t dsc_index_effective_cap(const dsc_index_info *inf, uint64_t fallback);
 
 typedef struct dsc_index_opts {
     int sync;                      /* fsync each change */
@@ -67,8 +76,11 @@ typedef struct dsc_victim {
 } dsc_victim;
 
 typedef struct dsc_admit {
-    uint64_t cap;                  /* byte cap of the cache */
+    uint64_t cap;                  /* byte cap when the index has no
+                                      capacity of its own */
     int policy;                    /* DSC_POLICY_* (dsc.h) */
+    int partial;                   /* evict what max_victims allows even
+                                      when short of the need (shrinking) */
     uint64_t idle_ms;              /* minio: idle entries may be evicted */
     dsc_victim *victims;           /* out: entries evicted (files to unlink) */
     size_t nvictims, max_victims;
@@ -80,6 +92,19 @@ typedef struct dsc_admit {
  * error. */
 int dsc_index_insert(dsc_index *ix, const dsc_chunk_id *id,
                      const dsc_chunk_rec *rec, dsc_admit *ad);
+
+/* The cache's capacity: set it to want when force or when it has none
+ * (want 0 then: the last enforced cap, else 10 GiB); force also forgets
+ * the filesystem limit. *out gets the info after. */
+int dsc_index_capacity(dsc_index *ix, uint64_t want, int force,
+                       dsc_index_info *out);
+
+/* Set the filesystem limit (disk_cap; UINT64_MAX: leave it) and evict,
+ * least recently used first, towards the effective cap: at most
+ * ad->max_victims entries a call, listed in ad->victims for the caller
+ * to unlink. *left gets the bytes still over the cap (call again). */
+int dsc_index_shrink(dsc_index *ix, uint64_t disk_cap, dsc_admit *ad,
+                     uint64_t *left);
 
 /* Remove id if its seq still matches (a corrupt or missing file). */
 int dsc_index_remove(dsc_index *ix, const dsc_chunk_id *id, uint64_t seq,

@@ -39,7 +39,7 @@ struct dsc_cache {
 
     /* Counters (core/atomic.h) and once-flags (dsc_log_once), any thread. */
     dsc_cache_counters n;
-    int warned_write, warned_corrupt;
+    int warned_write, warned_corrupt, warned_full;
 };
 
 /* This process's index, store and locks: 0, or the error re-making them
@@ -49,6 +49,18 @@ int dsc_cache_ensure_process(dsc_cache *c);
 /* A chunk-sized scratch buffer (NULL when out of memory) and back. */
 void *dsc_cache_pool_get(dsc_cache *c);
 void dsc_cache_pool_put(dsc_cache *c, void *p);
+
+/* Unlink the files of entries the index evicted (read.c). */
+void dsc_cache_unlink_victims(dsc_cache *c, const dsc_admit *ad);
+
+/* Evict towards the effective cap, after setting the filesystem limit to
+ * disk_cap (UINT64_MAX: unchanged). 0 or a DSC_E* error. */
+int dsc_cache_shrink(dsc_cache *c, uint64_t disk_cap);
+
+/* What the cache's filesystem can hold of cached bytes when `used` are
+ * cached, leaving room for a write of `writing` bytes and the index to
+ * grow; 0 when the filesystem cannot tell. */
+uint64_t dsc_cache_disk_room(const dsc_cache *c, uint64_t used, uint64_t writing);
 
 /* Remember an access (id NULL: a miss) for the batched index update. */
 void dsc_cache_note_access(dsc_cache *c, const dsc_chunk_id *id, int hit);

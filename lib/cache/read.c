@@ -8,6 +8,7 @@
  * commit it to the index (evicting by policy) and rename the file into
  * place. Cache trouble of any kind never fails a read: the bytes then come
  * from S3. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -167,7 +168,7 @@ static void count_hit(dsc_cache *c, const part *p)
 }
 
 /* Evict what the index chose: forget open files, unlink, count. */
-static void unlink_victims(dsc_cache *c, const dsc_admit *ad)
+void dsc_cache_unlink_victims(dsc_cache *c, const dsc_admit *ad)
 {
     for (size_t i = 0; i < ad->nvictims; i++) {
         if (ad->victims[i].seq) {
@@ -176,6 +177,29 @@ static void unlink_victims(dsc_cache *c, const dsc_admit *ad)
             bump(&c->n.evictions, 1);
         }
     }
+}
+
+/* The filesystem filled before the cap did: the cache keeps at most
+ * what the filesystem holds from now on (every process: the limit is in
+ * the index), and evicts down to it, so this write and later ones fit. */
+static int make_room(dsc_cache *c, size_t len)
+{
+    dsc_index_info inf;
+    int rc = dsc_index_info_get(c->ix, &inf);
+    if (rc)
+        return rc;
+    uint64_t room = dsc_cache_disk_room(c, inf.bytes, len);
+    if (!room)
+        return DSC_EIO;
+    uint64_t cap = dsc_index_effective_cap(&inf, c->o.cap);
+    if (room < cap)
+        dsc_log_once(&c->warned_full, DSC_LOG_WARN, "cache %s: its filesystem "
+                     "is full at %llu of %llu cached bytes; keeping at most "
+                     "%llu from now on (dsc-stat shows it; free space, or "
+                     "dsc-stat --set-capacity to choose again)", c->dir,
+                     (unsigned long long)inf.bytes, (unsigned long long)cap,
+                     (unsigned long long)room);
+    return dsc_cache_shrink(c, room < cap ? room : UINT64_MAX);
 }
 
 /* Write, commit, publish one chunk. Cache trouble is not the read's
@@ -192,6 +216,8 @@ static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
                      .idle_ms = (uint64_t)c->o.idle_sec * 1000,
                      .victims = victims, .max_victims = DSC_ARRAY_LEN(victims) };
     int rc = dsc_store_write_tmp(c->store, data, len, &tmp);
+    if (rc && tmp.err == ENOSPC && make_room(c, len) == 0)
+        rc = dsc_store_write_tmp(c->store, data, len, &tmp);
     if (rc)
         goto done;
     uint64_t now = dsc_wall_ms();
@@ -216,7 +242,7 @@ static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
     } else {
         dsc_store_drop_tmp(c->store, &tmp);
     }
-    unlink_victims(c, &ad);
+    dsc_cache_unlink_victims(c, &ad);
     free(many);
 done:
     if (rc == DSC_NOT_ADMITTED) {

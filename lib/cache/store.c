@@ -430,13 +430,16 @@ int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
 {
     uint64_t n = dsc_atomic_next(&st->tmp_seq);
     tmp->fd = -1;
+    tmp->err = 0;
     snprintf(tmp->name, sizeof tmp->name, "%ld.%llx.%llx", (long)getpid(),
              (unsigned long long)n, (unsigned long long)dsc_rand_below(UINT64_MAX));
     int fd = openat(st->tmp_fd, tmp->name,
                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
+    if (fd < 0) {
+        tmp->err = errno;
         return dsc_fail(DSC_EIO, "cache write %s/tmp/%s: %s", st->dir, tmp->name,
-                        strerror(errno));
+                        strerror(tmp->err));
+    }
     /* Held until published or dropped: the sweep's proof it is in use. */
     int err = ofd_lock(fd, F_WRLCK) ? errno : 0;
     size_t done = 0;
@@ -451,6 +454,7 @@ int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
         done += (size_t)w;
     }
     if (err) {
+        tmp->err = err;
         unlinkat(st->tmp_fd, tmp->name, 0);
         close(fd);
         return dsc_fail(DSC_EIO, "cache write %s/tmp/%s: %s", st->dir,

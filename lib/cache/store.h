@@ -34,6 +34,8 @@ int dsc_store_dup_open(dsc_store *st, const dsc_chunk_id *id, uint64_t *size);
 typedef struct dsc_store_tmp {
     char name[64];
     int fd;                        /* -1: none */
+    int err;                       /* errno of a failed write (ENOSPC: make
+                                      room and try again) */
 } dsc_store_tmp;
 
 /* Write data to a new temporary file (*tmp names it). */

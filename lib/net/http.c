@@ -256,7 +256,9 @@ int dsc_http_perform(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs)
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->o.request_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                     rq->timeout_ms > 0 && rq->timeout_ms < h->o.request_timeout_ms
+                         ? rq->timeout_ms : h->o.request_timeout_ms);
     curl_easy_setopt(c, CURLOPT_NOPROXY, h->o.no_proxy ? "*" : NULL);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, h->o.verify_tls ? 1L : 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->o.verify_tls ? 2L : 0L);

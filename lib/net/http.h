@@ -31,6 +31,10 @@ typedef struct dsc_http_req {
     dsc_buf *body;                 /* or here (when buf is NULL) */
     size_t body_max;
     int fresh_connect;             /* on a new connection, not a pooled one */
+    long timeout_ms;               /* this attempt's limit when shorter than
+                                      the handle's request timeout (what is
+                                      left of an operation's deadline);
+                                      0: the request timeout */
     const char *const *capture;    /* NULL-terminated names of further
                                       headers to keep (at most
                                       DSC_HTTP_CAPTURE), into captured[] */

@@ -31,6 +31,8 @@ struct dsc_s3 {
     dsc_credbox *box;              /* signing keys, refreshed */
     int max_retries;
     long retry_base_ms, retry_max_ms;
+    long request_timeout_ms;
+    long op_timeout_ms;            /* all attempts of one operation */
     dsc_s3_version_fn version_of;  /* set once, before any request */
     void *version_arg;
     dsc_s3_counters n;   /* counters (core/atomic.h), any thread */
@@ -133,6 +135,11 @@ int dsc_s3_new(const dsc_config *cfg, const dsc_creds *creds, dsc_s3 **out)
     s3->max_retries = cfg->max_retries;
     s3->retry_base_ms = cfg->retry_base_ms;
     s3->retry_max_ms = cfg->retry_max_ms;
+    s3->request_timeout_ms = cfg->request_timeout_ms;
+    /* Without a deadline an endpoint that never answers costs every
+     * attempt's full timeout (6 x 30 s); three of them tell enough. */
+    s3->op_timeout_ms = cfg->op_timeout_ms > 0 ? cfg->op_timeout_ms
+                                               : 3 * cfg->request_timeout_ms;
     s3->region = dsc_strdup(creds->region);
     rc = s3->region ? dsc_credbox_new(creds, &s3->box) : DSC_ENOMEM;
     if (rc)
@@ -518,8 +525,10 @@ static outcome classify(const s3_op *op, const dsc_http_resp *rs,
     return o;
 }
 
-/* Full-jitter exponential backoff: spreads retrying clients apart. */
-static void backoff(const dsc_s3 *s3, int attempt, int slow_down)
+/* Full-jitter exponential backoff: spreads retrying clients apart. The
+ * sleep, at most left_ms, is returned for the log. */
+static long backoff_ms(const dsc_s3 *s3, int attempt, int slow_down,
+                       long left_ms)
 {
     long base = s3->retry_base_ms * (slow_down ? 4 : 1);
     long cap = s3->retry_max_ms;
@@ -528,8 +537,34 @@ static void backoff(const dsc_s3 *s3, int attempt, int slow_down)
         ceiling *= 2;
     if (ceiling > cap)
         ceiling = cap;
-    if (ceiling > 0)
-        dsc_sleep_ms((long)dsc_rand_below((uint64_t)ceiling + 1));
+    long ms = ceiling > 0 ? (long)dsc_rand_below((uint64_t)ceiling + 1) : 0;
+    return ms < left_ms ? ms : left_ms;
+}
+
+/* The last attempt's detail with what the whole operation tried: users
+ * must see that it was retried and for how long, not only the last
+ * attempt's timeout. */
+static void tell_attempts(const dsc_s3 *s3, const s3_op *op, const char *url,
+                          const dsc_http_resp *rs, int rc, int attempts,
+                          long spent_ms, int deadline)
+{
+    if (attempts < 2 && !deadline)
+        return;
+    char why[64] = "";
+    if (deadline)
+        snprintf(why, sizeof why, ", the operation's deadline (%.1f s)",
+                 (double)s3->op_timeout_ms / 1000);
+    if (rc == DSC_ETIMEDOUT || (rc == DSC_ENET && !rs->status)) {
+        dsc_fail(rc, "%s %s: no answer after %d attempt%s in %.1f s (request "
+                 "timeout %.1f s%s): %s", op->verb, url, attempts,
+                 attempts == 1 ? "" : "s", (double)spent_ms / 1000,
+                 (double)s3->request_timeout_ms / 1000, why, rs->curl_err);
+        return;
+    }
+    char last[512];
+    snprintf(last, sizeof last, "%s", dsc_errmsg());
+    dsc_fail(rc, "%s (after %d attempts in %.1f s%s)", last, attempts,
+             (double)spent_ms / 1000, why);
 }
 
 /* What an error answer asks of us before it is an error: another region
@@ -576,8 +611,10 @@ static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
         (op->version_id &&
          dsc_buf_printf(&msg_url, " (version %s)", op->version_id)))
         return DSC_ENOMEM;
-    int rc = 0, fresh = 0, moved = 0, renewed = 0;
+    int rc = 0, fresh = 0, moved = 0, renewed = 0, attempts = 0, deadline = 0;
+    int64_t t0 = dsc_now_ms();
     for (int attempt = 0;; attempt++) {
+        long left = s3->op_timeout_ms - (long)(dsc_now_ms() - t0);
         dsc_buf url = { 0 };
         struct curl_slist *hdrs = NULL;
         signed_as as;
@@ -594,8 +631,10 @@ static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
             .buf = op->buf, .cap = op->len,
             .body = op->body, .body_max = op->body_max,
             .fresh_connect = fresh, .capture = capture,
+            .timeout_ms = left > 0 ? left : 1,
         };
         count(&s3->n.requests, 1);
+        attempts++;
         int answered = dsc_http_perform(s3->http, &rq, rs) == 0;
         curl_slist_free_all(hdrs);
         dsc_buf_free(&url);
@@ -623,10 +662,22 @@ static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
         rc = o.code;
         if (!rc || !o.retry || attempt >= s3->max_retries)
             break;
+        left = s3->op_timeout_ms - (long)(dsc_now_ms() - t0);
+        if (left <= 0) {
+            deadline = 1;
+            break;
+        }
+        long pause = backoff_ms(s3, attempt, o.slow_down, left);
+        dsc_log(DSC_LOG_INFO, "%s; retrying (attempt %d of %d) in %ld ms",
+                dsc_errmsg(), attempt + 2, s3->max_retries + 1, pause);
         fresh = o.fresh;
         count(&s3->n.retries, 1);
-        backoff(s3, attempt, o.slow_down);
+        if (pause > 0)
+            dsc_sleep_ms(pause);
     }
+    if (rc)
+        tell_attempts(s3, op, msg_url.data, rs, rc, attempts,
+                      (long)(dsc_now_ms() - t0), deadline);
     dsc_buf_free(&msg_url);
     return rc;
 }

@@ -431,21 +431,39 @@ static int mount_tmpfs(const char *dir, const char *opts)
 
 typedef struct disk_case {
     const char *dir;
+    uint32_t chunk;                /* 0: the default */
+    int last_only;                 /* only the object read last */
     dsc_stats st;
 } disk_case;
 
 static void read_big_through(void *p)
 {
     disk_case *dc = p;
-    dsc_ctx *ctx = cache_ctx(dc->dir, (cache_opts){ 0 });
-    read_verify(ctx, fix("sixty-four-mib"), 4 * MiB);
-    read_verify(ctx, fix("five-mib-plus-one"), MiB);
+    dsc_ctx *ctx = cache_ctx(dc->dir, (cache_opts){ .chunk = dc->chunk });
+    if (dc->last_only) {
+        /* The tail of the object read last: what a full cache kept. */
+        const fixture *x = fix("five-mib-plus-one");
+        unsigned char *want = itest_slurp(x->path, x->size);
+        unsigned char *got = malloc(MiB + 1);
+        dsc_file *f;
+        assert_int_equal(dsc_open(ctx, x->url, &f), 0);
+        assert_int_equal(dsc_pread(f, got, MiB + 1, 4 * MiB), MiB + 1);
+        assert_memory_equal(got, want + 4 * MiB, MiB + 1);
+        dsc_close(f);
+        free(got);
+        free(want);
+    } else {
+        read_verify(ctx, fix("sixty-four-mib"), 4 * MiB);
+        read_verify(ctx, fix("five-mib-plus-one"), MiB);
+    }
     dc->st = stats_of(ctx);
     dsc_ctx_close(ctx);
 }
 
-/* A full disk: every read still returns the right bytes (from S3), one
- * warning is printed, the failures are counted. */
+/* A disk that fills before the cap (10 GiB on a 6 MiB filesystem): every
+ * read returns the right bytes, one warning says the cache now keeps what
+ * the filesystem holds, chunks are evicted to make room (no failed
+ * write), and a later process reads hits without a warning. */
 static void test_disk_full(void **state)
 {
     (void)state;
@@ -453,12 +471,23 @@ static void test_disk_full(void **state)
     if (mount_tmpfs(dir, "size=6m,mode=0700")) {
         fail_msg("cannot mount a small tmpfs (needs root): %s", strerror(errno));
     }
-    disk_case dc = { .dir = dir };
+    disk_case dc = { .dir = dir, .chunk = MiB };
     int warnings = count_stderr(read_big_through, &dc, "libdsc: warning");
+    disk_case later = { .dir = dir, .chunk = MiB, .last_only = 1 };
+    int later_warnings = count_stderr(read_big_through, &later, "libdsc: warning");
     umount2(dir, MNT_DETACH);
     assert_int_equal(warnings, 1);
-    assert_true(dc.st.cache_errors > 0);
+    assert_int_equal(dc.st.cache_errors, 0);
     assert_true(dc.st.misses >= 64);
+    assert_true(dc.st.evictions > 0);
+    assert_true(dc.st.node_capacity_disk > 0);
+    assert_true(dc.st.node_capacity_disk < 6 * MiB);
+    assert_int_equal(dc.st.node_capacity, dc.st.node_capacity_disk);
+    assert_int_equal(dc.st.node_capacity_set, (uint64_t)1 << 30);  /* cache_ctx's */
+    assert_true(dc.st.cache_bytes <= dc.st.node_capacity);
+    assert_int_equal(later_warnings, 0);
+    assert_int_equal(later.st.cache_errors, 0);
+    assert_true(later.st.hits > 0);
 }
 
 /* A read-only cache directory: reads work, straight from S3. */

@@ -54,6 +54,43 @@ block python 1 >"$tmp/app.py"
 check "README Python example runs" bash -c \
     "PYTHONPATH='$ROOT/bindings/python' DSC_LIBRARY='$prefix/lib/libdsc.so.0' /usr/bin/python3 '$tmp/app.py' $url | grep -q '^read 4096 of 5242881 bytes'"
 
+# The Python package outside the checkout (as pip installs it) finds the
+# library by itself: through the prefix pkg-config knows, else it says
+# what to do.
+mkdir -p "$tmp/site" && cp -r "$ROOT/bindings/python/dsc" "$tmp/site/"
+check "Python package finds the installed library (pkg-config prefix)" bash -c \
+    "cd '$tmp' && env -u DSC_LIBRARY PYTHONPATH='$tmp/site' /usr/bin/python3 '$tmp/app.py' $url | grep -q '^read 4096 of 5242881 bytes'"
+check "custom prefix: make install says how programs find the library" bash -c \
+    "make -s install PREFIX='$prefix' BUILD='$ibuild' OUT='$ibuild/lib' 2>&1 | grep -q 'LD_LIBRARY_PATH=$prefix/lib'"
+
+# The README's way on a fresh machine: sudo make install to /usr/local,
+# then the example runs with no LD_LIBRARY_PATH (make install ran
+# ldconfig). Only as root, only where no libdsc is installed already, one
+# suite at a time on this machine, and uninstalled after.
+(
+    flock 9
+    if [ "$(id -u)" != 0 ]; then
+        echo "  (system install skipped: not root)"
+    elif ls /usr/local/lib/libdsc.so* >/dev/null 2>&1 || [ -e /usr/local/include/dsc.h ]; then
+        echo "  (system install skipped: a libdsc is already installed in /usr/local)"
+    else
+        trap 'make -s uninstall PREFIX=/usr/local >/dev/null 2>&1' EXIT
+        check "sudo make install (PREFIX=/usr/local)" bash -c \
+            "make -s install BUILD='$ibuild' OUT='$ibuild/lib' 2>&1 | grep -q \"in the dynamic linker's cache\""
+        check "README C example builds and runs with no LD_LIBRARY_PATH" bash -c \
+            "env -u PKG_CONFIG_PATH -u LD_LIBRARY_PATH bash -c \"cc '$tmp/app.c' -o '$tmp/app-sys' \\\$(pkg-config --cflags --libs libdsc) && '$tmp/app-sys' $url\" | grep -q '^read 4096 of 5242881 bytes'"
+        check "Python package finds it with no hint" bash -c \
+            "cd '$tmp' && env -u DSC_LIBRARY -u PKG_CONFIG_PATH PYTHONPATH='$tmp/site' /usr/bin/python3 '$tmp/app.py' $url | grep -q '^read 4096'"
+        make -s uninstall PREFIX=/usr/local >/dev/null 2>&1; trap - EXIT
+        check "make uninstall leaves the linker cache clean" bash -c "! /sbin/ldconfig -p | grep -q 'libdsc.so.0 .*/usr/local/lib'"
+    fi
+    echo "$pass $fail" >"$tmp/counts"
+) 9>/tmp/dsc-system-install.lock
+read -r pass fail <"$tmp/counts"
+check "Python package without a library says what to do" bash -c \
+    "cd '$tmp' && env -u DSC_LIBRARY PKG_CONFIG_PATH=/nonexistent PYTHONPATH='$tmp/site' /usr/bin/python3 -c 'import dsc; dsc.Client()' 2>&1 | grep -q 'make install' || \
+     ls /usr/local/lib/libdsc.so.0 >/dev/null 2>&1"
+
 # A staged install (packagers): files under DESTDIR, paths for PREFIX.
 stage="$tmp/stage"
 check "make install DESTDIR" make -s install DESTDIR="$stage" PREFIX=/opt/dsc BUILD="$ibuild" OUT="$ibuild/lib" >/dev/null

@@ -9,14 +9,15 @@ import os
 import threading
 
 SONAME = "libdsc.so.0"
-CONFIG_VERSION = 3      # DSC_CONFIG_VERSION of the header mirrored below
+CONFIG_VERSION = 4      # DSC_CONFIG_VERSION of the header mirrored below
 # The fields each config version added, after those of the one before: a
 # library older than this mirror refuses CONFIG_VERSION, and is then
 # opened with the version it knows (its fields are a prefix of ours).
 CONFIG_V2_FIELDS = ("peers", "peer_self", "peer_secret", "peer_timeout_ms",
                     "peer_backoff_ms", "peer_keep_local")
 CONFIG_V3_FIELDS = ("snapshot",)
-CONFIG_ADDED = {2: CONFIG_V2_FIELDS, 3: CONFIG_V3_FIELDS}
+CONFIG_V4_FIELDS = ("op_timeout_ms", "cache_existing")
+CONFIG_ADDED = {2: CONFIG_V2_FIELDS, 3: CONFIG_V3_FIELDS, 4: CONFIG_V4_FIELDS}
 
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 ADDRESSING = {"auto": 0, "path": 1, "virtual": 2}
@@ -64,6 +65,9 @@ class Config(ctypes.Structure):
         ("peer_keep_local", ctypes.c_int),
         # version 3
         ("snapshot", ctypes.c_char_p),
+        # version 4
+        ("op_timeout_ms", ctypes.c_long),
+        ("cache_existing", ctypes.c_int),
     ]
 
 
@@ -101,6 +105,8 @@ class Stats(ctypes.Structure):
         ("index_full", ctypes.c_uint64),
         ("node_meta_dropped", ctypes.c_uint64),
         ("meta_expired", ctypes.c_uint64),
+        ("node_capacity_set", ctypes.c_uint64),
+        ("node_capacity_disk", ctypes.c_uint64),
     ]
 
 
@@ -216,7 +222,23 @@ def candidates():
         out.append(("this checkout", os.path.join(root, "lib", SONAME)))
     found = ctypes.util.find_library("dsc")
     out.append(("the system", found or SONAME))
+    # `make install` to a prefix the dynamic linker does not search (or
+    # before ldconfig ran): the prefix pkg-config knows, then the default.
+    for libdir in _pkg_config_libdirs() + ["/usr/local/lib"]:
+        path = os.path.join(libdir, SONAME)
+        if all(p != path for _, p in out):
+            out.append(("installed", path))
     return out
+
+
+def _pkg_config_libdirs():
+    import subprocess
+    try:
+        r = subprocess.run(["pkg-config", "--variable=libdir", "libdsc"],
+                           capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [r.stdout.strip()] if r.returncode == 0 and r.stdout.strip() else []
 
 
 def _load():
@@ -232,8 +254,10 @@ def _load():
             continue
         _declare(lib)
         return lib
-    raise OSError("libdsc not found; set DSC_LIBRARY to the path of %s. "
-                  "Tried: %s" % (SONAME, "; ".join(tried)))
+    raise OSError("libdsc not found: the Python package needs the C library. "
+                  "Build and install it from the checkout (make && sudo make "
+                  "install), or set DSC_LIBRARY to the path of %s. Tried: %s"
+                  % (SONAME, "; ".join(tried)))
 
 
 def _declare(lib):

@@ -156,7 +156,7 @@ _STRINGS = {"endpoint", "region", "access_key_id", "secret_access_key",
             "session_token", "profile", "ca_file", "cache_dir", "peers",
             "peer_self", "peer_secret", "snapshot"}
 _PATHS = {"ca_file", "cache_dir", "snapshot"}
-_FLAGS = {"anonymous", "verify_tls", "cache_sync", "peer_keep_local"}
+_FLAGS = {"anonymous", "verify_tls", "cache_sync", "peer_keep_local", "cache_existing"}
 _SECRETS = ("secret_access_key", "session_token", "peer_secret")
 _SIZES = {"cache_size", "chunk_size", "readahead_max", "plan_window"}
 _NAMED = {"addressing": _lib.ADDRESSING, "cache_policy": _lib.POLICIES}
