@@ -39,6 +39,8 @@ test = suite.test
 rig = None
 data = {}               # index -> bytes
 urls = []
+tar_samples = {}        # key -> jpg bytes
+shard_urls = []
 
 
 # ---- one rank (a process of its own) ---------------------------------
@@ -58,6 +60,8 @@ class Checked:
 
 
 def rank_main(args):
+    if args.tar:
+        return tar_rank_main(args)
     import warnings
     from datetime import timedelta
     import torch
@@ -109,6 +113,51 @@ def rank_main(args):
     return 0
 
 
+TAR_BATCH = 3
+
+
+def tar_rank_main(args):
+    import warnings
+    from datetime import timedelta
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader
+    import dsc
+    warnings.filterwarnings("ignore", message="This DataLoader will create")
+    dist.init_process_group("gloo", init_method="tcp://127.0.0.1:%d" % args.port,
+                            rank=args.rank, world_size=args.world,
+                            timeout=timedelta(seconds=60))
+    shards = json.load(open(args.urls))
+    client = dsc.Client(endpoint=os.environ["DSC_TEST_ENDPOINT"], cache_dir=args.cache)
+    ds = dsc.TorchTarShards(shards, client=client, shuffle=True, shuffle_buffer=5,
+                            seed=SEED, resumable=True)
+    loader = dsc.StatefulLoader(DataLoader(ds, batch_size=TAR_BATCH,
+                                           num_workers=WORKERS, timeout=120))
+    if args.resume:
+        loader.load_state_dict(json.load(open(args.resume)))
+    log = open(os.path.join(args.out, "rank%d.jsonl" % args.rank), "w")
+    for b, batch in enumerate(loader):
+        log.write(json.dumps({"epoch": 0, "batch": b, "keys": batch["__key__"],
+                              "crc": [zlib.crc32(x) for x in batch["jpg"]]}) + "\n")
+        log.flush()
+        if [0, b] == args.save_at:
+            states = [None] * args.world
+            dist.all_gather_object(states, loader.state_dict())
+            if args.rank == 0:
+                merged = dict(states[0], dataset=ds.merge_state_dicts(
+                    [st["dataset"] for st in states]))
+                tmp = os.path.join(args.out, "state.tmp")
+                json.dump(merged, open(tmp, "w"))
+                os.rename(tmp, os.path.join(args.out, "state.json"))
+        if [0, b] == args.die_at and args.rank == args.world - 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+    log.write(json.dumps({"epoch": 0, "end": b + 1}) + "\n")
+    log.flush()
+    dist.barrier()
+    dist.destroy_process_group()
+    client.close()
+    return 0
+
+
 # ---- the driver ------------------------------------------------------
 
 def free_port():
@@ -117,14 +166,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_job(world, epochs=1, resume=None, save_at=None, die_at=None, timeout=240):
+def run_job(world, epochs=1, resume=None, save_at=None, die_at=None, timeout=240,
+            tar=False):
     """Start `world` rank processes; wait for them. Returns (out dir, exit
     codes). With die_at, the last rank kills itself there, and the others
     are stopped (by pid) once it is gone: the job died."""
     out = os.path.join(rig.tmp, "job-%d" % free_port())
     os.makedirs(out)
     url_file = os.path.join(out, "urls.json")
-    json.dump(urls, open(url_file, "w"))
+    json.dump(shard_urls if tar else urls, open(url_file, "w"))
     port = free_port()
     procs = []
     env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
@@ -135,6 +185,8 @@ def run_job(world, epochs=1, resume=None, save_at=None, die_at=None, timeout=240
                "--epochs", str(epochs)]
         if resume:
             cmd += ["--resume", resume]
+        if tar:
+            cmd += ["--tar"]
         if save_at:
             cmd += ["--save-at"] + [str(x) for x in save_at]
         if die_at:
@@ -300,11 +352,95 @@ def state_of_another_dataset_or_seed_is_refused():
     ds.client.close()
 
 
+def tar_keys(log, upto=None):
+    out = []
+    for r in log:
+        if "keys" in r and (upto is None or r["batch"] <= upto):
+            for k, crc in zip(r["keys"], r["crc"]):
+                assert crc == zlib.crc32(tar_samples[k]), "%s: wrong bytes" % k
+                out.append(k)
+    return out
+
+
+def tar_killed_then_resumed(new_world):
+    t0 = time.time()
+    out1, codes = run_job(2, save_at=[0, 4], die_at=[0, 6], tar=True)
+    assert codes[-1] == -signal.SIGKILL, codes
+    state_file = os.path.join(out1, "state.json")
+    state = json.load(open(state_file))["dataset"]
+    logs1 = read_logs(out1, 2)
+    before = tar_keys(logs1[0], 4) + tar_keys(logs1[1], 4)
+    assert len(before) == 2 * 5 * TAR_BATCH
+    assert len(state["done"]) + len(state["partial"]) > 0, state
+    out2, codes = run_job(new_world, resume=state_file, tar=True)
+    assert codes == [0] * new_world, codes
+    logs2 = read_logs(out2, new_world)
+    after = [k for rank in range(new_world) for k in tar_keys(logs2[rank])]
+    both = collections.Counter(before + after)
+    assert set(both) == set(tar_samples), sorted(set(tar_samples) - set(both))
+    assert max(both.values()) == 1, sorted(k for k, c in both.items() if c > 1)
+    print("    tar shards, resumed on %d ranks: %d + %d samples, %d shards done at "
+          "the checkpoint, %d partly: %.1f s" % (new_world, len(before), len(after),
+          len(state["done"]), len(state["partial"]), time.time() - t0))
+
+
+@test
+def tar_shards_split_by_rank_and_worker_each_sample_once():
+    out, codes = run_job(2, tar=True)
+    assert codes == [0, 0], codes
+    logs = read_logs(out, 2)
+    keys = [tar_keys(logs[k]) for k in range(2)]
+    assert collections.Counter(keys[0] + keys[1]) == collections.Counter(list(tar_samples))
+    # Rank r read whole shards: order[r::2] of the (seed, epoch) shard order.
+    import dsc
+    order = dsc.permutation(len(shard_urls), SEED, 0)
+    for k in range(2):
+        assert {int(key[1:3]) for key in keys[k]} == set(order[k::2])
+    # The shuffle buffer mixed samples: not in shard order.
+    assert keys[0] != sorted(keys[0])
+
+
+@test
+def tar_shards_resume_at_shard_and_member():
+    tar_killed_then_resumed(2)
+
+
+@test
+def tar_shards_elastic_resume_two_to_three_ranks():
+    tar_killed_then_resumed(3)
+
+
+@test
+def tar_state_of_another_dataset_or_seed_is_refused():
+    import dsc
+    with rig.client() as c:
+        ds = dsc.TarShards(shard_urls, client=c, seed=SEED, resumable=True)
+        first = next(iter(ds))
+        assert first["__dsc__"] == "0:0"
+        ds.track(first)
+        state = ds.state_dict()
+        assert state["partial"] == {"0": {"count": None, "members": [0]}}
+        raises(ValueError, dsc.TarShards(shard_urls, client=c, seed=SEED + 1).load_state_dict, state)
+        raises(ValueError, dsc.TarShards(shard_urls[1:], client=c, seed=SEED).load_state_dict, state)
+        again = dsc.TarShards(shard_urls, client=c, seed=SEED, resumable=True)
+        again.load_state_dict(state)
+        rest = [s["__key__"] for s in again]
+        assert "s00/000" not in rest and len(rest) == len(tar_samples) - 1
+
+
 def main():
     global rig, urls
     use_library_under_test()
     rig = Rig("distributed")
+    from test_python_client import make_tar
     rng = random.Random(77)
+    for sh in range(12):
+        samples = []
+        for i in range(rng.randrange(4, 10)):
+            key = "s%02d/%03d" % (sh, i)
+            tar_samples[key] = rng.randbytes(rng.randrange(10, 5000))
+            samples.append((key, {"jpg": tar_samples[key], "cls": b"%d" % i}))
+        shard_urls.append(rig.put("dist/tar/shard-%02d.tar" % sh, make_tar(samples)))
     for i in range(N):
         data[i] = rng.randbytes(rng.randrange(100, 40000))
         urls.append(rig.put("dist/s-%04d.bin" % i, data[i]))
@@ -320,6 +456,7 @@ if __name__ == "__main__":
             ap.add_argument(name)
         ap.add_argument("--save-at", type=int, nargs=2)
         ap.add_argument("--die-at", type=int, nargs=2)
+        ap.add_argument("--tar", action="store_true")
         use_library_under_test()
         sys.exit(rank_main(ap.parse_args()))
     sys.exit(main())
