@@ -67,6 +67,13 @@ class MapDataset:
         data = self.client.read(self.urls[operator.index(index)])
         return data if self.transform is None else self.transform(data)
 
+    def __getitems__(self, indices):
+        """A batch of items read at once (Client.read_batch: the objects'
+        round trips overlap); torch's DataLoader (2.x, and Debian's 1.13)
+        calls it for each batch."""
+        datas = self.client.read_batch([self.urls[operator.index(i)] for i in indices])
+        return datas if self.transform is None else [self.transform(d) for d in datas]
+
     def prefetch(self, indices):
         """Queue the objects of these items, in this order, for background
         fetching into the node cache (Client.prefetch); returns at once."""
