@@ -216,7 +216,7 @@ class TarShards:
 
     Splitting: shards go to ranks first, then to DataLoader workers: with
     world size W (rank/num_replicas, default torch.distributed's when it
-    is initialised, else 1) rank r takes shards[r::W] of the epoch's shard
+    is initialised when the dataset is made, else 1) rank r takes shards[r::W] of the epoch's shard
     order, and its worker w of N takes that[w::N]. Without ranks or
     workers one process reads every shard. equalize="pad" repeats shards
     (from the start of the order), "drop" drops the last ones, so every
@@ -254,9 +254,10 @@ class TarShards:
             raise ValueError("equalize must be None, 'pad' or 'drop', not %r" % (equalize,))
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError("seed must be an int, not %s" % type(seed).__name__)
-        self._world_args = (num_replicas, rank)
-        if num_replicas is not None or rank is not None:
-            world(num_replicas, rank)               # checked now
+        # Resolved here, in the process that made the dataset (after
+        # init_process_group): a spawned DataLoader worker has no group.
+        rank, size = world(num_replicas, rank)
+        self._world_args = (size, rank)
         self.shuffle = bool(shuffle)
         self.shuffle_buffer = operator.index(shuffle_buffer)
         self.seed = seed
