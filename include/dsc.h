@@ -415,6 +415,30 @@ DSC_API size_t dsc_plan_position(const dsc_plan *plan);
 /** Stop a plan (queued fetches are dropped) and free it. NULL is fine. */
 DSC_API void dsc_plan_stop(dsc_plan *plan);
 
+/** One object of a batch read: url and the caller's buffer in, the
+ *  object's size, the bytes read and a status out. */
+typedef struct dsc_batch_item {
+    const char *url;    /**< in: s3://bucket/key */
+    void *buf;          /**< in: where the object goes (may be NULL if cap 0) */
+    size_t cap;         /**< in: bytes buf holds */
+    int64_t size;       /**< out: the object's size (-1 if it was not opened) */
+    size_t len;         /**< out: bytes written to buf: min(size, cap) */
+    int status;         /**< out: 0, or the DSC_E* code of this item's failure */
+} dsc_batch_item;
+
+/**
+ * Read n whole objects into the callers' buffers concurrently: `threads`
+ * calls of dsc_open + dsc_pread at once (0: 16; at most n), so their
+ * HEADs and GETs overlap, each through the node cache. An object larger
+ * than its buffer fills it (len = cap < size, status 0; as snprintf), so a
+ * caller that does not know sizes may pass cap 0 to learn them, then read.
+ * Returns the number of items that failed (0: all read), with the first
+ * failure's detail (naming its item and URL) in dsc_errmsg(); DSC_EINVAL
+ * for bad arguments. Thread-safe.
+ */
+DSC_API ssize_t dsc_read_batch(dsc_ctx *ctx, dsc_batch_item *items, size_t n,
+                               unsigned threads);
+
 /* ---- Statistics --------------------------------------------------------- */
 
 /**

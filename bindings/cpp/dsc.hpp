@@ -320,6 +320,54 @@ public:
         return File(ctx_, f, url);
     }
 
+    /** One object of read_batch: url and buffer in (data.size() is the
+     *  capacity), then size (the object's), len (bytes in data) and
+     *  status (0 or a DSC_E* code). */
+    struct BatchRead {
+        std::string url;
+        std::vector<std::byte> data;
+        int64_t size = -1;
+        size_t len = 0;
+        int status = 0;
+    };
+
+    /** Read whole objects concurrently into each item's data (dsc_read_batch,
+     *  `threads` at once, 0: 16). An item whose data is empty is sized first
+     *  (its object's size, one open); data is then cut to len. Returns the
+     *  number of failed items (each has its status); throws only for bad
+     *  arguments. */
+    size_t read_batch(std::vector<BatchRead> &reads, unsigned threads = 0) const
+    {
+        std::vector<dsc_batch_item> items(reads.size());
+        bool unsized = false;
+        for (size_t i = 0; i < reads.size(); i++) {
+            items[i].url = detail::c_url(reads[i].url);
+            unsized |= reads[i].data.empty();
+        }
+        if (unsized) {
+            ssize_t rc = dsc_read_batch(handle(), items.data(), items.size(), threads);
+            if (rc < 0)
+                detail::fail(rc);
+            for (size_t i = 0; i < reads.size(); i++)
+                if (reads[i].data.empty() && items[i].size > 0)
+                    reads[i].data.resize(static_cast<size_t>(items[i].size));
+        }
+        for (size_t i = 0; i < reads.size(); i++) {
+            items[i].buf = reads[i].data.data();
+            items[i].cap = reads[i].data.size();
+        }
+        ssize_t failed = dsc_read_batch(handle(), items.data(), items.size(), threads);
+        if (failed < 0)
+            detail::fail(failed);
+        for (size_t i = 0; i < reads.size(); i++) {
+            reads[i].size = items[i].size;
+            reads[i].len = items[i].len;
+            reads[i].status = items[i].status;
+            reads[i].data.resize(items[i].len);
+        }
+        return static_cast<size_t>(failed);
+    }
+
     /** Bytes [off, off+len) of an object (len npos: to its end). */
     std::vector<std::byte> read(const std::string &url, uint64_t off = 0,
                                 size_t len = std::numeric_limits<size_t>::max()) const

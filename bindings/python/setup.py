@@ -35,4 +35,6 @@ setup(
     packages=["dsc"],
     package_data={"dsc": ["libdsc.so.0"]},
     python_requires=">=3.8",
+    # fsspec finds the "dsc" protocol here without `import dsc` first.
+    entry_points={"fsspec.specs": ["dsc = dsc.fs:DscFileSystem"]},
 )

@@ -406,6 +406,38 @@ void test_snapshot()
     CHECK_THROWS(DSC_EIO, dsc::Snapshot::load(g_tmp + "/none.dsnap"));
 }
 
+void test_read_batch_status_per_item()
+{
+    dsc::Client c(config());
+    std::vector<dsc::Client::BatchRead> reads;
+    std::vector<std::string> keys;
+    for (int i = 0; i < 20; i++) {
+        char key[32];
+        std::snprintf(key, sizeof key, "epoch/obj-%02d", i);
+        keys.push_back(key);
+    }
+    keys.push_back("one-byte");
+    keys.push_back("empty");
+    for (const auto &k : keys)
+        reads.push_back({url_of(k), {}, -1, 0, 0});
+    reads.push_back({url_of("no/such/key"), {}, -1, 0, 0});
+    reads[3].data.resize(100);              /* too small: filled, size says so */
+    CHECK(c.read_batch(reads, 4) == 1);
+    for (size_t i = 0; i < keys.size(); i++) {
+        const auto &want = g_fx.at(keys[i]).data;
+        CHECK(reads[i].status == 0);
+        CHECK(reads[i].size == (int64_t)want.size());
+        if (i == 3)
+            CHECK(reads[i].len == 100 &&
+                  std::equal(reads[i].data.begin(), reads[i].data.end(), want.begin()));
+        else
+            CHECK(reads[i].data == want);
+    }
+    CHECK(reads.back().status == DSC_ENOTFOUND && reads.back().len == 0);
+    std::vector<dsc::Client::BatchRead> none;
+    CHECK(c.read_batch(none) == 0);
+}
+
 void test_second_read_hits_and_prefetch()
 {
     dsc::Client c(config().chunk_size(1u << 20));
@@ -646,6 +678,7 @@ int main()
         {"errors_carry_codes_and_detail", test_errors_carry_codes_and_detail},
         {"list", test_list},
         {"snapshot", test_snapshot},
+        {"read_batch_status_per_item", test_read_batch_status_per_item},
         {"second_read_hits_and_prefetch", test_second_read_hits_and_prefetch},
         {"loader_delivers_every_url_once_per_epoch", test_loader_delivers_every_url_once_per_epoch},
         {"loader_reads_ahead_by_queue_depth_only", test_loader_reads_ahead_by_queue_depth_only},

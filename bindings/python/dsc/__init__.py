@@ -16,6 +16,8 @@ from .client import Client, File, Plan, parse_size
 from .snapshot import Snapshot, SnapshotDiff
 from .data import (MapDataset, PlannedSampler, TarShards, reading_order,
                    split_member_name)
+from .sampling import (DistributedSampler, Rng, StatefulLoader, permutation,
+                       world)
 from .errors import (
     Error, InvalidArgument, OutOfMemory, InvalidURL, NotFound, AccessDenied,
     CredentialsError, Timeout, NetworkError, Throttled, ServerError,
@@ -25,12 +27,20 @@ from .errors import (
 __all__ = [
     "Client", "File", "Plan", "Snapshot", "SnapshotDiff", "MapDataset", "PlannedSampler", "TarShards",
     "TorchTarShards", "version", "library_path", "parse_size", "reading_order",
-    "split_member_name",
+    "split_member_name", "DistributedSampler", "StatefulLoader", "Rng",
+    "permutation", "world",
     "Error", "InvalidArgument", "OutOfMemory", "InvalidURL", "NotFound",
     "AccessDenied", "CredentialsError", "Timeout", "NetworkError",
     "Throttled", "ServerError", "ProtocolError", "Changed", "LocalIOError",
     "Canceled", "HTTPError", "QueueFull", "NoCache",
 ]
+
+try:        # fsspec.open("dsc://bucket/key") reads through libdsc
+    import fsspec as _fsspec
+except ImportError:
+    _fsspec = None
+else:
+    _fsspec.register_implementation("dsc", "dsc.fs.DscFileSystem", clobber=True)
 
 
 def version():

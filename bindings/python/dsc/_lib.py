@@ -121,6 +121,18 @@ class ObjectInfo(ctypes.Structure):
     ]
 
 
+class BatchItem(ctypes.Structure):
+    """struct dsc_batch_item."""
+    _fields_ = [
+        ("url", ctypes.c_char_p),
+        ("buf", ctypes.c_void_p),
+        ("cap", ctypes.c_size_t),
+        ("size", ctypes.c_int64),
+        ("len", ctypes.c_size_t),
+        ("status", ctypes.c_int),
+    ]
+
+
 class PlanItem(ctypes.Structure):
     """struct dsc_plan_item."""
     _fields_ = [
@@ -184,6 +196,8 @@ _SIGNATURES = {
 }
 # Newer than 0.1.0: bound when the loaded library has them.
 _OPTIONAL = {
+    "dsc_read_batch": (ctypes.c_ssize_t, [_vp, ctypes.POINTER(BatchItem),
+                                          ctypes.c_size_t, ctypes.c_uint]),
     "dsc_prefetch": (ctypes.c_int, [_vp, _u64, _u64]),
     "dsc_prefetch_url": (ctypes.c_int, [_vp, ctypes.c_char_p]),
     "dsc_prefetch_wait": (ctypes.c_int, [_vp, ctypes.c_long]),

@@ -67,6 +67,13 @@ class MapDataset:
         data = self.client.read(self.urls[operator.index(index)])
         return data if self.transform is None else self.transform(data)
 
+    def __getitems__(self, indices):
+        """A batch of items read at once (Client.read_batch: the objects'
+        round trips overlap); torch's DataLoader (2.x, and Debian's 1.13)
+        calls it for each batch."""
+        datas = self.client.read_batch([self.urls[operator.index(i)] for i in indices])
+        return datas if self.transform is None else [self.transform(d) for d in datas]
+
     def prefetch(self, indices):
         """Queue the objects of these items, in this order, for background
         fetching into the node cache (Client.prefetch); returns at once."""
@@ -198,37 +205,143 @@ def split_member_name(name):
     return (m.group(1), m.group(2)) if m else (None, None)
 
 
-def _worker_share(items):
-    """The part of items that this DataLoader worker should take (all of
-    them outside a worker)."""
-    torch_data = sys.modules.get("torch.utils.data")
-    info = torch_data.get_worker_info() if torch_data is not None else None
-    return items if info is None else items[info.id::info.num_workers]
-
-
 class TarShards:
     """Samples of WebDataset-style .tar shards, shard after shard.
 
     Members with the same key in a row form one sample:
     {"__key__": key, "__url__": shard URL, "jpg": bytes, "cls": bytes, ...}.
-    Iterating inside a DataLoader worker yields only that worker's shards
-    (shard i goes to worker i % num_workers). `urls` is a sequence of
-    shard URLs or a prefix string; or give `snapshot` (as MapDataset). A shard that cannot be read or parsed
-    raises (dsc.Error, tarfile.TarError)."""
+    `urls` is a sequence of shard URLs or a prefix string; or give
+    `snapshot` (as MapDataset). A shard that cannot be read or parsed
+    raises (dsc.Error, tarfile.TarError).
+
+    Splitting: shards go to ranks first, then to DataLoader workers: with
+    world size W (rank/num_replicas, default torch.distributed's when it
+    is initialised when the dataset is made, else 1) rank r takes shards[r::W] of the epoch's shard
+    order, and its worker w of N takes that[w::N]. Without ranks or
+    workers one process reads every shard. equalize="pad" repeats shards
+    (from the start of the order), "drop" drops the last ones, so every
+    rank gets the same number of shards (the same number of samples when
+    shards hold the same count); None (default) leaves the remainder.
+
+    Shuffling (all seeded by (seed, epoch), call set_epoch(e) each epoch;
+    dsc.Rng): shuffle=True permutes the shard order (dsc.permutation);
+    shuffle_buffer=K > 1 keeps K samples per worker and yields a random one
+    of them as each new one arrives (WebDataset's shuffle buffer), the
+    stream keyed by (seed, epoch, rank, worker).
+
+    Resume: resumable=True tags each sample with "__dsc__" ("shard:member",
+    plus ":count" on a shard's last member). track(sample or batch), which
+    dsc.StatefulLoader calls in the training loop's process, records what
+    was delivered; state_dict() is this rank's record (done shards, and
+    the members delivered of the others), merge_state_dicts() joins the
+    ranks' records (gather them with torch.distributed.all_gather_object),
+    and load_state_dict() makes the next iteration skip all of it, at the
+    shard and member level, with any world size or worker count: each
+    sample once. Load it before the DataLoader starts its workers."""
+
+    KIND = "dsc.TarShards"
 
     def __init__(self, urls=None, client=None, transform=None,
-                 buffer_size=1 << 20, snapshot=None):
+                 buffer_size=1 << 20, snapshot=None, num_replicas=None, rank=None,
+                 shuffle=False, shuffle_buffer=0, seed=0, equalize=None,
+                 resumable=False):
+        from .sampling import world
         self.client = _client(client)
         self.urls = _url_list(urls, self.client, snapshot)
         self.transform = transform
         self.buffer_size = buffer_size
+        if equalize not in (None, "pad", "drop"):
+            raise ValueError("equalize must be None, 'pad' or 'drop', not %r" % (equalize,))
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError("seed must be an int, not %s" % type(seed).__name__)
+        # Resolved here, in the process that made the dataset (after
+        # init_process_group): a spawned DataLoader worker has no group.
+        rank, size = world(num_replicas, rank)
+        self._world_args = (size, rank)
+        self.shuffle = bool(shuffle)
+        self.shuffle_buffer = operator.index(shuffle_buffer)
+        self.seed = seed
+        self.equalize = equalize
+        self.resumable = bool(resumable)
+        self.epoch = 0
+        self._done = set()          # shards fully delivered
+        self._partial = {}          # shard -> [count or None, set(members)]
+
+    def set_epoch(self, epoch):
+        """Use (seed, epoch) from the next iteration; resume state of
+        another epoch is dropped."""
+        epoch = operator.index(epoch)
+        if epoch != self.epoch:
+            self._done, self._partial = set(), {}
+        self.epoch = epoch
+
+    def shard_order(self):
+        """The epoch's order of shard indices (before any split)."""
+        from .sampling import permutation
+        n = len(self.urls)
+        return permutation(n, self.seed, self.epoch) if self.shuffle else list(range(n))
+
+    def my_shards(self, worker=None, num_workers=None):
+        """Shard indices this rank's worker reads next iteration (resumed
+        shards included, done ones left out)."""
+        from .sampling import split, world
+        rank, size = world(*self._world_args)
+        if worker is None:
+            torch_data = sys.modules.get("torch.utils.data")
+            info = torch_data.get_worker_info() if torch_data is not None else None
+            worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
+        rest = [s for s in self.shard_order() if s not in self._done]
+        if self.equalize is None:
+            mine = rest[rank::size]
+        else:
+            mine = split(rest, rank, size, self.equalize == "drop")
+        return mine[worker::num_workers], rank, worker
 
     def __iter__(self):
-        for url in _worker_share(self.urls):
-            yield from self.samples(url)
+        from .sampling import Rng
+        shards, rank, worker = self.my_shards()
+        stream = self._tagged(shards)
+        if self.shuffle_buffer <= 1:
+            yield from stream
+            return
+        rng = Rng(self.seed, self.epoch, stream=(rank << 16) + worker + 1)
+        buf = []
+        for sample in stream:
+            buf.append(sample)
+            if len(buf) >= self.shuffle_buffer:
+                j = rng.below(len(buf))
+                buf[j], buf[-1] = buf[-1], buf[j]
+                yield buf.pop()
+        while buf:
+            j = rng.below(len(buf))
+            buf[j], buf[-1] = buf[-1], buf[j]
+            yield buf.pop()
+
+    def _tagged(self, shards):
+        for s in shards:
+            skip = self._partial.get(s, (None, ()))[1]
+            prev = None
+            member = -1
+            for member, sample in enumerate(self._raw_samples(self.urls[s])):
+                if prev is not None:
+                    yield self._finish(prev)
+                prev = None
+                if member in skip:
+                    continue
+                if self.resumable:
+                    sample["__dsc__"] = "%d:%d" % (s, member)
+                prev = sample
+            if prev is not None:
+                if self.resumable:
+                    prev["__dsc__"] += ":%d" % (member + 1)
+                yield self._finish(prev)
 
     def samples(self, url):
         """The samples of one shard, in order."""
+        for sample in self._raw_samples(url):
+            yield self._finish(sample)
+
+    def _raw_samples(self, url):
         with self.client.open(url) as raw, \
                 io.BufferedReader(raw, self.buffer_size) as stream, \
                 tarfile.open(fileobj=stream, mode="r|*") as tar:
@@ -240,7 +353,7 @@ class TarShards:
                 if key is None:
                     continue
                 if sample is not None and sample["__key__"] != key:
-                    yield self._finish(sample)
+                    yield sample
                     sample = None
                 if sample is None:
                     sample = {"__key__": key, "__url__": url}
@@ -249,10 +362,91 @@ class TarShards:
                                      % (url, key, field))
                 sample[field] = tar.extractfile(member).read()
             if sample is not None:
-                yield self._finish(sample)
+                yield sample
 
     def _finish(self, sample):
         return sample if self.transform is None else self.transform(sample)
+
+    # -- resume ----------------------------------------------------------
+    def track_begin(self):
+        """An iteration starts (dsc.StatefulLoader calls it)."""
+
+    def track(self, item):
+        """Record the samples of a delivered sample or batch (their
+        "__dsc__" tags; a collated batch has a list of them)."""
+        tags = item.get("__dsc__") if isinstance(item, dict) else None
+        if tags is None:
+            if isinstance(item, (list, tuple)):
+                for x in item:
+                    self.track(x)
+            return
+        for tag in ([tags] if isinstance(tags, str) else tags):
+            parts = [int(x) for x in tag.split(":")]
+            s, m = parts[0], parts[1]
+            if s in self._done:
+                continue
+            entry = self._partial.setdefault(s, [None, set()])
+            entry[1].add(m)
+            if len(parts) > 2:
+                entry[0] = parts[2]
+            if entry[0] is not None and len(entry[1]) >= entry[0]:
+                self._done.add(s)
+                del self._partial[s]
+
+    def state_dict(self):
+        """What this process delivered of the epoch: plain values (JSON)."""
+        from .sampling import dataset_id
+        return {"kind": self.KIND, "version": 1, "dataset": dataset_id(self),
+                "seed": self.seed, "shuffle": self.shuffle, "epoch": self.epoch,
+                "done": sorted(self._done),
+                "partial": {str(s): {"count": c, "members": sorted(m)}
+                            for s, (c, m) in sorted(self._partial.items())}}
+
+    @staticmethod
+    def merge_state_dicts(states):
+        """One state of several ranks' states of the same epoch."""
+        from .sampling import _check_state
+        states = list(states)
+        if not states:
+            raise ValueError("no states to merge")
+        first = states[0]
+        want = {k: first.get(k) for k in ("dataset", "seed", "shuffle", "epoch")}
+        done, partial = set(), {}
+        for st in states:
+            _check_state(st, TarShards.KIND, want)
+            done.update(st["done"])
+            for s, e in st["partial"].items():
+                c, m = partial.setdefault(int(s), [None, set()])
+                partial[int(s)] = [e["count"] if e["count"] is not None else c,
+                                   m | set(e["members"])]
+        out = dict(first, done=sorted(done), partial={})
+        for s, (c, m) in sorted(partial.items()):
+            if s in done:
+                continue
+            if c is not None and len(m) >= c:
+                out["done"].append(s)
+            else:
+                out["partial"][str(s)] = {"count": c, "members": sorted(m)}
+        out["done"].sort()
+        return out
+
+    def load_state_dict(self, state):
+        """Skip what the state (or a list of ranks' states) says was
+        delivered, from the next iteration. Another dataset's or seed's
+        state raises ValueError."""
+        from .sampling import _check_state, dataset_id
+        if isinstance(state, (list, tuple)):
+            state = self.merge_state_dicts(state)
+        _check_state(state, self.KIND, {"dataset": dataset_id(self), "seed": self.seed,
+                                        "shuffle": self.shuffle})
+        n = len(self.urls)
+        done = set(int(s) for s in state["done"])
+        partial = {int(s): [e["count"], set(int(m) for m in e["members"])]
+                   for s, e in state["partial"].items()}
+        if any(not 0 <= s < n for s in done | set(partial)):
+            raise ValueError("state names shards outside 0..%d" % (n - 1))
+        self.epoch = operator.index(state["epoch"])
+        self._done, self._partial = done, partial
 
 
 def _make_torch_tar_shards():

@@ -1,0 +1,112 @@
+/* dsc_read_batch: many small objects read whole at once, so their
+ * round trips overlap instead of adding up. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "api/context.h"
+
+#define BATCH_DEFAULT_THREADS 16
+
+typedef struct batch_run {
+    /* Set before the threads start, read-only after. */
+    dsc_ctx *ctx;
+    dsc_batch_item *items;
+    size_t n;
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    size_t next;            /* first item no thread took yet */
+    size_t failed;
+    size_t first_bad;       /* index of the lowest failed item, n if none */
+    char detail[1024];      /* its dsc_errmsg(), from the thread that read it */
+} batch_run;
+
+/* Open, read and close one item; its status says how it went. */
+static void read_item(dsc_ctx *ctx, dsc_batch_item *it)
+{
+    dsc_file *f = NULL;
+    it->size = -1;
+    it->len = 0;
+    it->status = dsc_open(ctx, it->url, &f);
+    if (it->status)
+        return;
+    it->size = dsc_size(f);
+    size_t want = (uint64_t)it->size < it->cap ? (size_t)it->size : it->cap;
+    size_t got = 0;
+    while (got < want) {
+        ssize_t r = dsc_pread(f, (char *)it->buf + got, want - got, got);
+        if (r < 0) {
+            it->status = (int)r;
+            break;
+        }
+        if (r == 0) {               /* shorter than its size said: not ours */
+            it->status = dsc_fail(DSC_EPROTO, "%s: ended at %zu of %lld bytes",
+                                  it->url, got, (long long)it->size);
+            break;
+        }
+        got += (size_t)r;
+    }
+    it->len = got;
+    dsc_close(f);
+}
+
+static void *batch_thread(void *arg)
+{
+    batch_run *run = arg;
+    for (;;) {
+        pthread_mutex_lock(&run->mu);
+        size_t i = run->next < run->n ? run->next++ : run->n;
+        pthread_mutex_unlock(&run->mu);
+        if (i == run->n)
+            return NULL;
+        dsc_clear_error();
+        read_item(run->ctx, &run->items[i]);
+        if (run->items[i].status) {
+            char msg[sizeof run->detail];
+            snprintf(msg, sizeof msg, "%s", dsc_errmsg());
+            pthread_mutex_lock(&run->mu);
+            run->failed++;
+            if (i < run->first_bad) {
+                run->first_bad = i;
+                memcpy(run->detail, msg, sizeof msg);
+            }
+            pthread_mutex_unlock(&run->mu);
+        }
+    }
+}
+
+ssize_t dsc_read_batch(dsc_ctx *ctx, dsc_batch_item *items, size_t n,
+                       unsigned threads)
+{
+    dsc_clear_error();
+    if (!ctx || (n && !items))
+        return dsc_fail(DSC_EINVAL, "dsc_read_batch: ctx or items is NULL");
+    for (size_t i = 0; i < n; i++)
+        if (!items[i].url || (items[i].cap && !items[i].buf))
+            return dsc_fail(DSC_EINVAL, "dsc_read_batch: item %zu: %s", i,
+                            items[i].url ? "NULL buffer" : "NULL url");
+    if (n == 0)
+        return 0;
+    if (threads == 0)
+        threads = BATCH_DEFAULT_THREADS;
+    if (threads > n)
+        threads = (unsigned)n;
+    batch_run run = { .ctx = ctx, .items = items, .n = n, .first_bad = n };
+    pthread_mutex_init(&run.mu, NULL);
+    pthread_t *tids = calloc(threads, sizeof *tids);
+    unsigned started = 0;
+    if (tids)
+        for (; started + 1 < threads; started++)
+            if (pthread_create(&tids[started], NULL, batch_thread, &run))
+                break;
+    batch_thread(&run);             /* the caller works too */
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(tids[t], NULL);
+    free(tids);
+    pthread_mutex_destroy(&run.mu);
+    dsc_clear_error();
+    if (run.failed)
+        dsc_fail(items[run.first_bad].status, "item %zu: %s", run.first_bad,
+                 run.detail);
+    return (ssize_t)run.failed;
+}
