@@ -48,7 +48,7 @@ TTOOL_SRC := $(wildcard tests/tools/*.c)
 TTOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TTOOL_SRC))
 
 .PHONY: all lib tools tests setup test test-unit test-integration test-asan test-tsan \
-        demo bench bench-snapshot bench-scale install uninstall clean check-exports fuzz soak
+        demo bench bench-snapshot bench-batch bench-scale install uninstall clean check-exports fuzz soak
 
 all: lib tools
 
@@ -131,6 +131,10 @@ $(BUILD)/bench/%: bench/%.c $(SHLIB)
 # Snapshot load/save/open costs for 10^6 and 10^7 objects; no server.
 bench-snapshot: lib $(BUILD)/bench/bench_snapshot
 	@$(BUILD)/bench/bench_snapshot
+
+# Batch reads vs a loop of open+read, 30 ms origin (issue 15): ~4 min.
+bench-batch: setup lib
+	@/usr/bin/python3 bench/bench_batch.py
 
 # The node cache as its index grows to 10^7 chunk records (BENCH_SCALE_MAX
 # to stop earlier, e.g. 1e5): hit, lookup and open latencies, bytes per

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "api/context.h"
 
 #define BATCH_DEFAULT_THREADS 16
@@ -50,29 +51,53 @@ static void read_item(dsc_ctx *ctx, dsc_batch_item *it)
     dsc_close(f);
 }
 
+/* The next item no thread took yet, or run->n. */
+static size_t take(batch_run *run)
+{
+    pthread_mutex_lock(&run->mu);
+    size_t i = run->next < run->n ? run->next++ : run->n;
+    pthread_mutex_unlock(&run->mu);
+    return i;
+}
+
+static void read_one(batch_run *run, size_t i)
+{
+    dsc_clear_error();
+    read_item(run->ctx, &run->items[i]);
+    if (run->items[i].status) {
+        char msg[sizeof run->detail];
+        snprintf(msg, sizeof msg, "%s", dsc_errmsg());
+        pthread_mutex_lock(&run->mu);
+        run->failed++;
+        if (i < run->first_bad) {
+            run->first_bad = i;
+            memcpy(run->detail, msg, sizeof msg);
+        }
+        pthread_mutex_unlock(&run->mu);
+    }
+}
+
 static void *batch_thread(void *arg)
 {
     batch_run *run = arg;
-    for (;;) {
-        pthread_mutex_lock(&run->mu);
-        size_t i = run->next < run->n ? run->next++ : run->n;
-        pthread_mutex_unlock(&run->mu);
-        if (i == run->n)
-            return NULL;
-        dsc_clear_error();
-        read_item(run->ctx, &run->items[i]);
-        if (run->items[i].status) {
-            char msg[sizeof run->detail];
-            snprintf(msg, sizeof msg, "%s", dsc_errmsg());
-            pthread_mutex_lock(&run->mu);
-            run->failed++;
-            if (i < run->first_bad) {
-                run->first_bad = i;
-                memcpy(run->detail, msg, sizeof msg);
-            }
-            pthread_mutex_unlock(&run->mu);
-        }
-    }
+    for (size_t i; (i = take(run)) < run->n;)
+        read_one(run, i);
+    return NULL;
+}
+
+/* Helpers come as the items show what they cost: an item read from the
+ * cache takes microseconds, and starting 15 threads for those costs more
+ * than it saves, so cached items get one helper a spare core; the first
+ * item that waited on the network brings all of them, so round trips
+ * overlap. */
+#define SLOW_ITEM_MS 3
+
+static void spawn(batch_run *run, pthread_t *tids, unsigned *started,
+                  unsigned upto)
+{
+    while (*started < upto &&
+           pthread_create(&tids[*started], NULL, batch_thread, run) == 0)
+        ++*started;
 }
 
 ssize_t dsc_read_batch(dsc_ctx *ctx, dsc_batch_item *items, size_t n,
@@ -94,12 +119,19 @@ ssize_t dsc_read_batch(dsc_ctx *ctx, dsc_batch_item *items, size_t n,
     batch_run run = { .ctx = ctx, .items = items, .n = n, .first_bad = n };
     pthread_mutex_init(&run.mu, NULL);
     pthread_t *tids = calloc(threads, sizeof *tids);
-    unsigned started = 0;
-    if (tids)
-        for (; started + 1 < threads; started++)
-            if (pthread_create(&tids[started], NULL, batch_thread, &run))
-                break;
-    batch_thread(&run);             /* the caller works too */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned spare = cpus > 1 ? (unsigned)(cpus - 1) : 0;
+    unsigned started = 0, helpers = tids ? threads - 1 : 0;
+    if (spare > helpers)
+        spare = helpers;
+    for (size_t i; (i = take(&run)) < n;) {
+        int64_t t0 = dsc_now_ms();
+        read_one(&run, i);
+        if (dsc_now_ms() - t0 >= SLOW_ITEM_MS)
+            spawn(&run, tids, &started, helpers);
+        else if (!started)
+            spawn(&run, tids, &started, spare);
+    }
     for (unsigned t = 0; t < started; t++)
         pthread_join(tids[t], NULL);
     free(tids);
