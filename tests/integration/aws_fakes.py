@@ -231,8 +231,8 @@ class FakeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port, state):
-        super().__init__(("127.0.0.1", port), _Handler)
+    def __init__(self, port, state, host="127.0.0.1"):
+        super().__init__((host, port), _Handler)
         self.state = state
 
 
@@ -681,6 +681,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="Fake IMDSv2, container credential "
                                  "endpoint, STS and SSO portal on 127.0.0.1.")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="address to bind: 127.0.0.1, or 169.254.170.2 inside "
+                         "a test's own network namespace (the container "
+                         "endpoint's fixed address)")
     ap.add_argument("--port-file")
     ap.add_argument("--pid-file")
     ap.add_argument("--registry", help="append issued credentials here (JSONL)")
@@ -704,7 +708,7 @@ def main(argv=None):
     ap.add_argument("--exit-with-parent", action="store_true")
     args = ap.parse_args(argv)
     state = State(args)
-    srv = FakeServer(args.port, state)
+    srv = FakeServer(args.port, state, args.host)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -23,7 +23,9 @@ Run through tests/run.sh (s3rver, DSC_TEST_BIN), with /usr/bin/python3.
 import json
 import os
 import random
+import shutil
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -188,6 +190,41 @@ def credential_process_container_and_imds():
     assert whoami(env)["source"] == "container"
     me = cross_check("IMDSv2", aws.env(imds=True), True)
     assert me["expires"] > time.time()
+
+
+@test
+def container_relative_uri_in_a_network_namespace():
+    """ECS's relative URI always goes to 169.254.170.2:80: the fakes serve
+    it inside a network namespace of the test's own (root), so nothing on
+    the host changes; unpatched botocore resolves there too."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+        print("  (skipped: needs root, unshare and ip for a network namespace)")
+        return
+    d = Path(tempfile.mkdtemp(dir=aws.dir))
+    script = """
+set -e
+ip link set lo up
+ip addr add 169.254.170.2/32 dev lo
+/usr/bin/python3 {here}/aws_fakes.py --host 169.254.170.2 --port 80 \\
+    --port-file {d}/port --registry {d}/reg.jsonl --exit-with-parent >{d}/fakes.log 2>&1 &
+for i in $(seq 200); do [ -s {d}/port ] && break; sleep 0.05; done
+{bin}/dsc-stat --whoami --json >{d}/dsc.json
+/usr/bin/python3 -c 'import botocore.session as s; c = s.get_session().get_credentials(); print(c.access_key, c.method)' >{d}/boto.txt
+kill %1
+""".format(here=Path(__file__).resolve().parent, d=d, bin=BIN.resolve())
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(d),
+           "AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": "us-east-1",
+           "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/dsc-task"}
+    p = subprocess.run(["unshare", "-n", "bash", "-c", script], env=env,
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode and "Operation not permitted" in p.stderr:
+        print("  (skipped: no network namespace here: %s)" % p.stderr.strip()[:100])
+        return
+    assert p.returncode == 0, (p.stderr, (d / "fakes.log").read_text())
+    me = json.loads((d / "dsc.json").read_text())
+    ak, method = (d / "boto.txt").read_text().split()
+    assert method == "container-role" and me["source"] == "container", (me, method)
+    assert me["access_key_id"] == ak and ak.startswith("ASIAECS"), (me, ak)
 
 
 @test
