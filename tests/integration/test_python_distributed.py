@@ -428,6 +428,32 @@ def tar_state_of_another_dataset_or_seed_is_refused():
         assert "s00/000" not in rest and len(rest) == len(tar_samples) - 1
 
 
+@test
+def stateful_loader_counts_batch_sampler_batches_and_every_epoch_reads():
+    """Two ways users wire a loader that the reviewers caught: a
+    BatchSampler (loader.batch_size is None) must count whole batches,
+    and a resumable TarShards read again epoch after epoch (what the last
+    pass delivered must not hide the next one's shards)."""
+    import dsc
+    from torch.utils.data import BatchSampler, DataLoader
+    with rig.client() as c:
+        ds = dsc.MapDataset(urls[:40], client=c)
+        sampler = dsc.DistributedSampler(ds, num_replicas=1, rank=0, seed=SEED)
+        loader = dsc.StatefulLoader(DataLoader(
+            ds, batch_sampler=BatchSampler(sampler, 8, False),
+            collate_fn=lambda b: b))
+        it = iter(loader)
+        for _ in range(2):
+            next(it)
+        assert loader.state_dict()["sampler"]["consumed"] == 16, loader.state_dict()
+        tar = dsc.TorchTarShards(shard_urls, client=c, seed=SEED, resumable=True)
+        tl = dsc.StatefulLoader(DataLoader(tar, batch_size=4,
+                                           collate_fn=lambda b: b))
+        for epoch in range(2):
+            keys = [s["__key__"] for batch in tl for s in batch]
+            assert sorted(keys) == sorted(tar_samples), (epoch, len(keys))
+
+
 def main():
     global rig, urls
     use_library_under_test()

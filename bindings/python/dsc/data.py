@@ -266,6 +266,7 @@ class TarShards:
         self.epoch = 0
         self._done = set()          # shards fully delivered
         self._partial = {}          # shard -> [count or None, set(members)]
+        self._resuming = False      # a loaded state waits for its pass
 
     def set_epoch(self, epoch):
         """Use (seed, epoch) from the next iteration; resume state of
@@ -369,7 +370,12 @@ class TarShards:
 
     # -- resume ----------------------------------------------------------
     def track_begin(self):
-        """An iteration starts (dsc.StatefulLoader calls it)."""
+        """An iteration starts (dsc.StatefulLoader calls it): it reads the
+        rest of a loaded state's epoch, else the whole epoch again (what
+        the last pass delivered must not hide the next pass's shards)."""
+        if not self._resuming:
+            self._done, self._partial = set(), {}
+        self._resuming = False
 
     def track(self, item):
         """Record the samples of a delivered sample or batch (their
@@ -447,6 +453,7 @@ class TarShards:
             raise ValueError("state names shards outside 0..%d" % (n - 1))
         self.epoch = operator.index(state["epoch"])
         self._done, self._partial = done, partial
+        self._resuming = True
 
 
 def _make_torch_tar_shards():

@@ -306,6 +306,21 @@ def _find_sampler(loader):
     return None
 
 
+def _samples_per_batch(loader):
+    """Sampler indices one batch of loader consumes: batch_size, the
+    batch_sampler's batch_size, or 1 without batching."""
+    if loader.batch_size is not None:
+        return loader.batch_size
+    bs = getattr(loader, "batch_sampler", None)
+    if bs is None:
+        return 1
+    n = getattr(bs, "batch_size", None)
+    if n is None:
+        raise TypeError("StatefulLoader: cannot tell how many samples a batch "
+                        "of %s holds (it has no batch_size)" % type(bs).__name__)
+    return n
+
+
 class StatefulLoader:
     """Wraps a stock torch DataLoader to save and resume mid-epoch, with
     torchdata's StatefulDataLoader's methods: state_dict() and
@@ -339,12 +354,12 @@ class StatefulLoader:
         self._delivered, self._finished = 0, False
         if self._tracks:
             self.dataset.track_begin()
-        bs = self.loader.batch_size
+        bs = _samples_per_batch(self.loader)
         for batch in self.loader:
             if self._tracks:
                 self.dataset.track(batch)
             else:
-                self._delivered += 1 if bs is None else bs
+                self._delivered += bs
             yield batch
         self._finished = True
 
