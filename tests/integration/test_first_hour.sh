@@ -40,9 +40,18 @@ DSC_LOG|loud
 EOF
 check "DSC_CACHE_SIZE='10 G' is 10 GiB" bash -c \
     "DSC_CACHE_SIZE='10 G' '$BIN/dsc-stat' --create --cache-dir '$tmp/tengig' --json | grep -q '\"capacity_set_bytes\":10737418240'"
+# A script file, not -c: under ASan use_library_under_test re-runs it
+# with the sanitizer runtime preloaded.
+cat >"$tmp/bad_policy.py" <<PYEOF
+import sys
+sys.path[:0] = ["$ROOT/tests/integration", "$ROOT/bindings/python"]
+from test_python_client import use_library_under_test
+use_library_under_test()
+import dsc
+dsc.Client()
+PYEOF
 check "Python refuses the same bad value, named" bash -c \
-    "DSC_CACHE_POLICY=foo PYTHONPATH='$ROOT/bindings/python' DSC_LIBRARY='$ROOT/${OUT:-lib}/libdsc.so.0' \
-     /usr/bin/python3 -c 'import dsc; dsc.Client()' 2>&1 | grep -qF \"DSC_CACHE_POLICY='foo'\""
+    "DSC_CACHE_POLICY=foo /usr/bin/python3 '$tmp/bad_policy.py' 2>&1 | grep -qF \"DSC_CACHE_POLICY='foo'\""
 
 # 4. An endpoint that accepts and never answers: a total deadline (here
 # 3 x a 1 s request timeout), a message with attempts and time, retries
