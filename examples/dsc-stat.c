@@ -147,8 +147,10 @@ int main(int argc, char **argv)
     dsc_config_init(&cfg, DSC_CONFIG_VERSION);
     cfg.cache_dir = dir;
     cfg.anonymous = unsigned_req;
-    if (who)
+    if (who) {
+        cfg.cache_dir = "";         /* who we are needs no cache: make none */
         return whoami(&cfg, json);
+    }
     /* The cache's state needs no S3 request, so no credentials either. */
     cfg.anonymous = 1;
     cfg.cache_existing = !create;

@@ -108,6 +108,8 @@ def cross_check(name, env, same_key):
 def environment_and_profile_keys():
     env = aws.env(AWS_ACCESS_KEY_ID="S3RVER", AWS_SECRET_ACCESS_KEY="S3RVER")
     cross_check("env", env, True)
+    # Asking who we are makes no cache (dsc-stat creates none unless asked).
+    assert not (Path(env["HOME"]) / ".cache").exists()
     # DSC_LOG=info names the source once per context; never the secret.
     p, _ = run("dsc-stat", dict(env, DSC_LOG="info", AWS_SECRET_ACCESS_KEY="sEcReT"),
                "--whoami")
