@@ -119,14 +119,12 @@ if mount -t tmpfs -o size=2m,mode=0700 tmpfs "$mnt" 2>/dev/null; then
     done
     stat_out=$(DSC_CACHE_DIR="$mnt" "$BIN/dsc-stat")
     echo "$stat_out" | sed 's/^/    /'
+    # A later process may find the disk full again (the index file grew
+    # into the slack) and lower the limit once more: that warning is the
+    # cache adapting. A write that fails and is read around is not.
     warn=$(DSC_CACHE_DIR="$mnt" DSC_CHUNK_SIZE=256K "$BIN/dsc-cat" "$url" 2>&1 >/dev/null | grep warning || true)
-    if [[ "${OUT:-}" == *tsan* && -n "$warn" ]]; then
-        # Seen once in a CI rehearsal under TSan only, not reproduced in
-        # four runs since: reported here so it can be found, not failed.
-        echo "    (under TSan, reported, not failed: $warn)"
-    else
-        check "full disk: evictions, no write failures later ($warn)" test -z "$warn"
-    fi
+    check "full disk: no write failures later ($warn)" \
+        bash -c "! grep -q 'without caching' <<<\"\$1\"" _ "$warn"
     check "full disk: dsc-stat shows the limit" has "$stat_out" 'limited to .*the filesystem filled'
     check "full disk: evictions counted" has "$stat_out" '^evictions +[1-9]'
     umount "$mnt"; mnt=""
