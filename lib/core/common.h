@@ -63,6 +63,9 @@ int dsc_etag_ok(const char *e, size_t n);
 /* An AWS region name ("eu-west-1"): it becomes part of host names, so
  * only lower-case letters, digits and inner hyphens, 1..31 bytes. */
 int dsc_region_ok(const char *r);
+/* 1 when s (NULL counts) holds no C0 control byte and no DEL: a value
+ * that goes into an HTTP header line and must not end it. */
+int dsc_header_value_ok(const char *s);
 /* A regular file of at most max bytes, whole and NUL-ended (malloc'd;
  * *len its length when len is not NULL), or NULL with errno set (EFBIG
  * when larger). Read into one buffer, so secrets leave no copies. */

@@ -298,6 +298,14 @@ char *dsc_read_small_file(const char *path, size_t max, size_t *len)
     return text;
 }
 
+int dsc_header_value_ok(const char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
 int dsc_region_ok(const char *r)
 {
     size_t n = r ? strlen(r) : 0;

@@ -29,22 +29,15 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
-/* A value that goes into a header: a control byte would add headers of
- * the source's choosing to every request. */
-static int header_safe(const char *v)
-{
-    for (; v && *v; v++)
-        if ((unsigned char)*v < 0x20 || *v == 0x7f)
-            return 0;
-    return 1;
-}
-
 static int keyset_new(const dsc_keys *k, unsigned gen, const char *source,
                       dsc_keyset **out)
 {
     *out = NULL;
-    if (!header_safe(k->access_key) || !header_safe(k->secret_key) ||
-        !header_safe(k->session_token))
+    /* They go into headers: a control byte would add headers of the
+     * source's choosing to every request. */
+    if (!dsc_header_value_ok(k->access_key) ||
+        !dsc_header_value_ok(k->secret_key) ||
+        !dsc_header_value_ok(k->session_token))
         return dsc_fail(DSC_ECREDS, "credentials from %s hold a control "
                         "character; refusing to put them in a request",
                         source);

@@ -55,10 +55,9 @@ static int http_for(const dsc_cred_source *s, dsc_http **h)
 /* "name: value", or "name:" (curl then sends none) when value is NULL. */
 static int header(struct curl_slist **h, const char *name, const char *value)
 {
-    for (const char *c = value; c && *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            return dsc_fail(DSC_ECREDS, "the %s to send holds a control "
-                            "character; refusing to send it", name);
+    if (!dsc_header_value_ok(value))
+        return dsc_fail(DSC_ECREDS, "the %s to send holds a control "
+                        "character; refusing to send it", name);
     dsc_buf line = { 0 };
     dsc_buf_printf(&line, "%s:%s%s", name, value ? " " : "",
                    value ? value : "");
