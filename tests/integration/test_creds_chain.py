@@ -408,11 +408,8 @@ def main():
     use_library_under_test()
     if not ENDPOINT or not BUCKET:
         sys.exit("DSC_TEST_ENDPOINT / DSC_TEST_BUCKET not set: run through tests/run.sh")
-    import boto3
-    from botocore.config import Config
-    s3 = boto3.client("s3", endpoint_url=ENDPOINT, aws_access_key_id="S3RVER",
-                      aws_secret_access_key="S3RVER", region_name="us-east-1",
-                      config=Config(s3={"addressing_style": "path"}))
+    import peerlib
+    s3 = peerlib.s3()           # the test server's own client (s3rver keys)
     s3.put_object(Bucket=BUCKET, Key=KEY, Body=DATA)
     try:
         with awsenv.AwsEnv(lifetime=3600, upstream=ENDPOINT) as env:

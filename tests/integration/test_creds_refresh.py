@@ -77,11 +77,8 @@ def main():
     if not ENDPOINT or not BUCKET:
         sys.exit("DSC_TEST_ENDPOINT / DSC_TEST_BUCKET not set: run through tests/run.sh")
     import hashlib
-    import boto3
-    from botocore.config import Config
-    s3 = boto3.client("s3", endpoint_url=ENDPOINT, aws_access_key_id="S3RVER",
-                      aws_secret_access_key="S3RVER", region_name="us-east-1",
-                      config=Config(s3={"addressing_style": "path"}))
+    import peerlib
+    s3 = peerlib.s3()           # the test server's own client (s3rver keys)
     rng = random.Random(20)
     objects = {}
     for i in range(24):
