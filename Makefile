@@ -163,11 +163,11 @@ CPP_EXAMPLE_BIN := $(BUILD)/bin/cpp_loader
 tools: $(CPP_EXAMPLE_BIN)
 tests: $(CPP_TEST_BIN)
 
-$(BUILD)/tests/cpp_%: tests/cpp/%.cpp bindings/cpp/dsc.hpp include/dsc.h $(SHLIB)
+$(BUILD)/tests/cpp_%: tests/cpp/%.cpp tests/cpp/cpptest.h $(wildcard bindings/cpp/*.hpp) include/dsc.h $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS)
 
-$(BUILD)/bin/cpp_loader: examples/cpp_loader.cpp bindings/cpp/dsc.hpp include/dsc.h $(SHLIB)
+$(BUILD)/bin/cpp_loader: examples/cpp_loader.cpp $(wildcard bindings/cpp/*.hpp) include/dsc.h $(SHLIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) $< -o $@ -L$(OUT) -ldsc -Wl,-rpath,$(abspath $(OUT)) $(ALL_LDFLAGS)
 
@@ -223,7 +223,7 @@ demo: setup
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
-	install -m 644 include/dsc.h bindings/cpp/dsc.hpp $(DESTDIR)$(INCDIR)/
+	install -m 644 include/dsc.h bindings/cpp/dsc.hpp bindings/cpp/dsc_loader.hpp $(DESTDIR)$(INCDIR)/
 	install -m 755 $(OUT)/libdsc.so.$(SOVER) $(DESTDIR)$(LIBDIR)/
 	ln -sf libdsc.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libdsc.so.$(SOMAJOR)
 	ln -sf libdsc.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libdsc.so
@@ -263,7 +263,7 @@ demo-down:
 	@scripts/demo.sh down
 
 uninstall:
-	rm -f $(DESTDIR)$(INCDIR)/dsc.h $(DESTDIR)$(INCDIR)/dsc.hpp $(DESTDIR)$(LIBDIR)/libdsc.* \
+	rm -f $(DESTDIR)$(INCDIR)/dsc.h $(DESTDIR)$(INCDIR)/dsc.hpp $(DESTDIR)$(INCDIR)/dsc_loader.hpp $(DESTDIR)$(LIBDIR)/libdsc.* \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/libdsc.pc
 	for t in $(TOOLS) dscd; do rm -f $(DESTDIR)$(BINDIR)/$$t; done
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi

@@ -2,7 +2,8 @@
 shuffle, rank x worker splits, and state to resume an epoch mid-way.
 
 The shuffle generator is specified here so any language can compute the
-same order (bindings/cpp/dsc.hpp may follow it):
+same order (dsc::permutation in bindings/cpp/dsc_loader.hpp does; its
+test checks the two agree):
 
     M = 2**64, GAMMA = 0x9E3779B97F4A7C15
     mix(z):  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 mod M
