@@ -23,7 +23,7 @@ prefix="$tmp/prefix"
 # objects must not end up in an installed library.
 ibuild="$tmp/build"
 check "make install PREFIX" make -s install PREFIX="$prefix" BUILD="$ibuild" OUT="$ibuild/lib" >/dev/null
-for f in include/dsc.h include/dsc.hpp lib/libdsc.so lib/libdsc.so.0 lib/libdsc.a \
+for f in include/dsc.h include/dsc.hpp include/dsc_loader.hpp lib/libdsc.so lib/libdsc.so.0 lib/libdsc.a \
          lib/pkgconfig/libdsc.pc bin/dsc-cat bin/dsc-prefetch bin/dsc-stat bin/dsc-snapshot; do
     check "installed $f" test -e "$prefix/$f"
 done
