@@ -114,7 +114,8 @@ static int members_new(const dsc_peers *p, const char *list,
         m->st = calloc(dsc_ring_size(m->ring), sizeof *m->st);
         rc = m->st ? 0 : DSC_ENOMEM;
     }
-    for (size_t i = 0; !rc && prev && prev->ring && i < dsc_ring_size(m->ring); i++) {
+    for (size_t i = 0; !rc && m->ring && prev && prev->ring &&
+                       i < dsc_ring_size(m->ring); i++) {
         int was = dsc_ring_find(prev->ring, dsc_ring_peer(m->ring, i));
         if (was >= 0)
             m->st[i].down_until_ms = dsc_atomic_get(&prev->st[was].down_until_ms);
