@@ -186,7 +186,8 @@ int dsc_discovery_resolve(const dsc_discovery *d, char **list)
            : dsc_fail(DSC_EINVAL, "peer discovery: not a DNS spec");
     if (rc)
         goto done;
-    qsort(found.v, found.n, sizeof *found.v, cmp_name);
+    if (found.n)    /* qsort wants a pointer even for none */
+        qsort(found.v, found.n, sizeof *found.v, cmp_name);
     for (size_t i = 0; i < found.n; i++)
         if (i == 0 || strcmp(found.v[i], found.v[i - 1]))
             dsc_buf_printf(&joined, "%s%s", joined.len ? "," : "", found.v[i]);

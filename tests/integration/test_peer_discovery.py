@@ -239,6 +239,17 @@ def run(pl, state, dns, daemons, readers):
         check(False, "the reader saw %d nodes within 20 s" % want)
         return passes
 
+    # A fork child (a DataLoader worker) has no refresher of its parent:
+    # it starts its own and follows the records too.
+    reader.proc.stdin.write("forkwait 4\n")
+    reader.proc.stdin.flush()
+    dns.write([1, 2, 3, 4])
+    dns.reload()
+    words = reader.proc.stdout.readline().split()
+    r = dict((k, int(v)) for k, v in (w.split("=") for w in words[1:] if "=" in w))
+    check(words[:1] == ["fork"] and r.get("peers") == 4 and r.get("ok") == n and
+          r.get("peer_errors") == 0,
+          "a fork child sees the 4th node by itself and reads exact (%s)" % words)
     passes = change([1, 2, 3, 4])
     good_pass("4 nodes")
     passes += change([1, 2])

@@ -10,8 +10,14 @@
  *          "pass ok=N bad=N errors=N " + the stats line
  *   stats  "stats peers=N changes=N resolve_errors=N s3_gets=N
  *          peer_hits=N peer_errors=N"
+ *   forkwait N
+ *          fork (as a DataLoader starts its workers); the child waits up
+ *          to 30 s until its context knows N peers, makes a pass and
+ *          answers "fork ..." as pass does; the parent waits for it
  * EOF ends it. Uses dsc.h alone (settings from the environment). */
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +94,23 @@ static void *worker(void *arg)
     }
 }
 
+static uint64_t peers_known(void)
+{
+    dsc_stats st;
+    dsc_stats_get(ctx, &st, sizeof st);
+    return st.peers;
+}
+
+static void read_all(int threads)
+{
+    pthread_t t[64];
+    next_url = ok = bad = errors = 0;
+    for (int i = 0; i < threads; i++)
+        pthread_create(&t[i], NULL, worker, NULL);
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+}
+
 static void print_stats(void)
 {
     dsc_stats st;
@@ -116,14 +139,29 @@ int main(int argc, char **argv)
     }
     char line[64];
     while (fgets(line, sizeof line, stdin)) {
+        unsigned want;
         if (strcmp(line, "pass\n") == 0) {
-            pthread_t t[64];
-            next_url = ok = bad = errors = 0;
-            for (int i = 0; i < threads; i++)
-                pthread_create(&t[i], NULL, worker, NULL);
-            for (int i = 0; i < threads; i++)
-                pthread_join(t[i], NULL);
+            read_all(threads);
             printf("pass ok=%d bad=%d errors=%d ", ok, bad, errors);
+        } else if (sscanf(line, "forkwait %u", &want) == 1) {
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                for (int i = 0; i < 300 && peers_known() != want; i++)
+                    usleep(100000);
+                read_all(threads);
+                printf("fork ok=%d bad=%d errors=%d ", ok, bad, errors);
+                print_stats();
+                fflush(stdout);
+                dsc_ctx_close(ctx);
+                _exit(0);
+            }
+            int status = 0;
+            if (pid < 0 || waitpid(pid, &status, 0) != pid || status) {
+                printf("fork failed\n");
+                fflush(stdout);
+            }
+            continue;
         } else if (strcmp(line, "stats\n") == 0) {
             printf("stats ");
         } else {
