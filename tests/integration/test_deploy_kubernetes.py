@@ -480,6 +480,8 @@ def check_values(cm):
     try:
         env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "DSC_ANONYMOUS": "1",
                "AWS_EC2_METADATA_DISABLED": "true"}
+        # A sanitizer build's options (make test-asan, test-tsan) go along.
+        env.update({k: v for k, v in os.environ.items() if k.endswith("SAN_OPTIONS")})
         env.update({k: str(v) for k, v in cm.items() if k != "DSC_PEERS"})
         env["DSC_CACHE_DIR"] = os.path.join(tmp, "cache")
         r = subprocess.run([stat, "--create"], env=env, capture_output=True, text=True,
