@@ -12,6 +12,8 @@ APT_PKGS=(build-essential pkg-config libcurl4-openssl-dev libssl-dev
           dnsmasq-base iproute2)
 # Node.js may come from elsewhere (it bundles npm); Debian's only when absent.
 command -v npm >/dev/null 2>&1 || APT_PKGS+=(nodejs npm)
+# The Kubernetes manifests' test (tests/integration/test_deploy_kubernetes.py).
+APT_PKGS+=(yamllint python3-yaml)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
