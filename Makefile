@@ -48,7 +48,7 @@ TTOOL_SRC := $(wildcard tests/tools/*.c)
 TTOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TTOOL_SRC))
 
 .PHONY: all lib tools tests setup test test-unit test-integration test-asan test-tsan \
-        demo bench bench-snapshot bench-batch bench-scale install uninstall clean check-exports fuzz soak
+        demo bench bench-snapshot bench-batch bench-scale bench-discovery install uninstall clean check-exports fuzz soak
 
 all: lib tools
 
@@ -147,6 +147,12 @@ $(BUILD)/bench/bench_scale: bench/scale/bench_scale.c $(STLIB) $(LIB_HDR)
 
 bench-scale: $(BUILD)/bench/bench_scale
 	@$(BUILD)/bench/bench_scale
+
+# Reads with DNS-discovered peers vs a static list (root: a network
+# namespace with its own dnsmasq).
+bench-discovery: setup
+	@$(MAKE) --no-print-directory all tools
+	@BUILD=$(BUILD) /usr/bin/python3 bench/bench_discovery.py
 
 bench: setup
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
