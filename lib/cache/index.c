@@ -106,6 +106,17 @@ int dsc_ix_begin(dsc_index *ix, unsigned flags, MDB_txn **txn, const char *what)
         pthread_rwlock_unlock(&ix->resize);
         follow_map(ix);
     }
+    if (rc == EAGAIN || rc == EACCES)
+        /* LMDB keys reader slots by pid, locking the pid's byte of the
+         * lock file: a process of the same pid in another PID namespace
+         * (another container) holds ours. Without this line the cache
+         * would silently never hit. */
+        dsc_log_once(&ix->warned_pid, DSC_LOG_WARN, "cache index %s: no "
+                     "reader slot (%s): a process with this pid in another "
+                     "PID namespace uses the cache; every process sharing a "
+                     "cache must share one PID namespace (Kubernetes: "
+                     "hostPID: true); reading from S3 without the cache",
+                     ix->path, mdb_strerror(rc));
     if (rc) {
         pthread_rwlock_unlock(&ix->resize);
         return dsc_ix_fail(rc, what, ix->path);

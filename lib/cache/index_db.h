@@ -32,6 +32,7 @@ struct dsc_index {
     int dead;                      /* a remap failed and left no map: every
                                       transaction is refused (reads go to S3) */
     int warned_full;
+    int warned_pid;
 };
 
 /* Transactions: begin (MDB_RDONLY or 0) takes the resize lock shared and
