@@ -996,6 +996,13 @@ def read_batch_reads_many_objects_with_a_status_each():
         # MapDataset reads a batch with it (torch's DataLoader calls this).
         ds = dsc.MapDataset([rig.url(k) for k in keys], client=c, transform=len)
         assert ds.__getitems__([2, 0, 31]) == [len(fx[keys[2]]), len(fx[keys[0]]), 0]
+        # Over a prefix the listing's sizes go along: each item is opened
+        # once (its cached metadata), not once to learn its size and again.
+        ds = dsc.MapDataset(rig.url("epoch/"), client=c)
+        assert ds.sizes == [len(fx[u[len(rig.url("")):]]) for u in ds.urls]
+        before = c.stats()["meta_hits"]
+        assert ds.__getitems__([5, 1, 7]) == [fx[ds.urls[i][len(rig.url("")):]] for i in (5, 1, 7)]
+        assert c.stats()["meta_hits"] - before == 3, c.stats()["meta_hits"] - before
 
 
 def make_tar(samples):

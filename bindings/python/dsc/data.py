@@ -24,24 +24,29 @@ def _client(client):
 
 
 def _url_list(urls, client, snapshot=None):
-    """The URLs of a dataset: a snapshot's (which the client then uses, so
-    its objects open with no HEAD or LIST, pinned to the listed versions),
-    a prefix's (one listing), or the given sequence."""
+    """The URLs of a dataset and, when a listing gave them, their sizes
+    (else None): a snapshot's (which the client then uses, so its objects
+    open with no HEAD or LIST, pinned to the listed versions), a prefix's
+    (one listing), or the given sequence."""
     if isinstance(urls, (Snapshot, os.PathLike)):
         snapshot, urls = urls, None
     if snapshot is not None:
         if urls is not None:
             raise TypeError("give urls or snapshot, not both")
-        return client.use_snapshot(snapshot).urls()
+        snap = client.use_snapshot(snapshot)
+        head = "s3://%s/" % snap.bucket
+        entries = list(snap)
+        return [head + key for key, _, _ in entries], [size for _, size, _ in entries]
     if urls is None:
         raise TypeError("a dataset needs urls, a prefix or a snapshot")
     if isinstance(urls, str):       # a prefix: everything under it
-        return [obj["url"] for obj in client.list(urls)]
+        objs = list(client.list(urls))
+        return [obj["url"] for obj in objs], [obj["size"] for obj in objs]
     out = list(urls)
     for u in out:
         if not isinstance(u, str):
             raise TypeError("URLs must be str, not %s" % type(u).__name__)
-    return out
+    return out, None
 
 
 class MapDataset:
@@ -57,7 +62,9 @@ class MapDataset:
 
     def __init__(self, urls=None, transform=None, client=None, snapshot=None):
         self.client = _client(client)
-        self.urls = _url_list(urls, self.client, snapshot)
+        # Sizes from the listing spare read_batch a first pass to learn
+        # them (an object that grew since is read alone, whole).
+        self.urls, self.sizes = _url_list(urls, self.client, snapshot)
         self.transform = transform
 
     def __len__(self):
@@ -71,7 +78,9 @@ class MapDataset:
         """A batch of items read at once (Client.read_batch: the objects'
         round trips overlap); torch's DataLoader (2.x, and Debian's 1.13)
         calls it for each batch."""
-        datas = self.client.read_batch([self.urls[operator.index(i)] for i in indices])
+        picked = [operator.index(i) for i in indices]
+        sizes = None if self.sizes is None else [self.sizes[i] for i in picked]
+        datas = self.client.read_batch([self.urls[i] for i in picked], sizes=sizes)
         return datas if self.transform is None else [self.transform(d) for d in datas]
 
     def prefetch(self, indices):
@@ -247,7 +256,7 @@ class TarShards:
                  resumable=False):
         from .sampling import world
         self.client = _client(client)
-        self.urls = _url_list(urls, self.client, snapshot)
+        self.urls, _ = _url_list(urls, self.client, snapshot)
         self.transform = transform
         self.buffer_size = buffer_size
         if equalize not in (None, "pad", "drop"):
