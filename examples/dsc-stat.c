@@ -202,11 +202,12 @@ static void json_out(dsc_ctx *ctx, const report *r, double ratio, int clean,
            ",\"s3_lists\":%" PRIu64 ",\"s3_retries\":%" PRIu64
            ",\"s3_bytes\":%" PRIu64 ",\"cache_read_bytes\":%" PRIu64
            ",\"peer_hits\":%" PRIu64 ",\"peer_bytes\":%" PRIu64
+           ",\"prefetched_chunks\":%" PRIu64 ",\"prefetched_bytes\":%" PRIu64
            ",\"saved_requests\":%" PRIu64 ",\"saved_bytes\":%" PRIu64,
            s->node_s3_gets, s->node_s3_heads, s->node_s3_lists,
            s->node_s3_retries, s->node_s3_bytes, s->node_cache_bytes,
-           s->node_peer_hits, s->node_peer_bytes, s->node_hits,
-           s->node_cache_bytes);
+           s->node_peer_hits, s->node_peer_bytes, s->node_prefetched,
+           s->node_prefetched_bytes, r->cost.gets_saved, r->cost.bytes_saved);
     const dsc_cost *c = &r->cost;
     printf(",\"cost_dollars\":{\"requests_spent\":%.10g,\"transfer_spent\":%.10g"
            ",\"requests_saved\":%.10g,\"transfer_saved\":%.10g"
@@ -272,12 +273,12 @@ static void human_out(dsc_ctx *ctx, const report *r, double ratio, int clean,
                s->node_peer_hits, b1);
     }
     const dsc_cost *c = &r->cost;
-    tool_bytes((double)s->node_cache_bytes, b2, sizeof b2);
+    tool_bytes((double)c->bytes_saved, b2, sizeof b2);
     money(c->requests_saved + c->transfer_saved, m1, sizeof m1);
     money(c->requests_saved, m2, sizeof m2);
     money(c->transfer_saved, m3, sizeof m3);
     printf("cost saved  %s: %" PRIu64 " GETs (%s) and %s of transfer (%s) "
-           "served by the cache\n", m1, s->node_hits, m2, b2, m3);
+           "served by the cache\n", m1, c->gets_saved, m2, b2, m3);
     money(c->requests_spent + c->transfer_spent, m1, sizeof m1);
     money(c->requests_spent, m2, sizeof m2);
     money(c->transfer_spent, m3, sizeof m3);

@@ -517,7 +517,9 @@ typedef struct dsc_stats {
     /* The node's S3 traffic and reads by source: the counters of every
      * process that used the cache (readers and dscd), flushed as
      * node_hits are. A chunk read served from the node cache (node_hits,
-     * node_cache_bytes) is an S3 GET and its bytes saved. */
+     * node_cache_bytes) saved an S3 GET and its bytes, except the first
+     * read of a prefetched chunk, whose GET was only made earlier: saved
+     * = node_hits - node_prefetched (dsc_cost). */
     uint64_t node_s3_gets;      /**< GETs sent to S3 (a retried GET once) */
     uint64_t node_s3_heads;     /**< HEADs sent to S3 */
     uint64_t node_s3_lists;     /**< LIST pages asked of S3 */
@@ -527,6 +529,10 @@ typedef struct dsc_stats {
     uint64_t node_peer_hits;    /**< chunk reads served by their owner node
                                      (another node's dscd) */
     uint64_t node_peer_bytes;   /**< chunk bytes received from peers */
+    uint64_t node_prefetched;   /**< chunks brought into the cache with no
+                                     reader waiting (prefetch, readahead,
+                                     plans; from S3 or peers) */
+    uint64_t node_prefetched_bytes;
 } dsc_stats;
 
 /** Who a context signs its requests as (dsc_whoami); never the secret. */
@@ -612,15 +618,20 @@ typedef struct dsc_prices {
  *  Errors: DSC_EINVAL (a variable that is not a price, named). */
 DSC_API int dsc_prices_get(dsc_prices *out, size_t size);
 
-/** An estimate of the node's S3 bill so far and of what its cache saved. */
+/** An estimate of the node's S3 bill so far and of what its cache saved,
+ *  in dollars. */
 typedef struct dsc_cost {
     double requests_spent;  /**< GETs and HEADs, LISTs the node sent */
     double transfer_spent;  /**< bytes the node received from S3 */
-    double requests_saved;  /**< GETs not sent: chunk reads served from the
+    double requests_saved;  /**< the GETs of gets_saved */
+    double transfer_saved;  /**< the bytes of bytes_saved */
+    uint64_t gets_saved;    /**< GETs not sent: chunk reads served from the
                                  node cache (its dscd's answers to peers
                                  included, so a cluster's sum counts each
-                                 saving once) */
-    double transfer_saved;  /**< the bytes of those reads */
+                                 saving once), less the chunks prefetched
+                                 into it (0 while prefetching leads) */
+    uint64_t bytes_saved;   /**< bytes read from the cache, less the
+                                 bytes prefetched (0 while those lead) */
 } dsc_cost;
 
 /**
@@ -628,7 +639,8 @@ typedef struct dsc_cost {
  * counters of dsc_stats_get: requests_spent = (node_s3_gets +
  * node_s3_heads) x get_per_1000 / 1000 + node_s3_lists x list_per_1000 /
  * 1000, transfer_spent = node_s3_bytes / 2^30 x egress_per_gb; saved:
- * node_hits GETs and node_cache_bytes bytes at the same prices. Fields
+ * node_hits - node_prefetched GETs and node_cache_bytes -
+ * node_prefetched_bytes bytes at the same prices. Fields
  * are only ever appended; pass sizeof(dsc_cost). Errors: DSC_EINVAL (a
  * bad price variable, or arguments).
  */

@@ -111,6 +111,15 @@ int dsc_metrics_cache_opts(dsc_ctx *ctx, dsc_cache_opts *o)
     return rc;
 }
 
+static uint64_t less(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+/* A hit saved a GET and its bytes, unless it was the first read of a
+ * prefetched chunk (the GET was made, only earlier): so the node's hits
+ * less its prefetched chunks, at 0 while prefetching runs ahead of the
+ * reads. Prefetched chunks never read lower it for good: wasted GETs. */
 static dsc_cost cost_of(const dsc_stats *st, const dsc_prices *p)
 {
     dsc_cost c = {
@@ -118,9 +127,11 @@ static dsc_cost cost_of(const dsc_stats *st, const dsc_prices *p)
                                p->get_per_1000 +
                            (double)st->node_s3_lists * p->list_per_1000) / 1000,
         .transfer_spent = (double)st->node_s3_bytes / GB * p->egress_per_gb,
-        .requests_saved = (double)st->node_hits * p->get_per_1000 / 1000,
-        .transfer_saved = (double)st->node_cache_bytes / GB * p->egress_per_gb,
+        .gets_saved = less(st->node_hits, st->node_prefetched),
+        .bytes_saved = less(st->node_cache_bytes, st->node_prefetched_bytes),
     };
+    c.requests_saved = (double)c.gets_saved * p->get_per_1000 / 1000;
+    c.transfer_saved = (double)c.bytes_saved / GB * p->egress_per_gb;
     return c;
 }
 
@@ -219,14 +230,17 @@ static const family FAMILIES[] = {
       "s3 (GET bodies), cache (the node cache), peer (other nodes' dscd)." },
     { "dsc_peer_hits_total", "counter", "Chunk reads served by their owner "
       "node's dscd." },
-    { "dsc_saved_requests_total", "counter", "S3 GETs not sent: chunk reads "
-      "served from the node cache." },
-    { "dsc_saved_bytes_total", "counter", "S3 bytes not transferred: the "
-      "bytes of those reads." },
+    { "dsc_prefetched_chunks_total", "counter", "Chunks brought into the "
+      "node cache with no reader waiting (prefetch, readahead, plans)." },
+    { "dsc_prefetched_bytes_total", "counter", "The bytes of those chunks." },
+    { "dsc_saved_requests", "gauge", "S3 GETs not sent so far: chunk reads "
+      "served from the node cache less the chunks prefetched into it." },
+    { "dsc_saved_bytes", "gauge", "S3 bytes not transferred so far: bytes "
+      "read from the node cache less the bytes prefetched into it." },
     { "dsc_cost_dollars_total", "counter", "Estimated S3 charges of the "
       "node's requests and transfer, US dollars at dsc_price_dollars." },
-    { "dsc_saved_dollars_total", "counter", "Estimated S3 charges the node "
-      "cache saved, US dollars at dsc_price_dollars." },
+    { "dsc_saved_dollars", "gauge", "Estimated S3 charges the node cache "
+      "saved so far, US dollars at dsc_price_dollars." },
     { "dsc_price_dollars", "gauge", "The prices of the estimates "
       "(DSC_PRICE_GET_PER_1000, DSC_PRICE_LIST_PER_1000, "
       "DSC_PRICE_EGRESS_PER_GB)." },
@@ -313,15 +327,17 @@ static void series(dsc_buf *b, const dsc_stats *st, const dsc_prices *p,
     u64(b, "dsc_read_bytes_total", "source=\"cache\"", st->node_cache_bytes);
     u64(b, "dsc_read_bytes_total", "source=\"peer\"", st->node_peer_bytes);
     one(b, "dsc_peer_hits_total", st->node_peer_hits);
-    one(b, "dsc_saved_requests_total", st->node_hits);
-    one(b, "dsc_saved_bytes_total", st->node_cache_bytes);
+    one(b, "dsc_prefetched_chunks_total", st->node_prefetched);
+    one(b, "dsc_prefetched_bytes_total", st->node_prefetched_bytes);
     dsc_cost c = cost_of(st, p);
+    one(b, "dsc_saved_requests", c.gets_saved);
+    one(b, "dsc_saved_bytes", c.bytes_saved);
     head(b, "dsc_cost_dollars_total");
     dollars(b, "dsc_cost_dollars_total", "item=\"requests\"", c.requests_spent);
     dollars(b, "dsc_cost_dollars_total", "item=\"transfer\"", c.transfer_spent);
-    head(b, "dsc_saved_dollars_total");
-    dollars(b, "dsc_saved_dollars_total", "item=\"requests\"", c.requests_saved);
-    dollars(b, "dsc_saved_dollars_total", "item=\"transfer\"", c.transfer_saved);
+    head(b, "dsc_saved_dollars");
+    dollars(b, "dsc_saved_dollars", "item=\"requests\"", c.requests_saved);
+    dollars(b, "dsc_saved_dollars", "item=\"transfer\"", c.transfer_saved);
     head(b, "dsc_price_dollars");
     dollars(b, "dsc_price_dollars", "item=\"get_per_1000\"", p->get_per_1000);
     dollars(b, "dsc_price_dollars", "item=\"list_per_1000\"", p->list_per_1000);

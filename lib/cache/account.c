@@ -82,6 +82,10 @@ void dsc_cache_account(dsc_cache *c, const dsc_objref *obj,
             c->pending.peer_hits += read;
             c->pending.peer_bytes += bytes;
         }
+        if (src != DSC_SRC_CACHE && !read && bytes) {
+            c->pending.prefetched++;
+            c->pending.prefetched_bytes += bytes;
+        }
         int flush = c->ntouched == DSC_TOUCH_BATCH ||
                     (may_flush && dsc_now_ms() - c->last_flush_ms >= FLUSH_EVERY_MS);
         pthread_mutex_unlock(&c->lock);

@@ -255,6 +255,8 @@ void dsc_cache_stats(dsc_cache *c, dsc_stats *st)
             st->node_cache_bytes = nc.cache_bytes;
             st->node_peer_hits = nc.peer_hits;
             st->node_peer_bytes = nc.peer_bytes;
+            st->node_prefetched = nc.prefetched;
+            st->node_prefetched_bytes = nc.prefetched_bytes;
         }
     }
 }

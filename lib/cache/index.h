@@ -127,6 +127,9 @@ typedef struct dsc_node_counters {
     uint64_t s3_bytes;             /* GET body bytes received */
     uint64_t cache_bytes;          /* bytes read from the cache (hits) */
     uint64_t peer_hits, peer_bytes;    /* chunks other nodes' dscd sent */
+    /* Chunks brought in with no reader waiting (prefetch, readahead,
+     * plans; from S3 or a peer): their first read saves no GET. */
+    uint64_t prefetched, prefetched_bytes;
 } dsc_node_counters;
 
 /* Bytes read per key prefix (bucket and the key's first directories),

@@ -46,6 +46,8 @@ static int add_counters(MDB_txn *txn, dsc_index *ix, const dsc_node_counters *a)
     n.cache_bytes += a->cache_bytes;
     n.peer_hits += a->peer_hits;
     n.peer_bytes += a->peer_bytes;
+    n.prefetched += a->prefetched;
+    n.prefetched_bytes += a->prefetched_bytes;
     MDB_val k = { sizeof COUNTERS_KEY - 1, (void *)COUNTERS_KEY };
     MDB_val v = { sizeof n, &n };
     return mdb_put(txn, ix->info, &k, &v, 0);

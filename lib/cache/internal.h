@@ -70,7 +70,8 @@ uint64_t dsc_cache_disk_room(const dsc_cache *c, uint64_t used, uint64_t writing
 
 /* Count a chunk's bytes for the node (account.c): src DSC_SRC_CACHE is
  * a hit of id read (its access time batched too), DSC_SRC_S3 a chunk
- * GET, DSC_SRC_PEER a chunk from its owner node (read: a peer hit).
+ * GET, DSC_SRC_PEER a chunk from its owner node; read: a reader waits for
+ * it (else it was prefetched).
  * Flushes when a second has passed since the last flush, unless
  * !may_flush (a caller holding a single-flight lock: that LMDB write
  * would lengthen its hold). */

@@ -367,7 +367,8 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, part *p, int *fetched)
         *fetched = 1;
         if (p->dst)
             bump(&c->n.misses, 1);
-        dsc_cache_account(c, p->obj, NULL, DSC_SRC_S3, p->chunk_len, 0, 1);
+        dsc_cache_account(c, p->obj, NULL, DSC_SRC_S3, p->chunk_len,
+                          p->dst != NULL, 1);
     }
     return rc;
 }

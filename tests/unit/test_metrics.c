@@ -199,6 +199,11 @@ static void test_account_prefix_of_key(void **state)
     assert_int_equal(out[1].bytes[DSC_SRC_S3], 4);
     assert_string_equal(out[2].prefix, "a/b/");
     assert_int_equal(out[2].bytes[DSC_SRC_S3], 3);
+    /* No reader waited for them: prefetched, their first reads save nothing. */
+    dsc_node_counters n;
+    assert_int_equal(dsc_index_counters_get(dsc_cache_index(c), &n), 0);
+    assert_int_equal(n.prefetched, 4);
+    assert_int_equal(n.prefetched_bytes, 15);
     dsc_cache_close(c);
 }
 
@@ -243,6 +248,7 @@ static void test_account_more_prefixes_than_pending(void **state)
     assert_int_equal(dsc_index_counters_get(dsc_cache_index(c), &n), 0);
     assert_int_equal(n.peer_hits, N);
     assert_int_equal(n.peer_bytes, 10 * N);
+    assert_int_equal(n.prefetched, 0);   /* read: a reader waited */
     dsc_cache_close(c);
 }
 
