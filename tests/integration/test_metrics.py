@@ -21,9 +21,8 @@ import os
 import re
 import shutil
 import subprocess
-import time
 
-from peerlib import (BIN, BUCKET, ENDPOINT, S3RVER_LOG, STATE, check,
+from peerlib import (BIN, BUCKET, ENDPOINT, S3RVER_LOG, STATE, S3Log, check,
                      run_test, upload_dataset)
 
 CHUNK = 64 * 1024
@@ -85,14 +84,7 @@ class Log:
         self.pos = os.path.getsize(S3RVER_LOG)
 
     def counts(self, keys):
-        # A request is logged after its answer went out: wait for quiet.
-        size = -1
-        for _ in range(40):
-            now = os.path.getsize(S3RVER_LOG)
-            if now == size:
-                break
-            size = now
-            time.sleep(0.25)
+        S3Log.settle()   # a request is logged after its answer went out
         n = {"get": 0, "head": 0, "list": 0}
         with open(S3RVER_LOG, "rb") as f:
             f.seek(self.pos)
