@@ -25,7 +25,7 @@ SAN_asan := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 SAN_tsan := -fsanitize=thread
 SANFLAGS := $(SAN_$(SAN))
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
-DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null) -lpthread
+DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null) -lresolv -lpthread
 CFLAGS   ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -Ilib $(DEP_CFLAGS)
 LDFLAGS  ?=
@@ -48,7 +48,7 @@ TTOOL_SRC := $(wildcard tests/tools/*.c)
 TTOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TTOOL_SRC))
 
 .PHONY: all lib tools tests setup test test-unit test-integration test-asan test-tsan \
-        demo bench bench-snapshot bench-batch bench-scale install uninstall clean check-exports fuzz soak
+        demo bench bench-snapshot bench-batch bench-scale bench-discovery install uninstall clean check-exports fuzz soak
 
 all: lib tools
 
@@ -147,6 +147,12 @@ $(BUILD)/bench/bench_scale: bench/scale/bench_scale.c $(STLIB) $(LIB_HDR)
 
 bench-scale: $(BUILD)/bench/bench_scale
 	@$(BUILD)/bench/bench_scale
+
+# Reads with DNS-discovered peers vs a static list (root: a network
+# namespace with its own dnsmasq).
+bench-discovery: setup
+	@$(MAKE) --no-print-directory all tools
+	@BUILD=$(BUILD) /usr/bin/python3 bench/bench_discovery.py
 
 bench: setup
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)

@@ -316,6 +316,9 @@ if [ "${BENCH_PEERS:-1}" != 0 ]; then
     echo
     echo "== peers (bench/bench_peers.py)"
     BUILD="$BUILD" bench/run_peers.sh
+    echo
+    echo "== peer discovery by DNS (bench/bench_discovery.py)"
+    BUILD="$BUILD" $PY bench/bench_discovery.py
 fi
 
 if [ "${BENCH_DATALOADER:-1}" != 0 ]; then

@@ -113,7 +113,7 @@ DSC_API const char *dsc_errmsg(void);
 /* ---- Configuration ------------------------------------------------------ */
 
 /** Current layout version of dsc_config; pass it through dsc_config_init. */
-#define DSC_CONFIG_VERSION 4
+#define DSC_CONFIG_VERSION 5
 
 /** How bucket names go into request URLs. */
 #define DSC_ADDRESSING_AUTO    0 /**< path-style for IP/localhost endpoints
@@ -225,7 +225,10 @@ typedef struct dsc_config {
      * rendezvous hashing of its id; a miss on a chunk another node owns
      * asks that node's dscd first, so a cluster GETs each chunk from S3
      * once. Needs a node cache. */
-    const char *peers;            /**< every node's dscd, "host:port,...";
+    const char *peers;            /**< every node's dscd, "host:port,...",
+                                       or DNS records naming them:
+                                       "dns:NAME:PORT" (A/AAAA, e.g. a
+                                       headless Service) or "srv:NAME";
                                        NULL: DSC_PEERS; "": no peers */
     const char *peer_self;        /**< this node's entry in peers (its
                                        chunks are read locally); NULL:
@@ -262,6 +265,12 @@ typedef struct dsc_config {
                                        one fails dsc_ctx_open with
                                        DSC_ENOCACHE instead of becoming a
                                        new cache (dsc-stat's default) */
+
+    /* Version 5. */
+    long peers_refresh_s;         /**< peers given as DNS records
+                                       ("dns:NAME:PORT", "srv:NAME") are
+                                       re-resolved this often; default 30
+                                       (DSC_PEERS_REFRESH_S) */
 } dsc_config;
 
 /** Eviction policies of the node cache. */
@@ -514,6 +523,11 @@ typedef struct dsc_stats {
                                      when a write failed for space (0: no
                                      such limit); raised again when a
                                      context opens and finds room */
+    uint64_t peers;             /**< peers known now (DNS discovery:
+                                     the last answer) */
+    uint64_t peer_changes;      /**< membership changes discovery saw */
+    uint64_t peer_resolve_errors;/**< resolutions with no answer (the
+                                     peers known were kept) */
     /* The node's S3 traffic and reads by source: the counters of every
      * process that used the cache (readers and dscd), flushed as
      * node_hits are. A chunk read served from the node cache (node_hits,

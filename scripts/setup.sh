@@ -8,9 +8,12 @@ APT_PKGS=(build-essential pkg-config libcurl4-openssl-dev libssl-dev
           liblmdb-dev lmdb-utils libxxhash-dev libexpat1-dev libcmocka-dev
           libmicrohttpd-dev python3-boto3 python3-botocore awscli
           python3-awscrt clang curl python3-numpy python3-pil python3-torch
-          python3-pip python3-cryptography python3-fsspec nginx prometheus)
+          python3-pip python3-cryptography python3-fsspec nginx
+          dnsmasq-base iproute2 prometheus)
 # Node.js may come from elsewhere (it bundles npm); Debian's only when absent.
 command -v npm >/dev/null 2>&1 || APT_PKGS+=(nodejs npm)
+# The Kubernetes manifests' test (tests/integration/test_deploy_kubernetes.py).
+APT_PKGS+=(yamllint python3-yaml)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

@@ -86,6 +86,7 @@ size_t dsc_config_size(unsigned version)
     return version == 1 ? offsetof(dsc_config, peers)
          : version == 2 ? offsetof(dsc_config, snapshot)
          : version == 3 ? offsetof(dsc_config, op_timeout_ms)
+         : version == 4 ? offsetof(dsc_config, peers_refresh_s)
          : sizeof(dsc_config);
 }
 
@@ -127,6 +128,8 @@ int dsc_config_env(dsc_config *cfg, unsigned version)
     }
     if (version >= 4)
         cfg->op_timeout_ms = env_long(&ck, "DSC_OP_TIMEOUT_MS", 0, 0, 86400000L * 7);
+    if (version >= 5)
+        cfg->peers_refresh_s = env_long(&ck, "DSC_PEERS_REFRESH_S", 30, 1, 86400);
     /* Read elsewhere, checked here so every setting fails the same way. */
     static const char *const levels[] = { "off", "error", "warn", "info", "debug" };
     env_enum(&ck, "DSC_LOG", 0, levels, 5, "off, error, warn, info or debug");

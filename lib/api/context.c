@@ -42,9 +42,11 @@ static int check_config(const dsc_config *c)
     if (c->cache_size && c->cache_size < DSC_MIN_CHUNK)
         return dsc_fail(DSC_EINVAL, "config: cache_size %llu is less than "
                         "one 64 KiB chunk", (unsigned long long)c->cache_size);
-    if (c->peer_timeout_ms <= 0 || c->peer_backoff_ms < 0)
-        return dsc_fail(DSC_EINVAL, "config: peer_timeout_ms must be "
-                        "positive, peer_backoff_ms not negative");
+    if (c->peer_timeout_ms <= 0 || c->peer_backoff_ms < 0 ||
+        c->peers_refresh_s <= 0)
+        return dsc_fail(DSC_EINVAL, "config: peer_timeout_ms and "
+                        "peers_refresh_s must be positive, peer_backoff_ms "
+                        "not negative");
     return 0;
 }
 
@@ -238,6 +240,7 @@ static int open_peers(dsc_ctx *ctx, const dsc_config *cfg)
         .timeout_ms = cfg->peer_timeout_ms, .backoff_ms = cfg->peer_backoff_ms,
         .keep_local = cfg->peer_keep_local,
         .max_connections = cfg->max_connections,
+        .refresh_s = cfg->peers_refresh_s,
     };
     rc = dsc_peers_new(&o, &ctx->peers);
 done:

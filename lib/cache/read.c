@@ -257,7 +257,7 @@ done:
 
 /* A chunk from its owner node into the part (or, without dst, only onto
  * the owner's disk); kept here too when the setting says so. */
-static int from_peer(dsc_cache *c, const part *p, int peer)
+static int from_peer(dsc_cache *c, const part *p, const dsc_peer_pick *peer)
 {
     int keep = dsc_peers_keep_local(c->peers);
     if (!p->dst && !keep)
@@ -338,12 +338,14 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, part *p, int *fetched)
         count_hit(c, p);
         return 0;
     }
-    int owner = c->peers ? dsc_peers_route(c->peers, &p->id) : -1;
-    if (owner >= 0) {
+    dsc_peer_pick owner;
+    if (c->peers && dsc_peers_route(c->peers, &p->id, &owner)) {
         /* The owner fetches from S3 at most once for the whole cluster. */
         dsc_errsave saved;
         dsc_err_save(&saved);
-        if (from_peer(c, p, owner) == 0) {
+        int rc = from_peer(c, p, &owner);
+        dsc_peers_release(&owner);
+        if (rc == 0) {
             /* A HEAD (no dst, not kept here) moved no bytes. */
             int moved = p->dst || dsc_peers_keep_local(c->peers);
             dsc_cache_account(c, p->obj, NULL, DSC_SRC_PEER,

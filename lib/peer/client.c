@@ -4,6 +4,7 @@
  * fetched the chunk from S3: a peer with a rotten file, a cut connection
  * or a meddling proxy costs one S3 GET, never wrong bytes. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "net/http.h"
 #include "core/log.h"
 #include "peer/client.h"
+#include "peer/discover.h"
 #include "peer/proto.h"
 #include "peer/ring.h"
 
@@ -27,20 +29,40 @@ typedef struct peer_state {
     int warned;                    /* dsc_log_once */
 } peer_state;
 
+/* The peers as known at one moment. A read holds a reference from route
+ * to the end of its request, so a membership change never pulls a ring
+ * or a peer's state out from under it. */
+struct dsc_peer_members {
+    int refs;                      /* dsc_ref_get/put */
+    dsc_ring *ring;                /* NULL: no peer known (discovery) */
+    int self;                      /* this node's index, or -1 */
+    peer_state *st;                /* one per ring peer */
+    char *list;                    /* what it was made of */
+};
+
 struct dsc_peers {
     /* Set at creation, read-only after. */
     dsc_peer_opts o;
     char *secret;
     char *origin;                  /* the S3 endpoint this node reads */
     char *tls_ca;                  /* NULL: the system's CAs (or no TLS) */
-    dsc_ring *ring;
-    /* One per peer, any thread (atomics inside). */
-    peer_state *st;
+    char *self;
+    dsc_discovery disc;            /* LIST: o.peers is the fixed list */
+    /* Guarded by mu; mu and wake are re-made by the first call in a fork
+     * child (a parent thread may have held mu), which also starts the
+     * child's own refresher. */
+    unsigned proc_gen;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    dsc_peer_members *now;
+    int stop;
+    int refresher_running;         /* in this process */
+    pthread_t refresher;
     /* Per process (core/fork.h): re-made by http_of() after fork(). */
     unsigned fork_gen;
     dsc_http *http;
     /* Counters (core/atomic.h), any thread. */
-    uint64_t hits, bytes, errors, bad_data;
+    uint64_t hits, bytes, errors, bad_data, changes, resolve_errors;
 };
 
 static void bump(uint64_t *c, uint64_t v)
@@ -61,6 +83,138 @@ static int make_http(dsc_peers *p, dsc_http **out)
     return dsc_http_new(&ho, out);
 }
 
+static void members_put(dsc_peer_members *m)
+{
+    if (!m || !dsc_ref_put(&m->refs))
+        return;
+    dsc_ring_free(m->ring);
+    free(m->st);
+    free(m->list);
+    free(m);
+}
+
+/* Members from a "host:port,..." list ("" for none). A fixed list must
+ * name this node when self is set; a discovered one may not yet. Peers
+ * that stay keep their back-off state from prev. */
+static int members_new(const dsc_peers *p, const char *list,
+                       const dsc_peer_members *prev, dsc_peer_members **out)
+{
+    *out = NULL;
+    dsc_peer_members *m = calloc(1, sizeof *m);
+    if (!m)
+        return DSC_ENOMEM;
+    m->refs = 1;
+    m->self = -1;
+    int fixed = p->disc.kind == DSC_PEERS_LIST;
+    int rc = (m->list = dsc_strdup(list)) ? 0 : DSC_ENOMEM;
+    if (!rc && *list)
+        rc = dsc_ring_new(list, fixed ? p->self : NULL, &m->ring);
+    if (!rc && m->ring) {
+        m->self = p->self ? dsc_ring_find(m->ring, p->self) : -1;
+        m->st = calloc(dsc_ring_size(m->ring), sizeof *m->st);
+        rc = m->st ? 0 : DSC_ENOMEM;
+    }
+    for (size_t i = 0; !rc && m->ring && prev && prev->ring &&
+                       i < dsc_ring_size(m->ring); i++) {
+        int was = dsc_ring_find(prev->ring, dsc_ring_peer(m->ring, i));
+        if (was >= 0)
+            m->st[i].down_until_ms = dsc_atomic_get(&prev->st[was].down_until_ms);
+    }
+    if (rc) {
+        members_put(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+/* Swap in the members a resolution found, when they differ. */
+static void adopt(dsc_peers *p, const char *list)
+{
+    pthread_mutex_lock(&p->mu);
+    dsc_peer_members *prev = p->now;
+    dsc_ref_get(&prev->refs);
+    pthread_mutex_unlock(&p->mu);
+    dsc_peer_members *m = NULL;
+    if (strcmp(prev->list, list) == 0) {
+        members_put(prev);
+        return;
+    }
+    if (members_new(p, list, prev, &m)) {
+        dsc_log(DSC_LOG_WARN, "peer discovery: %s named peers this node "
+                "cannot use (%s); keeping the %zu it had", p->o.peers,
+                dsc_errmsg(), prev->ring ? dsc_ring_size(prev->ring) : 0);
+        members_put(prev);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    dsc_peer_members *old = p->now;
+    p->now = m;
+    pthread_mutex_unlock(&p->mu);
+    bump(&p->changes, 1);
+    dsc_log(DSC_LOG_INFO, "peer discovery: %s now names %zu peers: %s",
+            p->o.peers, m->ring ? dsc_ring_size(m->ring) : 0,
+            *list ? list : "(none)");
+    members_put(old);
+    members_put(prev);
+}
+
+/* Resolve the spec once: adopt the answer, keep the members when no
+ * answer came (a DNS outage must not send the cluster's reads to S3). */
+static void refresh(dsc_peers *p)
+{
+    char *list = NULL;
+    if (dsc_discovery_resolve(&p->disc, &list) == 0) {
+        adopt(p, list);
+    } else {
+        bump(&p->resolve_errors, 1);
+        dsc_log(DSC_LOG_WARN, "%s; keeping the peers known", dsc_errmsg());
+    }
+    free(list);
+}
+
+static void *refresher_main(void *arg)
+{
+    dsc_peers *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += p->o.refresh_s;
+        while (!p->stop && pthread_cond_timedwait(&p->wake, &p->mu, &until) == 0)
+            ;
+        if (p->stop)
+            break;
+        pthread_mutex_unlock(&p->mu);
+        refresh(p);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* The lock, the condition and (discovery) the refresher of this
+ * process: at creation, and again in a fork child. */
+static int start_process(void *arg)
+{
+    dsc_peers *p = arg;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc)
+        return dsc_fail(DSC_ENOMEM, "peers: cannot make a lock");
+    p->stop = 0;
+    p->refresher_running = 0;
+    if (p->disc.kind == DSC_PEERS_LIST)
+        return 0;
+    if (pthread_create(&p->refresher, NULL, refresher_main, p))
+        return dsc_fail(DSC_ENOMEM, "peers: cannot start the discovery thread");
+    p->refresher_running = 1;
+    return 0;
+}
+
 int dsc_peers_new(const dsc_peer_opts *o, dsc_peers **out)
 {
     *out = NULL;
@@ -74,16 +228,39 @@ int dsc_peers_new(const dsc_peer_opts *o, dsc_peers **out)
     p->secret = dsc_strdup(o->secret);
     p->origin = dsc_strdup(o->origin ? o->origin : "");
     p->tls_ca = dsc_strdup(o->tls_ca);
-    p->o.secret = p->o.peers = p->o.self = p->o.origin = p->o.tls_ca = NULL;
-    int rc = p->secret && p->origin && (!o->tls_ca || p->tls_ca)
-                 ? dsc_ring_new(o->peers, o->self, &p->ring) : DSC_ENOMEM;
+    p->self = dsc_strdup(o->self);
+    p->o.peers = dsc_strdup(o->peers);
+    p->o.secret = p->o.self = p->o.origin = p->o.tls_ca = NULL;
+    p->proc_gen = DSC_FORK_NONE;
+    char *found = NULL;
+    int rc = p->secret && p->origin && p->o.peers && (!o->tls_ca || p->tls_ca) &&
+             (!o->self || p->self) ? 0 : DSC_ENOMEM;
+    if (!rc)
+        rc = dsc_discovery_parse(o->peers, &p->disc);
+    if (!rc && p->disc.kind != DSC_PEERS_LIST && p->o.refresh_s <= 0)
+        rc = dsc_fail(DSC_EINVAL, "peers: refresh interval %ld s (DSC_PEERS_REFRESH_S) "
+                      "must be positive", p->o.refresh_s);
+    if (!rc && p->disc.kind != DSC_PEERS_LIST &&
+        dsc_discovery_resolve(&p->disc, &found)) {
+        /* Not fatal: DNS may be back before the next refresh, and reads
+         * go to S3 meanwhile. Said, so a wrong name is not silent. */
+        bump(&p->resolve_errors, 1);
+        dsc_log(DSC_LOG_WARN, "%s; reading from S3 until it answers", dsc_errmsg());
+    }
+    if (!rc)
+        rc = members_new(p, p->disc.kind == DSC_PEERS_LIST ? o->peers
+                            : found ? found : "", NULL, &p->now);
+    if (!rc && p->disc.kind != DSC_PEERS_LIST && !found[0])
+        dsc_log(DSC_LOG_WARN, "peer discovery: %s names no peer yet; reading "
+                "from S3 until it does", o->peers);
+    free(found);
     if (!rc && o->tls_ca && access(o->tls_ca, R_OK))
         rc = dsc_fail(DSC_EINVAL, "DSC_PEER_TLS_CA %s: %s", o->tls_ca,
                       strerror(errno));
-    if (!rc) {
-        p->st = calloc(dsc_ring_size(p->ring), sizeof *p->st);
-        rc = p->st ? make_http(p, &p->http) : DSC_ENOMEM;
-    }
+    if (!rc)
+        rc = make_http(p, &p->http);
+    if (!rc)
+        rc = dsc_fork_ensure(&p->proc_gen, start_process, p);
     if (rc) {
         dsc_peers_free(p);
         return rc;
@@ -97,17 +274,30 @@ void dsc_peers_free(dsc_peers *p)
 {
     if (!p)
         return;
+    if (dsc_fork_current(&p->proc_gen)) {
+        if (p->refresher_running) {
+            pthread_mutex_lock(&p->mu);
+            p->stop = 1;
+            pthread_cond_signal(&p->wake);
+            pthread_mutex_unlock(&p->mu);
+            pthread_join(p->refresher, NULL);
+        }
+        pthread_cond_destroy(&p->wake);
+        pthread_mutex_destroy(&p->mu);
+    }
     if (dsc_fork_current(&p->fork_gen))
         dsc_http_free(p->http);
     else
         dsc_fork_graveyard(p->http);
-    dsc_ring_free(p->ring);
-    free(p->st);
+    members_put(p->now);
+    dsc_discovery_free(&p->disc);
     if (p->secret)
         memset(p->secret, 0, strlen(p->secret));
     free(p->secret);
     free(p->origin);
     free(p->tls_ca);
+    free(p->self);
+    free((char *)p->o.peers);
     free(p);
 }
 
@@ -129,24 +319,51 @@ static dsc_http *http_of(dsc_peers *p)
     return dsc_fork_ensure(&p->fork_gen, remake_http, p) ? NULL : p->http;
 }
 
-int dsc_peers_route(dsc_peers *p, const dsc_chunk_id *id)
+/* The members now, referenced; NULL when this process cannot take the
+ * lock (a fork child that could not re-make it). */
+static dsc_peer_members *members_get(dsc_peers *p)
 {
-    size_t owner = dsc_ring_owner(p->ring, id);
-    if ((int)owner == dsc_ring_self(p->ring))
-        return -1;
-    int64_t until = dsc_atomic_get(&p->st[owner].down_until_ms);
-    if (until && dsc_now_ms() < until)
-        return -1;
-    return (int)owner;
+    if (dsc_fork_ensure(&p->proc_gen, start_process, p))
+        return NULL;
+    pthread_mutex_lock(&p->mu);
+    dsc_peer_members *m = p->now;
+    dsc_ref_get(&m->refs);
+    pthread_mutex_unlock(&p->mu);
+    return m;
 }
 
-static int peer_failed(dsc_peers *p, int peer, int code, const char *detail)
+int dsc_peers_route(dsc_peers *p, const dsc_chunk_id *id, dsc_peer_pick *pick)
 {
-    const char *name = dsc_ring_peer(p->ring, (size_t)peer);
+    pick->m = NULL;
+    dsc_peer_members *m = members_get(p);
+    if (!m)
+        return 0;
+    if (m->ring) {
+        size_t owner = dsc_ring_owner(m->ring, id);
+        int64_t until = dsc_atomic_get(&m->st[owner].down_until_ms);
+        if ((int)owner != m->self && !(until && dsc_now_ms() < until)) {
+            pick->m = m;
+            pick->peer = owner;
+            return 1;
+        }
+    }
+    members_put(m);
+    return 0;
+}
+
+void dsc_peers_release(dsc_peer_pick *pick)
+{
+    members_put(pick->m);
+    pick->m = NULL;
+}
+
+static int peer_failed(dsc_peers *p, const dsc_peer_pick *pk, int code, const char *detail)
+{
+    const char *name = dsc_ring_peer(pk->m->ring, pk->peer);
     bump(&p->errors, 1);
     if (p->o.backoff_ms > 0)
-        dsc_atomic_set(&p->st[peer].down_until_ms, dsc_now_ms() + p->o.backoff_ms);
-    dsc_log_once(&p->st[peer].warned, DSC_LOG_WARN, "peer %s: %s; reading "
+        dsc_atomic_set(&pk->m->st[pk->peer].down_until_ms, dsc_now_ms() + p->o.backoff_ms);
+    dsc_log_once(&pk->m->st[pk->peer].warned, DSC_LOG_WARN, "peer %s: %s; reading "
                  "from S3, skipping it for %ld ms (warned once)", name,
                  detail, p->o.backoff_ms);
     return dsc_fail(code, "peer %s: %s", name, detail);
@@ -171,7 +388,7 @@ static const char *const ANSWER_HEADERS[] = { "X-Dsc-Mac", NULL };
 enum { ANSWER_MAC };
 
 /* The peer answered something other than 200. */
-static int refused(dsc_peers *p, int peer, long status)
+static int refused(dsc_peers *p, const dsc_peer_pick *pk, long status)
 {
     char detail[160];
     const char *why = status == 401 ? " (does DSC_PEER_SECRET match on every "
@@ -184,15 +401,15 @@ static int refused(dsc_peers *p, int peer, long status)
          * back-off. Our own GET decides this read. */
         bump(&p->errors, 1);
         return dsc_fail(DSC_EHTTP, "peer %s: %s",
-                        dsc_ring_peer(p->ring, (size_t)peer), detail);
+                        dsc_ring_peer(pk->m->ring, pk->peer), detail);
     }
-    return peer_failed(p, peer, status == 401 ? DSC_EACCESS : DSC_EHTTP, detail);
+    return peer_failed(p, pk, status == 401 ? DSC_EACCESS : DSC_EHTTP, detail);
 }
 
 /* A 200: its MAC, under a key only this request's signer and the owner
  * can derive, must hold over exactly the bytes received (for a HEAD: an
  * empty body). Checked before the bytes are used or stored. */
-static int check_answer(dsc_peers *p, int peer, const dsc_peer_signed *sig,
+static int check_answer(dsc_peers *p, const dsc_peer_pick *pk, const dsc_peer_signed *sig,
                         const dsc_http_resp *rs, const void *buf, size_t len,
                         const dsc_objref *obj, uint64_t index)
 {
@@ -216,10 +433,10 @@ static int check_answer(dsc_peers *p, int peer, const dsc_peer_signed *sig,
              index, obj->bucket, obj->key, rs->received, len,
              !got_mac[0] ? "missing" : "wrong");
     bump(&p->bad_data, 1);
-    return peer_failed(p, peer, DSC_EPROTO, detail);
+    return peer_failed(p, pk, DSC_EPROTO, detail);
 }
 
-int dsc_peers_get(dsc_peers *p, int peer, const dsc_objref *obj,
+int dsc_peers_get(dsc_peers *p, const dsc_peer_pick *pk, const dsc_objref *obj,
                   uint32_t chunk_size, uint64_t index, const dsc_chunk_id *id,
                   void *buf, size_t len)
 {
@@ -230,7 +447,7 @@ int dsc_peers_get(dsc_peers *p, int peer, const dsc_objref *obj,
     uint8_t nonce[DSC_PEER_NONCE];
     if (getrandom(nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
         return dsc_fail(DSC_EIO, "getrandom: %s", strerror(errno));
-    dsc_peer_ident who = { dsc_ring_peer(p->ring, (size_t)peer), p->origin,
+    dsc_peer_ident who = { dsc_ring_peer(pk->m->ring, pk->peer), p->origin,
                            obj, chunk_size, index };
     dsc_peer_signed sig;
     int rc = dsc_peer_sign(p->secret, head, id, &who, (int64_t)time(NULL),
@@ -244,7 +461,7 @@ int dsc_peers_get(dsc_peers *p, int peer, const dsc_objref *obj,
     if (rc)
         goto done;
     dsc_buf_printf(&url, "%s://%s%s", p->o.tls ? "https" : "http",
-                   dsc_ring_peer(p->ring, (size_t)peer), sig.path);
+                   dsc_ring_peer(pk->m->ring, pk->peer), sig.path);
     if (dsc_buf_oom(&url)) {
         rc = DSC_ENOMEM;
         goto done;
@@ -255,14 +472,14 @@ int dsc_peers_get(dsc_peers *p, int peer, const dsc_objref *obj,
     if (dsc_http_perform(http, &rq, &rs)) {
         if (rs.overflow)
             bump(&p->bad_data, 1);
-        rc = peer_failed(p, peer, rs.curl_code == CURLE_OPERATION_TIMEDOUT
+        rc = peer_failed(p, pk, rs.curl_code == CURLE_OPERATION_TIMEDOUT
                                       ? DSC_ETIMEDOUT : DSC_ENET,
                          rs.overflow ? "answer longer than the chunk"
                                      : rs.curl_err);
     } else if (rs.status != 200) {
-        rc = refused(p, peer, rs.status);
+        rc = refused(p, pk, rs.status);
     } else {
-        rc = check_answer(p, peer, &sig, &rs, buf, len, obj, index);
+        rc = check_answer(p, pk, &sig, &rs, buf, len, obj, index);
     }
 done:
     dsc_http_resp_free(&rs);
@@ -277,29 +494,27 @@ int dsc_peers_keep_local(const dsc_peers *p)
     return p->o.keep_local;
 }
 
-size_t dsc_peers_count(const dsc_peers *p)
-{
-    return dsc_ring_size(p->ring);
-}
-
-const char *dsc_peers_name(const dsc_peers *p, size_t i)
-{
-    return dsc_ring_peer(p->ring, i);
-}
-
 void dsc_peers_stats(dsc_peers *p, dsc_stats *st)
 {
     st->peer_hits = dsc_counter_get(&p->hits);
     st->peer_bytes = dsc_counter_get(&p->bytes);
     st->peer_errors = dsc_counter_get(&p->errors);
     st->peer_bad_data = dsc_counter_get(&p->bad_data);
+    st->peer_changes = dsc_counter_get(&p->changes);
+    st->peer_resolve_errors = dsc_counter_get(&p->resolve_errors);
+    dsc_peer_members *m = members_get(p);
+    if (!m)
+        return;
     int64_t now = dsc_now_ms();
     uint64_t down = 0;
-    for (size_t i = 0; i < dsc_ring_size(p->ring); i++) {
-        int64_t u = dsc_atomic_get(&p->st[i].down_until_ms);
+    size_t n = m->ring ? dsc_ring_size(m->ring) : 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t u = dsc_atomic_get(&m->st[i].down_until_ms);
         down += u && now < u;
     }
     st->peers_down = down;
+    st->peers = n;
+    members_put(m);
 }
 
 /* The first line of a secret file: kept out of the environment (and so

@@ -157,6 +157,13 @@ int dsc_ring_self(const dsc_ring *r)
     return r->self;
 }
 
+int dsc_ring_find(const dsc_ring *r, const char *name)
+{
+    peer key = { (char *)name, 0 };
+    const peer *hit = bsearch(&key, r->p, r->n, sizeof *r->p, cmp_peer);
+    return hit ? (int)(hit - r->p) : -1;
+}
+
 size_t dsc_ring_owner(const dsc_ring *r, const dsc_chunk_id *id)
 {
     size_t best = 0;

@@ -17,6 +17,7 @@ void dsc_ring_free(dsc_ring *r);
 size_t dsc_ring_size(const dsc_ring *r);
 const char *dsc_ring_peer(const dsc_ring *r, size_t i);   /* "host:port" */
 int dsc_ring_self(const dsc_ring *r);                     /* index or -1 */
+int dsc_ring_find(const dsc_ring *r, const char *name);   /* index or -1 */
 
 /* Index of the peer that owns id. Depends only on the set of peer names,
  * not their order; removing a peer moves only the chunks it owned. */

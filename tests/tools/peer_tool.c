@@ -9,6 +9,9 @@
  *       prints the request's X-Dsc-Auth value
  *   peer_tool mac SECRET AUTH FILE
  *       prints the answer MAC of FILE's bytes for the request AUTH
+ *   peer_tool owners PEERS < IDS
+ *       prints the owner among PEERS ("host:port,...") of each chunk id
+ *       (32 hex, one a line)
  *
  * The tests sign with their own (Python) code and compare, so a change of
  * the canonical form on one side fails loudly. */
@@ -18,6 +21,7 @@
 #include <string.h>
 #include "cache/cache.h"
 #include "peer/proto.h"
+#include "peer/ring.h"
 #include "s3/client.h"
 
 static uint64_t num(const char *s)
@@ -81,10 +85,25 @@ int main(int argc, char **argv)
         printf("%s\n", mac);
         return 0;
     }
+    if (argc == 3 && strcmp(argv[1], "owners") == 0) {
+        dsc_ring *r;
+        char line[128];
+        if (dsc_ring_new(argv[2], NULL, &r))
+            return 1;
+        while (fgets(line, sizeof line, stdin)) {
+            line[strcspn(line, "\n")] = '\0';
+            if (dsc_hex_decode(line, id.b, sizeof id.b))
+                return 1;
+            printf("%s\n", dsc_ring_peer(r, dsc_ring_owner(r, &id)));
+        }
+        dsc_ring_free(r);
+        return 0;
+    }
     fprintf(stderr, "usage: peer_tool origin ENDPOINT_URL\n"
                     "       peer_tool id ORIGIN BUCKET KEY ETAG SIZE CHUNK_SIZE INDEX\n"
                     "       peer_tool sign SECRET TARGET ORIGIN METHOD BUCKET KEY ETAG "
                     "SIZE CHUNK_SIZE INDEX TIME NONCE_HEX\n"
-                    "       peer_tool mac SECRET AUTH FILE\n");
+                    "       peer_tool mac SECRET AUTH FILE\n"
+                    "       peer_tool owners PEERS < IDS\n");
     return 2;
 }

@@ -9,7 +9,7 @@ import os
 import threading
 
 SONAME = "libdsc.so.0"
-CONFIG_VERSION = 4      # DSC_CONFIG_VERSION of the header mirrored below
+CONFIG_VERSION = 5      # DSC_CONFIG_VERSION of the header mirrored below
 # The fields each config version added, after those of the one before: a
 # library older than this mirror refuses CONFIG_VERSION, and is then
 # opened with the version it knows (its fields are a prefix of ours).
@@ -17,7 +17,9 @@ CONFIG_V2_FIELDS = ("peers", "peer_self", "peer_secret", "peer_timeout_ms",
                     "peer_backoff_ms", "peer_keep_local")
 CONFIG_V3_FIELDS = ("snapshot",)
 CONFIG_V4_FIELDS = ("op_timeout_ms", "cache_existing")
-CONFIG_ADDED = {2: CONFIG_V2_FIELDS, 3: CONFIG_V3_FIELDS, 4: CONFIG_V4_FIELDS}
+CONFIG_V5_FIELDS = ("peers_refresh_s",)
+CONFIG_ADDED = {2: CONFIG_V2_FIELDS, 3: CONFIG_V3_FIELDS, 4: CONFIG_V4_FIELDS,
+                5: CONFIG_V5_FIELDS}
 
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 ADDRESSING = {"auto": 0, "path": 1, "virtual": 2}
@@ -68,6 +70,7 @@ class Config(ctypes.Structure):
         # version 4
         ("op_timeout_ms", ctypes.c_long),
         ("cache_existing", ctypes.c_int),
+        ("peers_refresh_s", ctypes.c_long),
     ]
 
 
@@ -107,6 +110,9 @@ class Stats(ctypes.Structure):
         ("meta_expired", ctypes.c_uint64),
         ("node_capacity_set", ctypes.c_uint64),
         ("node_capacity_disk", ctypes.c_uint64),
+        ("peers", ctypes.c_uint64),
+        ("peer_changes", ctypes.c_uint64),
+        ("peer_resolve_errors", ctypes.c_uint64),
     ] + [(name, ctypes.c_uint64) for name in (
         "node_s3_gets", "node_s3_heads", "node_s3_lists", "node_s3_retries",
         "node_s3_bytes", "node_cache_bytes", "node_peer_hits",

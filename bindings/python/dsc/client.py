@@ -246,6 +246,8 @@ class Client:
     (strings), peer_timeout_ms, peer_backoff_ms (ints), peer_keep_local
     (flag). snapshot (config version 3): a dsc.Snapshot, or the path or
     s3:// URL of a snapshot file, used as by use_snapshot().
+    peers_refresh_s (config version 5): how often DNS-named peers are
+    re-resolved.
 
     A Client may be shared by threads, and used in processes forked after
     it was made (DataLoader workers). Pickling it (spawn start method)
