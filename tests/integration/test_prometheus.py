@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -26,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from peerlib import (BIN, STATE, Dscd, base_env, check, chunks_of, finish,
-                     reader, run_test, upload_dataset)
+                     reader, run_test, stop_process, upload_dataset)
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "libdsc.json"
@@ -117,13 +116,7 @@ class Prometheus:
         return out
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=30)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
