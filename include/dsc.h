@@ -528,6 +528,25 @@ typedef struct dsc_stats {
     uint64_t peer_changes;      /**< membership changes discovery saw */
     uint64_t peer_resolve_errors;/**< resolutions with no answer (the
                                      peers known were kept) */
+    /* The node's S3 traffic and reads by source: the counters of every
+     * process that used the cache (readers and dscd), flushed as
+     * node_hits are. A chunk read served from the node cache (node_hits,
+     * node_cache_bytes) saved an S3 GET and its bytes, except the first
+     * read of a prefetched chunk, whose GET was only made earlier: saved
+     * = node_hits - node_prefetched (dsc_cost). */
+    uint64_t node_s3_gets;      /**< GETs sent to S3 (a retried GET once) */
+    uint64_t node_s3_heads;     /**< HEADs sent to S3 */
+    uint64_t node_s3_lists;     /**< LIST pages asked of S3 */
+    uint64_t node_s3_retries;   /**< attempts repeated after a failure */
+    uint64_t node_s3_bytes;     /**< GET body bytes received from S3 */
+    uint64_t node_cache_bytes;  /**< bytes read from the node cache */
+    uint64_t node_peer_hits;    /**< chunk reads served by their owner node
+                                     (another node's dscd) */
+    uint64_t node_peer_bytes;   /**< chunk bytes received from peers */
+    uint64_t node_prefetched;   /**< chunks brought into the cache with no
+                                     reader waiting (prefetch, readahead,
+                                     plans; from S3 or peers) */
+    uint64_t node_prefetched_bytes;
 } dsc_stats;
 
 /** Who a context signs its requests as (dsc_whoami); never the secret. */
@@ -586,6 +605,93 @@ DSC_API int64_t dsc_cache_clean(dsc_ctx *ctx);
  * DSC_EIO. `dsc-stat --set-capacity SIZE` calls it.
  */
 DSC_API int dsc_cache_set_capacity(dsc_ctx *ctx, uint64_t bytes);
+
+/* ---- Metrics and cost --------------------------------------------------- */
+
+/**
+ * Prices in US dollars for the cost estimates. The defaults are AWS's list
+ * prices for S3 Standard in us-east-1 (US East, N. Virginia), taken on
+ * 2026-11-29; each can be set in the environment (a plain decimal number,
+ * e.g. 0.0004; anything else makes dsc_ctx_open and dsc_prices_get fail
+ * with DSC_EINVAL naming the variable). Fields are only ever appended;
+ * pass sizeof(dsc_prices).
+ */
+typedef struct dsc_prices {
+    double get_per_1000;    /**< GET and HEAD requests, per 1,000:
+                                 DSC_PRICE_GET_PER_1000, default 0.0004 */
+    double list_per_1000;   /**< LIST requests, per 1,000:
+                                 DSC_PRICE_LIST_PER_1000, default 0.005 */
+    double egress_per_gb;   /**< bytes received from S3, per GB of 2^30
+                                 bytes: DSC_PRICE_EGRESS_PER_GB, default
+                                 0.09 (transfer out to the internet, first
+                                 10 TB a month); set 0 for nodes in the
+                                 bucket's region, where S3 to EC2 is free */
+} dsc_prices;
+
+/** The prices in force: the defaults, overridden by the environment.
+ *  Errors: DSC_EINVAL (a variable that is not a price, named). */
+DSC_API int dsc_prices_get(dsc_prices *out, size_t size);
+
+/** An estimate of the node's S3 bill so far and of what its cache saved,
+ *  in dollars. */
+typedef struct dsc_cost {
+    double requests_spent;  /**< GETs and HEADs, LISTs the node sent */
+    double transfer_spent;  /**< bytes the node received from S3 */
+    double requests_saved;  /**< the GETs of gets_saved */
+    double transfer_saved;  /**< the bytes of bytes_saved */
+    uint64_t gets_saved;    /**< GETs not sent: chunk reads served from the
+                                 node cache (its dscd's answers to peers
+                                 included, so a cluster's sum counts each
+                                 saving once), less the chunks prefetched
+                                 into it (0 while prefetching leads) */
+    uint64_t bytes_saved;   /**< bytes read from the cache, less the
+                                 bytes prefetched (0 while those lead) */
+} dsc_cost;
+
+/**
+ * The node's cost so far at dsc_prices_get's prices, from the node_*
+ * counters of dsc_stats_get: requests_spent = (node_s3_gets +
+ * node_s3_heads) x get_per_1000 / 1000 + node_s3_lists x list_per_1000 /
+ * 1000, transfer_spent = node_s3_bytes / 2^30 x egress_per_gb; saved:
+ * node_hits - node_prefetched GETs and node_cache_bytes -
+ * node_prefetched_bytes bytes at the same prices. Fields
+ * are only ever appended; pass sizeof(dsc_cost). Errors: DSC_EINVAL (a
+ * bad price variable, or arguments).
+ */
+DSC_API int dsc_cost_get(dsc_ctx *ctx, dsc_cost *out, size_t size);
+
+/** Bytes read under one key prefix of the node cache, by source. */
+typedef struct dsc_prefix_stats {
+    char bucket[64];        /**< "" for the record of all prefixes past the
+                                 first 256 a node saw ("other") */
+    char prefix[192];       /**< the key's first directories ("train/"),
+                                 DSC_PREFIX_DEPTH of them (default 2); ""
+                                 for keys at the top of the bucket */
+    uint64_t cache_bytes;   /**< read from the node cache */
+    uint64_t s3_bytes;      /**< fetched from S3 (whole chunks) */
+    uint64_t peer_bytes;    /**< received from peers */
+} dsc_prefix_stats;
+
+/**
+ * The node cache's prefixes, most bytes (of all sources) first: up to n
+ * records into out, each `size` bytes apart (normally
+ * sizeof(dsc_prefix_stats)). Returns how many prefixes the node has
+ * recorded in all (at most 257), or a negative DSC_E* code
+ * (DSC_ENOCACHE without a cache). Thread-safe.
+ */
+DSC_API int64_t dsc_top_prefixes(dsc_ctx *ctx, dsc_prefix_stats *out,
+                                 size_t n, size_t size);
+
+/**
+ * The node's metrics in Prometheus' text exposition format (version
+ * 0.0.4): the dsc_* series that `dsc-stat --prometheus` prints and dscd
+ * serves at /metrics, with costs at dsc_prices_get's prices. Writes at most
+ * cap bytes with the terminating NUL (as snprintf) and returns the length
+ * of the whole text: call again with a larger buffer when that is cap or
+ * more. Negative DSC_E* codes: DSC_ENOCACHE (no cache), DSC_EINVAL (a bad
+ * price variable), DSC_ENOMEM.
+ */
+DSC_API int64_t dsc_metrics_text(dsc_ctx *ctx, char *buf, size_t cap);
 
 /* ---- Listing ------------------------------------------------------------ */
 

@@ -9,7 +9,7 @@ APT_PKGS=(build-essential pkg-config libcurl4-openssl-dev libssl-dev
           libmicrohttpd-dev python3-boto3 python3-botocore awscli
           python3-awscrt clang curl python3-numpy python3-pil python3-torch
           python3-pip python3-cryptography python3-fsspec nginx
-          dnsmasq-base iproute2)
+          dnsmasq-base iproute2 prometheus)
 # Node.js may come from elsewhere (it bundles npm); Debian's only when absent.
 command -v npm >/dev/null 2>&1 || APT_PKGS+=(nodejs npm)
 # The Kubernetes manifests' test (tests/integration/test_deploy_kubernetes.py).
@@ -33,11 +33,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-# The bench runs its own nginx (own config, 127.0.0.1 only); a packaged
-# one that the install may have started would hold port 80.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
-    systemctl disable --now nginx >/dev/null 2>&1 || true
-fi
+# The bench runs its own nginx (own config, 127.0.0.1 only), and the
+# metrics test its own Prometheus (127.0.0.1, a free port): packaged
+# services the install may have started would hold port 80, and 9090 on
+# every address.
+for svc in nginx prometheus; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+        systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    fi
+done
 
 # s3rver lives in a git-ignored folder of the project, pinned to 3.7.x.
 S3RVER_DIR=.deps/s3rver

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "api/context.h"
+#include "api/metrics.h"
 #include "core/atomic.h"
 #include "core/fork.h"
 #include "core/log.h"
@@ -182,6 +183,11 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
             .index_map_size = map_size,
             .index_max_readers = (unsigned)readers,
         };
+        rc = dsc_metrics_cache_opts(ctx, &o);
+        if (rc) {
+            free(dir);
+            return rc;
+        }
         rc = dsc_cache_open(&o, &ctx->cache);
     }
     if (!rc)

@@ -9,8 +9,6 @@
 #include "core/fork.h"
 #include "core/log.h"
 
-#define TOUCH_EVERY_MS 1000
-
 static int attach(dsc_cache *c)
 {
     /* Room for every chunk the cap allows were chunks as small as 64 KiB
@@ -34,9 +32,7 @@ static int attach(dsc_cache *c)
     }
     pthread_mutex_init(&c->lock, NULL);
     c->npool = 0;
-    c->ntouched = 0;
-    c->pending_hits = c->pending_misses = 0;
-    c->last_flush_ms = dsc_now_ms();
+    dsc_cache_account_reset(c);
     return rc;
 }
 
@@ -163,23 +159,6 @@ int dsc_cache_ensure_process(dsc_cache *c)
     return dsc_fork_ensure(&c->fork_gen, remake, c);
 }
 
-void dsc_cache_flush(dsc_cache *c)
-{
-    if (!c || dsc_cache_ensure_process(c) || !c->ix)
-        return;
-    dsc_chunk_id batch[DSC_TOUCH_BATCH];
-    pthread_mutex_lock(&c->lock);
-    size_t n = c->ntouched;
-    memcpy(batch, c->touched, n * sizeof *batch);
-    uint64_t h = c->pending_hits, m = c->pending_misses;
-    c->ntouched = 0;
-    c->pending_hits = c->pending_misses = 0;
-    c->last_flush_ms = dsc_now_ms();
-    pthread_mutex_unlock(&c->lock);
-    if (n || h || m)
-        dsc_index_touch(c->ix, batch, n, dsc_wall_ms(), h, m);
-}
-
 void dsc_cache_close(dsc_cache *c)
 {
     if (!c)
@@ -237,22 +216,6 @@ void dsc_cache_pool_put(dsc_cache *c, void *p)
     free(p);
 }
 
-/* Remember an access; write the batch when it is full or a second old. */
-void dsc_cache_note_access(dsc_cache *c, const dsc_chunk_id *id, int hit)
-{
-    int flush;
-    pthread_mutex_lock(&c->lock);
-    if (id && c->ntouched < DSC_TOUCH_BATCH)
-        c->touched[c->ntouched++] = *id;
-    if (hit)
-        c->pending_hits++;
-    flush = c->ntouched == DSC_TOUCH_BATCH ||
-            dsc_now_ms() - c->last_flush_ms >= TOUCH_EVERY_MS;
-    pthread_mutex_unlock(&c->lock);
-    if (flush)
-        dsc_cache_flush(c);
-}
-
 void dsc_cache_stats(dsc_cache *c, dsc_stats *st)
 {
     st->hits = dsc_counter_get(&c->n.hits);
@@ -282,7 +245,28 @@ void dsc_cache_stats(dsc_cache *c, dsc_stats *st)
         st->node_meta_dropped = inf.meta_dropped;
         dsc_index_map_info(c->ix, &st->index_map_bytes, &st->index_used_bytes,
                            &st->index_full);
+        dsc_node_counters nc;
+        if (dsc_index_counters_get(c->ix, &nc) == 0) {
+            st->node_s3_gets = nc.s3_gets;
+            st->node_s3_heads = nc.s3_heads;
+            st->node_s3_lists = nc.s3_lists;
+            st->node_s3_retries = nc.s3_retries;
+            st->node_s3_bytes = nc.s3_bytes;
+            st->node_cache_bytes = nc.cache_bytes;
+            st->node_peer_hits = nc.peer_hits;
+            st->node_peer_bytes = nc.peer_bytes;
+            st->node_prefetched = nc.prefetched;
+            st->node_prefetched_bytes = nc.prefetched_bytes;
+        }
     }
+}
+
+int dsc_cache_prefixes(dsc_cache *c, dsc_prefix_count *out, size_t cap,
+                       size_t *total)
+{
+    dsc_cache_flush(c);
+    int rc = dsc_cache_ensure_process(c);
+    return rc ? rc : dsc_index_prefixes(c->ix, out, cap, total);
 }
 
 typedef struct gc_state {

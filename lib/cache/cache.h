@@ -26,6 +26,12 @@ typedef struct dsc_cache_opts {
     uint64_t meta_max;             /* metadata entries kept at most */
     uint64_t index_map_size;       /* starting map size; 0: from the cap */
     unsigned index_max_readers;    /* 0: the index's default */
+    unsigned prefix_depth;         /* directories of a key counted as its
+                                      prefix (index.h); 0: 2 */
+    /* Adds this process's S3 requests since its last call to *n; called
+     * at every flush, outside the cache's locks. NULL: none counted. */
+    void (*take_s3)(void *arg, dsc_node_counters *n);
+    void *take_s3_arg;
 } dsc_cache_opts;
 
 int dsc_cache_open(const dsc_cache_opts *o, dsc_cache **out);
@@ -59,7 +65,8 @@ void dsc_cache_first_unlock(dsc_cache *c, const char *bucket, const char *key);
  * 0 when held (then unlock it), <0 when not (then go on unlocked). */
 int dsc_cache_lock_name(dsc_cache *c, const char *name);
 void dsc_cache_unlock_name(dsc_cache *c, const char *name);
-/* Store a chunk fetched elsewhere (e.g. with the object's first GET). */
+/* Store a chunk that came with the object's first GET (counted as bytes
+ * from S3). */
 int dsc_cache_put_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
                         const void *data, size_t len);
 
@@ -80,5 +87,9 @@ int64_t dsc_cache_gc(dsc_cache *c);
 
 /* Push batched access times and counters to the index now. */
 void dsc_cache_flush(dsc_cache *c);
+/* The node's prefix table (dsc_index_prefixes), this process's counts
+ * flushed first. */
+int dsc_cache_prefixes(dsc_cache *c, dsc_prefix_count *out, size_t cap,
+                       size_t *total);
 
 #endif

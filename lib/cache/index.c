@@ -1,9 +1,11 @@
-/* LMDB chunk index. Five databases in one environment:
+/* LMDB chunk index. Six databases in one environment:
  *   chunks:   chunk id (16 B)               -> dsc_chunk_rec
  *   lru:      be64 atime_ms ‖ chunk id      -> (empty)   eviction order
  *   meta:     xxh128(origin) ‖ bucket \0 key -> size, fetched_ms, etag
  *   meta_age: be64 fetched_ms ‖ xxh64(meta key) -> meta key (oldest first)
  *   info:     "info"                        -> dsc_index_info
+ *             "counters"                    -> dsc_node_counters
+ *   prefixes: bucket \0 prefix              -> bytes by source (index_stats.c)
  * LMDB gives one writer at a time across all processes, so the byte total
  * and the cap are exact however many processes insert at once. The map
  * starts at a size derived from the cap and doubles when full; every
@@ -335,6 +337,7 @@ static int open_env(dsc_index *ix, const dsc_index_opts *o)
     if (!rc) rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &ix->meta);
     if (!rc) rc = mdb_dbi_open(txn, "meta_age", MDB_CREATE, &ix->meta_age);
     if (!rc) rc = mdb_dbi_open(txn, "info", MDB_CREATE, &ix->info);
+    if (!rc) rc = mdb_dbi_open(txn, "prefixes", MDB_CREATE, &ix->prefixes);
     if (!rc) rc = check_meta_age(txn, ix);
     dsc_index_info inf;
     if (!rc)
@@ -789,9 +792,11 @@ static int remove_once(dsc_index *ix, const dsc_chunk_id *id, uint64_t seq,
     return dsc_ix_end(ix, txn, rc, "remove");
 }
 
-static int touch_once(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
-                      uint64_t now_ms, uint64_t hits, uint64_t misses)
+static int flush_once(dsc_index *ix, const dsc_flush *f)
 {
+    const dsc_chunk_id *ids = f->ids;
+    size_t n = f->nids;
+    uint64_t now_ms = f->now_ms;
     MDB_txn *txn;
     int rc = dsc_ix_begin(ix, 0, &txn, "write");
     if (rc)
@@ -822,13 +827,15 @@ static int touch_once(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
             rc = mdb_put(txn, ix->lru, &l, &e, 0);
     }
     dsc_index_info inf;
-    if (!rc && (hits || misses)) {
+    if (!rc && (f->hits || f->misses)) {
         rc = dsc_ix_read_info(txn, ix, &inf);
-        inf.hits += hits;
-        inf.misses += misses;
+        inf.hits += f->hits;
+        inf.misses += f->misses;
         if (!rc)
             rc = dsc_ix_write_info(txn, ix, &inf);
     }
+    if (!rc)
+        rc = dsc_ix_counters_add(txn, ix, f);
     return dsc_ix_end(ix, txn, rc, "touch");
 }
 
@@ -852,13 +859,20 @@ int dsc_index_remove(dsc_index *ix, const dsc_chunk_id *id, uint64_t seq,
     return rc;
 }
 
+int dsc_index_flush(dsc_index *ix, const dsc_flush *f)
+{
+    int rc;
+    while ((rc = flush_once(ix, f)) == DSC_RETRY)
+        ;
+    return rc;
+}
+
 int dsc_index_touch(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
                     uint64_t now_ms, uint64_t hits, uint64_t misses)
 {
-    int rc;
-    while ((rc = touch_once(ix, ids, n, now_ms, hits, misses)) == DSC_RETRY)
-        ;
-    return rc;
+    dsc_flush f = { .ids = ids, .nids = n, .now_ms = now_ms, .hits = hits,
+                    .misses = misses };
+    return dsc_index_flush(ix, &f);
 }
 
 int dsc_index_map_info(dsc_index *ix, uint64_t *map_bytes, uint64_t *used_bytes,

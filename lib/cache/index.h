@@ -115,6 +115,56 @@ int dsc_index_remove(dsc_index *ix, const dsc_chunk_id *id, uint64_t seq,
 int dsc_index_touch(dsc_index *ix, const dsc_chunk_id *ids, size_t n,
                     uint64_t now_ms, uint64_t hits, uint64_t misses);
 
+/* Where a chunk read's bytes came from. */
+enum { DSC_SRC_CACHE, DSC_SRC_S3, DSC_SRC_PEER, DSC_NSRC };
+
+/* Node counters beyond dsc_index_info's (index_stats.c): what every
+ * process of the node sent to S3 and read from each source, summed at
+ * each process's flush. Kept under their own key, so an older libdsc
+ * that rewrites the info record leaves them be. */
+typedef struct dsc_node_counters {
+    uint64_t s3_gets, s3_heads, s3_lists, s3_retries;
+    uint64_t s3_bytes;             /* GET body bytes received */
+    uint64_t cache_bytes;          /* bytes read from the cache (hits) */
+    uint64_t peer_hits, peer_bytes;    /* chunks other nodes' dscd sent */
+    /* Chunks brought in with no reader waiting (prefetch, readahead,
+     * plans; from S3 or a peer): their first read saves no GET. */
+    uint64_t prefetched, prefetched_bytes;
+} dsc_node_counters;
+
+/* Bytes read per key prefix (bucket and the key's first directories),
+ * by source. At most DSC_PREFIXES_KEPT prefixes are kept per node; the
+ * bytes of later new ones are added to one record of empty bucket and
+ * prefix ("other"), so the table and a scan of it stay small. */
+#define DSC_PREFIX_BUCKET 64       /* bucket names are 3..63 bytes */
+#define DSC_PREFIX_LEN 192         /* longer prefixes are cut (UTF-8 whole) */
+#define DSC_PREFIXES_KEPT 256
+typedef struct dsc_prefix_count {
+    char bucket[DSC_PREFIX_BUCKET];
+    char prefix[DSC_PREFIX_LEN];
+    uint64_t bytes[DSC_NSRC];
+} dsc_prefix_count;
+
+/* One process's flush: accesses (dsc_index_touch's), and what to add to
+ * the node counters and the prefix table, in one write transaction. */
+typedef struct dsc_flush {
+    const dsc_chunk_id *ids;
+    size_t nids;
+    uint64_t now_ms;
+    uint64_t hits, misses;
+    dsc_node_counters add;
+    const dsc_prefix_count *prefixes;
+    size_t nprefixes;
+} dsc_flush;
+int dsc_index_flush(dsc_index *ix, const dsc_flush *f);
+
+/* The node counters (all zero in a cache that has none yet). */
+int dsc_index_counters_get(dsc_index *ix, dsc_node_counters *out);
+/* The prefix table, most bytes (all sources) first: up to cap records
+ * into out, and how many there are in all in *total. */
+int dsc_index_prefixes(dsc_index *ix, dsc_prefix_count *out, size_t cap,
+                       size_t *total);
+
 int dsc_index_info_get(dsc_index *ix, dsc_index_info *out);
 
 /* Object metadata cache (HEAD results), per origin (the S3 endpoint's

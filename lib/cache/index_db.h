@@ -12,7 +12,7 @@ struct dsc_index {
     /* Set at open, read-only after. */
     char *path;                    /* dir/index */
     MDB_env *env;
-    MDB_dbi chunks, lru, meta, meta_age, info;
+    MDB_dbi chunks, lru, meta, meta_age, info, prefixes;
     dsc_flight *flight;            /* per process, like the environment */
     uint64_t meta_max;             /* metadata entries kept at most */
     size_t map_max;                /* the map grows to this at most */
@@ -48,6 +48,10 @@ int dsc_ix_fail(int rc, const char *what, const char *path);
 int dsc_ix_read_info(MDB_txn *txn, const dsc_index *ix, dsc_index_info *inf);
 int dsc_ix_write_info(MDB_txn *txn, const dsc_index *ix,
                       const dsc_index_info *inf);
+
+/* Add a flush's node counters and prefix bytes inside txn
+ * (index_stats.c). */
+int dsc_ix_counters_add(MDB_txn *txn, dsc_index *ix, const dsc_flush *f);
 
 /* Drop the n oldest metadata entries inside txn (index_meta.c); *dropped
  * says how many went. */

@@ -11,6 +11,8 @@
 
 #define DSC_TOUCH_BATCH 256
 #define DSC_POOL_MAX 16
+/* Prefixes one process counts between flushes; one more flushes early. */
+#define DSC_PENDING_PREFIXES 32
 
 typedef struct dsc_cache_counters {
     uint64_t hits, misses, bytes_cache, evictions, corrupt, errors,
@@ -35,6 +37,10 @@ struct dsc_cache {
     dsc_chunk_id touched[DSC_TOUCH_BATCH];   /* accesses not yet written */
     size_t ntouched;
     uint64_t pending_hits, pending_misses;
+    dsc_node_counters pending;     /* bytes by source, peer hits: for the
+                                      node counters (account.c) */
+    dsc_prefix_count prefixes[DSC_PENDING_PREFIXES];
+    size_t nprefixes;
     int64_t last_flush_ms;
 
     /* Counters (core/atomic.h) and once-flags (dsc_log_once), any thread. */
@@ -62,7 +68,17 @@ int dsc_cache_shrink(dsc_cache *c, uint64_t disk_cap);
  * grow; 0 when the filesystem cannot tell. */
 uint64_t dsc_cache_disk_room(const dsc_cache *c, uint64_t used, uint64_t writing);
 
-/* Remember an access (id NULL: a miss) for the batched index update. */
-void dsc_cache_note_access(dsc_cache *c, const dsc_chunk_id *id, int hit);
+/* Count a chunk's bytes for the node (account.c): src DSC_SRC_CACHE is
+ * a hit of id read (its access time batched too), DSC_SRC_S3 a chunk
+ * GET, DSC_SRC_PEER a chunk from its owner node; read: a reader waits for
+ * it (else it was prefetched).
+ * Flushes when a second has passed since the last flush, unless
+ * !may_flush (a caller holding a single-flight lock: that LMDB write
+ * would lengthen its hold). */
+void dsc_cache_account(dsc_cache *c, const dsc_objref *obj,
+                       const dsc_chunk_id *id, int src, uint64_t bytes,
+                       int read, int may_flush);
+/* Forget what this process had not flushed (attach, after fork()). */
+void dsc_cache_account_reset(dsc_cache *c);
 
 #endif

@@ -164,7 +164,7 @@ static void count_hit(dsc_cache *c, const part *p)
         return;
     bump(&c->n.hits, 1);
     bump(&c->n.bytes_cache, p->len);
-    dsc_cache_note_access(c, &p->id, 1);
+    dsc_cache_account(c, p->obj, &p->id, DSC_SRC_CACHE, p->len, 1, 1);
 }
 
 /* Evict what the index chose: forget open files, unlink, count. */
@@ -345,8 +345,13 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, part *p, int *fetched)
         dsc_err_save(&saved);
         int rc = from_peer(c, p, &owner);
         dsc_peers_release(&owner);
-        if (rc == 0)
+        if (rc == 0) {
+            /* A HEAD (no dst, not kept here) moved no bytes. */
+            int moved = p->dst || dsc_peers_keep_local(c->peers);
+            dsc_cache_account(c, p->obj, NULL, DSC_SRC_PEER,
+                              moved ? p->chunk_len : 0, p->dst != NULL, 1);
             return 0;
+        }
         dsc_err_restore(&saved);   /* the S3 read below decides */
     }
     int locked = flight_lock(c, p) == 0;
@@ -362,10 +367,10 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, part *p, int *fetched)
         count_hit(c, p);
     } else if (rc == 0) {
         *fetched = 1;
-        if (p->dst) {
+        if (p->dst)
             bump(&c->n.misses, 1);
-            dsc_cache_note_access(c, NULL, 0);
-        }
+        dsc_cache_account(c, p->obj, NULL, DSC_SRC_S3, p->chunk_len,
+                          p->dst != NULL, 1);
     }
     return rc;
 }
@@ -436,7 +441,7 @@ int dsc_cache_open_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
     *xxh = rec.xxh;
     bump(&c->n.hits, 1);
     bump(&c->n.bytes_cache, rec.size);
-    dsc_cache_note_access(c, &id, 1);
+    dsc_cache_account(c, obj, &id, DSC_SRC_CACHE, rec.size, 1, 1);
     return fd;
 }
 
@@ -450,5 +455,8 @@ int dsc_cache_put_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
     if (dsc_chunk_id_make(c->o.origin, obj, c->o.chunk_size, index, &id))
         return DSC_ENOMEM;
     store_chunk(c, &id, data, len);
+    /* The chunk came with an object's first GET, under its first-fetch
+     * lock: counted, written with a later flush. */
+    dsc_cache_account(c, obj, NULL, DSC_SRC_S3, len, 0, 0);
     return 0;
 }

@@ -36,6 +36,10 @@ struct dsc_s3 {
     dsc_s3_version_fn version_of;  /* set once, before any request */
     void *version_arg;
     dsc_s3_counters n;   /* counters (core/atomic.h), any thread */
+    /* What dsc_s3_counters_take last reported; guarded by taken_mu (a
+     * leaf lock), so two flushes never report the same requests. */
+    pthread_mutex_t taken_mu;
+    dsc_s3_counters taken;
 
     /* guarded by regions_mu */
     pthread_mutex_t regions_mu;
@@ -104,12 +108,29 @@ void dsc_s3_counters_get(dsc_s3 *s3, dsc_s3_counters *out)
     out->get_bytes = dsc_counter_get(&s3->n.get_bytes);
 }
 
+void dsc_s3_counters_take(dsc_s3 *s3, dsc_s3_counters *out)
+{
+    pthread_mutex_lock(&s3->taken_mu);
+    dsc_s3_counters now, *t = &s3->taken;
+    dsc_s3_counters_get(s3, &now);
+    out->requests = now.requests - t->requests;
+    out->gets = now.gets - t->gets;
+    out->heads = now.heads - t->heads;
+    out->lists = now.lists - t->lists;
+    out->retries = now.retries - t->retries;
+    out->bytes = now.bytes - t->bytes;
+    out->get_bytes = now.get_bytes - t->get_bytes;
+    *t = now;
+    pthread_mutex_unlock(&s3->taken_mu);
+}
+
 int dsc_s3_new(const dsc_config *cfg, const dsc_creds *creds, dsc_s3 **out)
 {
     dsc_s3 *s3 = calloc(1, sizeof *s3);
     if (!s3)
         return DSC_ENOMEM;
     pthread_mutex_init(&s3->regions_mu, NULL);
+    pthread_mutex_init(&s3->taken_mu, NULL);
     int rc;
     if (creds->endpoint) {
         rc = dsc_endpoint_parse(creds->endpoint, &s3->ep);
@@ -171,6 +192,7 @@ void dsc_s3_free(dsc_s3 *s3)
     free(s3->region);
     dsc_credbox_free(s3->box);
     pthread_mutex_destroy(&s3->regions_mu);
+    pthread_mutex_destroy(&s3->taken_mu);
     free(s3);
 }
 

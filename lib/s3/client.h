@@ -93,5 +93,9 @@ typedef struct dsc_s3_counters {
     uint64_t requests, gets, heads, lists, retries, bytes, get_bytes;
 } dsc_s3_counters;
 void dsc_s3_counters_get(dsc_s3 *s3, dsc_s3_counters *out);
+/* The counters' growth since the last take (0 at the first: since
+ * creation): this process's share of the node's totals, each request
+ * reported once however many threads take. */
+void dsc_s3_counters_take(dsc_s3 *s3, dsc_s3_counters *out);
 
 #endif

@@ -145,6 +145,17 @@ def base_env(secret):
     return env
 
 
+def stop_process(proc, sig=signal.SIGTERM, timeout=20):
+    """Signal a server we started (by its PID), kill it if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Dscd:
     """One node's daemon on a free port."""
 
@@ -187,13 +198,7 @@ class Dscd:
         return out
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig)
         self.log.close()
         return self.proc.returncode
 

@@ -763,6 +763,27 @@ def second_read_is_served_from_the_cache():
 
 
 @test
+def metrics_are_the_nodes():
+    """Client.metrics(): the library's exposition of the node counters
+    (cold GETs, warm hits, saved GETs and bytes), as dsc-stat's."""
+    want = rig.fixtures()["five-mib-plus-one"]
+    url = rig.url("five-mib-plus-one")
+    with rig.client(chunk_size="1M", cache_dir=rig.cache_dir()) as c:
+        assert c.read(url) == want and c.read(url) == want
+        st = c.stats()
+        assert st["node_s3_gets"] == 6 and st["node_s3_heads"] == 1, st
+        assert st["node_cache_bytes"] == len(want), st
+        text = c.metrics()
+    series = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                  if line and not line.startswith("#"))
+    assert series['dsc_s3_requests_total{kind="get"}'] == "6", series
+    assert series["dsc_cache_hits_total"] == "6", series
+    assert series["dsc_saved_requests"] == "6", series
+    assert series["dsc_saved_bytes"] == str(len(want)), series
+    assert "# TYPE dsc_cost_dollars_total counter" in text
+
+
+@test
 def clean_cache_removes_debris():
     with rig.client() as c:
         c.read(rig.url("one-byte"))

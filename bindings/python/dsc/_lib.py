@@ -113,7 +113,10 @@ class Stats(ctypes.Structure):
         ("peers", ctypes.c_uint64),
         ("peer_changes", ctypes.c_uint64),
         ("peer_resolve_errors", ctypes.c_uint64),
-    ]
+    ] + [(name, ctypes.c_uint64) for name in (
+        "node_s3_gets", "node_s3_heads", "node_s3_lists", "node_s3_retries",
+        "node_s3_bytes", "node_cache_bytes", "node_peer_hits",
+        "node_peer_bytes", "node_prefetched", "node_prefetched_bytes")]
 
 
 class ObjectInfo(ctypes.Structure):
@@ -226,6 +229,7 @@ _OPTIONAL = {
     "dsc_snapshot_diff_each": (ctypes.c_int, [_vp, _vp, DIFF_CB, _vp,
                                               ctypes.POINTER(SnapshotDelta)]),
     "dsc_ctx_use_snapshot": (ctypes.c_int, [_vp, _vp]),
+    "dsc_metrics_text": (ctypes.c_int64, [_vp, ctypes.c_char_p, ctypes.c_size_t]),
 }
 
 

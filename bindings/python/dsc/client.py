@@ -519,6 +519,22 @@ class Client:
         out["cache_policy"] = names.get(out["cache_policy"], out["cache_policy"])
         return out
 
+    def metrics(self):
+        """The node cache's metrics as Prometheus text: the dsc_* series
+        of `dsc-stat --prometheus` and dscd's /metrics (README, "Metrics
+        and cost"), e.g. for a job's own exporter."""
+        fn = _optional("dsc_metrics_text")
+        cap = 16384
+        with self._guard as ctx:
+            while True:
+                buf = ctypes.create_string_buffer(cap)
+                n = fn(ctx, buf, cap)
+                if n < 0:
+                    raise _fail(n)
+                if n < cap:
+                    return buf.value.decode()
+                cap = n + 4096
+
     @property
     def cache_dir(self):
         """The node cache directory, or None when the client has none."""
