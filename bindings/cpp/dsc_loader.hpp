@@ -28,6 +28,7 @@
 #include <cinttypes>
 #include <climits>
 #include <cstdlib>
+#include <set>
 #include <string_view>
 
 namespace dsc {
@@ -106,16 +107,13 @@ struct LoaderState {
     /** One line of JSON, for a checkpoint file. */
     std::string to_string() const
     {
-        char buf[512];
-        std::snprintf(buf, sizeof buf,
-                      "{\"kind\": \"%s\", \"version\": 1, \"dataset\": \"%s\", "
-                      "\"num_samples\": %" PRIu64 ", \"seed\": %" PRIu64
-                      ", \"shuffle\": %s, \"epoch\": %u, \"consumed\": %" PRIu64
-                      ", \"world_size\": %u, \"num_workers\": %u}",
-                      kKind, dataset.c_str(), num_samples, seed,
-                      shuffle ? "true" : "false", epoch, consumed, world_size,
-                      num_workers);
-        return buf;
+        auto num = [](uint64_t v) { return std::to_string(v); };
+        return std::string("{\"kind\": \"") + kKind + "\", \"version\": 1, \"dataset\": \"" +
+               dataset + "\", \"num_samples\": " + num(num_samples) + ", \"seed\": " +
+               num(seed) + ", \"shuffle\": " + (shuffle ? "true" : "false") +
+               ", \"epoch\": " + num(epoch) + ", \"consumed\": " + num(consumed) +
+               ", \"world_size\": " + num(world_size) + ", \"num_workers\": " +
+               num(num_workers) + "}";
     }
 
     /** The state to_string() wrote; anything else throws Error(DSC_EINVAL)
@@ -126,12 +124,15 @@ struct LoaderState {
         Reader r{text};
         bool kind = false, version = false;
         unsigned seen = 0;
+        std::set<std::string> seen_keys;
         r.expect('{');
         for (bool first = true; !r.peek('}'); first = false) {
             if (!first)
                 r.expect(',');
             std::string key = r.string();
             r.expect(':');
+            if (!seen_keys.insert(key).second)
+                r.fail("key \"" + key + "\" given twice");
             if (key == "kind")
                 kind = r.string() == kKind || r.fail("its kind is not \"dsc.Loader\"");
             else if (key == "version")
@@ -340,16 +341,21 @@ public:
             std::rethrow_exception(error_);
         if (consumed_ >= total_)
             return std::nullopt;
+        // Another consumer thread may take the last batch meanwhile.
         ready_.wait(lk, [this] {
             auto it = pending_.find(consumed_);
-            return error_ || (it != pending_.end() && it->second.remaining == 0);
+            return error_ || consumed_ >= total_ ||
+                   (it != pending_.end() && it->second.remaining == 0);
         });
         if (error_)
             std::rethrow_exception(error_);
+        if (consumed_ >= total_)
+            return std::nullopt;
         auto node = pending_.extract(consumed_);
         consumed_++;
         lk.unlock();
         work_.notify_all();
+        ready_.notify_all();       // waiting consumers: the next, or none
         return std::move(node.mapped().batch);
     }
 
@@ -407,6 +413,10 @@ private:
                                     "queue_depth must be positive");
         world_ = opt_.world_size ? *opt_.world_size : from_env("WORLD_SIZE", 1);
         rank_ = opt_.rank ? *opt_.rank : from_env("RANK", 0);
+        if (!opt_.rank && world_ > 1 && !std::getenv("RANK"))
+            // Every process would be rank 0 and read the same part.
+            throw Error(DSC_EINVAL, "dsc::Loader: world size " + std::to_string(world_) +
+                                        " but no rank (LoaderOptions::rank or RANK)");
         if (world_ == 0 || rank_ >= world_ || opt_.num_workers == 0 ||
             opt_.worker >= opt_.num_workers)
             throw Error(DSC_EINVAL, "dsc::Loader: rank " + std::to_string(rank_) +

@@ -698,7 +698,8 @@ void test_bad_states_and_splits_are_refused()
                             edited("dsc.Loader", "dsc.DistributedSampler"),
                             edited("\"shuffle\": true", "\"shuffle\": 1"),
                             edited("\"epoch\": 1", "\"epoch\": 1, \"extra\": 2"),
-                            edited("fnv1a64", "fnv1a64\\\"")}) {
+                            edited("fnv1a64", "fnv1a64\\\""),
+                            edited("\"epoch\": 1", "\"epoch\": 1, \"epoch\": 2")}) {
         CHECK_THROWS(DSC_EINVAL, dsc::LoaderState::parse(bad));
     }
     // Splits that cannot be.
@@ -720,9 +721,40 @@ void test_bad_states_and_splits_are_refused()
     CHECK(wait_exit(pid) == 0 && slurp(dir + "/ok") == "rank 1 of 3\n");
     pid = spawn({"child", "--child", "env"}, {"RANK=one", "WORLD_SIZE=3"}, dir + "/bad");
     CHECK(wait_exit(pid) == 3 && slurp(dir + "/bad").find("RANK=one") != std::string::npos);
+    pid = spawn({"child", "--child", "env"}, {"WORLD_SIZE=2"}, dir + "/norank");
+    CHECK(wait_exit(pid) == 3 && slurp(dir + "/norank").find("no rank") != std::string::npos);
     pid = spawn({"child", "--child", "env"}, {"RANK=3", "WORLD_SIZE=3"}, dir + "/big");
     CHECK(wait_exit(pid) == 3 && slurp(dir + "/big").find("rank 3 of world size 3") !=
                                       std::string::npos);
+}
+
+/* Several threads may call next(): each batch goes to one of them, and
+ * all of them return once the run is over (none waits forever). */
+void test_several_consumer_threads()
+{
+    dsc::Client c(config());
+    for (int round = 0; round < 20; round++) {
+        dsc::LoaderOptions opt;
+        opt.batch_size = 1;
+        opt.threads = 2;
+        opt.epochs = 2;
+        dsc::Loader loader(c, dataset(5), opt);
+        std::mutex mu;
+        std::vector<size_t> got;
+        std::vector<std::thread> consumers;
+        for (int t = 0; t < 3; t++)
+            consumers.emplace_back([&] {
+                while (auto b = loader.next()) {
+                    std::lock_guard<std::mutex> lk(mu);
+                    for (const dsc::Sample &s : b->samples)
+                        got.push_back(index_of(s.url));
+                }
+            });
+        for (auto &t : consumers)
+            t.join();
+        std::sort(got.begin(), got.end());
+        CHECK((got == std::vector<size_t>{0, 0, 1, 1, 2, 2, 3, 3, 4, 4}));
+    }
 }
 
 } // namespace
@@ -743,6 +775,7 @@ int main(int argc, char **argv)
         {"killed_ranks_resume_elastically_in_new_processes",
          test_killed_ranks_resume_elastically_in_new_processes},
         {"bad_states_and_splits_are_refused", test_bad_states_and_splits_are_refused},
+        {"several_consumer_threads", test_several_consumer_threads},
     };
     return run_tests("cpp-loader", tests);
 }
