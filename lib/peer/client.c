@@ -4,7 +4,6 @@
  * fetched the chunk from S3: a peer with a rotten file, a cut connection
  * or a meddling proxy costs one S3 GET, never wrong bytes. */
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,25 +19,9 @@
 #include "net/http.h"
 #include "core/log.h"
 #include "peer/client.h"
-#include "peer/discover.h"
+#include "peer/members.h"
 #include "peer/proto.h"
 #include "peer/ring.h"
-
-typedef struct peer_state {
-    int64_t down_until_ms;         /* dsc_atomic_get/set; monotonic clock */
-    int warned;                    /* dsc_log_once */
-} peer_state;
-
-/* The peers as known at one moment. A read holds a reference from route
- * to the end of its request, so a membership change never pulls a ring
- * or a peer's state out from under it. */
-struct dsc_peer_members {
-    int refs;                      /* dsc_ref_get/put */
-    dsc_ring *ring;                /* NULL: no peer known (discovery) */
-    int self;                      /* this node's index, or -1 */
-    peer_state *st;                /* one per ring peer */
-    char *list;                    /* what it was made of */
-};
 
 struct dsc_peers {
     /* Set at creation, read-only after. */
@@ -46,23 +29,12 @@ struct dsc_peers {
     char *secret;
     char *origin;                  /* the S3 endpoint this node reads */
     char *tls_ca;                  /* NULL: the system's CAs (or no TLS) */
-    char *self;
-    dsc_discovery disc;            /* LIST: o.peers is the fixed list */
-    /* Guarded by mu; mu and wake are re-made by the first call in a fork
-     * child (a parent thread may have held mu), which also starts the
-     * child's own refresher. */
-    unsigned proc_gen;
-    pthread_mutex_t mu;
-    pthread_cond_t wake;
-    dsc_peer_members *now;
-    int stop;
-    int refresher_running;         /* in this process */
-    pthread_t refresher;
+    dsc_roster *roster;            /* who the peers are (members.h) */
     /* Per process (core/fork.h): re-made by http_of() after fork(). */
     unsigned fork_gen;
     dsc_http *http;
     /* Counters (core/atomic.h), any thread. */
-    uint64_t hits, bytes, errors, bad_data, changes, resolve_errors;
+    uint64_t hits, bytes, errors, bad_data;
 };
 
 static void bump(uint64_t *c, uint64_t v)
@@ -83,138 +55,6 @@ static int make_http(dsc_peers *p, dsc_http **out)
     return dsc_http_new(&ho, out);
 }
 
-static void members_put(dsc_peer_members *m)
-{
-    if (!m || !dsc_ref_put(&m->refs))
-        return;
-    dsc_ring_free(m->ring);
-    free(m->st);
-    free(m->list);
-    free(m);
-}
-
-/* Members from a "host:port,..." list ("" for none). A fixed list must
- * name this node when self is set; a discovered one may not yet. Peers
- * that stay keep their back-off state from prev. */
-static int members_new(const dsc_peers *p, const char *list,
-                       const dsc_peer_members *prev, dsc_peer_members **out)
-{
-    *out = NULL;
-    dsc_peer_members *m = calloc(1, sizeof *m);
-    if (!m)
-        return DSC_ENOMEM;
-    m->refs = 1;
-    m->self = -1;
-    int fixed = p->disc.kind == DSC_PEERS_LIST;
-    int rc = (m->list = dsc_strdup(list)) ? 0 : DSC_ENOMEM;
-    if (!rc && *list)
-        rc = dsc_ring_new(list, fixed ? p->self : NULL, &m->ring);
-    if (!rc && m->ring) {
-        m->self = p->self ? dsc_ring_find(m->ring, p->self) : -1;
-        m->st = calloc(dsc_ring_size(m->ring), sizeof *m->st);
-        rc = m->st ? 0 : DSC_ENOMEM;
-    }
-    for (size_t i = 0; !rc && m->ring && prev && prev->ring &&
-                       i < dsc_ring_size(m->ring); i++) {
-        int was = dsc_ring_find(prev->ring, dsc_ring_peer(m->ring, i));
-        if (was >= 0)
-            m->st[i].down_until_ms = dsc_atomic_get(&prev->st[was].down_until_ms);
-    }
-    if (rc) {
-        members_put(m);
-        return rc;
-    }
-    *out = m;
-    return 0;
-}
-
-/* Swap in the members a resolution found, when they differ. */
-static void adopt(dsc_peers *p, const char *list)
-{
-    pthread_mutex_lock(&p->mu);
-    dsc_peer_members *prev = p->now;
-    dsc_ref_get(&prev->refs);
-    pthread_mutex_unlock(&p->mu);
-    dsc_peer_members *m = NULL;
-    if (strcmp(prev->list, list) == 0) {
-        members_put(prev);
-        return;
-    }
-    if (members_new(p, list, prev, &m)) {
-        dsc_log(DSC_LOG_WARN, "peer discovery: %s named peers this node "
-                "cannot use (%s); keeping the %zu it had", p->o.peers,
-                dsc_errmsg(), prev->ring ? dsc_ring_size(prev->ring) : 0);
-        members_put(prev);
-        return;
-    }
-    pthread_mutex_lock(&p->mu);
-    dsc_peer_members *old = p->now;
-    p->now = m;
-    pthread_mutex_unlock(&p->mu);
-    bump(&p->changes, 1);
-    dsc_log(DSC_LOG_INFO, "peer discovery: %s now names %zu peers: %s",
-            p->o.peers, m->ring ? dsc_ring_size(m->ring) : 0,
-            *list ? list : "(none)");
-    members_put(old);
-    members_put(prev);
-}
-
-/* Resolve the spec once: adopt the answer, keep the members when no
- * answer came (a DNS outage must not send the cluster's reads to S3). */
-static void refresh(dsc_peers *p)
-{
-    char *list = NULL;
-    if (dsc_discovery_resolve(&p->disc, &list) == 0) {
-        adopt(p, list);
-    } else {
-        bump(&p->resolve_errors, 1);
-        dsc_log(DSC_LOG_WARN, "%s; keeping the peers known", dsc_errmsg());
-    }
-    free(list);
-}
-
-static void *refresher_main(void *arg)
-{
-    dsc_peers *p = arg;
-    pthread_mutex_lock(&p->mu);
-    while (!p->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += p->o.refresh_s;
-        while (!p->stop && pthread_cond_timedwait(&p->wake, &p->mu, &until) == 0)
-            ;
-        if (p->stop)
-            break;
-        pthread_mutex_unlock(&p->mu);
-        refresh(p);
-        pthread_mutex_lock(&p->mu);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
-/* The lock, the condition and (discovery) the refresher of this
- * process: at creation, and again in a fork child. */
-static int start_process(void *arg)
-{
-    dsc_peers *p = arg;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int rc = pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->wake, &ca);
-    pthread_condattr_destroy(&ca);
-    if (rc)
-        return dsc_fail(DSC_ENOMEM, "peers: cannot make a lock");
-    p->stop = 0;
-    p->refresher_running = 0;
-    if (p->disc.kind == DSC_PEERS_LIST)
-        return 0;
-    if (pthread_create(&p->refresher, NULL, refresher_main, p))
-        return dsc_fail(DSC_ENOMEM, "peers: cannot start the discovery thread");
-    p->refresher_running = 1;
-    return 0;
-}
-
 int dsc_peers_new(const dsc_peer_opts *o, dsc_peers **out)
 {
     *out = NULL;
@@ -228,39 +68,16 @@ int dsc_peers_new(const dsc_peer_opts *o, dsc_peers **out)
     p->secret = dsc_strdup(o->secret);
     p->origin = dsc_strdup(o->origin ? o->origin : "");
     p->tls_ca = dsc_strdup(o->tls_ca);
-    p->self = dsc_strdup(o->self);
-    p->o.peers = dsc_strdup(o->peers);
-    p->o.secret = p->o.self = p->o.origin = p->o.tls_ca = NULL;
-    p->proc_gen = DSC_FORK_NONE;
-    char *found = NULL;
-    int rc = p->secret && p->origin && p->o.peers && (!o->tls_ca || p->tls_ca) &&
-             (!o->self || p->self) ? 0 : DSC_ENOMEM;
-    if (!rc)
-        rc = dsc_discovery_parse(o->peers, &p->disc);
-    if (!rc && p->disc.kind != DSC_PEERS_LIST && p->o.refresh_s <= 0)
-        rc = dsc_fail(DSC_EINVAL, "peers: refresh interval %ld s (DSC_PEERS_REFRESH_S) "
-                      "must be positive", p->o.refresh_s);
-    if (!rc && p->disc.kind != DSC_PEERS_LIST &&
-        dsc_discovery_resolve(&p->disc, &found)) {
-        /* Not fatal: DNS may be back before the next refresh, and reads
-         * go to S3 meanwhile. Said, so a wrong name is not silent. */
-        bump(&p->resolve_errors, 1);
-        dsc_log(DSC_LOG_WARN, "%s; reading from S3 until it answers", dsc_errmsg());
-    }
-    if (!rc)
-        rc = members_new(p, p->disc.kind == DSC_PEERS_LIST ? o->peers
-                            : found ? found : "", NULL, &p->now);
-    if (!rc && p->disc.kind != DSC_PEERS_LIST && !found[0])
-        dsc_log(DSC_LOG_WARN, "peer discovery: %s names no peer yet; reading "
-                "from S3 until it does", o->peers);
-    free(found);
+    p->o.secret = p->o.peers = p->o.self = p->o.origin = p->o.tls_ca = NULL;
+    int rc = p->secret && p->origin && (!o->tls_ca || p->tls_ca) ? 0 : DSC_ENOMEM;
     if (!rc && o->tls_ca && access(o->tls_ca, R_OK))
         rc = dsc_fail(DSC_EINVAL, "DSC_PEER_TLS_CA %s: %s", o->tls_ca,
                       strerror(errno));
     if (!rc)
         rc = make_http(p, &p->http);
+    dsc_roster_opts ro = { o->peers, o->self, o->refresh_s, o->connect_timeout_ms };
     if (!rc)
-        rc = dsc_fork_ensure(&p->proc_gen, start_process, p);
+        rc = dsc_roster_new(&ro, &p->roster);
     if (rc) {
         dsc_peers_free(p);
         return rc;
@@ -274,30 +91,16 @@ void dsc_peers_free(dsc_peers *p)
 {
     if (!p)
         return;
-    if (dsc_fork_current(&p->proc_gen)) {
-        if (p->refresher_running) {
-            pthread_mutex_lock(&p->mu);
-            p->stop = 1;
-            pthread_cond_signal(&p->wake);
-            pthread_mutex_unlock(&p->mu);
-            pthread_join(p->refresher, NULL);
-        }
-        pthread_cond_destroy(&p->wake);
-        pthread_mutex_destroy(&p->mu);
-    }
+    dsc_roster_free(p->roster);
     if (dsc_fork_current(&p->fork_gen))
         dsc_http_free(p->http);
     else
         dsc_fork_graveyard(p->http);
-    members_put(p->now);
-    dsc_discovery_free(&p->disc);
     if (p->secret)
         memset(p->secret, 0, strlen(p->secret));
     free(p->secret);
     free(p->origin);
     free(p->tls_ca);
-    free(p->self);
-    free((char *)p->o.peers);
     free(p);
 }
 
@@ -319,23 +122,10 @@ static dsc_http *http_of(dsc_peers *p)
     return dsc_fork_ensure(&p->fork_gen, remake_http, p) ? NULL : p->http;
 }
 
-/* The members now, referenced; NULL when this process cannot take the
- * lock (a fork child that could not re-make it). */
-static dsc_peer_members *members_get(dsc_peers *p)
-{
-    if (dsc_fork_ensure(&p->proc_gen, start_process, p))
-        return NULL;
-    pthread_mutex_lock(&p->mu);
-    dsc_peer_members *m = p->now;
-    dsc_ref_get(&m->refs);
-    pthread_mutex_unlock(&p->mu);
-    return m;
-}
-
 int dsc_peers_route(dsc_peers *p, const dsc_chunk_id *id, dsc_peer_pick *pick)
 {
     pick->m = NULL;
-    dsc_peer_members *m = members_get(p);
+    dsc_peer_members *m = dsc_roster_get(p->roster);
     if (!m)
         return 0;
     if (m->ring) {
@@ -347,13 +137,13 @@ int dsc_peers_route(dsc_peers *p, const dsc_chunk_id *id, dsc_peer_pick *pick)
             return 1;
         }
     }
-    members_put(m);
+    dsc_members_put(m);
     return 0;
 }
 
 void dsc_peers_release(dsc_peer_pick *pick)
 {
-    members_put(pick->m);
+    dsc_members_put(pick->m);
     pick->m = NULL;
 }
 
@@ -500,9 +290,8 @@ void dsc_peers_stats(dsc_peers *p, dsc_stats *st)
     st->peer_bytes = dsc_counter_get(&p->bytes);
     st->peer_errors = dsc_counter_get(&p->errors);
     st->peer_bad_data = dsc_counter_get(&p->bad_data);
-    st->peer_changes = dsc_counter_get(&p->changes);
-    st->peer_resolve_errors = dsc_counter_get(&p->resolve_errors);
-    dsc_peer_members *m = members_get(p);
+    dsc_roster_counts(p->roster, &st->peer_changes, &st->peer_resolve_errors);
+    dsc_peer_members *m = dsc_roster_get(p->roster);
     if (!m)
         return;
     int64_t now = dsc_now_ms();
@@ -514,7 +303,7 @@ void dsc_peers_stats(dsc_peers *p, dsc_stats *st)
     }
     st->peers_down = down;
     st->peers = n;
-    members_put(m);
+    dsc_members_put(m);
 }
 
 /* The first line of a secret file: kept out of the environment (and so

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include "core/atomic.h"
 #include "peer/discover.h"
 
 typedef struct names {
@@ -65,8 +66,8 @@ int dsc_discovery_parse(const char *spec, dsc_discovery *out)
         const char *colon = strrchr(name, ':');
         long port = 0;
         const char *d = colon ? colon + 1 : "";
-        for (; *d && port <= 65535; d++)
-            port = dsc_isdigit((unsigned char)*d) ? port * 10 + (*d - '0') : -1;
+        for (; dsc_isdigit((unsigned char)*d) && port <= 65535; d++)
+            port = port * 10 + (*d - '0');
         if (!colon || *d || port < 1 || port > 65535 || colon[1] == '\0')
             return dsc_fail(DSC_EINVAL, "DSC_PEERS '%s': want dns:NAME:PORT "
                             "(a port of 1..65535)", dsc_printable(spec, q, sizeof q));
@@ -123,8 +124,13 @@ static int add_addresses(names *out, const char *name, unsigned port)
     return rc;
 }
 
+static int cancelled(const int *cancel)
+{
+    return cancel && dsc_atomic_get(cancel);
+}
+
 /* Every SRV record's target addresses with its port. */
-static int add_srv(names *out, const char *name)
+static int add_srv(names *out, const char *name, const int *cancel)
 {
     enum { ANSWER_MAX = 65536 };
     struct __res_state rs;
@@ -146,7 +152,7 @@ static int add_srv(names *out, const char *name)
         goto done;
     }
     ns_msg msg;
-    if (ns_initparse(answer, len, &msg)) {
+    if (len > ANSWER_MAX || ns_initparse(answer, len, &msg)) {
         rc = dsc_fail(DSC_ENET, "peer discovery: SRV answer for %s is malformed",
                       name);
         goto done;
@@ -163,7 +169,12 @@ static int add_srv(names *out, const char *name)
                       sizeof target) < 0 || port == 0 || !target[0] ||
             strcmp(target, ".") == 0)
             continue;              /* "." : the service is not offered */
-        rc = add_addresses(out, target, port);
+        if (cancelled(cancel))
+            rc = DSC_ECANCELED;
+        else if (out->n > DSC_MAX_PEERS)
+            break;                 /* refused by the caller */
+        else
+            rc = add_addresses(out, target, port);
     }
 done:
     free(answer);
@@ -176,20 +187,28 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int dsc_discovery_resolve(const dsc_discovery *d, char **list)
+int dsc_discovery_resolve(const dsc_discovery *d, const int *cancel, char **list)
 {
     *list = NULL;
     names found = { 0 };
     dsc_buf joined = { 0 };
     int rc = d->kind == DSC_PEERS_DNS ? add_addresses(&found, d->name, d->port)
-           : d->kind == DSC_PEERS_SRV ? add_srv(&found, d->name)
+           : d->kind == DSC_PEERS_SRV ? add_srv(&found, d->name, cancel)
            : dsc_fail(DSC_EINVAL, "peer discovery: not a DNS spec");
     if (rc)
         goto done;
+    if (found.n > DSC_MAX_PEERS) {
+        rc = dsc_fail(DSC_ENET, "peer discovery: %s names more than %d peers",
+                      d->name, DSC_MAX_PEERS);
+        goto done;
+    }
     if (found.n)    /* qsort wants a pointer even for none */
         qsort(found.v, found.n, sizeof *found.v, cmp_name);
+    /* "[" sorts after digits: IPv4 entries come first. */
+    int has_v4 = found.n && found.v[0][0] != '[';
     for (size_t i = 0; i < found.n; i++)
-        if (i == 0 || strcmp(found.v[i], found.v[i - 1]))
+        if ((i == 0 || strcmp(found.v[i], found.v[i - 1])) &&
+            !(has_v4 && found.v[i][0] == '['))
             dsc_buf_printf(&joined, "%s%s", joined.len ? "," : "", found.v[i]);
     *list = dsc_strdup(joined.data ? joined.data : "");
     rc = *list ? 0 : DSC_ENOMEM;

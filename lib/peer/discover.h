@@ -29,11 +29,18 @@ typedef struct dsc_discovery {
 int dsc_discovery_parse(const char *spec, dsc_discovery *out);
 void dsc_discovery_free(dsc_discovery *d);
 
+/* At most this many peers: more is taken for a broken or hostile answer. */
+#define DSC_MAX_PEERS 1024
+
 /* The peers the records name now: 0 with *list a sorted "a:p,b:p" ("" when
- * the name has no records: NXDOMAIN or no data, an answer); DSC_ENET when
- * no answer came (server down, SERVFAIL, timeout), which callers treat as
- * "membership unknown", not "empty". Blocks for the resolver's timeout
- * (resolv.conf). Thread-safe. */
-int dsc_discovery_resolve(const dsc_discovery *d, char **list);
+ * the name has no records: NXDOMAIN or no data, an answer). When there
+ * are IPv4 addresses the IPv6 ones are left out (a dual-stack node would
+ * be two peers); IPv6-only records give IPv6 peers. DSC_ENET when no
+ * usable answer came (server down, SERVFAIL, timeout, over DSC_MAX_PEERS
+ * peers), which callers treat as "membership unknown", not "empty";
+ * DSC_ECANCELED when *cancel (read atomically, may be NULL) became
+ * non-zero between lookups. Blocks for the resolver's timeout
+ * (resolv.conf) per lookup. Thread-safe. */
+int dsc_discovery_resolve(const dsc_discovery *d, const int *cancel, char **list);
 
 #endif

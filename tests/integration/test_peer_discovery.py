@@ -286,9 +286,56 @@ def run(pl, state, dns, daemons, readers):
     r = good_pass("DNS down")
     check(r["peers"] == 2 and r["s3_gets"] == before["s3_gets"],
           "DNS down: the 2 nodes kept, no extra S3 GET (%s)" % r)
+    # A process starting while DNS is down opens, reads S3, and says so.
+    late = Reader(pl, dict(env, DSC_SELF="127.0.0.99:%d" % PORT,
+                           DSC_CACHE_DIR=str(state / "late-node")),
+                  state / "local", urls, state / "late.log")
+    readers.append(late)
+    r = late.ask("pass")
+    check(r["ok"] == n and r["peers"] == 0 and r["resolve_errors"] >= 1,
+          "started with DNS down: no peers yet, reads exact from S3 (%s)" % r)
+    # DNS back: the late reader finds the nodes; this node (DSC_SELF) is
+    # not among them, which it says.
+    dns.start()
+    wait_until(lambda: late.ask("stats")["peers"] == 2, "the late reader to find 2 nodes")
+    check(late.close() == 0, "the late reader exits cleanly")
+    readers.remove(late)
+    text = (state / "late.log").read_text()
+    for want in ("reading from S3 until it answers", "answers again",
+                 "127.0.0.99:7070) is not among the peers"):
+        check(want in text, "the late reader's log says '%s'" % want)
+
+    # A DNS server that takes queries and never answers (resolver timeout
+    # 5 s x 2): opening waits DSC_CONNECT_TIMEOUT_MS at most, closing
+    # does not wait for the resolver.
+    dns.stop()
+    resolv_slow = "nameserver 127.0.0.1\noptions timeout:5 attempts:2\n"
+    with open("/etc/resolv.conf", "w") as f:
+        f.write(resolv_slow)
+    import socket
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 53))
+    t0 = time.time()
+    p = subprocess.run([str(pl.BUILD / "tests" / "tools" / "pass_reader"), "1",
+                        str(state / "local"), urls[0]],
+                       env=dict(env, DSC_CONNECT_TIMEOUT_MS="1000"), input="stats\n",
+                       capture_output=True, text=True, timeout=60)
+    took = time.time() - t0
+    silent.close()
+    with open("/etc/resolv.conf", "w") as f:
+        f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    check(p.returncode == 0 and "peers=0" in p.stdout and "no answer for" in p.stderr
+          and took < 4.0,
+          "silent DNS: open waits ~1 s, close does not wait for the resolver "
+          "(%.1f s in all, rc %d)" % (took, p.returncode))
+    dns.start()
+    if not wait_until(lambda: resolved(NAME) == [NODES[1], NODES[2]], "dnsmasq back"):
+        print(dns.log.read_text()[-1500:] if dns.log.exists() else "no dns log",
+              dns.proc.poll())
+
     # The name gone (NXDOMAIN, an answer): no peers, reads go to S3.
     dns.write([], named=False)
-    dns.start()
+    dns.reload()
     wait_until(lambda: reader.ask("stats")["peers"] == 0, "the members to empty")
     r = good_pass("name gone")
     check(r["peers"] == 0 and r["s3_gets"] > before["s3_gets"],

@@ -38,6 +38,8 @@ static void test_specs(void **state)
         { "dns::7070", "is not a DNS name" }, { "dns:a b:7070", "is not a DNS name" },
         { "dns:a/b:7070", "is not a DNS name" }, { "srv:", "is not a DNS name" },
         { "srv:x,y", "is not a DNS name" },
+        { "dns:x:a0000000000000000000", "want dns:NAME:PORT" },
+        { "dns:x:99999999999999999999", "want dns:NAME:PORT" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         if (dsc_discovery_parse(bad[i].spec, &d) != DSC_EINVAL)
@@ -55,9 +57,10 @@ static void test_localhost_resolves_to_sorted_peers(void **state)
     dsc_discovery d;
     char *list = NULL;
     assert_int_equal(dsc_discovery_parse("dns:localhost:7070", &d), 0);
-    assert_int_equal(dsc_discovery_resolve(&d, &list), 0);
-    /* 127.0.0.1, and [::1] where /etc/hosts has it: each once, sorted. */
-    if (strcmp(list, "127.0.0.1:7070") && strcmp(list, "127.0.0.1:7070,[::1]:7070"))
+    assert_int_equal(dsc_discovery_resolve(&d, NULL, &list), 0);
+    /* 127.0.0.1 once; ::1 (where /etc/hosts has it) is left out: a
+     * dual-stack node is one peer, by its IPv4 address. */
+    if (strcmp(list, "127.0.0.1:7070"))
         fail_msg("localhost resolved to '%s'", list);
     free(list);
     dsc_discovery_free(&d);
