@@ -240,16 +240,24 @@ def run(pl, state, dns, daemons, readers):
         return passes
 
     # A fork child (a DataLoader worker) has no refresher of its parent:
-    # it starts its own and follows the records too.
-    reader.proc.stdin.write("forkwait 4\n")
-    reader.proc.stdin.flush()
+    # it starts its own and follows the records too. Not under TSan, whose
+    # runtime cannot start threads in the child of a threaded process
+    # ("dup thread with used id"); the other builds run it.
     dns.write([1, 2, 3, 4])
-    dns.reload()
-    words = reader.proc.stdout.readline().split()
-    r = dict((k, int(v)) for k, v in (w.split("=") for w in words[1:] if "=" in w))
-    check(words[:1] == ["fork"] and r.get("peers") == 4 and r.get("ok") == n and
-          r.get("peer_errors") == 0,
-          "a fork child sees the 4th node by itself and reads exact (%s)" % words)
+    if "TSAN_OPTIONS" in env:
+        print("(fork check skipped under TSan)")
+        dns.reload()
+    else:
+        reader.proc.stdin.write("forkwait 4\n")
+        reader.proc.stdin.flush()
+        dns.reload()
+        words = reader.proc.stdout.readline().split()
+        r = dict((k, int(v)) for k, v in (w.split("=") for w in words[1:] if "=" in w))
+        check(words[:1] == ["fork"] and r.get("peers") == 4 and r.get("ok") == n and
+              r.get("peer_errors") == 0,
+              "a fork child sees the 4th node by itself and reads exact (%s)" % words)
+        if words[1:2] == ["failed"]:
+            print((state / "reader.log").read_text()[-3000:])
     passes = change([1, 2, 3, 4])
     good_pass("4 nodes")
     passes += change([1, 2])
