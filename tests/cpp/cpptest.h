@@ -148,7 +148,9 @@ struct Test {
 
 /* Sets up the fixtures (test_setup), runs each test and prints one line per test and
  * a summary under `suite`; the exit status of the program. */
-inline void test_setup()
+/* fixtures=false: a child process that reads only many/ (see
+ * test_loader.cpp) skips loading every fixture, 64 MiB among them. */
+inline void test_setup(bool fixtures = true)
 {
     g_endpoint = env("DSC_TEST_ENDPOINT");
     g_bucket = env("DSC_TEST_BUCKET");
@@ -158,7 +160,8 @@ inline void test_setup()
         std::exit(1);
     }
     g_tmp = tmpl;
-    g_fx = load_fixtures();
+    if (fixtures)
+        g_fx = load_fixtures();
 }
 
 template <size_t N> inline int run_tests(const char *suite, const Test (&tests)[N])

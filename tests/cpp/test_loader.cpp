@@ -523,7 +523,7 @@ dsc::LoaderOptions child_options()
 /* --child first K LOG STATE | --child rest STATE LOG | --child env */
 int child_main(int argc, char **argv)
 {
-    test_setup();
+    test_setup(false);
     std::string mode = argc > 2 ? argv[2] : "";
     try {
         dsc::Client c(config());
