@@ -567,8 +567,18 @@ private:
             size_t batch, slot, url;
             {
                 std::unique_lock<std::mutex> lk(mu_);
-                if (!claim(lk, batch, slot, url))
+                try {
+                    if (!claim(lk, batch, slot, url))
+                        return;
+                } catch (...) {
+                    // Out of memory making an epoch's order or a batch:
+                    // the consumer gets it, the process is not ended.
+                    if (!error_)
+                        error_ = std::current_exception();
+                    ready_.notify_all();
+                    work_.notify_all();
                     return;
+                }
             }
             Sample sample;
             try {
