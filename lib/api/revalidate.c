@@ -279,15 +279,7 @@ static void *keeper_main(void *arg)
     due *d = malloc(LISTED_MAX * sizeof *d);
     pthread_mutex_lock(&ctx->keeper_mu);
     while (d && !ctx->keeper_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        int64_t step = ttl_ms(ctx) / 4;
-        until.tv_sec += step / 1000;
-        until.tv_nsec += (step % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = dsc_deadline(CLOCK_MONOTONIC, ttl_ms(ctx) / 4);
         while (!ctx->keeper_stop &&
                pthread_cond_timedwait(&ctx->keeper_cv, &ctx->keeper_mu, &until) == 0)
             ;
@@ -326,11 +318,7 @@ static void keeper_start(dsc_ctx *ctx)
     if (!ctx->cache || ttl_ms(ctx) < KEEP_TTL_MIN || ctx->keeper_gen != DSC_FORK_NONE)
         return;
     pthread_mutex_init(&ctx->keeper_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ctx->keeper_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    dsc_cond_init_monotonic(&ctx->keeper_cv);
     ctx->keeper_stop = 0;
     if (pthread_create(&ctx->keeper, NULL, keeper_main, ctx) == 0) {
         dsc_fork_mark(&ctx->keeper_gen);

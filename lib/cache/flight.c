@@ -53,11 +53,7 @@ int dsc_flight_new(const char *dir, dsc_flight **out)
         close(fl->fd);
         goto done;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&fl->released, &ca);
-    pthread_condattr_destroy(&ca);
+    dsc_cond_init_monotonic(&fl->released);
     pthread_mutex_init(&fl->mu, NULL);
     *out = fl;
     fl = NULL;
@@ -119,23 +115,10 @@ static void entry_release(dsc_flight *fl, flight_entry *e)
     pthread_cond_broadcast(&fl->released);
 }
 
-static struct timespec deadline_after(long timeout_ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += timeout_ms / 1000;
-    t.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
 int dsc_flight_lock(dsc_flight *fl, const dsc_chunk_id *id, long timeout_ms)
 {
     int rc = 0;
-    struct timespec deadline = deadline_after(timeout_ms);
+    struct timespec deadline = dsc_deadline(CLOCK_MONOTONIC, timeout_ms);
     int64_t end = dsc_now_ms() + timeout_ms;   /* the same moment */
     pthread_mutex_lock(&fl->mu);
     flight_entry **s = slot_of(fl, id), *e = *s;

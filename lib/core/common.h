@@ -2,9 +2,11 @@
 #ifndef DSC_CORE_COMMON_H
 #define DSC_CORE_COMMON_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "dsc.h"
 #include "core/outcome.h"
 
@@ -76,6 +78,11 @@ char *dsc_strndup(const char *s, size_t n);
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t dsc_now_ms(void);
 void dsc_sleep_ms(long ms);
+/* The time ms milliseconds from now on clock, for timed waits. */
+struct timespec dsc_deadline(clockid_t clock, int64_t ms);
+/* A condition whose timed waits count on CLOCK_MONOTONIC (deadlines of
+ * dsc_deadline(CLOCK_MONOTONIC, ...)), immune to wall-clock steps. */
+int dsc_cond_init_monotonic(pthread_cond_t *cond);
 
 /* Thread-safe uniform random number in [0, n) (not for secrets). */
 uint64_t dsc_rand_below(uint64_t n);

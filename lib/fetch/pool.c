@@ -421,16 +421,7 @@ static int queue_named(dsc_pf *pf, dsc_pf_task *t, const char *bucket,
 
 int dsc_pf_wait(dsc_pf *pf, long timeout_ms)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    if (timeout_ms >= 0) {
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
-    }
+    struct timespec dl = dsc_deadline(CLOCK_REALTIME, timeout_ms >= 0 ? timeout_ms : 0);
     int rc = 0;
     pthread_mutex_lock(&pf->mu);
     while (pf->bg_outstanding > 0 && !rc) {

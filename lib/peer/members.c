@@ -172,9 +172,8 @@ static void *refresher_main(void *arg)
     for (int first = 1;; first = 0) {
         pthread_mutex_lock(&r->mu);
         if (!first) {
-            struct timespec until;
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_sec += r->refresh_s;
+            struct timespec until = dsc_deadline(CLOCK_MONOTONIC,
+                                                 (int64_t)r->refresh_s * 1000);
             while (!r->stop && pthread_cond_timedwait(&r->wake, &r->mu, &until) == 0)
                 ;
         }
@@ -194,11 +193,7 @@ static void *refresher_main(void *arg)
 static int start_process(void *arg)
 {
     dsc_roster *r = arg;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int rc = pthread_mutex_init(&r->mu, NULL) || pthread_cond_init(&r->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    int rc = pthread_mutex_init(&r->mu, NULL) || dsc_cond_init_monotonic(&r->wake);
     if (rc)
         return dsc_fail(DSC_ENOMEM, "peers: cannot make a lock");
     if (r->thread_here)
@@ -265,15 +260,8 @@ int dsc_roster_new(const dsc_roster_opts *o, dsc_roster **out)
     if (dns) {
         /* The first answer, when DNS gives it soon: without it the first
          * reads would all go to S3. */
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
         long ms = o->first_wait_ms > 0 ? o->first_wait_ms : 0;
-        until.tv_sec += ms / 1000;
-        until.tv_nsec += (ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = dsc_deadline(CLOCK_MONOTONIC, ms);
         pthread_mutex_lock(&r->mu);
         while (!r->answered && pthread_cond_timedwait(&r->wake, &r->mu, &until) == 0)
             ;
@@ -300,13 +288,8 @@ void dsc_roster_free(dsc_roster *r)
         dsc_atomic_set(&r->stop, 1);    /* also read between lookups */
         pthread_cond_broadcast(&r->wake);
         pthread_mutex_unlock(&r->mu);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += STOP_WAIT_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        /* pthread_timedjoin_np counts on CLOCK_REALTIME. */
+        struct timespec until = dsc_deadline(CLOCK_REALTIME, STOP_WAIT_MS);
         if (pthread_timedjoin_np(r->thread, NULL, &until))
             pthread_detach(r->thread);     /* it puts its own reference */
     }
