@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include "core/atomic.h"
 #include "peer/discover.h"
+#include "peer/ring.h"
 
 typedef struct names {
     char **v;
@@ -46,13 +47,7 @@ static int names_add(names *s, const char *name)
 
 static int valid_dns_name(const char *s, size_t len)
 {
-    if (len == 0 || len > 253)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!(dsc_isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '-' ||
-              s[i] == '_'))
-            return 0;
-    return 1;
+    return len <= 253 && dsc_ring_host_ok(s, len);
 }
 
 int dsc_discovery_parse(const char *spec, dsc_discovery *out)

@@ -25,6 +25,15 @@ static int cmp_peer(const void *a, const void *b)
     return strcmp(((const peer *)a)->name, ((const peer *)b)->name);
 }
 
+int dsc_ring_host_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!(dsc_isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '-' ||
+              s[i] == '_'))
+            return 0;
+    return len > 0;
+}
+
 /* host:port with a port of 1..65535; host a name, IPv4 or [IPv6]. */
 static int valid_peer(const char *s)
 {
@@ -39,12 +48,8 @@ static int valid_peer(const char *s)
         colon = close + 1;
     } else {
         colon = strrchr(s, ':');
-        if (!colon || colon == s)
+        if (!colon || !dsc_ring_host_ok(s, (size_t)(colon - s)))
             return 0;
-        for (const char *q = s; q < colon; q++)
-            if (!(dsc_isalnum((unsigned char)*q) || *q == '.' || *q == '-' ||
-                  *q == '_'))
-                return 0;
     }
     long port = 0;
     const char *d = colon + 1;

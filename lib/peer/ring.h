@@ -7,6 +7,10 @@
 
 typedef struct dsc_ring dsc_ring;
 
+/* A host name or IPv4 address as peers are named: len > 0 characters of
+ * [A-Za-z0-9.-_]. Shared with DNS discovery's names. */
+int dsc_ring_host_ok(const char *s, size_t len);
+
 /* Parse "host:port,host:port,..." (IPv6 as [addr]:port; blanks around
  * entries ignored; duplicates refused). self names this node (may be
  * NULL: then no peer is this node). DSC_EINVAL with the offending entry in
