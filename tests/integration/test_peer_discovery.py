@@ -69,9 +69,9 @@ class Dns:
         self.proc.send_signal(signal.SIGHUP)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+        from peerlib import stop_process   # imported once its env is set
+        if self.proc:
+            stop_process(self.proc, timeout=10)
 
 
 def resolved(name):
