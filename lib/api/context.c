@@ -42,11 +42,14 @@ static int check_config(const dsc_config *c)
     if (c->cache_size && c->cache_size < DSC_MIN_CHUNK)
         return dsc_fail(DSC_EINVAL, "config: cache_size %llu is less than "
                         "one 64 KiB chunk", (unsigned long long)c->cache_size);
-    if (c->peer_timeout_ms <= 0 || c->peer_backoff_ms < 0 ||
-        c->peers_refresh_s <= 0)
-        return dsc_fail(DSC_EINVAL, "config: peer_timeout_ms and "
-                        "peers_refresh_s must be positive, peer_backoff_ms "
-                        "not negative");
+    if (c->peer_timeout_ms <= 0 || c->peer_backoff_ms < 0)
+        return dsc_fail(DSC_EINVAL, "config: peer_timeout_ms must be "
+                        "positive, peer_backoff_ms not negative");
+    /* The bound DSC_PEERS_REFRESH_S has: a huge interval would overflow
+     * the refresher's deadline into a busy loop. */
+    if (c->peers_refresh_s < 1 || c->peers_refresh_s > 86400)
+        return dsc_fail(DSC_EINVAL, "config: peers_refresh_s %ld outside "
+                        "1..86400", c->peers_refresh_s);
     return 0;
 }
 

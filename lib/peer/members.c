@@ -246,9 +246,6 @@ int dsc_roster_new(const dsc_roster_opts *o, dsc_roster **out)
                  (!o->self || (r->self = dns ? canonical_self(o->self)
                                              : dsc_strdup(o->self)))))
         rc = DSC_ENOMEM;
-    if (!rc && dns && (o->refresh_s < 1 || o->refresh_s > 86400))
-        rc = dsc_fail(DSC_EINVAL, "peers: refresh interval %ld s "
-                      "(DSC_PEERS_REFRESH_S) must be 1..86400", o->refresh_s);
     if (!rc)
         rc = members_new(r, dns ? "" : o->spec, NULL, &r->now);
     if (!rc)

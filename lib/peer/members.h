@@ -28,7 +28,8 @@ typedef struct dsc_roster dsc_roster;
 typedef struct dsc_roster_opts {
     const char *spec;              /* DSC_PEERS: a list, dns: or srv: */
     const char *self;              /* NULL: no peer is this node */
-    long refresh_s;                /* dns:/srv: resolved again this often */
+    long refresh_s;                /* dns:/srv: resolved again this often
+                                      (1..86400, checked with the config) */
     long first_wait_ms;            /* open waits this long for DNS at most */
 } dsc_roster_opts;
 

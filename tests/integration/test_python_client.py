@@ -355,7 +355,9 @@ def bad_config_is_refused():
         assert e.code == dsc.InvalidArgument.code and key in str(e), (key, str(e))
     # Values only the library can judge.
     for key, value in [("chunk_size", 1000), ("connect_timeout_ms", 0),
-                       ("cache_size", 1000), ("max_connections", -3)]:
+                       ("cache_size", 1000), ("max_connections", -3),
+                       ("peers_refresh_s", 0), ("peers_refresh_s", 86401),
+                       ("peers_refresh_s", (1 << 63) - 1)]:
         e = raises(dsc.InvalidArgument, dsc.Client, endpoint=ep, cache_dir="",
                    **{key: value})
         assert e.message, key
