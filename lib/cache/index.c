@@ -305,6 +305,28 @@ static int check_meta_age(MDB_txn *txn, dsc_index *ix)
     return rc ? rc : mdb_drop(txn, ix->meta_age, 0);
 }
 
+/* The first open after a boot starts its trust window past every insert
+ * before it, even one stamped by a clock that ran ahead then. */
+static void note_boot(dsc_index *ix, dsc_index_info *inf)
+{
+    uint8_t boot[16];
+    ix->trust_from_ms = UINT64_MAX;
+    if (dsc_boot_id(boot))
+        return;
+    if (memcmp(boot, inf->boot_id, sizeof boot) != 0 || !inf->trust_from_ms) {
+        uint64_t now = dsc_wall_ms();
+        memcpy(inf->boot_id, boot, sizeof boot);
+        inf->trust_from_ms = now > inf->newest_insert_ms ? now
+                                                          : inf->newest_insert_ms + 1;
+    }
+    ix->trust_from_ms = inf->trust_from_ms;
+}
+
+uint64_t dsc_index_trust_from(const dsc_index *ix)
+{
+    return ix->trust_from_ms;
+}
+
 static int open_env(dsc_index *ix, const dsc_index_opts *o)
 {
     int rc = mdb_env_create(&ix->env);
@@ -352,6 +374,8 @@ static int open_env(dsc_index *ix, const dsc_index_opts *o)
     int dropped = !rc && inf.format < DSC_INDEX_FORMAT;
     if (dropped)
         rc = drop_old_format(txn, ix, &inf);
+    if (!rc)
+        note_boot(ix, &inf);
     if (!rc)
         rc = dsc_ix_write_info(txn, ix, &inf);
     rc = dsc_ix_end(ix, txn, rc, "setup");
@@ -645,6 +669,8 @@ static int put_entry(MDB_txn *txn, dsc_index *ix, const dsc_chunk_id *id,
     inf->bytes += rec->size;
     inf->chunks++;
     inf->inserts++;
+    if (rec->ctime_ms > inf->newest_insert_ms)
+        inf->newest_insert_ms = rec->ctime_ms;
     return 0;
 }
 

@@ -16,6 +16,7 @@ struct dsc_index {
     dsc_flight *flight;            /* per process, like the environment */
     uint64_t meta_max;             /* metadata entries kept at most */
     size_t map_max;                /* the map grows to this at most */
+    uint64_t trust_from_ms;        /* dsc_index_trust_from */
     unsigned fork_gen;
 
     /* Held shared by every transaction of this process, exclusively to

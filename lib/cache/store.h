@@ -18,6 +18,13 @@ void dsc_store_free(dsc_store *st);
 int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
                    const dsc_chunk_rec *rec, void *dst, size_t off,
                    size_t len, void *scratch);
+/* dsc_store_read, which skips the hash when written_since_boot (the
+ * record is younger than dsc_index_trust_from) and the file still bears
+ * the mark dsc_store_publish gave it: then only [off, off+len) is read.
+ * scratch may be NULL: one is allocated when a part must be verified. */
+int dsc_store_read_trusting(dsc_store *st, const dsc_chunk_id *id,
+                            const dsc_chunk_rec *rec, int written_since_boot,
+                            void *dst, size_t off, size_t len, void *scratch);
 
 /* Read from an already open, verified file of id only: 0 when served,
  * DSC_ABSENT when id is not open here (or shrank: then it is forgotten). No index lookup: a chunk's bytes never
@@ -42,8 +49,10 @@ typedef struct dsc_store_tmp {
 int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
                         dsc_store_tmp *tmp);
 /* Move a temporary file to the chunk's place (dropped on failure). */
+/* The file is marked with a modification time drawn from xxh (its
+ * XXH3-64), which any later change to it erases. */
 int dsc_store_publish(dsc_store *st, dsc_store_tmp *tmp, const dsc_chunk_id *id,
-                      uint64_t seq);
+                      uint64_t seq, uint64_t xxh);
 /* Remove a temporary file not to be published. */
 void dsc_store_drop_tmp(dsc_store *st, dsc_store_tmp *tmp);
 /* Keep the just published file of id open as verified: its bytes are the

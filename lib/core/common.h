@@ -102,6 +102,10 @@ size_t dsc_config_size(unsigned version);
 void dsc_hex_encode(const void *in, size_t n, char *out);
 int dsc_hex_decode(const char *s, void *out, size_t n);
 
+/* The running kernel's boot id (/proc/sys/kernel/random/boot_id): 0, or
+ * -1 when it cannot be read. */
+int dsc_boot_id(uint8_t out[16]);
+
 
 
 /* Locale-independent ASCII classes: a host program's setlocale() must not

@@ -365,3 +365,21 @@ int dsc_etag_ok(const char *e, size_t n)
     }
     return 1;
 }
+
+int dsc_boot_id(uint8_t out[16])
+{
+    char text[64], hex[33];
+    int rc = -1;
+    FILE *fp = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (fp && fgets(text, sizeof text, fp)) {
+        size_t n = 0;
+        for (const char *p = text; *p && *p != '\n' && n < 32; p++)
+            if (*p != '-')
+                hex[n++] = *p;
+        hex[n] = '\0';
+        rc = n == 32 && dsc_hex_decode(hex, out, 16) == 0 ? 0 : -1;
+    }
+    if (fp)
+        fclose(fp);
+    return rc;
+}

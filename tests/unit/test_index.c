@@ -185,6 +185,59 @@ static void test_release_all_then_reopen(void **state)
     assert_int_equal(inf.format, DSC_INDEX_FORMAT);
 }
 
+/* Overwrite the stored boot id, as if the index was last opened before a
+ * reboot (the index must be closed: LMDB allows one open per process). */
+static void forget_boot(const char *dir)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/index", dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "info", 0, &dbi), 0);
+    MDB_val k = { 4, "info" }, v;
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    dsc_index_info inf;
+    assert_true(v.mv_size >= sizeof inf);
+    memcpy(&inf, v.mv_data, sizeof inf);
+    memset(inf.boot_id, 0x5a, sizeof inf.boot_id);
+    v.mv_data = &inf;
+    v.mv_size = sizeof inf;
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* Chunks inserted since the boot are told apart from older ones by
+ * dsc_index_trust_from: a new boot moves it past every earlier insert,
+ * even one stamped an hour ahead by a clock that was wrong then. */
+static void test_trust_from_boot(void **state)
+{
+    fixture *f = *state;
+    uint64_t now = dsc_wall_ms();
+    uint64_t from = dsc_index_trust_from(f->ix);
+    assert_true(from <= now);
+    ins_args a = { .cap = 1000 };
+    assert_int_equal(ins(f->ix, 1, 10, 11, now + 3600 * 1000, &a), 0);
+    assert_int_equal(ins(f->ix, 2, 10, 12, now, &a), 0);
+    dsc_index_release(f->ix);
+
+    /* Reopened in the same boot: the same window. */
+    assert_int_equal(dsc_index_open(f->dir, 0, &f->ix), 0);
+    assert_int_equal(dsc_index_trust_from(f->ix), from);
+    dsc_index_release(f->ix);
+
+    forget_boot(f->dir);
+    assert_int_equal(dsc_index_open(f->dir, 0, &f->ix), 0);
+    uint64_t after = dsc_index_trust_from(f->ix);
+    assert_true(after > now + 3600 * 1000);
+    assert_int_equal(info(f->ix).newest_insert_ms, now + 3600 * 1000);
+}
+
 static void test_open_on_regular_file_fails(void **state)
 {
     fixture *f = *state;
@@ -1225,6 +1278,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_open_twice_shares_environment),
         T(test_release_all_then_reopen),
+        T(test_trust_from_boot),
         T(test_open_on_regular_file_fails),
         T(test_open_missing_dir_fails),
         T(test_open_index_is_a_file_fails),

@@ -97,7 +97,7 @@ static void put_chunk(dsc_store *st, unsigned n, const uint8_t *data,
     if (rc)
         fail_msg("dsc_store_write_tmp: %d (%s)", rc, dsc_errmsg());
     dsc_chunk_id id = mkid(n);
-    rc = dsc_store_publish(st, &tmp, &id, seq);
+    rc = dsc_store_publish(st, &tmp, &id, seq, XXH3_64bits(data, len));
     if (rc)
         fail_msg("dsc_store_publish: %d (%s)", rc, dsc_errmsg());
     memset(rec, 0, sizeof *rec);
@@ -176,7 +176,7 @@ static void test_publish_places_private_file(void **state)
     assert_int_equal(sb.st_size, (off_t)len);
 
     dsc_chunk_id id = mkid(1);
-    assert_int_equal(dsc_store_publish(f->st, &tmp, &id, 0xabcdef), 0);
+    assert_int_equal(dsc_store_publish(f->st, &tmp, &id, 0xabcdef, 1), 0);
     assert_int_equal(tmp.fd, -1);
     assert_int_equal(stat(tmppath, &sb), -1);        /* moved, not copied */
     assert_int_equal(errno, ENOENT);
@@ -223,7 +223,7 @@ static void test_publish_missing_tmp_fails(void **state)
     dsc_store_tmp bogus = { .name = "never-written", .fd = -1 };
     dsc_chunk_id id = mkid(3);
     dsc_clear_error();
-    assert_int_equal(dsc_store_publish(f->st, &bogus, &id, 5), DSC_EIO);
+    assert_int_equal(dsc_store_publish(f->st, &bogus, &id, 5, 1), DSC_EIO);
     char path[256];
     chunk_path(f->dir, 3, 5, path, sizeof path);
     assert_errmsg_has(path);
@@ -309,6 +309,61 @@ static void test_changed_bytes_corrupt(void **state)
     dsc_store_free(st2);
     free(buf);
     free(scratch);
+    free(data);
+}
+
+/* A file written this boot and bearing its write mark is read without
+ * hashing, only the asked part; any write to it erases the mark, and then
+ * the hash catches it even though the caller allows trust. */
+static void test_trusting_read(void **state)
+{
+    fixture *f = *state;
+    const size_t len = 8192;
+    uint8_t *data = mkdata(11, len);
+    dsc_chunk_rec rec;
+    put_chunk(f->st, 11, data, len, 21, &rec);
+    dsc_chunk_id id = mkid(11);
+    char path[256];
+    chunk_path(f->dir, 11, 21, path, sizeof path);
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+
+    dsc_store *st2 = NULL;
+    assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
+    assert_int_equal(dsc_store_read_trusting(st2, &id, &rec, 1, buf, 100, 50,
+                                             NULL), 0);
+    assert_memory_equal(buf, data + 100, 50);
+    dsc_store_free(st2);
+
+    /* Same size, one byte changed, written after the mark. */
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b = data[5000] ^ 0x01;
+    assert_int_equal(pwrite(fd, &b, 1, 5000), 1);
+    close(fd);
+    assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
+    assert_int_equal(dsc_store_read_trusting(st2, &id, &rec, 1, buf, 0, len,
+                                             NULL), DSC_CORRUPT);
+    dsc_store_free(st2);
+
+    /* A mark put back by hand fools the trusting read (it is for files of
+     * this boot, written by us); a record from before the boot is still
+     * hashed. */
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    dsc_chunk_rec old = rec;
+    put_chunk(f->st, 12, data, len, 22, &old);
+    char path2[256];
+    chunk_path(f->dir, 12, 22, path2, sizeof path2);
+    struct stat marked;
+    assert_int_equal(stat(path2, &marked), 0);
+    struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, marked.st_mtim };
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
+    assert_int_equal(dsc_store_read_trusting(st2, &id, &rec, 0, buf, 0, len,
+                                             NULL), DSC_CORRUPT);
+    dsc_store_free(st2);
+    free(buf);
     free(data);
 }
 
@@ -607,6 +662,7 @@ int main(void)
         T(test_publish_missing_tmp_fails),
         T(test_read_whole_and_part),
         T(test_changed_bytes_corrupt),
+        T(test_trusting_read),
         T(test_wrong_size_corrupt),
         T(test_missing_file),
         T(test_open_file_cache_serves_second_read),
