@@ -348,6 +348,17 @@ DSC_API const char *dsc_etag(const dsc_file *f);
  */
 DSC_API ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off);
 
+/**
+ * dsc_open + dsc_pread + dsc_close of url in one call, with no handle: up
+ * to len bytes at offset off into buf. *size (when size is not NULL) is set
+ * to the object's size, or -1 when it could not be opened, so a caller
+ * whose buffer was too small learns how much there is. Returns the bytes
+ * read, as dsc_pread() does, or a negative DSC_E* code. For many small
+ * whole objects, the cheapest read there is. Thread-safe.
+ */
+DSC_API ssize_t dsc_pread_url(dsc_ctx *ctx, const char *url, void *buf,
+                              size_t len, uint64_t off, int64_t *size);
+
 /** Like dsc_pread() at the file position, which then advances. */
 DSC_API ssize_t dsc_read(dsc_file *f, void *buf, size_t len);
 

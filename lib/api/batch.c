@@ -22,33 +22,12 @@ typedef struct batch_run {
     char detail[1024];      /* its dsc_errmsg(), from the thread that read it */
 } batch_run;
 
-/* Open, read and close one item; its status says how it went. */
+/* One item, whole or its first cap bytes; its status says how it went. */
 static void read_item(dsc_ctx *ctx, dsc_batch_item *it)
 {
-    dsc_file *f = NULL;
-    it->size = -1;
-    it->len = 0;
-    it->status = dsc_open(ctx, it->url, &f);
-    if (it->status)
-        return;
-    it->size = dsc_size(f);
-    size_t want = (uint64_t)it->size < it->cap ? (size_t)it->size : it->cap;
-    size_t got = 0;
-    while (got < want) {
-        ssize_t r = dsc_pread(f, (char *)it->buf + got, want - got, got);
-        if (r < 0) {
-            it->status = (int)r;
-            break;
-        }
-        if (r == 0) {               /* shorter than its size said: not ours */
-            it->status = dsc_fail(DSC_EPROTO, "%s: ended at %zu of %lld bytes",
-                                  it->url, got, (long long)it->size);
-            break;
-        }
-        got += (size_t)r;
-    }
-    it->len = got;
-    dsc_close(f);
+    ssize_t got = dsc_read_url(ctx, it->url, it->buf, it->cap, 0, &it->size);
+    it->status = got < 0 ? (int)got : 0;
+    it->len = got < 0 ? 0 : (size_t)got;
 }
 
 /* The next item no thread took yet, or run->n. */

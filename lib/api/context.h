@@ -74,6 +74,9 @@ int dsc_object_stat(dsc_ctx *ctx, const char *bucket, const char *key,
 /* dsc_open, consulting the context's snapshot or not (a snapshot file is
  * read as it is now, never as the snapshot in use says). */
 int dsc_open_as(dsc_ctx *ctx, const char *url, int use_snapshot, dsc_file **out);
+/* dsc_pread_url without clearing the thread's error first. */
+ssize_t dsc_read_url(dsc_ctx *ctx, const char *url, void *buf, size_t len,
+                     uint64_t off, int64_t *size);
 
 /* Size and ETag (caller frees) of bucket/key from the context's snapshot:
  * 0; DSC_ABSENT when no snapshot covers its bucket and prefix;
@@ -130,6 +133,7 @@ struct dsc_file {
      * grows a window of chunks queued ahead; any other read resets it.
      * Guarded by ra_lock. */
     pthread_mutex_t ra_lock;
+    int ra_made;                   /* 0: a one-call file, no readahead */
     uint64_t ra_next;              /* where a sequential read would start */
     int ra_run;
     uint64_t ra_window;

@@ -51,6 +51,30 @@ int dsc_open(dsc_ctx *ctx, const char *url, dsc_file **out)
     return dsc_open_as(ctx, url, 1, out);
 }
 
+/* Fill f, the caller's, for u (whose bucket and key it takes over):
+ * size and ETag from the snapshot, the metadata cache or a HEAD. */
+static int file_init(dsc_file *f, dsc_ctx *ctx, dsc_s3url *u, int use_snapshot)
+{
+    memset(f, 0, sizeof *f);
+    f->ctx = ctx;
+    f->bucket = u->bucket;
+    f->key = u->key;
+    f->pinned = use_snapshot;
+    return dsc_object_stat(ctx, f->bucket, f->key, &f->size, &f->etag,
+                           &f->pinned);
+}
+
+/* What file_init and dsc_open gave f; not f itself. */
+static void file_release(dsc_file *f)
+{
+    free(f->bucket);
+    free(f->key);
+    free(f->url);
+    free(f->etag);
+    if (f->ra_made)
+        pthread_mutex_destroy(&f->ra_lock);
+}
+
 int dsc_open_as(dsc_ctx *ctx, const char *url, int use_snapshot, dsc_file **out)
 {
     if (!ctx || !out)
@@ -60,29 +84,58 @@ int dsc_open_as(dsc_ctx *ctx, const char *url, int use_snapshot, dsc_file **out)
     int rc = dsc_parse_object_url(url, &u);
     if (rc)
         return rc;
-    dsc_file *f = calloc(1, sizeof *f);
+    dsc_file *f = malloc(sizeof *f);
     if (!f) {
         dsc_s3url_free(&u);
         return DSC_ENOMEM;
     }
-    f->ctx = ctx;
-    f->bucket = u.bucket;
-    f->key = u.key;
-    f->url = dsc_strdup(url);
-    if (!f->url) {
-        dsc_close(f);
-        return DSC_ENOMEM;
+    rc = file_init(f, ctx, &u, use_snapshot);
+    f->url = rc ? NULL : dsc_strdup(url);
+    if (!rc && !f->url)
+        rc = DSC_ENOMEM;
+    if (!rc) {
+        pthread_mutex_init(&f->ra_lock, NULL);
+        f->ra_made = 1;
+        *out = f;
+    } else {
+        file_release(f);
+        free(f);
     }
-    pthread_mutex_init(&f->ra_lock, NULL);
-    f->pinned = use_snapshot;
-    rc = dsc_object_stat(ctx, f->bucket, f->key, &f->size, &f->etag,
-                         &f->pinned);
-    if (rc) {
-        dsc_close(f);
+    return rc;
+}
+
+ssize_t dsc_read_url(dsc_ctx *ctx, const char *url, void *buf, size_t len,
+                     uint64_t off, int64_t *size)
+{
+    if (size)
+        *size = -1;
+    if (!ctx || !url || (!buf && len))
+        return dsc_fail(DSC_EINVAL, "dsc_pread_url: NULL argument");
+    dsc_s3url u;
+    int rc = dsc_parse_object_url(url, &u);
+    if (rc)
         return rc;
+    /* A handle for this call only: no copies, no readahead (one read). */
+    dsc_file f;
+    ssize_t got = file_init(&f, ctx, &u, 1);
+    if (got == 0 && size)
+        *size = (int64_t)f.size;
+    if (got == 0 && off < f.size && len) {
+        size_t want = len < f.size - off ? len : (size_t)(f.size - off);
+        got = dsc_pread(&f, buf, want, off);
+        if (got >= 0 && (size_t)got != want)   /* shorter than its size said */
+            got = dsc_fail(DSC_EPROTO, "%s: ended at %zd of %llu bytes", url,
+                           got, (unsigned long long)f.size);
     }
-    *out = f;
-    return 0;
+    file_release(&f);
+    return got;
+}
+
+ssize_t dsc_pread_url(dsc_ctx *ctx, const char *url, void *buf, size_t len,
+                      uint64_t off, int64_t *size)
+{
+    dsc_clear_error();
+    return dsc_read_url(ctx, url, buf, len, off, size);
 }
 
 int64_t dsc_size(const dsc_file *f)
@@ -97,12 +150,14 @@ const char *dsc_etag(const dsc_file *f)
 
 /* Sequential readers get readahead: after two reads in a row that each
  * start where the previous ended, queue chunks ahead of the reader in a
- * window that doubles per read up to readahead_max; a jump resets it. */
-static void readahead(dsc_file *f, dsc_pf *pf, uint64_t off, size_t len)
+ * window that doubles per read up to readahead_max; a jump resets it.
+ * Returns 1 with the chunks to queue in [*first, *last]. */
+static int readahead_plan(dsc_file *f, uint64_t off, size_t len,
+                          uint64_t *first, uint64_t *last)
 {
     dsc_ctx *ctx = f->ctx;
     uint64_t cs = dsc_cache_chunk_size(ctx->cache);
-    uint64_t end = off + len, first = 0, last = 0;
+    uint64_t end = off + len;
     int queue = 0;
     pthread_mutex_lock(&f->ra_lock);
     if (off == f->ra_next && off != 0) {
@@ -126,23 +181,27 @@ static void readahead(dsc_file *f, dsc_pf *pf, uint64_t off, size_t len)
         if (to == f->size && to % cs)
             to_chunk++;
         if (w && from_chunk < to_chunk) {
-            first = from_chunk;
-            last = to_chunk - 1;
+            *first = from_chunk;
+            *last = to_chunk - 1;
             queue = 1;
             f->ra_queued = to_chunk * cs;
         }
     }
     pthread_mutex_unlock(&f->ra_lock);
-    if (queue) {
-        dsc_objref obj = { f->bucket, f->key, f->etag, f->size };
-        int n;
-        dsc_errsave saved;
-        dsc_err_save(&saved);
-        dsc_pf_chunks(pf, &obj, first, last, f, &n);
-        dsc_err_restore(&saved);   /* a full queue is not the read's error */
-        if (n > 0)
-            dsc_pf_count_readahead(pf, (uint64_t)n);
-    }
+    return queue;
+}
+
+static void readahead_queue(dsc_file *f, dsc_pf *pf, uint64_t first,
+                            uint64_t last)
+{
+    dsc_objref obj = { f->bucket, f->key, f->etag, f->size };
+    int n;
+    dsc_errsave saved;
+    dsc_err_save(&saved);
+    dsc_pf_chunks(pf, &obj, first, last, f, &n);
+    dsc_err_restore(&saved);   /* a full queue is not the read's error */
+    if (n > 0)
+        dsc_pf_count_readahead(pf, (uint64_t)n);
 }
 
 ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off)
@@ -165,14 +224,16 @@ ssize_t dsc_pread(dsc_file *f, void *buf, size_t len, uint64_t off)
         dsc_objref obj = { f->bucket, f->key, f->etag, f->size };
         uint64_t cs = dsc_cache_chunk_size(ctx->cache);
         int multi = off / cs != (off + len - 1) / cs;
-        /* The pool (threads) is made only when this read can use it. */
-        dsc_pf *pf = multi || ctx->cfg.readahead_max ||
-                             dsc_atomic_acquire(&ctx->pf)
-                         ? dsc_ctx_pf(ctx) : NULL;
+        uint64_t ra_first = 0, ra_last = 0;
+        int ra = f->ra_made && ctx->cfg.readahead_max &&
+                 readahead_plan(f, off, len, &ra_first, &ra_last);
+        /* The pool (threads) is made only when this read can use it: a
+         * read of one chunk, with no plan running, needs none. */
+        dsc_pf *pf = multi || ra ? dsc_ctx_pf(ctx) : dsc_ctx_pf_if_made(ctx);
         if (pf) {
             dsc_pf_plan_observe(pf, f->bucket, f->key);
-            if (ctx->cfg.readahead_max)
-                readahead(f, pf, off, len);
+            if (ra)
+                readahead_queue(f, pf, ra_first, ra_last);
         }
         /* A read over several chunks fetches them in parallel. */
         if (pf && multi)
@@ -229,11 +290,6 @@ void dsc_close(dsc_file *f)
     dsc_pf *pf = f->ctx ? dsc_ctx_pf_if_made(f->ctx) : NULL;
     if (pf)
         dsc_pf_cancel_owner(pf, f);   /* its readahead */
-    if (f->etag)
-        pthread_mutex_destroy(&f->ra_lock);
-    free(f->bucket);
-    free(f->key);
-    free(f->url);
-    free(f->etag);
+    file_release(f);
     free(f);
 }

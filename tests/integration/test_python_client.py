@@ -548,6 +548,33 @@ def client_read_ranges():
 
 
 @test
+def client_read_with_size_hints():
+    """A right hint reads with one open; a wrong one (the object grew or
+    shrank since a listing) costs a second call, never a wrong answer."""
+    import dsc
+    fx = rig.fixtures()
+    want = fx["five-mib-plus-one"]
+    url = rig.url("five-mib-plus-one")
+    with rig.client() as c:
+        for hint in (len(want), 0, 1, len(want) - 1, len(want) + 100, 10 << 20):
+            assert c.read(url, size_hint=hint) == want, hint
+            assert c.read(url, off=3, size_hint=hint) == want[3:], hint
+            assert c.read(url, off=4 << 20, len=7, size_hint=hint) == \
+                want[4 << 20:(4 << 20) + 7], hint
+        assert c.read(rig.url("empty"), size_hint=5) == b""
+        assert c.read(rig.url("one-byte"), size_hint=0) == fx["one-byte"]
+        before = c.stats()["meta_hits"]
+        assert c.read(url, size_hint=len(want)) == want
+        assert c.stats()["meta_hits"] - before == 1
+        raises(dsc.NotFound, c.read, rig.url("no/such"), size_hint=10)
+        # MapDataset passes its listing's sizes along.
+        ds = dsc.MapDataset(rig.url("epoch/"), client=c)
+        before = c.stats()["meta_hits"]
+        assert ds[4] == fx[ds.urls[4][len(rig.url("")):]]
+        assert c.stats()["meta_hits"] - before == 1
+
+
+@test
 def close_and_context_managers():
     with rig.client() as c:
         f = c.open(rig.url("one-byte"))

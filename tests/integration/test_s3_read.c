@@ -88,6 +88,75 @@ static void test_edge_ranges(void **state)
     dsc_ctx_close(ctx);
 }
 
+/* dsc_pread_url: the bytes and size of open + pread + close, with or
+ * without a cache, in one call. */
+static void pread_url_in(dsc_ctx *ctx)
+{
+    const char *names[] = { "five-mib-plus-one", "one-byte", "empty" };
+    for (size_t k = 0; k < 3; k++) {
+        const fixture *x = itest_find(fx, nfx, names[k]);
+        unsigned char *want = itest_slurp(x->path, x->size);
+        size_t cap = (size_t)x->size + 10;
+        unsigned char *buf = malloc(cap);
+        assert_non_null(buf);
+        int64_t size = -7;
+        assert_int_equal(dsc_pread_url(ctx, x->url, buf, cap, 0, &size),
+                         (ssize_t)x->size);
+        assert_int_equal(size, (int64_t)x->size);
+        assert_memory_equal(buf, want, x->size);
+        size = -7;
+        assert_int_equal(dsc_pread_url(ctx, x->url, NULL, 0, 0, &size), 0);
+        assert_int_equal(size, (int64_t)x->size);
+        if (x->size > 4194310) {
+            assert_int_equal(dsc_pread_url(ctx, x->url, buf, 9, 4194300, NULL), 9);
+            assert_memory_equal(buf, want + 4194300, 9);   /* two chunks */
+            assert_int_equal(dsc_pread_url(ctx, x->url, buf, 100, x->size - 3,
+                                           &size), 3);
+            assert_memory_equal(buf, want + x->size - 3, 3);
+        }
+        assert_int_equal(dsc_pread_url(ctx, x->url, buf, 10, x->size + 5, &size), 0);
+        free(buf);
+        free(want);
+    }
+    char url[256], buf[16];
+    int64_t size = 5;
+    snprintf(url, sizeof url, "s3://%s/no/such/key", itest_env("DSC_TEST_BUCKET"));
+    assert_int_equal(dsc_pread_url(ctx, url, buf, sizeof buf, 0, &size),
+                     DSC_ENOTFOUND);
+    assert_int_equal(size, -1);
+    assert_non_null(strstr(dsc_errmsg(), "no/such/key"));
+    assert_int_equal(dsc_pread_url(ctx, "s3://b", buf, sizeof buf, 0, &size),
+                     DSC_EURL);
+    assert_int_equal(dsc_pread_url(ctx, NULL, buf, 1, 0, NULL), DSC_EINVAL);
+    assert_int_equal(dsc_pread_url(NULL, url, buf, 1, 0, NULL), DSC_EINVAL);
+    assert_int_equal(dsc_pread_url(ctx, url, NULL, 1, 0, NULL), DSC_EINVAL);
+}
+
+static void test_pread_url(void **state)
+{
+    (void)state;
+    dsc_ctx *ctx = itest_ctx();
+    pread_url_in(ctx);
+    dsc_ctx_close(ctx);
+
+    char dir[] = "/tmp/dsc-test-preadurl-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    dsc_config cfg;
+    assert_int_equal(dsc_config_init(&cfg, DSC_CONFIG_VERSION), 0);
+    cfg.endpoint = itest_env("DSC_TEST_ENDPOINT");
+    cfg.cache_dir = dir;
+    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
+    pread_url_in(ctx);              /* fetched */
+    pread_url_in(ctx);              /* from the cache */
+    dsc_stats st;
+    assert_int_equal(dsc_stats_get(ctx, &st, sizeof st), 0);
+    assert_true(st.hits > 0);
+    dsc_ctx_close(ctx);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_seek(void **state)
 {
     (void)state;
@@ -384,6 +453,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_objects),
         cmocka_unit_test(test_edge_ranges),
+        cmocka_unit_test(test_pread_url),
         cmocka_unit_test(test_seek),
         cmocka_unit_test(test_missing_key_and_bucket),
         cmocka_unit_test(test_malformed_urls),

@@ -195,6 +195,8 @@ _SIGNATURES = {
     "dsc_size": (ctypes.c_int64, [_vp]),
     "dsc_etag": (ctypes.c_char_p, [_vp]),
     "dsc_pread": (ctypes.c_ssize_t, [_vp, _vp, ctypes.c_size_t, _u64]),
+    "dsc_pread_url": (ctypes.c_ssize_t, [_vp, ctypes.c_char_p, _vp, ctypes.c_size_t, _u64,
+                                         ctypes.POINTER(ctypes.c_int64)]),
     "dsc_read": (ctypes.c_ssize_t, [_vp, _vp, ctypes.c_size_t]),
     "dsc_seek": (ctypes.c_int64, [_vp, ctypes.c_int64, ctypes.c_int]),
     "dsc_close": (None, [_vp]),

@@ -71,7 +71,9 @@ class MapDataset:
         return len(self.urls)
 
     def __getitem__(self, index):
-        data = self.client.read(self.urls[operator.index(index)])
+        i = operator.index(index)
+        data = self.client.read(self.urls[i],
+                                size_hint=None if self.sizes is None else self.sizes[i])
         return data if self.transform is None else self.transform(data)
 
     def __getitems__(self, indices):
