@@ -329,10 +329,24 @@ class Client:
         fewer when the object ends first. One libdsc call (dsc_pread_url)
         when size_hint, the object's size as last known (a listing's), is
         right; a wrong hint costs a second call, never a wrong answer."""
+        raw = _url_bytes(url)
+        if (off == 0 and len is None and size_hint and _new_bytes is not None
+                and type(size_hint) is int):
+            # The common case (a dataset's whole object, its size known)
+            # kept lean: one buffer, one call, no closure.
+            fn = _lib.lib().dsc_pread_url
+            size = ctypes.c_int64(-1)
+            data = _new_bytes(None, size_hint)
+            with self._guard as ctx:
+                got = fn(ctx, raw, _bytes_address(data), size_hint, 0, ctypes.byref(size))
+                if got < 0:
+                    raise _fail(got)
+            if size.value == size_hint:
+                return data
+            # The object is not the size the hint said: the general path.
         off = _check_range("off", off, 0, (1 << 63) - 1)
         if len is not None:
             len = _check_range("len", len, 0, (1 << 63) - 1)
-        raw = _url_bytes(url)
         fn = getattr(_lib.lib(), "dsc_pread_url", None)
         if fn is None:                      # an older libdsc
             with self.open(url) as f:
