@@ -195,8 +195,6 @@ _SIGNATURES = {
     "dsc_size": (ctypes.c_int64, [_vp]),
     "dsc_etag": (ctypes.c_char_p, [_vp]),
     "dsc_pread": (ctypes.c_ssize_t, [_vp, _vp, ctypes.c_size_t, _u64]),
-    "dsc_pread_url": (ctypes.c_ssize_t, [_vp, ctypes.c_char_p, _vp, ctypes.c_size_t, _u64,
-                                         ctypes.POINTER(ctypes.c_int64)]),
     "dsc_read": (ctypes.c_ssize_t, [_vp, _vp, ctypes.c_size_t]),
     "dsc_seek": (ctypes.c_int64, [_vp, ctypes.c_int64, ctypes.c_int]),
     "dsc_close": (None, [_vp]),
@@ -207,6 +205,8 @@ _SIGNATURES = {
 }
 # Newer than 0.1.0: bound when the loaded library has them.
 _OPTIONAL = {
+    "dsc_pread_url": (ctypes.c_ssize_t, [_vp, ctypes.c_char_p, _vp, ctypes.c_size_t, _u64,
+                                         ctypes.POINTER(ctypes.c_int64)]),
     "dsc_read_batch": (ctypes.c_ssize_t, [_vp, ctypes.POINTER(BatchItem),
                                           ctypes.c_size_t, ctypes.c_uint]),
     "dsc_prefetch": (ctypes.c_int, [_vp, _u64, _u64]),

@@ -330,11 +330,11 @@ class Client:
         when size_hint, the object's size as last known (a listing's), is
         right; a wrong hint costs a second call, never a wrong answer."""
         raw = _url_bytes(url)
+        fn = getattr(_lib.lib(), "dsc_pread_url", None)
         if (off == 0 and len is None and size_hint and _new_bytes is not None
-                and type(size_hint) is int):
+                and type(size_hint) is int and fn is not None):
             # The common case (a dataset's whole object, its size known)
             # kept lean: one buffer, one call, no closure.
-            fn = _lib.lib().dsc_pread_url
             size = ctypes.c_int64(-1)
             data = _new_bytes(None, size_hint)
             with self._guard as ctx:
@@ -347,7 +347,6 @@ class Client:
         off = _check_range("off", off, 0, (1 << 63) - 1)
         if len is not None:
             len = _check_range("len", len, 0, (1 << 63) - 1)
-        fn = getattr(_lib.lib(), "dsc_pread_url", None)
         if fn is None:                      # an older libdsc
             with self.open(url) as f:
                 want = max(0, f.size - off)
