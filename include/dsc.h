@@ -393,6 +393,18 @@ DSC_API int dsc_prefetch(dsc_file *f, uint64_t off, uint64_t len);
 DSC_API int dsc_prefetch_url(dsc_ctx *ctx, const char *url);
 
 /**
+ * dsc_prefetch_url for each of n URLs in one call, in order; an object
+ * whose every chunk the node cache already holds (its size and ETag known
+ * without a request: a snapshot or fresh metadata) is not queued at all,
+ * so a planned epoch over a cached dataset costs a lookup per object.
+ * Returns how many objects were queued, or the first failure's DSC_E*
+ * code (dsc_errmsg names the URL); *taken (when not NULL) counts the URLs
+ * dealt with, queued or found cached, before it.
+ */
+DSC_API ssize_t dsc_prefetch_urls(dsc_ctx *ctx, const char *const *urls,
+                                  size_t n, size_t *taken);
+
+/**
  * Wait until every prefetch queued on ctx so far has finished, at most
  * timeout_ms (negative: no limit). Returns 0, or DSC_ETIMEDOUT.
  */

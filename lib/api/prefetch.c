@@ -36,6 +36,57 @@ int dsc_prefetch_url(dsc_ctx *ctx, const char *url)
     return rc;
 }
 
+/* Whether every chunk of bucket/key is in the node cache, known without a
+ * request: its size and ETag from the snapshot or fresh metadata. */
+static int cached_whole(dsc_ctx *ctx, const char *bucket, const char *key)
+{
+    uint64_t size;
+    char *etag = NULL;
+    int rc = dsc_ctx_pinned(ctx, bucket, key, &size, &etag);
+    if (rc == DSC_ABSENT)
+        rc = dsc_meta_cached(ctx->cache, bucket, key, &size, &etag);
+    int whole = rc == 0;
+    if (whole) {
+        dsc_objref obj = { bucket, key, etag, size };
+        uint64_t cs = dsc_cache_chunk_size(ctx->cache);
+        for (uint64_t c = 0; whole && c * cs < size; c++)
+            whole = dsc_cache_contains(ctx->cache, &obj, c);
+    }
+    free(etag);
+    return whole;
+}
+
+ssize_t dsc_prefetch_urls(dsc_ctx *ctx, const char *const *urls, size_t n,
+                          size_t *taken)
+{
+    dsc_clear_error();
+    if (taken)
+        *taken = 0;
+    if (!ctx || (!urls && n))
+        return dsc_fail(DSC_EINVAL, "dsc_prefetch_urls: NULL argument");
+    dsc_pf *pf = n ? dsc_ctx_pf(ctx) : NULL;
+    if (n && !pf)
+        return dsc_fail(DSC_ENOCACHE, "prefetch needs a node cache");
+    ssize_t queued = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        dsc_s3url u;
+        rc = urls[i] ? dsc_parse_object_url(urls[i], &u)
+                     : dsc_fail(DSC_EINVAL, "dsc_prefetch_urls: url %zu is NULL", i);
+        if (rc)
+            break;
+        /* A cached epoch's objects cost a lookup here, not a task each. */
+        if (!cached_whole(ctx, u.bucket, u.key)) {
+            rc = dsc_pf_url(pf, u.bucket, u.key);
+            queued += rc == 0;
+        }
+        dsc_s3url_free(&u);
+        if (!rc && taken)
+            *taken = i + 1;
+    }
+    return rc ? rc : queued;
+}
+
 int dsc_prefetch_wait(dsc_ctx *ctx, long timeout_ms)
 {
     dsc_clear_error();

@@ -61,6 +61,42 @@ static void test_prefetch_url_then_read(void **state)
     dsc_ctx_close(ctx);
 }
 
+/* The bulk call: one call queues an epoch; the same epoch again, cached,
+ * queues nothing and sends nothing; a bad URL stops it, counted. */
+static void test_prefetch_urls_bulk(void **state)
+{
+    (void)state;
+    dsc_ctx *ctx = pf_ctx(fresh_dir("pf-urls"), 4, 65536, 0);
+    const fixture *objs[48];
+    const char *urls[49];
+    epoch_urls(objs);
+    for (int i = 0; i < 48; i++)
+        urls[i] = objs[i]->url;
+    size_t taken = 99;
+    assert_int_equal(dsc_prefetch_urls(ctx, urls, 48, &taken), 48);
+    assert_int_equal(taken, 48);
+    assert_int_equal(dsc_prefetch_wait(ctx, 30000), 0);
+    dsc_stats a = stats_of(ctx);
+    assert_int_equal(a.prefetch_done, 48);
+    assert_int_equal(a.s3_gets, 48);
+    assert_int_equal(dsc_prefetch_urls(ctx, urls, 48, &taken), 0);
+    assert_int_equal(taken, 48);
+    assert_int_equal(dsc_prefetch_wait(ctx, 30000), 0);
+    dsc_stats b = stats_of(ctx);
+    assert_int_equal(b.prefetch_queued, a.prefetch_queued);
+    assert_int_equal(b.s3_gets + b.s3_heads, a.s3_gets + a.s3_heads);
+    urls[10] = "gs://not/s3";
+    assert_int_equal(dsc_prefetch_urls(ctx, urls, 48, &taken), DSC_EURL);
+    assert_int_equal(taken, 10);
+    assert_non_null(strstr(dsc_errmsg(), "gs://not/s3"));
+    urls[10] = NULL;
+    assert_int_equal(dsc_prefetch_urls(ctx, urls, 48, NULL), DSC_EINVAL);
+    assert_int_equal(dsc_prefetch_urls(ctx, NULL, 1, NULL), DSC_EINVAL);
+    assert_int_equal(dsc_prefetch_urls(ctx, NULL, 0, &taken), 0);
+    assert_int_equal(taken, 0);
+    dsc_ctx_close(ctx);
+}
+
 static void test_prefetch_range_and_warm(void **state)
 {
     (void)state;
@@ -339,6 +375,7 @@ int main(void)
     nfx = itest_fixtures(fx, 128);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prefetch_url_then_read),
+        cmocka_unit_test(test_prefetch_urls_bulk),
         cmocka_unit_test(test_prefetch_range_and_warm),
         cmocka_unit_test(test_parallel_big_read),
         cmocka_unit_test(test_readahead),

@@ -912,6 +912,15 @@ def prefetch_fills_the_cache_before_reads():
         assert st["hits"] == 12 and st["misses"] == 0, st
         assert c.prefetch(urls[0]) == 1 and c.wait() is True
         assert c.wait(0) is True        # nothing left to wait for
+        # A cached epoch costs a lookup per object, not a queued task.
+        before = c.stats()["prefetch_queued"]
+        assert c.prefetch(u for u in urls) == 12
+        assert c.stats()["prefetch_queued"] == before
+        # A bad URL in the middle: the ones before it are taken.
+        fresh = rig.put("py/pf/late", b"late bytes")
+        raises(dsc.InvalidURL, c.prefetch, [fresh, "gs://x/y", urls[0]])
+        assert c.wait(60) is True and c.read(fresh) == b"late bytes"
+        assert c.stats()["misses"] == 0
         # A missing object is a prefetch error, not an exception.
         c.prefetch(rig.url("py/pf/missing"))
         assert c.wait(60) is True

@@ -205,6 +205,8 @@ _SIGNATURES = {
 }
 # Newer than 0.1.0: bound when the loaded library has them.
 _OPTIONAL = {
+    "dsc_prefetch_urls": (ctypes.c_ssize_t, [_vp, ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t,
+                                             ctypes.POINTER(ctypes.c_size_t)]),
     "dsc_pread_url": (ctypes.c_ssize_t, [_vp, ctypes.c_char_p, _vp, ctypes.c_size_t, _u64,
                                          ctypes.POINTER(ctypes.c_int64)]),
     "dsc_read_batch": (ctypes.c_ssize_t, [_vp, ctypes.POINTER(BatchItem),

@@ -1,6 +1,7 @@
 """dsc.Client and dsc.File: the Python face of dsc_ctx and dsc_file."""
 import ctypes
 import io
+import itertools
 import math
 import multiprocessing.util
 import operator
@@ -434,20 +435,46 @@ class Client:
     def prefetch(self, urls):
         """Queue whole objects (a URL or an iterable of them) for background
         fetching into the node cache; returns at once with the number
-        queued. Missing objects are counted in stats()["prefetch_errors"].
-        Raises NoCache without a cache, QueueFull when the queue is full."""
-        fn = _optional("dsc_prefetch_url")
+        taken (queued, or found whole in the cache already: those cost a
+        lookup, not a fetch). Missing objects are counted in
+        stats()["prefetch_errors"]. Raises NoCache without a cache,
+        QueueFull when the queue is full (the URLs before it were taken)."""
         if isinstance(urls, (str, bytes)):
             urls = [urls]
+        bulk = getattr(_lib.lib(), "dsc_prefetch_urls", None)
+        if bulk is None:                    # an older libdsc: one by one
+            fn = _optional("dsc_prefetch_url")
+            n = 0
+            for url in urls:
+                raw = _url_bytes(url)
+                with self._guard as ctx:
+                    rc = fn(ctx, raw)
+                    if rc:
+                        raise _fail(rc)
+                n += 1
+            return n
         n = 0
-        for url in urls:
-            raw = _url_bytes(url)
-            with self._guard as ctx:
-                rc = fn(ctx, raw)
-                if rc:
-                    raise _fail(rc)
-            n += 1
-        return n
+        taken = ctypes.c_size_t(0)
+        it = iter(urls)
+        while True:
+            raws, bad = [], None
+            for u in itertools.islice(it, 4096):
+                try:
+                    raws.append(_url_bytes(u))
+                except (TypeError, errors.Error) as e:
+                    bad = e                 # the URLs before it still go
+                    break
+            if raws:
+                arr = (ctypes.c_char_p * len(raws))(*raws)
+                with self._guard as ctx:
+                    rc = bulk(ctx, arr, len(raws), ctypes.byref(taken))
+                    if rc < 0:
+                        raise _fail(rc)
+                n += len(raws)
+            if bad is not None:
+                raise bad
+            if not raws:
+                return n
 
     def plan(self, items):
         """Hand libdsc the exact order of the coming reads (dsc_plan_start):
