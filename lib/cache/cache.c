@@ -168,7 +168,7 @@ void dsc_cache_close(dsc_cache *c)
         dsc_store_free(c->store);
         dsc_index_release(c->ix);
         for (int i = 0; i < c->npool; i++)
-            free(c->pool[i]);
+            dsc_bigbuf_free(c->pool[i], c->o.chunk_size);
         pthread_mutex_destroy(&c->lock);
     } else {
         dsc_fork_graveyard(c->store);
@@ -200,7 +200,7 @@ void *dsc_cache_pool_get(dsc_cache *c)
     if (c->npool)
         p = c->pool[--c->npool];
     pthread_mutex_unlock(&c->lock);
-    return p ? p : malloc(c->o.chunk_size);
+    return p ? p : dsc_bigbuf_alloc(c->o.chunk_size);
 }
 
 void dsc_cache_pool_put(dsc_cache *c, void *p)
@@ -213,7 +213,7 @@ void dsc_cache_pool_put(dsc_cache *c, void *p)
         p = NULL;
     }
     pthread_mutex_unlock(&c->lock);
-    free(p);
+    dsc_bigbuf_free(p, c->o.chunk_size);
 }
 
 void dsc_cache_stats(dsc_cache *c, dsc_stats *st)

@@ -10,7 +10,9 @@
 #include "core/atomic.h"
 
 #define DSC_TOUCH_BATCH 256
-#define DSC_POOL_MAX 16
+/* Idle chunk buffers kept for the next fetch; more go back to the system,
+ * so a reader's memory follows what it has in flight. */
+#define DSC_POOL_MAX 2
 /* Prefixes one process counts between flushes; one more flushes early. */
 #define DSC_PENDING_PREFIXES 32
 

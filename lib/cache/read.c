@@ -146,15 +146,11 @@ static int try_cached(dsc_cache *c, const part *p, int drop_missing)
     if (!p->dst)
         return 0;   /* only asked whether it is cached */
     /* Written this boot: unless it was changed since, the file holds the
-     * bytes hashed when it was stored (the store allocates a scratch in
-     * the rare case it must verify a part after all). */
+     * bytes hashed when it was stored. Else a part is verified streaming:
+     * no chunk-sized buffer. */
     int recent = rec.ctime_ms >= dsc_index_trust_from(c->ix);
-    void *scratch = part_whole(p) || recent ? NULL : dsc_cache_pool_get(c);
-    if (!scratch && !part_whole(p) && !recent)
-        return DSC_ABSENT;
     rc = dsc_store_read_trusting(c->store, &p->id, &rec, recent, p->dst,
-                                 p->off, p->len, scratch);
-    dsc_cache_pool_put(c, scratch);
+                                 p->off, p->len, NULL);
     if (rc == 0)
         return 0;
     if (rc == DSC_CORRUPT || (rc == DSC_ABSENT && drop_missing))

@@ -102,6 +102,12 @@ size_t dsc_config_size(unsigned version);
 void dsc_hex_encode(const void *in, size_t n, char *out);
 int dsc_hex_decode(const char *s, void *out, size_t n);
 
+/* Chunk-sized buffers, mapped and unmapped whole: freed ones go back to
+ * the system at once instead of staying in a malloc arena of every thread
+ * that used one. NULL when out of memory. */
+void *dsc_bigbuf_alloc(size_t n);
+void dsc_bigbuf_free(void *p, size_t n);
+
 /* The running kernel's boot id (/proc/sys/kernel/random/boot_id): 0, or
  * -1 when it cannot be read. */
 int dsc_boot_id(uint8_t out[16]);

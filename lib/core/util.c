@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
@@ -382,4 +383,17 @@ int dsc_boot_id(uint8_t out[16])
     if (fp)
         fclose(fp);
     return rc;
+}
+
+void *dsc_bigbuf_alloc(size_t n)
+{
+    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void dsc_bigbuf_free(void *p, size_t n)
+{
+    if (p)
+        munmap(p, n ? n : 1);
 }

@@ -318,7 +318,7 @@ static void test_changed_bytes_corrupt(void **state)
 static void test_trusting_read(void **state)
 {
     fixture *f = *state;
-    const size_t len = 8192;
+    const size_t len = 600 * 1024 + 7;   /* several verify blocks */
     uint8_t *data = mkdata(11, len);
     dsc_chunk_rec rec;
     put_chunk(f->st, 11, data, len, 21, &rec);
@@ -334,6 +334,12 @@ static void test_trusting_read(void **state)
                                              NULL), 0);
     assert_memory_equal(buf, data + 100, 50);
     dsc_store_free(st2);
+    /* Not trusted: a part is verified streaming (no scratch given). */
+    assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
+    assert_int_equal(dsc_store_read_trusting(st2, &id, &rec, 0, buf, 300000,
+                                             700, NULL), 0);
+    assert_memory_equal(buf, data + 300000, 700);
+    dsc_store_free(st2);
 
     /* Same size, one byte changed, written after the mark. */
     int fd = open(path, O_RDWR);
@@ -343,6 +349,8 @@ static void test_trusting_read(void **state)
     close(fd);
     assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
     assert_int_equal(dsc_store_read_trusting(st2, &id, &rec, 1, buf, 0, len,
+                                             NULL), DSC_CORRUPT);
+    assert_int_equal(dsc_store_read_trusting(st2, &id, &rec, 1, buf, 10, 20,
                                              NULL), DSC_CORRUPT);
     dsc_store_free(st2);
 
