@@ -185,9 +185,10 @@ static void test_release_all_then_reopen(void **state)
     assert_int_equal(inf.format, DSC_INDEX_FORMAT);
 }
 
-/* Overwrite the stored boot id, as if the index was last opened before a
- * reboot (the index must be closed: LMDB allows one open per process). */
-static void forget_boot(const char *dir)
+/* Change the stored info record behind the library's back (the index
+ * must be closed: LMDB allows one open per process). */
+static void rewrite_info(const char *dir, void (*edit)(dsc_index_info *, uint32_t),
+                         uint32_t arg)
 {
     char path[128];
     snprintf(path, sizeof path, "%s/index", dir);
@@ -204,12 +205,18 @@ static void forget_boot(const char *dir)
     dsc_index_info inf;
     assert_true(v.mv_size >= sizeof inf);
     memcpy(&inf, v.mv_data, sizeof inf);
-    memset(inf.boot_id, 0x5a, sizeof inf.boot_id);
+    edit(&inf, arg);
     v.mv_data = &inf;
     v.mv_size = sizeof inf;
     assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
+}
+
+/* As if the index was last opened before a reboot. */
+static void other_boot(dsc_index_info *inf, uint32_t fill)
+{
+    memset(inf->boot_id, (int)fill, sizeof inf->boot_id);
 }
 
 /* Chunks inserted since the boot are told apart from older ones by
@@ -231,7 +238,7 @@ static void test_trust_from_boot(void **state)
     assert_int_equal(dsc_index_trust_from(f->ix), from);
     dsc_index_release(f->ix);
 
-    forget_boot(f->dir);
+    rewrite_info(f->dir, other_boot, 0x5a);
     assert_int_equal(dsc_index_open(f->dir, 0, &f->ix), 0);
     uint64_t after = dsc_index_trust_from(f->ix);
     assert_true(after > now + 3600 * 1000);
@@ -839,31 +846,16 @@ static void test_meta_long_names_not_cached(void **state)
 
 /* ---- format ------------------------------------------------------------ */
 
-/* Rewrite the stored format number behind the library's back, as an
- * index made by another libdsc version would have it. */
+/* The stored format number, as an index made by another libdsc version
+ * would have it. */
+static void format_of(dsc_index_info *inf, uint32_t format)
+{
+    inf->format = format;
+}
+
 static void set_stored_format(const char *dir, uint32_t format)
 {
-    char path[128];
-    snprintf(path, sizeof path, "%s/index", dir);
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 8);
-    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "info", 0, &dbi), 0);
-    MDB_val k = { 4, "info" }, v;
-    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
-    dsc_index_info inf;
-    assert_true(v.mv_size >= sizeof inf);
-    memcpy(&inf, v.mv_data, sizeof inf);
-    inf.format = format;
-    v.mv_data = &inf;
-    v.mv_size = sizeof inf;
-    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    rewrite_info(dir, format_of, format);
 }
 
 /* An index of the previous format (identities without the S3 endpoint)
