@@ -344,18 +344,21 @@ class Client:
                     raise _fail(got)
             if size.value == size_hint:
                 return data
-            # The object is not the size the hint said: the general path.
+            # Not the size the hint said (the bytes past what was read are
+            # garbage): read again at the size just learnt.
+            size_hint = size.value
         off = _check_range("off", off, 0, (1 << 63) - 1)
         if len is not None:
             len = _check_range("len", len, 0, (1 << 63) - 1)
-        if fn is None:                      # an older libdsc
+        if fn is None or (size_hint is None and len is None):
+            # No size to go by: one open learns it (two one-shot calls
+            # would open, so maybe HEAD, twice).
             with self.open(url) as f:
                 want = max(0, f.size - off)
                 return f.pread(off, want if len is None else min(want, len))
         size = ctypes.c_int64(-1)
         psize = ctypes.byref(size)
-        # No hint: a first call learns the size (no bytes read).
-        guess = (len or 0) if size_hint is None else max(0, size_hint - off)
+        guess = len if size_hint is None else max(0, size_hint - off)
         if len is not None:
             guess = min(guess, len)
         while True:
