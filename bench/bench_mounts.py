@@ -51,9 +51,13 @@ Every sample is checked: its length and CRC-32 against the local copy's.
 Requests = requests the proxy relayed during the epoch (HEAD, GET, LIST, ...
 everything the side sent to the origin). Worker RSS = each worker's peak
 resident set (getrusage ru_maxrss, over its life up to the end of the side's
-last epoch), summed over the 4 workers ("sum") and the largest ("max");
-forked workers start with the parent's pages, so "grown" is the sum of
-(peak - resident at the worker's first sample) as well.
+last epoch), summed over the 4 workers ("RSS"; the goal's figure) and the
+largest ("max", per round only). Forked workers start with the parent's
+pages, so also: "grown", the sum of (peak - resident at the worker's first
+sample), and "anon" / "file", the sums of the largest anonymous and
+file-backed + shared-memory resident sizes seen at a sample (/proc/self/
+status: mapped files such as cache data count in "file", and so do the
+shared-memory batches torch sends to the parent).
 Origin ceiling = objects/s of --ceiling-threads concurrent plain GETs (a
 thread pool of keep-alive http.client connections) of every sample through
 the same proxy, once per round among the sides.
@@ -111,17 +115,23 @@ _BASE = {}          # pid -> resident KiB at the process's first sample
 
 
 def _rss_fields():
-    """(peak resident KiB of this process, resident KiB at its first sample)."""
-    pid = os.getpid()
-    if pid not in _BASE:
-        with open("/proc/self/statm") as f:
-            _BASE[pid] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, _BASE[pid]
+    """(peak resident KiB of this process, resident KiB at its first
+    sample, anonymous resident KiB now, file-backed + shared-memory resident
+    KiB now: mapped files such as a cache's data, and torch's batches)."""
+    kib = {}
+    with open("/proc/self/status") as f:
+        for ln in f:
+            if ln.startswith(("VmRSS:", "RssAnon:", "RssFile:", "RssShmem:")):
+                k, v = ln.split(":", 1)
+                kib[k] = int(v.split()[0])
+    base = _BASE.setdefault(os.getpid(), kib["VmRSS"])
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, base, kib["RssAnon"],
+            kib["RssFile"] + kib["RssShmem"])
 
 
 class Checked(bd.Timed):
-    """bench_dataloader.Timed's tuple plus (CRC-32 of the bytes, the
-    worker's peak RSS KiB, its RSS KiB at its first sample). A dataset with
+    """bench_dataloader.Timed's tuple plus (CRC-32 of the bytes, and the
+    worker's memory: _rss_fields()). A dataset with
     __getitems__ (dsc.MapDataset: read_batch) is read a batch at a time, as
     DataLoader does without the wrapper; each sample's read time is then
     the batch's / its length."""
@@ -439,9 +449,11 @@ class Run:
                                      % (i, c, self.crcs[i]))
         if not self.rss_on:
             return
-        for w, peak, base in zip(batch[5].tolist(), batch[8].tolist(), batch[9].tolist()):
+        for w, peak, base, anon, fil in zip(*(batch[k].tolist() for k in (5, 8, 9, 10, 11))):
             self.peaks[w] = max(self.peaks.get(w, 0), peak)
             self.bases.setdefault(w, base)
+            self.anon[w] = max(self.anon.get(w, 0), anon)
+            self.file[w] = max(self.file.get(w, 0), fil)
 
     def epoch(self, loader, label, rss=True):
         os.sync()
@@ -455,10 +467,18 @@ class Run:
         return e
 
     def rss(self):
-        """(sum of the workers' peaks, largest, sum of peak - start) MiB."""
-        peaks = [self.peaks[w] for w in sorted(self.peaks)]
-        grown = [self.peaks[w] - self.bases[w] for w in sorted(self.peaks)]
-        return sum(peaks) / 1024, max(peaks) / 1024, sum(grown) / 1024
+        """The workers' memory, MiB: sum of their peak RSS, the largest,
+        the sum of (peak - RSS at the first sample), and the sums of the
+        largest anonymous and file/shmem parts seen at a sample."""
+        ws = sorted(self.peaks)
+        return dict(rss=sum(self.peaks[w] for w in ws) / 1024,
+                    rss_max=max(self.peaks[w] for w in ws) / 1024,
+                    rss_grown=sum(self.peaks[w] - self.bases[w] for w in ws) / 1024,
+                    rss_anon=sum(self.anon[w] for w in ws) / 1024,
+                    rss_file=sum(self.file[w] for w in ws) / 1024)
+
+    def reset_rss(self):
+        self.peaks, self.bases, self.anon, self.file = {}, {}, {}, {}
 
     def loader(self, ds, sampler=None):
         return self.DataLoader(ds, sampler=sampler, **self.settings)
@@ -488,20 +508,22 @@ class Run:
         (warm: epoch 2, the first after the cold one)."""
         shutdown(loader)
         rss = self.rss()
-        print("   %s: workers' peak RSS sum %.0f MiB, max %.0f MiB, grown %.0f MiB; "
-              "parent %.0f MiB" % (label, rss[0], rss[1], rss[2], bd.rss_mib()), flush=True)
+        print("   %s: workers' peak RSS sum %.0f MiB, max %.0f MiB, grown %.0f MiB; anon %.0f "
+              "MiB, file+shmem %.0f MiB; parent %.0f MiB" % (
+                  label, rss["rss"], rss["rss_max"], rss["rss_grown"], rss["rss_anon"],
+                  rss["rss_file"], bd.rss_mib()), flush=True)
         self.record(workload, side, r, cold=cold.rate,
                     cold_reqs=cold.reqs[0] if cold.reqs else None,
                     warm=warm.rate if warm else None,
                     warm_reqs=warm.reqs[0] if warm and warm.reqs else None,
-                    rss=rss[0], rss_max=rss[1], rss_grown=rss[2], **extra)
+                    **dict(rss, **extra))
 
     # -- workload 1: map-style
     def map_side(self, side, r):
         a = self.a
         g = self.torch.Generator()
         g.manual_seed(1000 + r)
-        self.peaks, self.bases = {}, {}
+        self.reset_rss()
         label = "%s r%d" % (side, r + 1)
         with contextlib.ExitStack() as stack:
             client, mount = self.source(stack, side, r, "map")
@@ -549,7 +571,7 @@ class Run:
     # -- workload 2: tar shards
     def tar_side(self, side, r):
         a = self.a
-        self.peaks, self.bases = {}, {}
+        self.reset_rss()
         label = "tar %s r%d" % (side, r + 1)
         with contextlib.ExitStack() as stack:
             client, mount = self.source(stack, side, r, "tar")
@@ -642,11 +664,12 @@ class Run:
         print("\n== table: samples/s, medians over the n interleaved rounds of each row "
               "(FUSE rows: the first %d); origin s3rver + %s ms per answer; dsc/x = libdsc / "
               "this row, median of the per-round ratios; reqs = requests the proxy relayed "
-              "in the epoch; RSS = sum over the %d workers of their peak RSS, and of its "
-              "growth since their first sample" % (a.fuse_rounds, a.latency_ms, a.workers))
-        fmt = "   %-5s %-7s %2s %9s %9s %7s %7s %9s %9s %9s %9s"
+              "in the epoch; RSS, MiB, sums over the %d workers: of their peak RSS, of its "
+              "growth since their first sample, of the largest anonymous and file+shmem "
+              "parts seen at a sample" % (a.fuse_rounds, a.latency_ms, a.workers))
+        fmt = "   %-5s %-7s %2s %9s %9s %7s %7s %9s %9s %7s %6s %6s %6s"
         print(fmt % ("load", "side", "n", "cold /s", "warm /s", "dsc/x c", "dsc/x w",
-                     "reqs cold", "reqs warm", "RSS sum", "RSS grown"))
+                     "reqs cold", "reqs warm", "RSS", "grown", "anon", "file"))
         for w in ("map", "tar"):
             for s in MAP_SIDES:
                 row = self.rows.get((w, s))
@@ -663,8 +686,9 @@ class Run:
                 rw = ratio(w, "dsc", w, s, "warm") if s != "dsc" and get(w, s, "warm") else None
                 print(fmt % (w, s, len(get(w, s, "cold")), m("cold"), m("warm") if get(w, s, "warm") else "(no cache)",
                              "%.2f" % rc[0] if rc else "-", "%.2f" % rw[0] if rw else "-",
-                             m("cold_reqs"), m("warm_reqs"), m("rss", "%5.0f MiB"),
-                             m("rss_grown", "%5.0f MiB")))
+                             m("cold_reqs"), m("warm_reqs"), m("rss", "%7.0f"),
+                             m("rss_grown", "%6.0f"), m("rss_anon", "%6.0f"),
+                             m("rss_file", "%6.0f")))
         ceil = get("map", "ceiling", "rate")
         if ceil:
             print("   origin ceiling: %.0f objects/s (%d concurrent plain GETs through the "
@@ -699,6 +723,12 @@ class Run:
              ratio("map", "dsc", "map", "local", "rss"), 1.1, le=True)
         goal("workers' peak RSS sum, libdsc / local (tar)",
              ratio("tar", "dsc", "tar", "local", "rss"), 1.1, le=True)
+        for w in ("map", "tar"):
+            for k, what in (("rss_grown", "growth"), ("rss_anon", "anon")):
+                r = ratio(w, "dsc", w, "local", k)
+                if r:
+                    print(gfmt % ("  workers' RSS %s, libdsc / local (%s)" % (what, w),
+                                  "%.2f" % r[0], "%.2f..%.2f" % r[1:], "-", ""))
         print("   load %s at the end; %.0f s" % (bd.loadavg(), secs))
 
 
