@@ -65,7 +65,6 @@ the same proxy, once per round among the sides.
 import argparse
 import contextlib
 import http.client
-import io
 import json
 import os
 import resource
@@ -411,7 +410,8 @@ class Run:
         import dsc
         import torch
         from torch.utils.data import DataLoader, RandomSampler
-        self.dsc, self.torch, self.DataLoader, self.RandomSampler = dsc, torch, DataLoader, RandomSampler
+        self.dsc, self.torch = dsc, torch
+        self.DataLoader, self.RandomSampler = DataLoader, RandomSampler
         self.a = a
         self.origin = ProxiedOrigin(a.proxy, a.s3rver_pid, a.s3rver_log)
         base = os.path.join(a.localdir, a.prefix)
@@ -684,7 +684,8 @@ class Run:
 
                 rc = ratio(w, "dsc", w, s, "cold") if s != "dsc" else None
                 rw = ratio(w, "dsc", w, s, "warm") if s != "dsc" and get(w, s, "warm") else None
-                print(fmt % (w, s, len(get(w, s, "cold")), m("cold"), m("warm") if get(w, s, "warm") else "(no cache)",
+                print(fmt % (w, s, len(get(w, s, "cold")), m("cold"),
+                             m("warm") if get(w, s, "warm") else "(no cache)",
                              "%.2f" % rc[0] if rc else "-", "%.2f" % rw[0] if rw else "-",
                              m("cold_reqs"), m("warm_reqs"), m("rss", "%7.0f"),
                              m("rss_grown", "%6.0f"), m("rss_anon", "%6.0f"),
