@@ -30,20 +30,32 @@ BUCKET=dsc-mounts
 STATE="$ROOT/.run/mounts-$$"
 LAT="${BENCH_MOUNTS_LATENCY_MS:-30}"
 
+mounts_here() { awk -v s="$STATE/" 'index($2, s) == 1 {print $2}' /proc/mounts; }
+# Mounts left by an interrupted bench_mounts.py: unmount; stop their
+# processes by the PIDs it recorded (TERM, then KILL after 5 s: a FUSE
+# daemon stuck on an origin that is gone ignores TERM, and readers blocked
+# on its mount wait for it); then unmount what is left, lazily if busy.
+stop_mounts() {
+    local m f pid
+    [ -d "$STATE/mounts" ] || return 0
+    mounts_here | while read -r m; do fusermount3 -u "$m" 2>/dev/null || true; done
+    for f in "$STATE"/mounts/*.pid; do
+        [ -s "$f" ] || continue
+        pid=$(cat "$f")
+        grep -qaE '^(rclone|s3fs)' "/proc/$pid/cmdline" 2>/dev/null || continue
+        kill "$pid" 2>/dev/null || continue
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    mounts_here | while read -r m; do
+        fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || true
+    done
+}
 cleanup() {
-    # Mounts left by an interrupted bench_mounts.py: unmount, then stop
-    # their processes by the PIDs it recorded.
-    if [ -d "$STATE/mounts" ]; then
-        awk -v s="$STATE/" 'index($2, s) == 1 {print $2}' /proc/mounts | while read -r m; do
-            fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || true
-        done
-        for f in "$STATE"/mounts/*.pid; do
-            [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
-        done
-    fi
+    stop_mounts
     if [ -s "$STATE/latproxy.pid" ]; then kill "$(cat "$STATE/latproxy.pid")" 2>/dev/null || true; fi
     scripts/s3rver.sh stop "$STATE/s3rver" >/dev/null 2>&1 || true
-    if awk -v s="$STATE/" 'index($2, s) == 1 {f=1} END {exit !f}' /proc/mounts; then
+    if [ -n "$(mounts_here)" ]; then
         echo "bench: a mount under $STATE is still there; state left in place" >&2
     else
         bench_drop_state "${BENCH_MOUNTS_KEEP:-0}"
