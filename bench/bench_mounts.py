@@ -589,12 +589,17 @@ class Run:
             self.finish("tar", side, r, label, loader, cold, warm)
 
     def ceiling_round(self, r):
+        cpu0, t0 = self.origin.cpu(), time.perf_counter()
         rate = ceiling(self.a.proxy, self.a.bucket, self.keys, self.sizes,
                        self.a.ceiling_threads)
+        secs = time.perf_counter() - t0
+        cpu1 = self.origin.cpu()
         self.origin.requests()
         self.record("map", "ceiling", r, rate=rate)
-        print("   ceiling r%d: %d concurrent GETs, %.0f objects/s" % (
-            r + 1, self.a.ceiling_threads, rate), flush=True)
+        print("   ceiling r%d: %d concurrent GETs, %.0f objects/s; s3rver busy %s of the time"
+              % (r + 1, self.a.ceiling_threads, rate,
+                 "%.0f %%" % (100 * (cpu1 - cpu0) / secs) if cpu0 is not None and cpu1 is not None
+                 else "?"), flush=True)
 
     # -- all of it
     def run(self):
