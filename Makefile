@@ -48,7 +48,7 @@ TTOOL_SRC := $(wildcard tests/tools/*.c)
 TTOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TTOOL_SRC))
 
 .PHONY: all lib tools tests setup test test-unit test-integration test-asan test-tsan \
-        demo bench bench-snapshot bench-batch bench-scale bench-discovery install uninstall clean check-exports fuzz soak
+        demo bench bench-mounts bench-snapshot bench-batch bench-scale bench-discovery install uninstall clean check-exports fuzz soak
 
 all: lib tools
 
@@ -157,6 +157,11 @@ bench-discovery: setup
 bench: setup
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@BUILD=$(BUILD) bench/run.sh
+
+# The DataLoader over local files, libdsc, rclone mount, s3fs and boto3
+# (bench/run_mounts.sh; also part of `make bench`, BENCH_MOUNTS=0 skips it).
+bench-mounts: setup lib
+	@bench/run_mounts.sh
 
 # C++ binding (header-only): its test and example link the shared library.
 CXXFLAGS ?= $(OPT) -g

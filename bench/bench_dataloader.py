@@ -202,16 +202,20 @@ class Timed:
 
     def __getitem__(self, i):
         import resource
-        import torch
-        from torch.utils.data import get_worker_info
         f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         data = self.inner[i]
         t1 = time.perf_counter()
         f1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        return self.item(i, data, t1 - t0, f1 - f0)
+
+    def item(self, i, data, secs, faults):
+        """The tuple of sample i once read (bench_mounts.py adds fields)."""
+        import torch
+        from torch.utils.data import get_worker_info
         view = torch.frombuffer(data, dtype=torch.uint8, count=HEAD_BYTES)
         info = get_worker_info()
-        return (i, view, len(data), t1 - t0, f1 - f0, info.id if info else -1,
+        return (i, view, len(data), secs, faults, info.id if info else -1,
                 time.process_time())
 
 
@@ -265,6 +269,8 @@ def worker_init(_worker_id):
     if TUNED_MALLOC:
         tune_malloc()
     ds = get_worker_info().dataset.inner
+    while not isinstance(ds, Boto3Objects) and hasattr(ds, "inner"):
+        ds = ds.inner               # bench_mounts.py's wrappers
     if isinstance(ds, Boto3Objects):
         ds.s3 = s3_client(ds.endpoint)
 
@@ -379,7 +385,10 @@ class Epoch:
     """Times one pass over a loader; on_iter(iterator) runs right after
     iter()."""
 
-    def __init__(self, loader, origin=None, on_iter=None, worker_cpu=None, sizes=None):
+    def __init__(self, loader, origin=None, on_iter=None, worker_cpu=None, sizes=None,
+                 check=None):
+        # check(batch): called with each batch (bench_mounts.py checks the
+        # fields it adds after Timed's seven).
         # Workers' CPU: each one's process time at its last sample, minus
         # where it was after the previous epoch (persistent workers; fresh
         # workers start from 0, so their start-up counts).
@@ -405,7 +414,10 @@ class Epoch:
         reads = []
         self.order = []
         faults = 0
-        for idx, _view, lens, secs, flt, wid, wcpu in it:
+        for batch in it:
+            idx, _view, lens, secs, flt, wid, wcpu = batch[:7]
+            if check is not None:
+                check(batch)
             if first is None:
                 first = time.perf_counter()
                 first_n = len(idx)

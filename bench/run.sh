@@ -29,6 +29,8 @@
 #                          "--threads 4 --chunk 8388608"
 #   BENCH_FETCH=0 / BENCH_CACHE=0  skip the cold-fetch / node-cache part
 #   BENCH_PEERS=0 / BENCH_DATALOADER=0  skip the peer / DataLoader part
+#   BENCH_MOUNTS=0         skip the DataLoader vs rclone/s3fs mounts part
+#                          (bench/run_mounts.sh, its knobs BENCH_MOUNTS_*)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -325,4 +327,10 @@ if [ "${BENCH_DATALOADER:-1}" != 0 ]; then
     echo
     echo "== PyTorch DataLoader (bench/bench_dataloader.py)"
     BUILD="$BUILD" bench/run_dataloader.sh
+fi
+
+if [ "${BENCH_MOUNTS:-1}" != 0 ]; then
+    echo
+    echo "== DataLoader: local files, libdsc, rclone mount, s3fs, boto3 (bench/bench_mounts.py)"
+    bench/run_mounts.sh
 fi

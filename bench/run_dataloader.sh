@@ -52,34 +52,19 @@ cleanup() {
     stop_nginx
     scripts/s3rver.sh stop "$STATE/s3rver" >/dev/null 2>&1 || true
     rm -rf "/dev/shm/dsc-dataloader-$$"
-    if [ "${BENCH_DL_KEEP:-0}" = 1 ]; then
-        echo "bench: state kept in $STATE" >&2
-    else
-        rm -rf "$STATE"
-    fi
+    bench_drop_state "${BENCH_DL_KEEP:-0}"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-[ -e lib/libdsc.so.0 ] || { echo "bench: lib/libdsc.so.0 missing: run make" >&2; exit 1; }
-$PY -c 'import torch, numpy, boto3' 2>/dev/null ||
-    { echo "bench: $PY cannot import torch, numpy and boto3 (scripts/setup.sh installs them)" >&2; exit 1; }
+. bench/bench_env.sh
+bench_on_exit cleanup
+bench_need_python_lib
 case " $ORIGINS " in *" nginx "*)
     command -v nginx >/dev/null || { echo "bench: nginx missing (apt-get install nginx)" >&2; exit 1; } ;;
 esac
 
 # Only the settings below reach libdsc and boto3.
-for v in $(env | grep -oE '^(AWS|DSC)_[A-Z0-9_]+'); do unset "$v"; done
-mkdir -p "$STATE/lib"
-cp -L lib/libdsc.so.0 "$STATE/lib/libdsc.so.0"
-export DSC_LIBRARY="$STATE/lib/libdsc.so.0"
-EP=$(scripts/s3rver.sh start "$STATE/s3rver" "$BUCKET")
-S3RVER_PID="$(cat "$STATE/s3rver/pid")"
-export AWS_ENDPOINT_URL="$EP" AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
-export AWS_REGION=us-east-1 DSC_LOG=error
-echo "bench: s3rver at $EP (pid $S3RVER_PID); $(nproc) cores," \
-     "$(free -g | awk '/Mem/ {print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_isolate
+bench_s3rver "$BUCKET"
+export AWS_ENDPOINT_URL="$EP" DSC_LOG=error
 
 # The local copy is also what nginx serves: WWW/BUCKET/KEY.
 WWW="$STATE/www"
@@ -148,18 +133,10 @@ NGINX
     ;;
 esac
 case " $ORIGINS " in *" nginx-lat "*)
-    # nginx behind tests/integration/faultproxy.py adding a fixed delay to
-    # every answer: S3's time to first byte (tens of ms), which 127.0.0.1
-    # lacks. The delay costs no CPU; relaying does (it counts against both
-    # sides alike).
+    # nginx behind the latency proxy (bench/bench_env.sh); relaying costs
+    # CPU, which counts against both sides alike.
     LAT="${BENCH_DL_LATENCY_MS:-30}"
-    $PY tests/integration/faultproxy.py --upstream "127.0.0.1:$NPORT" \
-        --port-file "$STATE/latproxy.port" --pid-file "$STATE/latproxy.pid" \
-        --rules "[{\"fault\": \"latency\", \"latency_ms\": $LAT}]" \
-        --exit-with-parent >/dev/null 2>&1 &
-    for _ in $(seq 100); do [ -s "$STATE/latproxy.port" ] && break; sleep 0.1; done
-    [ -s "$STATE/latproxy.port" ] || { echo "bench: latency proxy did not start" >&2; exit 1; }
-    LPORT=$(cat "$STATE/latproxy.port")
+    bench_latency_proxy "$NPORT" "$LAT"
     echo "bench: nginx + ${LAT} ms per answer at http://127.0.0.1:$LPORT"
     ARGS+=(--origin "nginx-lat$LAT,http://127.0.0.1:$LPORT,$NGINX_PID,$N/access.log,nolist,threads=${BENCH_DL_THREADS_LAT:-64}")
     ;;

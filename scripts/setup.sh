@@ -14,6 +14,9 @@ APT_PKGS=(build-essential pkg-config libcurl4-openssl-dev libssl-dev
 command -v npm >/dev/null 2>&1 || APT_PKGS+=(nodejs npm)
 # The Kubernetes manifests' test (tests/integration/test_deploy_kubernetes.py).
 APT_PKGS+=(yamllint python3-yaml)
+# bench/run_mounts.sh's FUSE rows (make bench-mounts): rclone mount and
+# s3fs-fuse, unmounted with fusermount3.
+APT_PKGS+=(rclone s3fs fuse3)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
