@@ -305,21 +305,68 @@ static int check_meta_age(MDB_txn *txn, dsc_index *ix)
     return rc ? rc : mdb_drop(txn, ix->meta_age, 0);
 }
 
+static const char BOOT_KEY[] = "boot";
+
+/* The boot record, or zeros when there is none (or of another size). */
+static int boot_get(MDB_txn *txn, const dsc_index *ix, dsc_index_boot *b)
+{
+    MDB_val k = { sizeof BOOT_KEY - 1, (void *)BOOT_KEY }, v;
+    int rc = mdb_get(txn, ix->info, &k, &v);
+    memset(b, 0, sizeof *b);
+    if (rc == 0 && v.mv_size == sizeof *b)
+        memcpy(b, v.mv_data, sizeof *b);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int boot_put(MDB_txn *txn, const dsc_index *ix, const dsc_index_boot *b)
+{
+    MDB_val k = { sizeof BOOT_KEY - 1, (void *)BOOT_KEY };
+    MDB_val v = { sizeof *b, (void *)b };
+    return mdb_put(txn, ix->info, &k, &v, 0);
+}
+
 /* The first open after a boot starts its trust window past every insert
- * before it, even one stamped by a clock that ran ahead then. */
-static void note_boot(dsc_index *ix, dsc_index_info *inf)
+ * before it, even one stamped by a clock that ran ahead then. Without a
+ * boot id nothing is trusted. */
+static int note_boot(MDB_txn *txn, dsc_index *ix)
 {
     uint8_t boot[16];
+    dsc_index_boot b;
     ix->trust_from_ms = UINT64_MAX;
-    if (dsc_boot_id(boot))
-        return;
-    if (memcmp(boot, inf->boot_id, sizeof boot) != 0 || !inf->trust_from_ms) {
+    int rc = boot_get(txn, ix, &b);
+    if (rc || dsc_boot_id(boot))
+        return rc;
+    if (memcmp(boot, b.boot_id, sizeof boot) != 0 || !b.trust_from_ms) {
         uint64_t now = dsc_wall_ms();
-        memcpy(inf->boot_id, boot, sizeof boot);
-        inf->trust_from_ms = now > inf->newest_insert_ms ? now
-                                                          : inf->newest_insert_ms + 1;
+        memcpy(b.boot_id, boot, sizeof boot);
+        b.trust_from_ms = now > b.newest_insert_ms ? now : b.newest_insert_ms + 1;
+        rc = boot_put(txn, ix, &b);
     }
-    ix->trust_from_ms = inf->trust_from_ms;
+    if (!rc)
+        ix->trust_from_ms = b.trust_from_ms;
+    return rc;
+}
+
+/* Every insert moves newest_insert_ms, the next boot's lower bound. */
+static int note_insert(MDB_txn *txn, const dsc_index *ix, uint64_t ctime_ms)
+{
+    dsc_index_boot b;
+    int rc = boot_get(txn, ix, &b);
+    if (rc || ctime_ms <= b.newest_insert_ms)
+        return rc;
+    b.newest_insert_ms = ctime_ms;
+    return boot_put(txn, ix, &b);
+}
+
+int dsc_index_boot_get(dsc_index *ix, dsc_index_boot *out)
+{
+    MDB_txn *txn;
+    int rc = dsc_ix_begin(ix, MDB_RDONLY, &txn, "read");
+    if (rc)
+        return rc;
+    rc = boot_get(txn, ix, out);
+    dsc_ix_abort(ix, txn);
+    return rc ? dsc_ix_fail(rc, "read", ix->path) : 0;
 }
 
 uint64_t dsc_index_trust_from(const dsc_index *ix)
@@ -375,7 +422,7 @@ static int open_env(dsc_index *ix, const dsc_index_opts *o)
     if (dropped)
         rc = drop_old_format(txn, ix, &inf);
     if (!rc)
-        note_boot(ix, &inf);
+        rc = note_boot(txn, ix);
     if (!rc)
         rc = dsc_ix_write_info(txn, ix, &inf);
     rc = dsc_ix_end(ix, txn, rc, "setup");
@@ -669,8 +716,6 @@ static int put_entry(MDB_txn *txn, dsc_index *ix, const dsc_chunk_id *id,
     inf->bytes += rec->size;
     inf->chunks++;
     inf->inserts++;
-    if (rec->ctime_ms > inf->newest_insert_ms)
-        inf->newest_insert_ms = rec->ctime_ms;
     return 0;
 }
 
@@ -709,6 +754,8 @@ static int insert_once(dsc_index *ix, const dsc_chunk_id *id,
     }
     if (!rc)
         rc = put_entry(txn, ix, id, rec, &inf);
+    if (!rc)
+        rc = note_insert(txn, ix, rec->ctime_ms);
     if (!rc) {
         inf.misses++;
         rc = dsc_ix_write_info(txn, ix, &inf);

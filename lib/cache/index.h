@@ -34,13 +34,17 @@ typedef struct dsc_index_info {
                                       made or explicitly; 0: not yet */
     uint64_t disk_cap;             /* what the filesystem holds, learnt
                                       from ENOSPC; 0: no such limit */
-    /* Appended: which chunks were written since the machine booted (see
-     * dsc_index_trust_from). An older libdsc writing the record drops
-     * them: the next open takes it for a new boot, which is safe. */
+} dsc_index_info;
+
+/* Which chunks were written since the machine booted (see
+ * dsc_index_trust_from): the info database's "boot" record, apart from
+ * "info" so that an older libdsc, which rewrites "info" whole, never
+ * drops it. */
+typedef struct dsc_index_boot {
     uint8_t boot_id[16];           /* the boot trust_from_ms belongs to */
     uint64_t trust_from_ms;        /* first ctime_ms of that boot */
     uint64_t newest_insert_ms;     /* the largest ctime_ms ever inserted */
-} dsc_index_info;
+} dsc_index_boot;
 
 /* The cap inserts keep to: the cache's capacity (else fallback), lowered
  * to what the filesystem holds. */
@@ -51,6 +55,8 @@ uint64_t dsc_index_effective_cap(const dsc_index_info *inf, uint64_t fallback);
  * changed since (store.c's write mark tells); older ones may be torn by
  * a power loss. UINT64_MAX when the boot cannot be told. */
 uint64_t dsc_index_trust_from(const dsc_index *ix);
+/* The boot record as stored (zeros when there is none). */
+int dsc_index_boot_get(dsc_index *ix, dsc_index_boot *out);
 
 typedef struct dsc_index_opts {
     int sync;                      /* fsync each change */

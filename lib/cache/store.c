@@ -73,7 +73,7 @@ static int open_sub(dsc_store *st, const chunk_name *n, int create)
 
 /* openat2 resolves "XX/name" beneath data/ refusing every symlink on the
  * way in one call: a warm read's open costs one path walk, not two opens
- * and a close. 0: not known yet, 1: works, -1: not here (old kernel,
+ * and a close. 0: not known yet, 1: works, -1: refused (old kernel,
  * seccomp). */
 static int openat2_state;
 
@@ -89,8 +89,9 @@ static int open_beneath(int dir_fd, const chunk_name *n)
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     };
     int fd = (int)syscall(SYS_openat2, dir_fd, rel, &how, sizeof how);
-    if (fd < 0 && (errno == ENOSYS || errno == EPERM || errno == E2BIG) &&
-        state == 0) {
+    /* Refused as a call (no kernel support, or a seccomp filter, maybe
+     * installed after it once worked): the two-step open from now on. */
+    if (fd < 0 && (errno == ENOSYS || errno == EPERM || errno == E2BIG)) {
         dsc_atomic_set(&openat2_state, -1);
         return -2;
     }

@@ -562,6 +562,13 @@ def client_read_with_size_hints():
             assert c.read(url, off=4 << 20, len=7, size_hint=hint) == \
                 want[4 << 20:(4 << 20) + 7], hint
         assert c.read(rig.url("empty"), size_hint=5) == b""
+        # Nothing is allocated on a guess past the object's end.
+        assert c.read(url, 0, 1 << 40) == want
+        assert c.read(url, 5, (1 << 63) - 1) == want[5:]
+        assert c.read(url, size_hint=1 << 50) == want
+        raises(dsc.InvalidArgument, c.read, url, size_hint=-1)
+        raises(TypeError, c.read, url, size_hint=1.5)
+        raises(dsc.InvalidArgument, c.read_batch, [url], sizes=[-1])
         assert c.read(rig.url("one-byte"), size_hint=0) == fx["one-byte"]
         for hint in (len(want), None):      # one open either way
             before = c.stats()["meta_hits"]

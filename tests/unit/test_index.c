@@ -185,10 +185,12 @@ static void test_release_all_then_reopen(void **state)
     assert_int_equal(inf.format, DSC_INDEX_FORMAT);
 }
 
-/* Change the stored info record behind the library's back (the index
- * must be closed: LMDB allows one open per process). */
-static void rewrite_info(const char *dir, void (*edit)(dsc_index_info *, uint32_t),
-                         uint32_t arg)
+/* Change a record of the info database behind the library's back (the
+ * index must be closed: LMDB allows one open per process). */
+typedef void (*edit_fn)(void *record, uint32_t arg);
+
+static void rewrite_record(const char *dir, const char *key, size_t size,
+                           edit_fn edit, uint32_t arg)
 {
     char path[128];
     snprintf(path, sizeof path, "%s/index", dir);
@@ -200,23 +202,31 @@ static void rewrite_info(const char *dir, void (*edit)(dsc_index_info *, uint32_
     assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "info", 0, &dbi), 0);
-    MDB_val k = { 4, "info" }, v;
+    MDB_val k = { strlen(key), (void *)key }, v;
     assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
-    dsc_index_info inf;
-    assert_true(v.mv_size >= sizeof inf);
-    memcpy(&inf, v.mv_data, sizeof inf);
-    edit(&inf, arg);
-    v.mv_data = &inf;
-    v.mv_size = sizeof inf;
+    unsigned char rec[512];
+    assert_true(size <= sizeof rec && v.mv_size >= size);
+    memcpy(rec, v.mv_data, size);
+    edit(rec, arg);
+    v.mv_data = rec;
+    v.mv_size = size;
     assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
 }
 
 /* As if the index was last opened before a reboot. */
-static void other_boot(dsc_index_info *inf, uint32_t fill)
+static void other_boot(void *record, uint32_t fill)
 {
-    memset(inf->boot_id, (int)fill, sizeof inf->boot_id);
+    dsc_index_boot *b = record;
+    memset(b->boot_id, (int)fill, sizeof b->boot_id);
+}
+
+/* As an older libdsc rewrites "info": whole, at its older size. */
+static void nothing(void *record, uint32_t arg)
+{
+    (void)record;
+    (void)arg;
 }
 
 /* Chunks inserted since the boot are told apart from older ones by
@@ -238,11 +248,16 @@ static void test_trust_from_boot(void **state)
     assert_int_equal(dsc_index_trust_from(f->ix), from);
     dsc_index_release(f->ix);
 
-    rewrite_info(f->dir, other_boot, 0x5a);
+    /* An older libdsc rewrites "info" whole; the boot record is apart. */
+    rewrite_record(f->dir, "info", sizeof(dsc_index_info), nothing, 0);
+    rewrite_record(f->dir, "boot", sizeof(dsc_index_boot), other_boot, 0x5a);
     assert_int_equal(dsc_index_open(f->dir, 0, &f->ix), 0);
     uint64_t after = dsc_index_trust_from(f->ix);
     assert_true(after > now + 3600 * 1000);
-    assert_int_equal(info(f->ix).newest_insert_ms, now + 3600 * 1000);
+    dsc_index_boot b;
+    assert_int_equal(dsc_index_boot_get(f->ix, &b), 0);
+    assert_int_equal(b.newest_insert_ms, now + 3600 * 1000);
+    assert_int_equal(b.trust_from_ms, after);
 }
 
 static void test_open_on_regular_file_fails(void **state)
@@ -848,14 +863,14 @@ static void test_meta_long_names_not_cached(void **state)
 
 /* The stored format number, as an index made by another libdsc version
  * would have it. */
-static void format_of(dsc_index_info *inf, uint32_t format)
+static void format_of(void *record, uint32_t format)
 {
-    inf->format = format;
+    ((dsc_index_info *)record)->format = format;
 }
 
 static void set_stored_format(const char *dir, uint32_t format)
 {
-    rewrite_info(dir, format_of, format);
+    rewrite_record(dir, "info", sizeof(dsc_index_info), format_of, format);
 }
 
 /* An index of the previous format (identities without the S3 endpoint)

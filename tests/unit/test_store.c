@@ -10,6 +10,10 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include "unittest.h"
 #include <dirent.h>
 #include <errno.h>
@@ -375,6 +379,52 @@ static void test_trusting_read(void **state)
     free(data);
 }
 
+/* openat2 refused after it once worked (a seccomp filter a sandbox or a
+ * worker's init installs later): chunk files still open, the two-step
+ * way. In a child, so the filter dies with it. */
+static void deny_openat2(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = 4, .filter = f };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+        _exit(3);
+}
+
+static void test_openat2_refused_later(void **state)
+{
+    fixture *f = *state;
+    const size_t len = 5000;
+    uint8_t *data = mkdata(13, len), *buf = malloc(len);
+    assert_non_null(buf);
+    dsc_chunk_rec r1, r2;
+    put_chunk(f->st, 13, data, len, 31, &r1);
+    put_chunk(f->st, 14, data, len, 32, &r2);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dsc_store *st2 = NULL;
+        dsc_chunk_id a = mkid(13), b = mkid(14);
+        if (dsc_store_open(f->dir, 4, &st2))
+            _exit(4);
+        int rc = dsc_store_read(st2, &a, &r1, buf, 0, len, NULL);
+        deny_openat2();
+        rc = rc ? rc : dsc_store_read(st2, &b, &r2, buf, 0, len, NULL);
+        _exit(rc == 0 && memcmp(buf, data, len) == 0 ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    free(buf);
+    free(data);
+}
+
 static void test_wrong_size_corrupt(void **state)
 {
     fixture *f = *state;
@@ -671,6 +721,7 @@ int main(void)
         T(test_read_whole_and_part),
         T(test_changed_bytes_corrupt),
         T(test_trusting_read),
+        T(test_openat2_refused_later),
         T(test_wrong_size_corrupt),
         T(test_missing_file),
         T(test_open_file_cache_serves_second_read),

@@ -119,6 +119,11 @@ def _read_bytes(n, fill):
     return data if got == n else data[:got]
 
 
+# A size hint above this is not trusted to allocate by (a listing's size is
+# right, a caller's typo may not be): such reads learn the size first.
+_HINT_MAX = 1 << 30
+
+
 def _check_range(name, value, lo, hi):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("%s must be an int, not %s" % (name, type(value).__name__))
@@ -332,8 +337,13 @@ class Client:
         right; a wrong hint costs a second call, never a wrong answer."""
         raw = _url_bytes(url)
         fn = getattr(_lib.lib(), "dsc_pread_url", None)
+        if size_hint is not None:
+            size_hint = _check_range("size_hint", operator.index(size_hint), 0,
+                                     (1 << 63) - 1)
+            if size_hint > _HINT_MAX:
+                size_hint = None            # not allocated on a guess
         if (off == 0 and len is None and size_hint and _new_bytes is not None
-                and type(size_hint) is int and fn is not None):
+                and fn is not None):
             # The common case (a dataset's whole object, its size known)
             # kept lean: one buffer, one call, no closure.
             size = ctypes.c_int64(-1)
@@ -350,15 +360,16 @@ class Client:
         off = _check_range("off", off, 0, (1 << 63) - 1)
         if len is not None:
             len = _check_range("len", len, 0, (1 << 63) - 1)
-        if fn is None or (size_hint is None and len is None):
+        if fn is None or size_hint is None:
             # No size to go by: one open learns it (two one-shot calls
-            # would open, so maybe HEAD, twice).
+            # would open, so maybe HEAD, twice), and nothing is allocated
+            # past the object's end.
             with self.open(url) as f:
                 want = max(0, f.size - off)
                 return f.pread(off, want if len is None else min(want, len))
         size = ctypes.c_int64(-1)
         psize = ctypes.byref(size)
-        guess = len if size_hint is None else max(0, size_hint - off)
+        guess = max(0, size_hint - off)
         if len is not None:
             guess = min(guess, len)
         while True:
@@ -397,7 +408,7 @@ class Client:
             with self._guard as ctx:
                 fn(ctx, items, n, threads)
             sizes = [max(0, int(it.size)) for it in items]
-        sizes = list(sizes)
+        sizes = [_check_range("size", operator.index(sz), 0, (1 << 63) - 1) for sz in sizes]
         if len(sizes) != n:
             raise ValueError("%d urls, %d sizes" % (n, len(sizes)))
         # Each object straight into its own bytes (see _read_bytes): no
@@ -405,14 +416,14 @@ class Client:
         if _new_bytes is not None:
             bufs = [_new_bytes(None, max(1, int(sz))) for sz in sizes]
             for slot, raw, buf, sz in zip(items, raws, bufs, sizes):
-                slot.url, slot.buf, slot.cap = raw, _bytes_address(buf), int(sz)
+                slot.url, slot.buf, slot.cap = raw, _bytes_address(buf), sz
         else:
             bufs = [bytearray(max(1, int(sz))) for sz in sizes]
             keep = []
             for slot, raw, buf, sz in zip(items, raws, bufs, sizes):
                 arr = (ctypes.c_char * len(buf)).from_buffer(buf)
                 keep.append(arr)
-                slot.url, slot.buf, slot.cap = raw, ctypes.addressof(arr), int(sz)
+                slot.url, slot.buf, slot.cap = raw, ctypes.addressof(arr), sz
         with self._guard as ctx:
             failed = fn(ctx, items, n, threads)
             if failed < 0:
