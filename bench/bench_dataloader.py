@@ -12,7 +12,7 @@ bench/run_dataloader.sh starts the origins and calls both subcommands.
   bench_dataloader.py run ENDPOINT BUCKET PREFIX LOCALDIR STATEDIR
         [--origin NAME,URL,PID,LOG[,nolist][,threads=N]]... [--cold SIDE...]
         [--runs R] [--warm-runs R] [--extra 0|1] [--cold-caches DIR]
-        [--dsc-stat PATH] [--default-malloc]
+        [--dsc-stat PATH] [--tuned-malloc]
       the figures below, medians of the runs of this process. ENDPOINT
       (s3rver) fills the warm figure's cache. Each --origin is one cold
       comparison: its endpoint URL, the PID whose CPU time (with its
@@ -98,8 +98,10 @@ collection that walks the whole inherited heap, faulting in copies of its
 pages (boto3 epochs with 2.6 s to the first batch and 20 faults per read,
 against 1.0 s and 5 earlier in the same run).
 
-Every worker (all sides) starts with mallopt(M_MMAP_THRESHOLD, 4 MiB) and
-mallopt(M_TRIM_THRESHOLD, 256 MiB) unless --default-malloc: with glibc's
+Workers run with glibc's malloc defaults, as users run them. With
+--tuned-malloc every worker (all sides) starts with mallopt(M_MMAP_THRESHOLD,
+4 MiB) and mallopt(M_TRIM_THRESHOLD, 256 MiB) instead, to take allocation
+history out of a comparison of read paths: with glibc's
 dynamic thresholds, whether a sample's fresh 100-200 KiB buffer is
 page-faulted in (25-35 faults, 0.5-0.7 ms per sample on this VM) or reused
 depends on the worker's allocation history, which differs between the
@@ -246,7 +248,7 @@ class Boto3Objects:
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # glibc's mallopt parameters
-TUNED_MALLOC = True
+TUNED_MALLOC = False
 
 
 def tune_malloc():
@@ -263,8 +265,8 @@ def tune_malloc():
 
 
 def worker_init(_worker_id):
-    """Every loader's worker_init_fn: the malloc setting (unless
-    --default-malloc), and the boto3 dataset's per-worker client."""
+    """Every loader's worker_init_fn: fixed malloc thresholds (with
+    --tuned-malloc), and the boto3 dataset's per-worker client."""
     from torch.utils.data import get_worker_info
     if TUNED_MALLOC:
         tune_malloc()
@@ -766,14 +768,14 @@ class Bench:
         warnings.filterwarnings("ignore", message="The given buffer is not writable")
         warnings.filterwarnings("ignore", message="This DataLoader will create")
         global TUNED_MALLOC
-        TUNED_MALLOC = not a.default_malloc
+        TUNED_MALLOC = a.tuned_malloc and not a.default_malloc
         t_start = time.perf_counter()
         lib = dsc.library_path()
         print("bench_dataloader: %d samples, %.1f MiB; DataLoader(batch_size=%d, "
               "num_workers=%d), fork; workers' malloc: %s\n   torch %s; libdsc %s from %s "
               "(built %s; checkout %s); %d cores, load %s"
               % (self.n, sum(self.sizes) / 1048576, a.batch, a.workers,
-                 "glibc defaults" if a.default_malloc else "mmap 4 MiB / trim 256 MiB thresholds",
+                 "mmap 4 MiB / trim 256 MiB thresholds" if TUNED_MALLOC else "glibc defaults",
                  torch.__version__, dsc.version(), lib,
                  time.strftime("%H:%M:%S", time.localtime(os.path.getmtime(lib))), checkout(),
                  os.cpu_count(), loadavg()))
@@ -873,7 +875,9 @@ def main():
                     help="1b: epochs after the TTL (each waits it out, 61 s)")
     pr.add_argument("--dsc-stat", help="path of dsc-stat, for node cache counters")
     pr.add_argument("--default-malloc", action="store_true",
-                    help="leave glibc's malloc thresholds alone in the workers")
+                    help="glibc's malloc thresholds in the workers (the default)")
+    pr.add_argument("--tuned-malloc", action="store_true",
+                    help="fixed mmap and trim thresholds in every worker")
     a = p.parse_args()
     if a.cmd == "prepare":
         if a.min_kib << 10 < HEAD_BYTES or a.max_kib < a.min_kib:

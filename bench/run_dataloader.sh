@@ -25,8 +25,9 @@
 # every round), BENCH_DL_CACHE=disk
 # (libdsc's cold caches in the state directory, on disk, instead of
 # /dev/shm; the dsc-disk side does that for one side),
-# BENCH_DL_DEFAULT_MALLOC=1 (leave glibc's malloc thresholds alone in the
-# DataLoader workers), BENCH_DL_KEEP=1 (keep the state directory).
+# BENCH_DL_TUNED_MALLOC=1 (fixed malloc thresholds in the DataLoader
+# workers; default: glibc's, as users run), BENCH_DL_KEEP=1 (keep the
+# state directory).
 # State (data, caches, servers) lives in .run/dataloader-PID, removed at
 # exit. libdsc is copied there first, so a rebuild of lib/ during the run
 # does not change the library under test.
@@ -152,7 +153,7 @@ if [ "${BENCH_DL_CACHE:-tmpfs}" = tmpfs ] && [ -d /dev/shm ] && [ -w /dev/shm ];
 fi
 echo "bench: libdsc's cold caches in $CACHES"
 MALLOC=()
-if [ "${BENCH_DL_DEFAULT_MALLOC:-0}" = 1 ]; then MALLOC=(--default-malloc); fi
+if [ "${BENCH_DL_TUNED_MALLOC:-0}" = 1 ]; then MALLOC=(--tuned-malloc); fi
 read -r -a COLD <<<"${BENCH_DL_COLD:-boto3 dsc dsc-disk dsc-index dsc-plan dsc-plan-wide dsc-noprefetch dsc-t64}"
 $PY bench/bench_dataloader.py run "$EP" "$BUCKET" train/ "$WWW/$BUCKET" "$STATE" \
     --cold-caches "$CACHES" "${ARGS[@]}" --cold "${COLD[@]}" \
