@@ -160,6 +160,33 @@ int dsc_flight_lock(dsc_flight *fl, const dsc_chunk_id *id, long timeout_ms)
     return dsc_fail(DSC_ETIMEDOUT, "single-flight wait timed out");
 }
 
+int dsc_flight_trylock(dsc_flight *fl, const dsc_chunk_id *id)
+{
+    pthread_mutex_lock(&fl->mu);
+    flight_entry **s = slot_of(fl, id), *e = *s;
+    if (e && e->held) {
+        pthread_mutex_unlock(&fl->mu);
+        return DSC_BUSY;
+    }
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e) {
+            pthread_mutex_unlock(&fl->mu);
+            return DSC_ENOMEM;
+        }
+        e->id = *id;
+        *s = e;
+    }
+    e->held = 1;
+    pthread_mutex_unlock(&fl->mu);
+    if (record_lock(fl->fd, id, F_WRLCK) == 0)
+        return 0;
+    pthread_mutex_lock(&fl->mu);
+    entry_release(fl, e);
+    pthread_mutex_unlock(&fl->mu);
+    return DSC_BUSY;
+}
+
 void dsc_flight_unlock(dsc_flight *fl, const dsc_chunk_id *id)
 {
     record_lock(fl->fd, id, F_UNLCK);

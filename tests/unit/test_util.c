@@ -296,7 +296,8 @@ static void test_outcomes_reserved(void **state)
 {
     (void)state;
     static const int outcomes[] = { DSC_ABSENT, DSC_EXISTS, DSC_NOT_ADMITTED,
-                                    DSC_CORRUPT, DSC_EMPTY_RANGE, DSC_RETRY };
+                                    DSC_CORRUPT, DSC_EMPTY_RANGE, DSC_RETRY,
+                                    DSC_BUSY };
     for (size_t i = 0; i < DSC_ARRAY_LEN(outcomes); i++) {
         int o = outcomes[i];
         assert_true(dsc_is_outcome(o));
