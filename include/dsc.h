@@ -547,6 +547,18 @@ typedef struct dsc_stats {
                                      reader waiting (prefetch, readahead,
                                      plans; from S3 or peers) */
     uint64_t node_prefetched_bytes;
+    /* Background GETs of this context in flight (see README "Prefetch"). */
+    uint64_t prefetch_inflight_limit; /**< background fetches allowed in
+                                           flight now: adapted to what the
+                                           origin sustains */
+    uint64_t prefetch_inflight_peak;  /**< the highest that limit reached */
+    uint64_t prefetch_throttled;  /**< times the limit was halved: the
+                                       origin throttled (503 SlowDown,
+                                       429), timed out or refused */
+    uint64_t prefetch_on_loop;    /**< background GETs run on the event
+                                       loop (many in flight, one thread) */
+    uint64_t prefetch_busy;       /**< background chunks skipped: another
+                                       thread or process was fetching them */
 } dsc_stats;
 
 /** Who a context signs its requests as (dsc_whoami); never the secret. */

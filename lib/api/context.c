@@ -376,6 +376,8 @@ static int make_pf(void *arg)
         .pinned = pool_pinned, .pinned_arg = ctx,
         .peers = ctx->peers != NULL, .threads = ctx->cfg.prefetch_threads,
         .queue = (size_t)ctx->cfg.prefetch_queue,
+        .memory = (size_t)256 << 20, .connections = ctx->cfg.max_connections,
+        .loop = 1,
     };
     dsc_pf *pf = dsc_pf_new(&env);
     if (!pf)
@@ -484,6 +486,11 @@ int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size)
         st.prefetch_errors = pc.errors;
         st.prefetch_dropped = pc.dropped;
         st.readahead_chunks = pc.readahead;
+        st.prefetch_inflight_limit = (uint64_t)pc.limit;
+        st.prefetch_inflight_peak = (uint64_t)pc.peak;
+        st.prefetch_throttled = pc.throttled;
+        st.prefetch_on_loop = pc.on_loop;
+        st.prefetch_busy = pc.busy;
     }
     if (ctx->peers)
         dsc_peers_stats(ctx->peers, &st);

@@ -116,7 +116,9 @@ class Stats(ctypes.Structure):
     ] + [(name, ctypes.c_uint64) for name in (
         "node_s3_gets", "node_s3_heads", "node_s3_lists", "node_s3_retries",
         "node_s3_bytes", "node_cache_bytes", "node_peer_hits",
-        "node_peer_bytes", "node_prefetched", "node_prefetched_bytes")]
+        "node_peer_bytes", "node_prefetched", "node_prefetched_bytes",
+        "prefetch_inflight_limit", "prefetch_inflight_peak",
+        "prefetch_throttled", "prefetch_on_loop", "prefetch_busy")]
 
 
 class ObjectInfo(ctypes.Structure):
