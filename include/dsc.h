@@ -113,7 +113,7 @@ DSC_API const char *dsc_errmsg(void);
 /* ---- Configuration ------------------------------------------------------ */
 
 /** Current layout version of dsc_config; pass it through dsc_config_init. */
-#define DSC_CONFIG_VERSION 5
+#define DSC_CONFIG_VERSION 6
 
 /** How bucket names go into request URLs. */
 #define DSC_ADDRESSING_AUTO    0 /**< path-style for IP/localhost endpoints
@@ -271,6 +271,20 @@ typedef struct dsc_config {
                                        ("dns:NAME:PORT", "srv:NAME") are
                                        re-resolved this often; default 30
                                        (DSC_PEERS_REFRESH_S) */
+
+    /* Version 6: background GETs (prefetch, readahead of chunks this node
+     * fetches itself) on an event loop, many in flight without a thread
+     * each; how many adapts to what the origin sustains (README
+     * "Prefetch"). */
+    uint64_t prefetch_memory;     /**< bytes background fetches may hold
+                                       in flight, a chunk each: the in-flight
+                                       limit never passes prefetch_memory /
+                                       chunk_size (nor max_connections);
+                                       default 256 MiB (DSC_PREFETCH_MEMORY) */
+    int prefetch_loop;            /**< 1 (default): background GETs on the
+                                       event loop; 0: each on a blocked
+                                       fetcher thread, prefetch_threads in
+                                       flight at most (DSC_PREFETCH_LOOP) */
 } dsc_config;
 
 /** Eviction policies of the node cache. */

@@ -93,18 +93,24 @@ static void proxy_stop(proxy *p)
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static dsc_ctx *loop_ctx(const char *dir, const char *endpoint)
+static dsc_ctx *loop_ctx_with(const char *dir, const char *endpoint, int loop)
 {
     dsc_config cfg;
     assert_int_equal(dsc_config_init(&cfg, DSC_CONFIG_VERSION), 0);
     cfg.endpoint = endpoint;
     cfg.cache_dir = dir;
     cfg.prefetch_threads = THREADS;
+    cfg.prefetch_loop = loop;
     cfg.readahead_max = 0;
     dsc_ctx *ctx = NULL;
     if (dsc_ctx_open(&cfg, &ctx))
         fail_msg("dsc_ctx_open: %s", dsc_errmsg());
     return ctx;
+}
+
+static dsc_ctx *loop_ctx(const char *dir, const char *endpoint)
+{
+    return loop_ctx_with(dir, endpoint, 1);
 }
 
 static int threads_now(void)
@@ -210,6 +216,26 @@ static void test_many_in_flight(void **state)
     dsc_stats after = stats_of(ctx);
     assert_int_equal(after.misses, 0);
     assert_int_equal(after.s3_gets, st.s3_gets);
+    dsc_ctx_close(ctx);
+    proxy_stop(&px);
+}
+
+/* prefetch_loop = 0: the blocking fetchers of old, THREADS in flight. */
+static void test_loop_off(void **state)
+{
+    (void)state;
+    proxy px;
+    proxy_start(&px, "[{\"fault\": \"latency\", \"latency_ms\": 20}]");
+    dsc_ctx *ctx = loop_ctx_with(fresh_dir("loop-off"), px.endpoint, 0);
+    prefetch_all(ctx, 0, 100);
+    wait_all(ctx, 60000);
+    dsc_stats st = stats_of(ctx);
+    assert_int_equal(st.prefetch_errors, 0);
+    assert_int_equal(st.prefetch_done, 100);
+    assert_int_equal(st.prefetch_on_loop, 0);
+    assert_int_equal(st.prefetch_inflight_peak, THREADS);
+    assert_int_equal(verify_all(ctx, 0, 100), 100);
+    assert_int_equal(stats_of(ctx).misses, 0);
     dsc_ctx_close(ctx);
     proxy_stop(&px);
 }
@@ -322,6 +348,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_in_flight),
+        cmocka_unit_test(test_loop_off),
         cmocka_unit_test(test_slow_down_backs_off),
         cmocka_unit_test(test_close_in_flight),
         cmocka_unit_test(test_fork_child),
