@@ -274,8 +274,8 @@ typedef struct dsc_config {
 
     /* Version 6: background GETs (prefetch, readahead of chunks this node
      * fetches itself) on an event loop, many in flight without a thread
-     * each; how many adapts to what the origin sustains (README
-     * "Prefetch"). */
+     * each; how many adapts to what the origin sustains
+     * (docs/ARCHITECTURE.md, "Background fetching"). */
     uint64_t prefetch_memory;     /**< bytes background fetches may hold
                                        in flight, a chunk each: the in-flight
                                        limit never passes prefetch_memory /
@@ -561,7 +561,8 @@ typedef struct dsc_stats {
                                      reader waiting (prefetch, readahead,
                                      plans; from S3 or peers) */
     uint64_t node_prefetched_bytes;
-    /* Background GETs of this context in flight (see README "Prefetch"). */
+    /* Background GETs of this context in flight (docs/ARCHITECTURE.md,
+     * "Background fetching"). */
     uint64_t prefetch_inflight_limit; /**< background fetches allowed in
                                            flight now: adapted to what the
                                            origin sustains */
