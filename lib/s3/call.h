@@ -51,6 +51,23 @@ typedef struct dsc_s3_call {
     dsc_http_req rq;
 } dsc_s3_call;
 
+/* How one attempt ended. */
+typedef struct s3_outcome {
+    int code;       /* 0 or DSC_E* */
+    int retry;      /* transient: worth another attempt */
+    int slow_down;  /* back off harder */
+    int fresh;      /* retry on a new connection: a pooled one was bad */
+} s3_outcome;
+
+/* An answer that arrived (any status) of op, for an object of obj_size
+ * bytes (GETs of a known object); url names it in messages. Sets this
+ * thread's detail on failure. (classify.c) */
+s3_outcome dsc_s3_classify(const s3_op *op, const dsc_http_resp *rs,
+                           const char *url, uint64_t obj_size);
+/* No answer: what curl said. */
+s3_outcome dsc_s3_classify_curl(const s3_op *op, const dsc_http_resp *rs,
+                                const char *url);
+
 enum { DSC_S3_CALL_DONE, DSC_S3_CALL_AGAIN };
 
 /* Set up k; 0 or DSC_ENOMEM (then nothing to end). */

@@ -179,20 +179,20 @@ static int verify_all(dsc_ctx *ctx, int from, int to)
 
 /* ---- tests ---------------------------------------------------------------- */
 
-/* 50 ms an answer: THREADS blocking fetchers would need N x 50 / THREADS
- * ms. The loop keeps many more in flight on one more thread. */
+/* 100 ms an answer: THREADS blocking fetchers would need N x 100 /
+ * THREADS ms. The loop keeps many more in flight on one more thread. */
 static void test_many_in_flight(void **state)
 {
     (void)state;
     proxy px;
-    proxy_start(&px, "[{\"fault\": \"latency\", \"latency_ms\": 50}]");
+    proxy_start(&px, "[{\"fault\": \"latency\", \"latency_ms\": 100}]");
     dsc_ctx *ctx = loop_ctx(fresh_dir("loop-many"), px.endpoint);
     int64_t t0 = now_ms();
     prefetch_all(ctx, 0, N_OBJS);
     int most = wait_all(ctx, 60000);
     int64_t spent = now_ms() - t0;
     dsc_stats st = stats_of(ctx);
-    double concurrency = N_OBJS * 50.0 / (double)(spent ? spent : 1);
+    double concurrency = N_OBJS * 100.0 / (double)(spent ? spent : 1);
     print_message("    %d objects in %lld ms (%.1f in flight on average, "
                   "limit peak %llu, now %llu); at most %d threads\n", N_OBJS,
                   (long long)spent, concurrency,
