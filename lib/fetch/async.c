@@ -197,9 +197,9 @@ static void finish_first(dsc_pf *pf, dsc_pf_task *t)
     char *etag = t->res.etag;
     t->res.etag = NULL;
     int rc = t->res.rc;
-    /* The first-fetch lock is this process's; without a client (after
-     * fork) nothing is stored. */
-    if (!s3 && !rc)
+    /* Without a client (it could not be re-made) nothing is stored and
+     * nothing asked; the lock still goes. */
+    if (!s3)
         rc = DSC_ENOMEM;
     rc = dsc_pf_first_got(pf, s3, t->bucket, t->key, 1, rc, t->buf,
                           t->res.got, &size, &etag);
