@@ -4,8 +4,8 @@
  * claims it without waiting (dsc_cache_chunk_begin), starts the GET on the
  * pool's loop (s3/async.h) and goes back for more work: one loop thread
  * keeps many requests in flight. When the GET ends, the loop queues the
- * task on pf->done and a fetcher stores it (disk and index work stays off
- * the loop's thread). Peers, plans, readahead of chunks another node owns
+ * task on pf->done and an idle fetcher stores it (disk and index work
+ * stays off the loop's thread unless no fetcher is idle). Peers, plans, readahead of chunks another node owns
  * and anything the loop cannot take run on the fetcher as before.
  *
  * How many background fetches are in flight is limited by aimd.limit:
@@ -105,16 +105,24 @@ static dsc_loop *pool_loop(dsc_pf *pf)
     return l;
 }
 
-/* The loop's thread: hand the ended GET to a fetcher. */
+/* The loop's thread: hand the ended GET to an idle fetcher; with none
+ * idle, store it here. Every fetcher may be blocked on a chunk this GET
+ * holds (a foreground read of a chunk readahead claimed): waiting for
+ * one would stall them all until the flight timeout. */
 static void on_get(void *arg, dsc_s3_result *res)
 {
     dsc_pf_task *t = arg;
     dsc_pf *pf = t->pf;
     t->res = *res;
     pthread_mutex_lock(&pf->mu);
-    dsc_pf_push(&pf->done, t);
-    pthread_cond_signal(&pf->work);
+    int handed = pf->waiting > 0;
+    if (handed) {
+        dsc_pf_push(&pf->done, t);
+        pthread_cond_signal(&pf->work);
+    }
     pthread_mutex_unlock(&pf->mu);
+    if (!handed)
+        dsc_pf_async_finish(pf, t);
 }
 
 static int chunk_start(dsc_pf *pf, dsc_pf_task *t, dsc_s3 *s3, dsc_loop *l)

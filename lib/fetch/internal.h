@@ -113,6 +113,7 @@ struct dsc_pf {
     dsc_loop *loop;                 /* made on first use */
     int loop_failed;
     dsc_pf_queue done;              /* GETs the loop ended, to store */
+    int waiting;                    /* fetchers waiting for work */
 
     /* Counters (core/atomic.h), any thread. */
     dsc_pf_counters n;

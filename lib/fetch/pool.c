@@ -292,12 +292,13 @@ static void run_url(dsc_pf *pf, dsc_pf_task *t)
     free(etag);
 }
 
-/* Work for a fetcher, under mu: foreground first, then GETs the loop
- * ended (they hold slots), then background work while a slot is free. */
+/* Work for a fetcher, under mu: GETs the loop ended first (short, and
+ * they let go of chunks foreground reads may be waiting for), then
+ * foreground, then background work while a slot is free. */
 static dsc_pf_task *next_task(dsc_pf *pf)
 {
-    dsc_pf_queue *q = pf->fg.head ? &pf->fg
-                    : pf->done.head ? &pf->done
+    dsc_pf_queue *q = pf->done.head ? &pf->done
+                    : pf->fg.head ? &pf->fg
                     : pf->bg.head && pf->inflight < pf->aimd.limit ? &pf->bg
                     : NULL;
     dsc_pf_task *t = q ? q->head : NULL;
@@ -340,8 +341,11 @@ static void *fetcher(void *arg)
     pthread_mutex_lock(&pf->mu);
     for (;;) {
         dsc_pf_task *t = NULL;
-        while (!pf->stop && !(t = next_task(pf)))
+        while (!pf->stop && !(t = next_task(pf))) {
+            pf->waiting++;
             pthread_cond_wait(&pf->work, &pf->mu);
+            pf->waiting--;
+        }
         if (pf->stop)
             break;
         pthread_mutex_unlock(&pf->mu);

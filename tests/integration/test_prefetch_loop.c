@@ -297,6 +297,55 @@ static void test_close_in_flight(void **state)
     proxy_stop(&px);
 }
 
+/* A read of chunks whose prefetch GETs are in flight waits for them on
+ * their single-flight locks, on every fetcher and the caller: the loop
+ * then stores them itself (no fetcher is free to) and the read goes on,
+ * without waiting out the flight timeout. */
+static void test_read_joins_loop_gets(void **state)
+{
+    (void)state;
+    fixture fx[128];
+    int nfx = itest_fixtures(fx, 128);
+    const fixture *x = itest_find(fx, nfx, "five-mib-plus-one");
+    proxy px;
+    proxy_start(&px, "[{\"fault\": \"latency\", \"latency_ms\": 1000, "
+                     "\"method\": \"GET\"}]");
+    dsc_config cfg;
+    assert_int_equal(dsc_config_init(&cfg, DSC_CONFIG_VERSION), 0);
+    cfg.endpoint = px.endpoint;
+    cfg.cache_dir = fresh_dir("loop-join");
+    cfg.chunk_size = 1u << 20;
+    cfg.prefetch_threads = 2;
+    cfg.readahead_max = 0;
+    dsc_ctx *ctx;
+    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
+    dsc_file *f;
+    assert_int_equal(dsc_open(ctx, x->url, &f), 0);
+    assert_int_equal(dsc_prefetch(f, 0, 0), 0);          /* 6 chunks */
+    /* The last chunk is 1 byte: that GET keeps dsc_s3_get's way. */
+    for (int i = 0; i < 100 && stats_of(ctx).prefetch_on_loop < 5; i++)
+        usleep(20 * 1000);
+    assert_int_equal(stats_of(ctx).prefetch_on_loop, 5);
+    unsigned char *want = itest_slurp(x->path, x->size);
+    unsigned char *got = malloc(x->size);
+    int64_t t0 = now_ms();
+    assert_int_equal(dsc_pread(f, got, x->size, 0), (ssize_t)x->size);
+    int64_t spent = now_ms() - t0;
+    print_message("    read of 6 chunks the loop was fetching: %lld ms\n",
+                  (long long)spent);
+    assert_memory_equal(got, want, x->size);
+    if (spent > 5000)
+        fail_msg("the read waited %lld ms", (long long)spent);
+    dsc_stats st = stats_of(ctx);
+    assert_int_equal(st.s3_gets, 6);          /* joined, not fetched again */
+    assert_int_equal(st.misses, 0);
+    free(got);
+    free(want);
+    dsc_close(f);
+    dsc_ctx_close(ctx);
+    proxy_stop(&px);
+}
+
 /* A child after fork() never uses the parent's loop: it makes its own. */
 static void test_fork_child(void **state)
 {
@@ -351,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_loop_off),
         cmocka_unit_test(test_slow_down_backs_off),
         cmocka_unit_test(test_close_in_flight),
+        cmocka_unit_test(test_read_joins_loop_gets),
         cmocka_unit_test(test_fork_child),
     };
     return cmocka_run_group_tests_name("prefetch_loop", tests, NULL, NULL);
