@@ -113,7 +113,7 @@ DSC_API const char *dsc_errmsg(void);
 /* ---- Configuration ------------------------------------------------------ */
 
 /** Current layout version of dsc_config; pass it through dsc_config_init. */
-#define DSC_CONFIG_VERSION 5
+#define DSC_CONFIG_VERSION 6
 
 /** How bucket names go into request URLs. */
 #define DSC_ADDRESSING_AUTO    0 /**< path-style for IP/localhost endpoints
@@ -271,6 +271,20 @@ typedef struct dsc_config {
                                        ("dns:NAME:PORT", "srv:NAME") are
                                        re-resolved this often; default 30
                                        (DSC_PEERS_REFRESH_S) */
+
+    /* Version 6: background GETs (prefetch, readahead of chunks this node
+     * fetches itself) on an event loop, many in flight without a thread
+     * each; how many adapts to what the origin sustains
+     * (docs/ARCHITECTURE.md, "Background fetching"). */
+    uint64_t prefetch_memory;     /**< bytes background fetches may hold
+                                       in flight, a chunk each: the in-flight
+                                       limit never passes prefetch_memory /
+                                       chunk_size (nor max_connections);
+                                       default 256 MiB (DSC_PREFETCH_MEMORY) */
+    int prefetch_loop;            /**< 1 (default): background GETs on the
+                                       event loop; 0: each on a blocked
+                                       fetcher thread, prefetch_threads in
+                                       flight at most (DSC_PREFETCH_LOOP) */
 } dsc_config;
 
 /** Eviction policies of the node cache. */
@@ -570,6 +584,19 @@ typedef struct dsc_stats {
                                      reader waiting (prefetch, readahead,
                                      plans; from S3 or peers) */
     uint64_t node_prefetched_bytes;
+    /* Background GETs of this context in flight (docs/ARCHITECTURE.md,
+     * "Background fetching"). */
+    uint64_t prefetch_inflight_limit; /**< background fetches allowed in
+                                           flight now: adapted to what the
+                                           origin sustains */
+    uint64_t prefetch_inflight_peak;  /**< the highest that limit reached */
+    uint64_t prefetch_throttled;  /**< times the limit was halved: the
+                                       origin throttled (503 SlowDown,
+                                       429), timed out or refused */
+    uint64_t prefetch_on_loop;    /**< background GETs run on the event
+                                       loop (many in flight, one thread) */
+    uint64_t prefetch_busy;       /**< background chunks skipped: another
+                                       thread or process was fetching them */
 } dsc_stats;
 
 /** Who a context signs its requests as (dsc_whoami); never the secret. */

@@ -87,6 +87,7 @@ size_t dsc_config_size(unsigned version)
          : version == 2 ? offsetof(dsc_config, snapshot)
          : version == 3 ? offsetof(dsc_config, op_timeout_ms)
          : version == 4 ? offsetof(dsc_config, peers_refresh_s)
+         : version == 5 ? offsetof(dsc_config, prefetch_memory)
          : sizeof(dsc_config);
 }
 
@@ -130,6 +131,12 @@ int dsc_config_env(dsc_config *cfg, unsigned version)
         cfg->op_timeout_ms = env_long(&ck, "DSC_OP_TIMEOUT_MS", 0, 0, 86400000L * 7);
     if (version >= 5)
         cfg->peers_refresh_s = env_long(&ck, "DSC_PEERS_REFRESH_S", 30, 1, 86400);
+    if (version >= 6) {
+        cfg->prefetch_memory = env_size(&ck, "DSC_PREFETCH_MEMORY",
+                                        (uint64_t)256 << 20, DSC_MIN_CHUNK,
+                                        (uint64_t)1 << 40);
+        cfg->prefetch_loop = (int)env_long(&ck, "DSC_PREFETCH_LOOP", 1, 0, 1);
+    }
     /* Read elsewhere, checked here so every setting fails the same way. */
     static const char *const levels[] = { "off", "error", "warn", "info", "debug" };
     env_enum(&ck, "DSC_LOG", 0, levels, 5, "off, error, warn, info or debug");

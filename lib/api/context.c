@@ -50,6 +50,13 @@ static int check_config(const dsc_config *c)
     if (c->peers_refresh_s < 1 || c->peers_refresh_s > 86400)
         return dsc_fail(DSC_EINVAL, "config: peers_refresh_s %ld outside "
                         "1..86400", c->peers_refresh_s);
+    if (c->prefetch_memory < DSC_MIN_CHUNK ||
+        c->prefetch_memory > (uint64_t)1 << 40 ||
+        (c->prefetch_loop != 0 && c->prefetch_loop != 1))
+        return dsc_fail(DSC_EINVAL, "config: prefetch_memory %llu outside 64 "
+                        "KiB..1 TiB, or prefetch_loop %d not 0 or 1",
+                        (unsigned long long)c->prefetch_memory,
+                        c->prefetch_loop);
     return 0;
 }
 
@@ -376,6 +383,9 @@ static int make_pf(void *arg)
         .pinned = pool_pinned, .pinned_arg = ctx,
         .peers = ctx->peers != NULL, .threads = ctx->cfg.prefetch_threads,
         .queue = (size_t)ctx->cfg.prefetch_queue,
+        .memory = (size_t)ctx->cfg.prefetch_memory,
+        .connections = ctx->cfg.max_connections,
+        .loop = ctx->cfg.prefetch_loop,
     };
     dsc_pf *pf = dsc_pf_new(&env);
     if (!pf)
@@ -484,6 +494,11 @@ int dsc_stats_get(dsc_ctx *ctx, dsc_stats *out, size_t size)
         st.prefetch_errors = pc.errors;
         st.prefetch_dropped = pc.dropped;
         st.readahead_chunks = pc.readahead;
+        st.prefetch_inflight_limit = (uint64_t)pc.limit;
+        st.prefetch_inflight_peak = (uint64_t)pc.peak;
+        st.prefetch_throttled = pc.throttled;
+        st.prefetch_on_loop = pc.on_loop;
+        st.prefetch_busy = pc.busy;
     }
     if (ctx->peers)
         dsc_peers_stats(ctx->peers, &st);

@@ -61,6 +61,29 @@ uint32_t dsc_cache_chunk_size(const dsc_cache *c);
  * held (then unlock it), <0 when not (then proceed unlocked). */
 int dsc_cache_first_lock(dsc_cache *c, const char *bucket, const char *key);
 void dsc_cache_first_unlock(dsc_cache *c, const char *bucket, const char *key);
+/* Lock of an object's first GET, only if free: 0 when held (then unlock
+ * it), DSC_BUSY when another fetch has it, <0 on error. Never waits. */
+int dsc_cache_first_trylock(dsc_cache *c, const char *bucket, const char *key);
+
+/* A chunk fetched by an event loop rather than by the calling thread:
+ * begin claims it without waiting, finish (any thread of the process)
+ * stores what came and lets the claim go. */
+typedef struct dsc_chunk_claim {
+    dsc_chunk_id id;
+    size_t len;                    /* the chunk's bytes, to GET */
+} dsc_chunk_claim;
+/* 0: claimed; GET cl->len bytes at index x chunk size, then finish.
+ * DSC_EXISTS: cached already. DSC_BUSY: another thread or process is
+ * fetching it (or its object's first GET is). DSC_ABSENT: another node
+ * owns it (use dsc_cache_ensure_chunk). Or a DSC_E* error. */
+int dsc_cache_chunk_begin(dsc_cache *c, const dsc_objref *obj, uint64_t index,
+                          dsc_chunk_claim *cl);
+/* The claimed chunk's GET ended with rc: its data is stored (rc 0) and
+ * counted as bytes from S3, then the claim is released. */
+void dsc_cache_chunk_finish(dsc_cache *c, const dsc_objref *obj,
+                            const dsc_chunk_claim *cl, const void *data,
+                            int rc);
+
 /* Single flight for a named task other than a chunk (a listing to re-run):
  * 0 when held (then unlock it), <0 when not (then go on unlocked). */
 int dsc_cache_lock_name(dsc_cache *c, const char *name);

@@ -103,6 +103,18 @@ static flight_entry **slot_of(dsc_flight *fl, const dsc_chunk_id *id)
     return s;
 }
 
+/* id's entry, made when missing; NULL when out of memory. Under mu. */
+static flight_entry *entry_get(dsc_flight *fl, const dsc_chunk_id *id)
+{
+    flight_entry **s = slot_of(fl, id);
+    if (!*s) {
+        *s = calloc(1, sizeof **s);
+        if (*s)
+            (*s)->id = *id;
+    }
+    return *s;
+}
+
 /* Drop e from the table once nobody holds or wants it. Under mu. */
 static void entry_release(dsc_flight *fl, flight_entry *e)
 {
@@ -121,15 +133,10 @@ int dsc_flight_lock(dsc_flight *fl, const dsc_chunk_id *id, long timeout_ms)
     struct timespec deadline = dsc_deadline(CLOCK_MONOTONIC, timeout_ms);
     int64_t end = dsc_now_ms() + timeout_ms;   /* the same moment */
     pthread_mutex_lock(&fl->mu);
-    flight_entry **s = slot_of(fl, id), *e = *s;
+    flight_entry *e = entry_get(fl, id);
     if (!e) {
-        e = calloc(1, sizeof *e);
-        if (!e) {
-            pthread_mutex_unlock(&fl->mu);
-            return DSC_ENOMEM;
-        }
-        e->id = *id;
-        *s = e;
+        pthread_mutex_unlock(&fl->mu);
+        return DSC_ENOMEM;
     }
     e->waiters++;
     while (e->held && rc == 0)
@@ -158,6 +165,24 @@ int dsc_flight_lock(dsc_flight *fl, const dsc_chunk_id *id, long timeout_ms)
     entry_release(fl, e);
     pthread_mutex_unlock(&fl->mu);
     return dsc_fail(DSC_ETIMEDOUT, "single-flight wait timed out");
+}
+
+int dsc_flight_trylock(dsc_flight *fl, const dsc_chunk_id *id)
+{
+    pthread_mutex_lock(&fl->mu);
+    flight_entry *e = entry_get(fl, id);
+    if (!e || e->held) {
+        pthread_mutex_unlock(&fl->mu);
+        return e ? DSC_BUSY : DSC_ENOMEM;
+    }
+    e->held = 1;
+    pthread_mutex_unlock(&fl->mu);
+    if (record_lock(fl->fd, id, F_WRLCK) == 0)
+        return 0;
+    pthread_mutex_lock(&fl->mu);
+    entry_release(fl, e);
+    pthread_mutex_unlock(&fl->mu);
+    return DSC_BUSY;
 }
 
 void dsc_flight_unlock(dsc_flight *fl, const dsc_chunk_id *id)

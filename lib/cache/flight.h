@@ -14,6 +14,11 @@ void dsc_flight_free(dsc_flight *fl);
  * unlock it), else DSC_ETIMEDOUT or DSC_ENOMEM: the caller then fetches
  * without it (a duplicate GET beats a hang). Only the readers of id wait. */
 int dsc_flight_lock(dsc_flight *fl, const dsc_chunk_id *id, long timeout_ms);
+/* Take id's lock only if nobody holds it: 0 when held, DSC_BUSY when a
+ * thread or process of ours or another holds it, DSC_ENOMEM. Never waits. */
+int dsc_flight_trylock(dsc_flight *fl, const dsc_chunk_id *id);
+/* Any thread of the process that took the lock may let it go (a fetch
+ * the event loop completes is finished on another thread). */
 void dsc_flight_unlock(dsc_flight *fl, const dsc_chunk_id *id);
 
 #endif

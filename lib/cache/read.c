@@ -52,6 +52,14 @@ void dsc_cache_first_unlock(dsc_cache *c, const char *bucket, const char *key)
         dsc_flight_unlock(dsc_index_flight(c->ix), &fid);
 }
 
+int dsc_cache_first_trylock(dsc_cache *c, const char *bucket, const char *key)
+{
+    dsc_chunk_id fid;
+    if (dsc_cache_ensure_process(c) || first_fetch_id(c, bucket, key, &fid))
+        return -1;
+    return dsc_flight_trylock(dsc_index_flight(c->ix), &fid);
+}
+
 /* A name's lock id: its own domain, so it is never a chunk's. */
 static int name_id(const dsc_cache *c, const char *name, dsc_chunk_id *out)
 {
@@ -373,6 +381,68 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, part *p, int *fetched)
                           p->dst != NULL, 1);
     }
     return rc;
+}
+
+/* Chunk 0 of an object whose first GET runs is that GET's: busy. The
+ * first-fetch lock is only looked at (taken and let go at once), so no
+ * two locks are ever held here and no order matters. */
+static int first_fetch_busy(dsc_cache *c, const part *p)
+{
+    dsc_chunk_id fid;
+    if (p->index != 0 || first_fetch_id(c, p->obj->bucket, p->obj->key, &fid))
+        return 0;
+    dsc_flight *fl = dsc_index_flight(c->ix);
+    int rc = dsc_flight_trylock(fl, &fid);
+    if (rc == 0)
+        dsc_flight_unlock(fl, &fid);
+    return rc != 0;
+}
+
+int dsc_cache_chunk_begin(dsc_cache *c, const dsc_objref *obj, uint64_t index,
+                          dsc_chunk_claim *cl)
+{
+    int rc = dsc_cache_ensure_process(c);
+    if (rc)
+        return rc;
+    part p = { .obj = obj, .index = index };
+    uint64_t start = index * c->o.chunk_size;
+    p.chunk_len = (size_t)(obj->size - start < c->o.chunk_size
+                               ? obj->size - start : c->o.chunk_size);
+    if (dsc_chunk_id_make(c->o.origin, obj, c->o.chunk_size, index, &p.id))
+        return DSC_ENOMEM;
+    if (try_cached(c, &p, 0) == 0)
+        return DSC_EXISTS;
+    dsc_peer_pick owner;
+    if (c->peers && dsc_peers_route(c->peers, &p.id, &owner)) {
+        dsc_peers_release(&owner);
+        return DSC_ABSENT;
+    }
+    if (first_fetch_busy(c, &p))
+        return DSC_BUSY;
+    dsc_flight *fl = dsc_index_flight(c->ix);
+    rc = dsc_flight_trylock(fl, &p.id);
+    if (rc)
+        return rc;
+    /* Another fetch may have stored it before our lock. */
+    if (try_cached(c, &p, 1) == 0) {
+        dsc_flight_unlock(fl, &p.id);
+        return DSC_EXISTS;
+    }
+    cl->id = p.id;
+    cl->len = p.chunk_len;
+    return 0;
+}
+
+void dsc_cache_chunk_finish(dsc_cache *c, const dsc_objref *obj,
+                            const dsc_chunk_claim *cl, const void *data,
+                            int rc)
+{
+    if (rc == 0)
+        store_chunk(c, &cl->id, data, cl->len);
+    dsc_flight_unlock(dsc_index_flight(c->ix), &cl->id);
+    /* Counted after the unlock, as chunk_op does. */
+    if (rc == 0)
+        dsc_cache_account(c, obj, NULL, DSC_SRC_S3, cl->len, 0, 1);
 }
 
 int dsc_cache_read_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,

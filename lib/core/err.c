@@ -41,6 +41,7 @@ const char *dsc_outcome_name(int rc)
     case DSC_CORRUPT:      return "corrupt";
     case DSC_EMPTY_RANGE:  return "empty range";
     case DSC_RETRY:        return "retry";
+    case DSC_BUSY:         return "busy";
     default:               return NULL;
     }
 }

@@ -19,7 +19,9 @@
 #define DSC_EMPTY_RANGE       (-1004)  /* a range of an empty object */
 #define DSC_RETRY             (-1005)  /* conditions changed (the index map
                                           grew): do it all again */
-#define DSC_OUTCOME_LAST      (-1005)
+#define DSC_BUSY              (-1006)  /* another thread or process is at
+                                          it; not waited for */
+#define DSC_OUTCOME_LAST      (-1006)
 
 static inline int dsc_is_outcome(int rc)
 {

@@ -168,6 +168,46 @@ static int first_chunk_cached(dsc_cache *cache, const char *bucket,
     return cached;
 }
 
+int dsc_pf_stat_known(dsc_pf *pf, const char *bucket, const char *key,
+                      uint64_t *size, char **etag)
+{
+    int rc = pf->env.pinned ? pf->env.pinned(pf->env.pinned_arg, bucket, key,
+                                             size, etag)
+                            : DSC_ABSENT;
+    return rc != DSC_ABSENT ? rc
+                            : dsc_meta_cached(pf->env.cache, bucket, key, size,
+                                              etag);
+}
+
+int dsc_pf_first_get_ok(dsc_pf *pf, const char *bucket, const char *key)
+{
+    /* With peers, chunk 0 may be another node's to fetch; its id needs
+     * the ETag first. Metadata past its TTL whose object's first chunk is
+     * cached is checked with a HEAD, which moves no body bytes: a GET
+     * would fetch that chunk again, changed or not. */
+    return !pf->env.peers && !first_chunk_cached(pf->env.cache, bucket, key);
+}
+
+int dsc_pf_first_got(dsc_pf *pf, dsc_s3 *s3, const char *bucket,
+                     const char *key, int locked, int rc, const void *buf,
+                     size_t len, uint64_t *size, char **etag)
+{
+    dsc_cache *cache = pf->env.cache;
+    if (!rc) {
+        dsc_meta_remember(cache, bucket, key, *size, *etag);
+        dsc_objref o = { bucket, key, *etag, *size };
+        dsc_cache_put_chunk(cache, &o, 0, buf, len);
+    }
+    /* Stored before the lock goes, so a waiting reader finds it. */
+    if (locked)
+        dsc_cache_first_unlock(cache, bucket, key);
+    if (rc == DSC_EMPTY_RANGE || rc == DSC_EPROTO) {
+        /* Empty, or a server that does not do ranges this way: HEAD. */
+        return dsc_meta_stat(cache, s3, bucket, key, size, etag);
+    }
+    return rc;
+}
+
 /* Size and ETag of an object to prefetch. Unless its metadata is cached,
  * the first chunk is fetched right away with a range GET whose answer
  * carries size and ETag: one request instead of a HEAD and a GET, which
@@ -178,52 +218,57 @@ int dsc_pf_stat(dsc_pf *pf, const char *bucket, const char *key,
     dsc_cache *cache = pf->env.cache;
     *first = NULL;
     *first_len = 0;
-    int rc = pf->env.pinned ? pf->env.pinned(pf->env.pinned_arg, bucket, key,
-                                             size, etag)
-                            : DSC_ABSENT;
-    if (rc != DSC_ABSENT)
-        return rc;
-    rc = dsc_meta_cached(cache, bucket, key, size, etag);
+    int rc = dsc_pf_stat_known(pf, bucket, key, size, etag);
     if (rc != DSC_ABSENT)
         return rc;
     dsc_s3 *s3 = dsc_pf_s3(pf);
     if (!s3)
         return dsc_fail(DSC_ENOMEM, "cannot re-make the S3 client after fork");
-    /* With peers, chunk 0 may be another node's to fetch; its id needs
-     * the ETag first. Metadata past its TTL whose object's first chunk is
-     * cached is checked with a HEAD, which moves no body bytes: a GET
-     * would fetch that chunk again, changed or not. */
-    if (pf->env.peers || first_chunk_cached(cache, bucket, key))
+    if (!dsc_pf_first_get_ok(pf, bucket, key))
         return dsc_meta_head(cache, s3, bucket, key, size, etag);
     size_t cs = dsc_cache_chunk_size(cache);
     void *buf = malloc(cs);
     if (!buf)
         return DSC_ENOMEM;
     int locked = dsc_cache_first_lock(cache, bucket, key) == 0;
-    /* A reader may have opened (HEAD) and fetched chunk 0 while we waited
-     * for the lock: then its metadata is cached and chunk 0 is a hit. */
     if (locked && dsc_meta_cached(cache, bucket, key, size, etag) == 0) {
-        rc = 0;
-        goto done;
-    }
-    rc = dsc_s3_get_first(s3, bucket, key, cs, buf, size, etag, first_len);
-    if (!rc) {
-        dsc_meta_remember(cache, bucket, key, *size, *etag);
-        /* Stored before the lock goes, so a waiting reader finds it. */
-        dsc_objref o = { bucket, key, *etag, *size };
-        dsc_cache_put_chunk(cache, &o, 0, buf, *first_len);
-        *first = buf;
-        buf = NULL;
-    }
-done:
-    if (locked)
+        /* A reader may have opened (HEAD) and fetched chunk 0 while we
+         * waited for the lock: then its metadata is cached and chunk 0
+         * is a hit. */
         dsc_cache_first_unlock(cache, bucket, key);
-    free(buf);
-    if (rc == DSC_EMPTY_RANGE || rc == DSC_EPROTO) {
-        /* Empty, or a server that does not do ranges this way: HEAD. */
-        return dsc_meta_stat(cache, s3, bucket, key, size, etag);
+        rc = 0;
+    } else {
+        /* Unlocked (the wait timed out): a duplicate GET beats a hang. */
+        rc = dsc_s3_get_first(s3, bucket, key, cs, buf, size, etag, first_len);
+        int got = rc == 0;
+        rc = dsc_pf_first_got(pf, s3, bucket, key, locked, rc, buf,
+                              *first_len, size, etag);
+        if (got && !rc) {
+            *first = buf;
+            buf = NULL;
+        }
     }
+    free(buf);
     return rc;
+}
+
+/* Queue the chunks from..last of an object whose size and ETag are known,
+ * for t's owner. */
+void dsc_pf_url_chunks(dsc_pf *pf, const dsc_pf_task *t, uint64_t size,
+                       const char *etag, uint64_t from)
+{
+    uint64_t cs = dsc_cache_chunk_size(pf->env.cache);
+    if (size <= from * cs)
+        return;
+    dsc_objref o = { t->bucket, t->key, etag, size };
+    obj_ref *r = obj_new(&o);
+    if (r) {
+        int queued;
+        pthread_mutex_lock(&pf->mu);
+        queue_chunks_locked(pf, r, from, (size - 1) / cs, t->owner, &queued);
+        pthread_mutex_unlock(&pf->mu);
+        obj_put(r);
+    }
 }
 
 static void run_url(dsc_pf *pf, dsc_pf_task *t)
@@ -241,43 +286,37 @@ static void run_url(dsc_pf *pf, dsc_pf_task *t)
         return;
     }
     dsc_counter_add(&pf->n.done, 1);
-    dsc_objref o = { t->bucket, t->key, etag, size };
-    uint64_t cs = dsc_cache_chunk_size(pf->env.cache);
-    uint64_t from = 0;
-    if (first) {
-        free(first);   /* chunk 0: stored by stat_for_prefetch */
-        from = 1;
-    }
-    if (size > from * cs) {
-        obj_ref *r = obj_new(&o);
-        if (r) {
-            int queued;
-            pthread_mutex_lock(&pf->mu);
-            queue_chunks_locked(pf, r, from, (size - 1) / cs, t->owner, &queued);
-            pthread_mutex_unlock(&pf->mu);
-            obj_put(r);
-        }
-    }
+    /* Chunk 0, if it came with the first GET, is stored already. */
+    dsc_pf_url_chunks(pf, t, size, etag, first ? 1 : 0);
+    free(first);
     free(etag);
 }
 
-static void *fetcher(void *arg)
+/* Work for a fetcher, under mu: GETs the loop ended first (short, and
+ * they let go of chunks foreground reads may be waiting for), then
+ * foreground, then background work while a slot is free. */
+static dsc_pf_task *next_task(dsc_pf *pf)
 {
-    dsc_pf *pf = arg;
-    pthread_mutex_lock(&pf->mu);
-    for (;;) {
-        while (!pf->stop && !pf->fg.head && !pf->bg.head)
-            pthread_cond_wait(&pf->work, &pf->mu);
-        if (pf->stop)
-            break;
-        dsc_pf_task *t = pf->fg.head ? pf->fg.head : pf->bg.head;
-        dsc_pf_unlink(t == pf->fg.head ? &pf->fg : &pf->bg, t);
-        pthread_mutex_unlock(&pf->mu);
-        if (t->grp) {
-            run_chunk(pf, t);       /* owned by the waiting caller */
-            pthread_mutex_lock(&pf->mu);
-            continue;
-        }
+    dsc_pf_queue *q = pf->done.head ? &pf->done
+                    : pf->fg.head ? &pf->fg
+                    : pf->bg.head && pf->inflight < pf->aimd.limit ? &pf->bg
+                    : NULL;
+    dsc_pf_task *t = q ? q->head : NULL;
+    if (t) {
+        dsc_pf_unlink(q, t);
+        if (q == &pf->bg)
+            pf->inflight++;
+    }
+    return t;
+}
+
+/* A background task on this fetcher: on the loop if it can go there. */
+static void run_background(dsc_pf *pf, dsc_pf_task *t)
+{
+    int how = dsc_pf_async_start(pf, t);
+    if (how == DSC_PF_ON_LOOP)
+        return;     /* its slot and count go when it is finished */
+    if (how == DSC_PF_SYNC) {
         if (t->kind == DSC_PF_CHUNK)
             run_chunk(pf, t);
         else if (t->kind == DSC_PF_URL)
@@ -286,10 +325,37 @@ static void *fetcher(void *arg)
             t->call(t->call_arg, t->bucket, t->key);
         else
             dsc_pf_run_plan_item(pf, t);
-        dsc_pf_free_task(t);
+    }
+    dsc_pf_free_task(t);
+    pthread_mutex_lock(&pf->mu);
+    pf->inflight--;
+    dsc_pf_async_note(pf, 0);
+    if (--pf->bg_outstanding == 0)
+        pthread_cond_broadcast(&pf->idle);
+    pthread_mutex_unlock(&pf->mu);
+}
+
+static void *fetcher(void *arg)
+{
+    dsc_pf *pf = arg;
+    pthread_mutex_lock(&pf->mu);
+    for (;;) {
+        dsc_pf_task *t = NULL;
+        while (!pf->stop && !(t = next_task(pf))) {
+            pf->waiting++;
+            pthread_cond_wait(&pf->work, &pf->mu);
+            pf->waiting--;
+        }
+        if (pf->stop)
+            break;
+        pthread_mutex_unlock(&pf->mu);
+        if (t->grp)
+            run_chunk(pf, t);       /* owned by the waiting caller */
+        else if (t->async)
+            dsc_pf_async_finish(pf, t);
+        else
+            run_background(pf, t);
         pthread_mutex_lock(&pf->mu);
-        if (--pf->bg_outstanding == 0)
-            pthread_cond_broadcast(&pf->idle);
     }
     pthread_mutex_unlock(&pf->mu);
     return NULL;
@@ -313,6 +379,7 @@ dsc_pf *dsc_pf_new(const dsc_pf_env *env)
     pthread_mutex_init(&pf->mu, NULL);
     pthread_cond_init(&pf->work, NULL);
     pthread_cond_init(&pf->idle, NULL);
+    dsc_pf_async_init(pf, env->memory);
     int started = 0;
     for (; started < pf->nthreads; started++)
         if (pthread_create(&pf->threads[started], NULL, fetcher, pf))
@@ -335,6 +402,7 @@ void dsc_pf_free(dsc_pf *pf)
     pthread_mutex_unlock(&pf->mu);
     for (int i = 0; i < pf->nthreads; i++)
         pthread_join(pf->threads[i], NULL);
+    dsc_pf_async_stop(pf);
     for (dsc_pf_task *t = pf->bg.head, *nx; t; t = nx) {
         nx = t->next;
         if (t->plan)
@@ -546,6 +614,13 @@ void dsc_pf_counters_get(dsc_pf *pf, dsc_pf_counters *out)
     out->errors = dsc_counter_get(&pf->n.errors);
     out->dropped = dsc_counter_get(&pf->n.dropped);
     out->readahead = dsc_counter_get(&pf->n.readahead);
+    out->throttled = dsc_counter_get(&pf->n.throttled);
+    out->busy = dsc_counter_get(&pf->n.busy);
+    out->on_loop = dsc_counter_get(&pf->n.on_loop);
+    pthread_mutex_lock(&pf->mu);
+    out->limit = pf->aimd.limit;
+    out->peak = pf->aimd.peak;
+    pthread_mutex_unlock(&pf->mu);
 }
 
 void dsc_pf_count_readahead(dsc_pf *pf, uint64_t n)

@@ -11,6 +11,11 @@ typedef struct dsc_plan_state dsc_plan_state;
 
 typedef struct dsc_pf_counters {
     uint64_t queued, done, errors, dropped, readahead;
+    uint64_t throttled;            /* times the in-flight limit was halved */
+    uint64_t busy;                 /* chunks skipped: another fetch had them */
+    uint64_t on_loop;              /* GETs run on the event loop */
+    int limit, peak;               /* background fetches in flight at most:
+                                      now, and the highest it reached */
 } dsc_pf_counters;
 
 /* What a pool works with. Its owner (the context) keeps these alive
@@ -28,6 +33,12 @@ typedef struct dsc_pf_env {
                   uint64_t *size, char **etag);
     void *pinned_arg;
     int threads;                   /* fetcher threads, > 0 */
+    size_t memory;                 /* bytes of background fetches in
+                                      flight at most (chunk-sized each) */
+    int connections;               /* ... and no more of them than this
+                                      (the connection pool's size) */
+    int loop;                      /* GETs on an event loop (0: one
+                                      blocked fetcher thread each) */
     size_t queue;                  /* background tasks queued at most */
 } dsc_pf_env;
 

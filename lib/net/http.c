@@ -134,12 +134,6 @@ static void release(dsc_http *h, CURL *c)
         curl_easy_cleanup(c);
 }
 
-typedef struct xfer {
-    CURL *c;
-    const dsc_http_req *rq;
-    dsc_http_resp *rs;
-} xfer;
-
 static void copy_header_value(char *dst, size_t cap, const char *v, size_t n)
 {
     while (n && (*v == ' ' || *v == '\t')) {
@@ -156,7 +150,7 @@ static void copy_header_value(char *dst, size_t cap, const char *v, size_t n)
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-    xfer *x = ud;
+    dsc_http_xfer *x = ud;
     size_t len = size * n;
     if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
         /* A new response (after 100-continue or a redirect): forget the
@@ -201,7 +195,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-    xfer *x = ud;
+    dsc_http_xfer *x = ud;
     size_t len = size * n;
     long status = 0;
     curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &status);
@@ -238,7 +232,8 @@ static size_t no_body(char *p, size_t size, size_t n, void *ud)
     return 0;
 }
 
-int dsc_http_perform(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs)
+int dsc_http_begin(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs,
+                   dsc_http_xfer *x)
 {
     dsc_buf_free(&rs->err_body);
     memset(rs, 0, sizeof *rs);
@@ -246,15 +241,15 @@ int dsc_http_perform(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs)
     CURL *c = acquire(h);
     if (!c)
         return dsc_fail(DSC_ENOMEM, "curl_easy_init failed");
-    xfer x = { c, rq, rs };
+    *x = (dsc_http_xfer){ c, rq, rs };
     curl_easy_setopt(c, CURLOPT_URL, rq->url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, rq->headers);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rs->curl_err);
     curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, rq->fresh_connect ? 1L : 0L);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
                      rq->timeout_ms > 0 && rq->timeout_ms < h->o.request_timeout_ms
@@ -278,7 +273,14 @@ int dsc_http_perform(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs)
         curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     }
-    rs->curl_code = curl_easy_perform(c);
+    return 0;
+}
+
+int dsc_http_end(dsc_http *h, dsc_http_xfer *x, CURLcode code)
+{
+    CURL *c = x->c;
+    dsc_http_resp *rs = x->rs;
+    rs->curl_code = code;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rs->status);
     if (rs->curl_code != CURLE_OK && !rs->curl_err[0])
         snprintf(rs->curl_err, sizeof rs->curl_err, "%s",
@@ -287,7 +289,15 @@ int dsc_http_perform(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs)
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
     release(h, c);
+    x->c = NULL;
     return rs->curl_code == CURLE_OK ? 0 : -1;
+}
+
+int dsc_http_perform(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs)
+{
+    dsc_http_xfer x;
+    int rc = dsc_http_begin(h, rq, rs, &x);
+    return rc ? rc : dsc_http_end(h, &x, curl_easy_perform(x.c));
 }
 
 void dsc_http_resp_free(dsc_http_resp *rs)

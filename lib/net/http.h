@@ -62,4 +62,17 @@ typedef struct dsc_http_resp {
 int dsc_http_perform(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs);
 void dsc_http_resp_free(dsc_http_resp *rs);
 
+/* dsc_http_perform in two halves, for a transfer an event loop (net/loop.h)
+ * runs: begin takes a pooled handle (x->c) set up for rq into rs; end,
+ * given how the transfer ended, reads the status, pools the handle and
+ * returns as dsc_http_perform. rq, rs and x must stay put in between. */
+typedef struct dsc_http_xfer {
+    CURL *c;
+    const dsc_http_req *rq;
+    dsc_http_resp *rs;
+} dsc_http_xfer;
+int dsc_http_begin(dsc_http *h, const dsc_http_req *rq, dsc_http_resp *rs,
+                   dsc_http_xfer *x);
+int dsc_http_end(dsc_http *h, dsc_http_xfer *x, CURLcode code);
+
 #endif

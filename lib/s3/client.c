@@ -7,13 +7,13 @@
 #include <pthread.h>
 #include "core/atomic.h"
 #include "core/log.h"
-#include "s3/client.h"
+#include "s3/call.h"
 #include "s3/credbox.h"
 #include "net/sigv4.h"
 
 /* Buckets found in another region than the configured one. */
 #define REGION_BUCKETS 64
-#define REGION_LEN 32
+#define REGION_LEN DSC_S3_REGION_LEN
 
 typedef struct bucket_region {
     char bucket[64];
@@ -196,24 +196,6 @@ void dsc_s3_free(dsc_s3 *s3)
     free(s3);
 }
 
-/* One logical request and what its answer must look like. */
-typedef struct s3_op {
-    const char *verb;          /* for messages: "GET", "HEAD", "LIST" */
-    const char *method;
-    const char *bucket, *key;
-    const dsc_kv *query;
-    size_t nquery;
-    const char *range;         /* "bytes=a-b" */
-    const char *if_match;
-    const char *version_id;    /* ?versionId= of a GET pinned to it */
-    void *buf;                 /* GET body destination */
-    size_t len;
-    dsc_buf *body;             /* LIST body destination */
-    size_t body_max;
-    int first_part;            /* GET of up to len bytes at 0 of an object
-                                  of unknown size (no HEAD first) */
-} s3_op;
-
 static int add_header(struct curl_slist **h, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -271,13 +253,6 @@ static void remember_region(dsc_s3 *s3, const char *bucket, const char *region)
     snprintf(s3->regions[i].region, REGION_LEN, "%s", region);
     pthread_mutex_unlock(&s3->regions_mu);
 }
-
-/* What one attempt signed with: the region, and the keys' generation. */
-typedef struct signed_as {
-    char region[REGION_LEN];
-    unsigned gen;
-    int temporary;                 /* keys with a session token */
-} signed_as;
 
 /* Build URL and signed headers for one attempt (fresh date each time). */
 static int prepare(dsc_s3 *s3, const s3_op *op, dsc_buf *url,
@@ -363,190 +338,6 @@ done:
     return rc;
 }
 
-/* How one attempt ended. */
-typedef struct outcome {
-    int code;       /* 0 or DSC_E* */
-    int retry;      /* transient: worth another attempt */
-    int slow_down;  /* back off harder */
-    int fresh;      /* retry on a new connection: a pooled one was bad */
-} outcome;
-
-static int map_s3_code(const char *code, long status)
-{
-    if (code) {
-        static const struct { const char *name; int err; } map[] = {
-            { "NoSuchKey", DSC_ENOTFOUND }, { "NoSuchBucket", DSC_ENOTFOUND },
-            { "AccessDenied", DSC_EACCESS }, { "InvalidAccessKeyId", DSC_EACCESS },
-            { "SignatureDoesNotMatch", DSC_EACCESS },
-            { "ExpiredToken", DSC_EACCESS }, { "InvalidToken", DSC_EACCESS },
-            { "AllAccessDisabled", DSC_EACCESS },
-            { "RequestTimeTooSkewed", DSC_EACCESS },
-            { "PreconditionFailed", DSC_ECHANGED },
-            { "NoSuchVersion", DSC_ECHANGED },
-            { "InvalidRange", DSC_ECHANGED },
-            { "SlowDown", DSC_ETHROTTLED }, { "RequestTimeout", DSC_ETIMEDOUT },
-            { "InternalError", DSC_ESERVER }, { "ServiceUnavailable", DSC_ESERVER },
-            { "InvalidBucketName", DSC_EURL }, { "KeyTooLongError", DSC_EURL },
-        };
-        for (size_t i = 0; i < DSC_ARRAY_LEN(map); i++)
-            if (strcmp(code, map[i].name) == 0)
-                return map[i].err;
-    }
-    switch (status) {
-    case 400: return DSC_EINVAL;
-    case 401: case 403: return DSC_EACCESS;
-    case 404: return DSC_ENOTFOUND;
-    case 412: case 416: return DSC_ECHANGED;
-    case 429: case 503: return DSC_ETHROTTLED;
-    default: return status >= 500 ? DSC_ESERVER : DSC_EHTTP;
-    }
-}
-
-static outcome classify_curl(const s3_op *op, const dsc_http_resp *rs,
-                             const char *url)
-{
-    outcome o = { DSC_ENET, 1, 0, 0 };
-    switch (rs->curl_code) {
-    case CURLE_OPERATION_TIMEDOUT:
-        o.code = DSC_ETIMEDOUT;
-        break;
-    case CURLE_WRITE_ERROR:
-        if (rs->overflow) {
-            o.code = dsc_fail(DSC_EPROTO, "%s %s: body longer than the %zu "
-                              "bytes asked for", op->verb, url,
-                              op->buf ? op->len : op->body_max);
-            return o;
-        }
-        o.code = DSC_ENOMEM;
-        o.retry = 0;
-        break;
-    case CURLE_URL_MALFORMAT:
-        o.code = DSC_EURL;
-        o.retry = 0;
-        break;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_WEIRD_SERVER_REPLY:
-        /* Our URLs are checked, so this is the answer: typically bytes a
-         * server sent past the previous body on a reused connection, read
-         * as a reply ("HTTP/0.9"). curl drops that connection; retry. */
-        o.code = DSC_EPROTO;
-        o.fresh = 1;
-        break;
-    case CURLE_OUT_OF_MEMORY:
-        o.code = DSC_ENOMEM;
-        o.retry = 0;
-        break;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-        o.retry = 0;
-        break;
-    default:
-        break;
-    }
-    dsc_fail(o.code, "%s %s: %s", op->verb, url, rs->curl_err);
-    return o;
-}
-
-/* Content-Range must name exactly the bytes we asked for, of an object of
- * the size we opened. */
-static int range_ok(const char *cr, uint64_t first, uint64_t last,
-                    uint64_t total)
-{
-    uint64_t a, b, t;
-    char tail;
-    if (sscanf(cr, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64 "%c", &a, &b, &t,
-               &tail) != 3)
-        return 0;
-    return a == first && b == last && t == total;
-}
-
-/* bytes=0-(len-1) of an object of unknown size: S3 answers 206 with the
- * range clamped to the object (0-(min(len,total)-1)/total), or 200 with a
- * whole object of at most len bytes. Anything else is malformed. */
-static outcome classify_first_part(const s3_op *op, const dsc_http_resp *rs,
-                                   const char *url)
-{
-    outcome o = { 0, 0, 0, 0 };
-    uint64_t a, b, t;
-    char tail;
-    int ok;
-    if (rs->status == 206)
-        ok = sscanf(rs->content_range, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64
-                    "%c", &a, &b, &t, &tail) == 3 &&
-             a == 0 && t > 0 && b == (t < op->len ? t : op->len) - 1 &&
-             rs->received == b + 1;
-    else
-        ok = rs->status == 200 && rs->content_length >= 0 &&
-             rs->received == (uint64_t)rs->content_length;
-    if (!ok || !dsc_etag_ok(rs->etag, strlen(rs->etag))) {
-        o.code = dsc_fail(DSC_EPROTO, "GET %s: status %ld, Content-Range '%s', "
-                          "%zu bytes, ETag '%s' for the first %zu bytes", url,
-                          rs->status, rs->content_range, rs->received,
-                          rs->etag, op->len);
-        o.retry = 1;
-    }
-    return o;
-}
-
-static outcome classify(const s3_op *op, const dsc_http_resp *rs,
-                        const char *url, uint64_t obj_size)
-{
-    outcome o = { 0, 0, 0, 0 };
-    long st = rs->status;
-    if (st >= 200 && st < 300) {
-        if (!op->buf)
-            return o;
-        if (op->first_part)
-            return classify_first_part(op, rs, url);
-        /* A GET: exactly the asked range of the opened version. */
-        if (op->if_match && rs->etag[0] && strcmp(rs->etag, op->if_match)) {
-            o.code = dsc_fail(DSC_ECHANGED, "GET %s: object changed (ETag %s, "
-                              "opened as %s)", url, rs->etag, op->if_match);
-            return o;
-        }
-        uint64_t off = 0;
-        if (op->range)
-            sscanf(op->range, "bytes=%" SCNu64, &off);
-        int shape_ok = st == 206
-            ? range_ok(rs->content_range, off, off + op->len - 1, obj_size)
-            : (st == 200 && off == 0 && op->len == obj_size);
-        if (!shape_ok) {
-            o.code = dsc_fail(DSC_EPROTO, "GET %s: status %ld with "
-                              "Content-Range '%s' for %s of %" PRIu64 " bytes",
-                              url, st, rs->content_range,
-                              op->range ? op->range : "whole object", obj_size);
-            o.retry = 1;
-        } else if (rs->received != op->len) {
-            o.code = dsc_fail(DSC_EPROTO, "GET %s: short body, %zu of %zu "
-                              "bytes", url, rs->received, op->len);
-            o.retry = 1;
-        }
-        return o;
-    }
-    dsc_s3_error e = { 0 };
-    if (rs->err_body.len)
-        dsc_s3xml_parse_error(rs->err_body.data, rs->err_body.len, &e);
-    o.code = map_s3_code(e.code, st);
-    o.retry = st >= 500 || st == 429 || o.code == DSC_ETHROTTLED ||
-              (e.code && strcmp(e.code, "RequestTimeout") == 0);
-    o.slow_down = o.code == DSC_ETHROTTLED;
-    char rid[160] = "";
-    const char *reqid = e.request_id ? e.request_id : rs->request_id;
-    if (reqid && *reqid)
-        snprintf(rid, sizeof rid, " (request id %s)", reqid);
-    /* HEAD answers have no body, so no S3 error code: name the status. */
-    const char *what = e.code ? e.code
-                     : st == 403 ? "Forbidden (no error body; e.g. unknown key id, "
-                                   "bad signature or no permission)"
-                     : st == 404 ? "Not Found (no such key or bucket)"
-                     : st == 412 ? "Precondition Failed"
-                     : st >= 500 ? "Server Error" : "";
-    dsc_fail(o.code, "%s %s: HTTP %ld %s%s%s%s", op->verb, url, st, what,
-             e.message ? ": " : "", e.message ? e.message : "", rid);
-    dsc_s3_error_free(&e);
-    return o;
-}
-
 /* Full-jitter exponential backoff: spreads retrying clients apart. The
  * sleep, at most left_ms, is returned for the log. */
 static long backoff_ms(const dsc_s3 *s3, int attempt, int slow_down,
@@ -624,84 +415,142 @@ static hint read_hint(const dsc_http_resp *rs, const char *op_method,
     return h;
 }
 
+dsc_http *dsc_s3_http(dsc_s3 *s3)
+{
+    return s3->http;
+}
+
+void dsc_s3_count_get(dsc_s3 *s3)
+{
+    count(&s3->n.gets, 1);
+}
+
+int dsc_s3_call_start(dsc_s3_call *k, dsc_s3 *s3, const s3_op *op,
+                      uint64_t obj_size, dsc_http_resp *rs)
+{
+    memset(k, 0, sizeof *k);
+    k->s3 = s3;
+    k->op = op;
+    k->obj_size = obj_size;
+    k->rs = rs;
+    k->t0 = dsc_now_ms();
+    if (dsc_buf_printf(&k->msg_url, "s3://%s/%s", op->bucket, op->key) ||
+        (op->version_id &&
+         dsc_buf_printf(&k->msg_url, " (version %s)", op->version_id))) {
+        dsc_buf_free(&k->msg_url);
+        return DSC_ENOMEM;
+    }
+    return 0;
+}
+
+static void attempt_free(dsc_s3_call *k)
+{
+    curl_slist_free_all(k->hdrs);
+    k->hdrs = NULL;
+    dsc_buf_free(&k->url);
+}
+
+int dsc_s3_call_prepare(dsc_s3_call *k)
+{
+    static const char *const capture[] = { "x-amz-bucket-region", NULL };
+    const s3_op *op = k->op;
+    long left = k->s3->op_timeout_ms - (long)(dsc_now_ms() - k->t0);
+    int rc = prepare(k->s3, op, &k->url, &k->hdrs, &k->as);
+    if (rc) {
+        attempt_free(k);
+        return rc;
+    }
+    if (op->body)
+        dsc_buf_reset(op->body);
+    k->rq = (dsc_http_req){
+        .method = op->method, .url = k->url.data, .headers = k->hdrs,
+        .buf = op->buf, .cap = op->len,
+        .body = op->body, .body_max = op->body_max,
+        .fresh_connect = k->fresh, .capture = capture,
+        .timeout_ms = left > 0 ? left : 1,
+    };
+    count(&k->s3->n.requests, 1);
+    k->attempts++;
+    return 0;
+}
+
+int dsc_s3_call_after(dsc_s3_call *k, int answered, int *rc, long *pause_ms)
+{
+    dsc_s3 *s3 = k->s3;
+    const s3_op *op = k->op;
+    dsc_http_resp *rs = k->rs;
+    attempt_free(k);
+    *pause_ms = 0;
+    count(&s3->n.bytes, rs->received);
+    if (op->buf)
+        count(&s3->n.get_bytes, rs->received);
+    /* Once each per request, and not counted as retries: the bucket
+     * is elsewhere, or the keys ran out under us. */
+    hint h = answered ? read_hint(rs, op->method, &k->as) : (hint){ "", 0 };
+    if (!k->moved && h.region[0] && strcmp(h.region, k->as.region)) {
+        dsc_log(DSC_LOG_INFO, "bucket %s is in %s, not %s: asking there",
+                op->bucket, h.region, k->as.region);
+        remember_region(s3, op->bucket, h.region);
+        k->moved = 1;
+        return DSC_S3_CALL_AGAIN;
+    }
+    if (!k->renewed && h.expired &&
+        dsc_credbox_expired(s3->box, k->as.gen) == 0) {
+        k->renewed = 1;
+        return DSC_S3_CALL_AGAIN;
+    }
+    s3_outcome o = answered
+        ? dsc_s3_classify(op, rs, k->msg_url.data, k->obj_size)
+        : dsc_s3_classify_curl(op, rs, k->msg_url.data);
+    *rc = o.code;
+    if (o.slow_down || o.code == DSC_ETIMEDOUT || o.code == DSC_ENET)
+        k->slowed = 1;
+    if (!o.code || !o.retry || k->attempt >= s3->max_retries)
+        return DSC_S3_CALL_DONE;
+    long left = s3->op_timeout_ms - (long)(dsc_now_ms() - k->t0);
+    if (left <= 0) {
+        k->deadline = 1;
+        return DSC_S3_CALL_DONE;
+    }
+    *pause_ms = backoff_ms(s3, k->attempt, o.slow_down, left);
+    dsc_log(DSC_LOG_INFO, "%s; retrying (attempt %d of %d) in %ld ms",
+            dsc_errmsg(), k->attempt + 2, s3->max_retries + 1, *pause_ms);
+    k->fresh = o.fresh;
+    k->attempt++;
+    count(&s3->n.retries, 1);
+    return DSC_S3_CALL_AGAIN;
+}
+
+int dsc_s3_call_end(dsc_s3_call *k, int rc)
+{
+    if (rc)
+        tell_attempts(k->s3, k->op, k->msg_url.data, k->rs, rc, k->attempts,
+                      (long)(dsc_now_ms() - k->t0), k->deadline);
+    attempt_free(k);
+    dsc_buf_free(&k->msg_url);
+    return rc;
+}
+
+/* An operation, blocking: attempts with pauses in this thread. */
 static int run(dsc_s3 *s3, const s3_op *op, uint64_t obj_size,
                dsc_http_resp *rs)
 {
-    static const char *const capture[] = { "x-amz-bucket-region", NULL };
-    dsc_buf msg_url = { 0 };
-    if (dsc_buf_printf(&msg_url, "s3://%s/%s", op->bucket, op->key) ||
-        (op->version_id &&
-         dsc_buf_printf(&msg_url, " (version %s)", op->version_id)))
-        return DSC_ENOMEM;
-    int rc = 0, fresh = 0, moved = 0, renewed = 0, attempts = 0, deadline = 0;
-    int64_t t0 = dsc_now_ms();
-    for (int attempt = 0;; attempt++) {
-        long left = s3->op_timeout_ms - (long)(dsc_now_ms() - t0);
-        dsc_buf url = { 0 };
-        struct curl_slist *hdrs = NULL;
-        signed_as as;
-        rc = prepare(s3, op, &url, &hdrs, &as);
-        if (rc) {
-            curl_slist_free_all(hdrs);
-            dsc_buf_free(&url);
+    dsc_s3_call k;
+    int rc = dsc_s3_call_start(&k, s3, op, obj_size, rs);
+    if (rc)
+        return rc;
+    for (;;) {
+        rc = dsc_s3_call_prepare(&k);
+        if (rc)
             break;
-        }
-        if (op->body)
-            dsc_buf_reset(op->body);
-        dsc_http_req rq = {
-            .method = op->method, .url = url.data, .headers = hdrs,
-            .buf = op->buf, .cap = op->len,
-            .body = op->body, .body_max = op->body_max,
-            .fresh_connect = fresh, .capture = capture,
-            .timeout_ms = left > 0 ? left : 1,
-        };
-        count(&s3->n.requests, 1);
-        attempts++;
-        int answered = dsc_http_perform(s3->http, &rq, rs) == 0;
-        curl_slist_free_all(hdrs);
-        dsc_buf_free(&url);
-        count(&s3->n.bytes, rs->received);
-        if (op->buf)
-            count(&s3->n.get_bytes, rs->received);
-        /* Once each per request, and not counted as retries: the bucket
-         * is elsewhere, or the keys ran out under us. */
-        hint h = answered ? read_hint(rs, op->method, &as) : (hint){ "", 0 };
-        if (!moved && h.region[0] && strcmp(h.region, as.region)) {
-            dsc_log(DSC_LOG_INFO, "bucket %s is in %s, not %s: asking there",
-                    op->bucket, h.region, as.region);
-            remember_region(s3, op->bucket, h.region);
-            moved = 1;
-            attempt--;
-            continue;
-        }
-        if (!renewed && h.expired && dsc_credbox_expired(s3->box, as.gen) == 0) {
-            renewed = 1;
-            attempt--;
-            continue;
-        }
-        outcome o = answered ? classify(op, rs, msg_url.data, obj_size)
-                             : classify_curl(op, rs, msg_url.data);
-        rc = o.code;
-        if (!rc || !o.retry || attempt >= s3->max_retries)
+        int answered = dsc_http_perform(s3->http, &k.rq, rs) == 0;
+        long pause;
+        if (dsc_s3_call_after(&k, answered, &rc, &pause) == DSC_S3_CALL_DONE)
             break;
-        left = s3->op_timeout_ms - (long)(dsc_now_ms() - t0);
-        if (left <= 0) {
-            deadline = 1;
-            break;
-        }
-        long pause = backoff_ms(s3, attempt, o.slow_down, left);
-        dsc_log(DSC_LOG_INFO, "%s; retrying (attempt %d of %d) in %ld ms",
-                dsc_errmsg(), attempt + 2, s3->max_retries + 1, pause);
-        fresh = o.fresh;
-        count(&s3->n.retries, 1);
         if (pause > 0)
             dsc_sleep_ms(pause);
     }
-    if (rc)
-        tell_attempts(s3, op, msg_url.data, rs, rc, attempts,
-                      (long)(dsc_now_ms() - t0), deadline);
-    dsc_buf_free(&msg_url);
-    return rc;
+    return dsc_s3_call_end(&k, rc);
 }
 
 int dsc_s3_head(dsc_s3 *s3, const char *bucket, const char *key,
@@ -745,24 +594,61 @@ int dsc_s3_get(dsc_s3 *s3, const char *bucket, const char *key,
             memcpy(buf, two, 1);
         return rc;
     }
-    char range[64];
-    snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, off,
-             off + len - 1);
-    /* A version id of exactly this ETag reads that version even after
-     * the key is overwritten or deleted (a snapshot of a versioned
-     * bucket); If-Match stays, so its bytes are checked as before. */
-    char vid[DSC_VERSION_ID_MAX + 1];
-    dsc_kv q = { "versionId", vid };
-    int pinned = etag && s3->version_of &&
-                 s3->version_of(s3->version_arg, bucket, key, etag, vid) == 0;
-    s3_op op = { .verb = "GET", .method = "GET", .bucket = bucket, .key = key,
-                 .range = range, .if_match = etag, .buf = buf, .len = len,
-                 .query = pinned ? &q : NULL, .nquery = pinned ? 1 : 0,
-                 .version_id = pinned ? vid : NULL };
+    char range[64], vid[DSC_VERSION_ID_MAX + 1];
+    dsc_kv q;
+    s3_op op;
+    dsc_s3_get_op(s3, bucket, key, etag, off, len, buf, &op, range, vid, &q);
     dsc_http_resp rs = { 0 };
     count(&s3->n.gets, 1);
     int rc = run(s3, &op, obj_size, &rs);
     dsc_http_resp_free(&rs);
+    return rc;
+}
+
+void dsc_s3_get_op(dsc_s3 *s3, const char *bucket, const char *key,
+                   const char *etag, uint64_t off, size_t len, void *buf,
+                   s3_op *op, char *range, char *vid, dsc_kv *q)
+{
+    snprintf(range, 64, "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
+    /* A version id of exactly this ETag reads that version even after
+     * the key is overwritten or deleted (a snapshot of a versioned
+     * bucket); If-Match stays, so its bytes are checked as before. */
+    *q = (dsc_kv){ "versionId", vid };
+    int pinned = etag && s3->version_of &&
+                 s3->version_of(s3->version_arg, bucket, key, etag, vid) == 0;
+    *op = (s3_op){ .verb = "GET", .method = "GET", .bucket = bucket,
+                   .key = key, .range = range, .if_match = etag, .buf = buf,
+                   .len = len, .query = pinned ? q : NULL,
+                   .nquery = pinned ? 1 : 0, .version_id = pinned ? vid : NULL };
+}
+
+void dsc_s3_first_op(const char *bucket, const char *key, size_t max_len,
+                     void *buf, s3_op *op, char *range)
+{
+    snprintf(range, 64, "bytes=0-%zu", max_len - 1);
+    *op = (s3_op){ .verb = "GET", .method = "GET", .bucket = bucket,
+                   .key = key, .range = range, .buf = buf, .len = max_len,
+                   .first_part = 1 };
+}
+
+int dsc_s3_first_result(int rc, const dsc_http_resp *rs, uint64_t *obj_size,
+                        char **etag, size_t *got)
+{
+    if (!rc) {
+        uint64_t a, b, t;
+        if (rs->status == 206 &&
+            sscanf(rs->content_range, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64,
+                   &a, &b, &t) == 3)
+            *obj_size = t;
+        else
+            *obj_size = rs->received;
+        *got = rs->received;
+        *etag = dsc_strdup(rs->etag);
+        if (!*etag)
+            rc = DSC_ENOMEM;
+    } else if (rs->status == 416) {
+        rc = DSC_EMPTY_RANGE;   /* an empty object: ask with HEAD */
+    }
     return rc;
 }
 
@@ -771,27 +657,12 @@ int dsc_s3_get_first(dsc_s3 *s3, const char *bucket, const char *key,
                      char **etag, size_t *got)
 {
     char range[64];
-    snprintf(range, sizeof range, "bytes=0-%zu", max_len - 1);
-    s3_op op = { .verb = "GET", .method = "GET", .bucket = bucket, .key = key,
-                 .range = range, .buf = buf, .len = max_len, .first_part = 1 };
+    s3_op op;
+    dsc_s3_first_op(bucket, key, max_len, buf, &op, range);
     dsc_http_resp rs = { 0 };
     count(&s3->n.gets, 1);
-    int rc = run(s3, &op, 0, &rs);
-    if (!rc) {
-        uint64_t a, b, t;
-        if (rs.status == 206 &&
-            sscanf(rs.content_range, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64,
-                   &a, &b, &t) == 3)
-            *obj_size = t;
-        else
-            *obj_size = rs.received;
-        *got = rs.received;
-        *etag = dsc_strdup(rs.etag);
-        if (!*etag)
-            rc = DSC_ENOMEM;
-    } else if (rs.status == 416) {
-        rc = DSC_EMPTY_RANGE;   /* an empty object: ask with HEAD */
-    }
+    int rc = dsc_s3_first_result(run(s3, &op, 0, &rs), &rs, obj_size, etag,
+                                 got);
     dsc_http_resp_free(&rs);
     return rc;
 }

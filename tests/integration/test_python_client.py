@@ -357,7 +357,8 @@ def bad_config_is_refused():
     for key, value in [("chunk_size", 1000), ("connect_timeout_ms", 0),
                        ("cache_size", 1000), ("max_connections", -3),
                        ("peers_refresh_s", 0), ("peers_refresh_s", 86401),
-                       ("peers_refresh_s", (1 << 63) - 1)]:
+                       ("peers_refresh_s", (1 << 63) - 1),
+                       ("prefetch_memory", 1000)]:
         e = raises(dsc.InvalidArgument, dsc.Client, endpoint=ep, cache_dir="",
                    **{key: value})
         assert e.message, key

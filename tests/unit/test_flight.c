@@ -463,6 +463,44 @@ static void test_new_on_missing_dir_fails(void **state)
     assert_errmsg_has(missing);
 }
 
+/* The event loop's claims: a try never waits, says busy while any thread
+ * or process holds the chunk, and a lock taken on one thread may be let
+ * go on another (the loop's fetch is finished by a pool thread). */
+static void *unlock_elsewhere(void *arg)
+{
+    fixture *f = ((void **)arg)[0];
+    dsc_chunk_id *id = ((void **)arg)[1];
+    dsc_flight_unlock(f->fl, id);
+    return NULL;
+}
+
+static void test_trylock(void **state)
+{
+    fixture *f = *state;
+    dsc_chunk_id id = mkid(21, 0);
+    assert_int_equal(dsc_flight_trylock(f->fl, &id), 0);
+    int64_t t0 = dsc_now_ms();
+    assert_int_equal(dsc_flight_trylock(f->fl, &id), DSC_BUSY);
+    assert_true(dsc_now_ms() - t0 < 50);
+    void *args[2] = { f, &id };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, unlock_elsewhere, args), 0);
+    pthread_join(th, NULL);
+    /* Free again, for waiters and tries alike. */
+    assert_int_equal(dsc_flight_lock(f->fl, &id, 100), 0);
+    dsc_flight_unlock(f->fl, &id);
+
+    int rfd;
+    pid_t pid = spawn_holder(f->dir, id, 0, HOLD_FOREVER, &rfd);
+    assert_int_equal(dsc_flight_lock(f->fl, &id, 50), DSC_ETIMEDOUT);
+    assert_int_equal(dsc_flight_trylock(f->fl, &id), DSC_BUSY);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(rfd);
+    assert_int_equal(dsc_flight_trylock(f->fl, &id), 0);
+    dsc_flight_unlock(f->fl, &id);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -478,6 +516,7 @@ int main(void)
         T(test_process_stalled_chunks_block_nothing_else),
         T(test_timeout_is_total),
         T(test_new_on_missing_dir_fails),
+        T(test_trylock),
     };
     return cmocka_run_group_tests_name("flight", tests, NULL, NULL);
 }

@@ -296,7 +296,8 @@ static void test_outcomes_reserved(void **state)
 {
     (void)state;
     static const int outcomes[] = { DSC_ABSENT, DSC_EXISTS, DSC_NOT_ADMITTED,
-                                    DSC_CORRUPT, DSC_EMPTY_RANGE, DSC_RETRY };
+                                    DSC_CORRUPT, DSC_EMPTY_RANGE, DSC_RETRY,
+                                    DSC_BUSY };
     for (size_t i = 0; i < DSC_ARRAY_LEN(outcomes); i++) {
         int o = outcomes[i];
         assert_true(dsc_is_outcome(o));
@@ -388,6 +389,8 @@ static void test_config_defaults(void **state)
     assert_int_equal(cfg.verify_tls, 1);
     assert_null(cfg.ca_file);
     assert_int_equal(cfg.meta_ttl_ms, 60000);
+    assert_int_equal(cfg.prefetch_memory, (uint64_t)256 << 20);
+    assert_int_equal(cfg.prefetch_loop, 1);
 }
 
 static int max_retries_with(const char *value)

@@ -9,7 +9,7 @@ import os
 import threading
 
 SONAME = "libdsc.so.0"
-CONFIG_VERSION = 5      # DSC_CONFIG_VERSION of the header mirrored below
+CONFIG_VERSION = 6      # DSC_CONFIG_VERSION of the header mirrored below
 # The fields each config version added, after those of the one before: a
 # library older than this mirror refuses CONFIG_VERSION, and is then
 # opened with the version it knows (its fields are a prefix of ours).
@@ -18,8 +18,9 @@ CONFIG_V2_FIELDS = ("peers", "peer_self", "peer_secret", "peer_timeout_ms",
 CONFIG_V3_FIELDS = ("snapshot",)
 CONFIG_V4_FIELDS = ("op_timeout_ms", "cache_existing")
 CONFIG_V5_FIELDS = ("peers_refresh_s",)
+CONFIG_V6_FIELDS = ("prefetch_memory", "prefetch_loop")
 CONFIG_ADDED = {2: CONFIG_V2_FIELDS, 3: CONFIG_V3_FIELDS, 4: CONFIG_V4_FIELDS,
-                5: CONFIG_V5_FIELDS}
+                5: CONFIG_V5_FIELDS, 6: CONFIG_V6_FIELDS}
 
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 ADDRESSING = {"auto": 0, "path": 1, "virtual": 2}
@@ -71,6 +72,9 @@ class Config(ctypes.Structure):
         ("op_timeout_ms", ctypes.c_long),
         ("cache_existing", ctypes.c_int),
         ("peers_refresh_s", ctypes.c_long),
+        # version 6
+        ("prefetch_memory", ctypes.c_uint64),
+        ("prefetch_loop", ctypes.c_int),
     ]
 
 
@@ -116,7 +120,9 @@ class Stats(ctypes.Structure):
     ] + [(name, ctypes.c_uint64) for name in (
         "node_s3_gets", "node_s3_heads", "node_s3_lists", "node_s3_retries",
         "node_s3_bytes", "node_cache_bytes", "node_peer_hits",
-        "node_peer_bytes", "node_prefetched", "node_prefetched_bytes")]
+        "node_peer_bytes", "node_prefetched", "node_prefetched_bytes",
+        "prefetch_inflight_limit", "prefetch_inflight_peak",
+        "prefetch_throttled", "prefetch_on_loop", "prefetch_busy")]
 
 
 class ObjectInfo(ctypes.Structure):

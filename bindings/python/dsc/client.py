@@ -162,9 +162,11 @@ _STRINGS = {"endpoint", "region", "access_key_id", "secret_access_key",
             "session_token", "profile", "ca_file", "cache_dir", "peers",
             "peer_self", "peer_secret", "snapshot"}
 _PATHS = {"ca_file", "cache_dir", "snapshot"}
-_FLAGS = {"anonymous", "verify_tls", "cache_sync", "peer_keep_local", "cache_existing"}
+_FLAGS = {"anonymous", "verify_tls", "cache_sync", "peer_keep_local", "cache_existing",
+          "prefetch_loop"}
 _SECRETS = ("secret_access_key", "session_token", "peer_secret")
-_SIZES = {"cache_size", "chunk_size", "readahead_max", "plan_window"}
+_SIZES = {"cache_size", "chunk_size", "readahead_max", "plan_window",
+          "prefetch_memory"}
 _NAMED = {"addressing": _lib.ADDRESSING, "cache_policy": _lib.POLICIES}
 _FIELD_TYPES = dict(_lib.Config._fields_)
 CONFIG_KEYS = frozenset(_FIELD_TYPES) - {"version"}
@@ -253,7 +255,8 @@ class Client:
     (flag). snapshot (config version 3): a dsc.Snapshot, or the path or
     s3:// URL of a snapshot file, used as by use_snapshot().
     peers_refresh_s (config version 5): how often DNS-named peers are
-    re-resolved.
+    re-resolved. prefetch_memory (size), prefetch_loop (flag; config
+    version 6): background GETs on an event loop within that memory.
 
     A Client may be shared by threads, and used in processes forked after
     it was made (DataLoader workers). Pickling it (spawn start method)
