@@ -138,14 +138,15 @@ static int chunk_start(dsc_pf *pf, dsc_pf_task *t, dsc_s3 *s3, dsc_loop *l)
     }
     if (rc)
         return DSC_PF_SYNC;   /* another node's, or trouble: the old way */
-    t->buf = malloc(t->claim.len);
+    t->buf_len = t->claim.len;
+    t->buf = dsc_bigbuf_alloc(t->buf_len);
     rc = t->buf ? dsc_s3_get_async(s3, l, r->bucket, r->key, r->etag, r->size,
                                    t->index * dsc_cache_chunk_size(pf->env.cache),
                                    t->claim.len, t->buf, on_get, t)
                 : DSC_ENOMEM;
     if (rc) {
         dsc_cache_chunk_finish(pf->env.cache, &o, &t->claim, NULL, rc);
-        free(t->buf);
+        dsc_bigbuf_free(t->buf, t->buf_len);
         t->buf = NULL;
         return DSC_PF_SYNC;
     }
@@ -167,13 +168,14 @@ static int first_start(dsc_pf *pf, dsc_pf_task *t, dsc_s3 *s3, dsc_loop *l)
         dsc_cache_first_trylock(cache, t->bucket, t->key) != 0)
         return DSC_PF_SYNC;
     size_t cs = dsc_cache_chunk_size(cache);
-    t->buf = malloc(cs);
+    t->buf_len = cs;
+    t->buf = dsc_bigbuf_alloc(t->buf_len);
     rc = t->buf ? dsc_s3_get_first_async(s3, l, t->bucket, t->key, cs, t->buf,
                                          on_get, t)
                 : DSC_ENOMEM;
     if (rc) {
         dsc_cache_first_unlock(cache, t->bucket, t->key);
-        free(t->buf);
+        dsc_bigbuf_free(t->buf, t->buf_len);
         t->buf = NULL;
         return DSC_PF_SYNC;
     }
@@ -237,7 +239,7 @@ void dsc_pf_async_finish(dsc_pf *pf, dsc_pf_task *t)
         dsc_counter_add(&pf->n.done, 1);
     }
     int slowed = t->res.slowed;
-    free(t->buf);
+    dsc_bigbuf_free(t->buf, t->buf_len);
     free(t->res.etag);
     dsc_pf_free_task(t);
     pthread_mutex_lock(&pf->mu);

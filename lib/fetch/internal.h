@@ -47,7 +47,8 @@ typedef struct dsc_pf_task {
      * callback queues the task on pf->done. */
     int async;                      /* DSC_PF_ASYNC_CHUNK or _FIRST */
     dsc_pf *pf;
-    void *buf;
+    void *buf;                      /* dsc_bigbuf_alloc'd, buf_len bytes */
+    size_t buf_len;
     dsc_chunk_claim claim;
     dsc_s3_result res;
 } dsc_pf_task;
@@ -129,10 +130,9 @@ dsc_s3 *dsc_pf_s3(dsc_pf *pf);
 
 /* Size and ETag of an object to prefetch: cached metadata, else (without
  * peers) a first GET of chunk 0 that brings them and stores the chunk
- * (*first: that chunk's buffer for the caller to free, or NULL), else a
- * HEAD. */
+ * (*got_first), else a HEAD. */
 int dsc_pf_stat(dsc_pf *pf, const char *bucket, const char *key,
-                uint64_t *size, char **etag, void **first, size_t *first_len);
+                uint64_t *size, char **etag, int *got_first);
 
 /* Size and ETag known without a request (pinned, cached): 0, DSC_ABSENT,
  * or an error. */

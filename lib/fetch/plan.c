@@ -39,11 +39,8 @@ static int fetch_item(dsc_pf *pf, dsc_plan_state *ps, size_t i)
 {
     uint64_t size;
     char *etag = NULL;
-    void *first;
-    size_t first_len;
-    int rc = dsc_pf_stat(pf, ps->bucket[i], ps->key[i], &size, &etag, &first,
-                         &first_len);
-    free(first);   /* chunk 0, if fetched, is stored already */
+    int got_first;   /* chunk 0, if it came, is stored already */
+    int rc = dsc_pf_stat(pf, ps->bucket[i], ps->key[i], &size, &etag, &got_first);
     if (rc)
         return rc;
     uint64_t off = ps->off[i], end = size;

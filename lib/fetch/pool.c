@@ -211,13 +211,14 @@ int dsc_pf_first_got(dsc_pf *pf, dsc_s3 *s3, const char *bucket,
 /* Size and ETag of an object to prefetch. Unless its metadata is cached,
  * the first chunk is fetched right away with a range GET whose answer
  * carries size and ETag: one request instead of a HEAD and a GET, which
- * for small objects halves the cost. *first holds that chunk (if any). */
+ * for small objects halves the cost. *got_first: that chunk came (and is
+ * stored). */
 int dsc_pf_stat(dsc_pf *pf, const char *bucket, const char *key,
-                uint64_t *size, char **etag, void **first, size_t *first_len)
+                uint64_t *size, char **etag, int *got_first)
 {
     dsc_cache *cache = pf->env.cache;
-    *first = NULL;
-    *first_len = 0;
+    size_t first_len = 0;
+    *got_first = 0;
     int rc = dsc_pf_stat_known(pf, bucket, key, size, etag);
     if (rc != DSC_ABSENT)
         return rc;
@@ -227,7 +228,7 @@ int dsc_pf_stat(dsc_pf *pf, const char *bucket, const char *key,
     if (!dsc_pf_first_get_ok(pf, bucket, key))
         return dsc_meta_head(cache, s3, bucket, key, size, etag);
     size_t cs = dsc_cache_chunk_size(cache);
-    void *buf = malloc(cs);
+    void *buf = dsc_bigbuf_alloc(cs);
     if (!buf)
         return DSC_ENOMEM;
     int locked = dsc_cache_first_lock(cache, bucket, key) == 0;
@@ -239,16 +240,13 @@ int dsc_pf_stat(dsc_pf *pf, const char *bucket, const char *key,
         rc = 0;
     } else {
         /* Unlocked (the wait timed out): a duplicate GET beats a hang. */
-        rc = dsc_s3_get_first(s3, bucket, key, cs, buf, size, etag, first_len);
+        rc = dsc_s3_get_first(s3, bucket, key, cs, buf, size, etag, &first_len);
         int got = rc == 0;
         rc = dsc_pf_first_got(pf, s3, bucket, key, locked, rc, buf,
-                              *first_len, size, etag);
-        if (got && !rc) {
-            *first = buf;
-            buf = NULL;
-        }
+                              first_len, size, etag);
+        *got_first = got && !rc;
     }
-    free(buf);
+    dsc_bigbuf_free(buf, cs);
     return rc;
 }
 
@@ -275,10 +273,8 @@ static void run_url(dsc_pf *pf, dsc_pf_task *t)
 {
     uint64_t size;
     char *etag = NULL;
-    void *first;
-    size_t first_len;
-    int rc = dsc_pf_stat(pf, t->bucket, t->key, &size, &etag, &first,
-                         &first_len);
+    int got_first;
+    int rc = dsc_pf_stat(pf, t->bucket, t->key, &size, &etag, &got_first);
     if (rc) {
         dsc_counter_add(&pf->n.errors, 1);
         dsc_log(DSC_LOG_DEBUG, "prefetch s3://%s/%s: %s", t->bucket, t->key,
@@ -287,8 +283,7 @@ static void run_url(dsc_pf *pf, dsc_pf_task *t)
     }
     dsc_counter_add(&pf->n.done, 1);
     /* Chunk 0, if it came with the first GET, is stored already. */
-    dsc_pf_url_chunks(pf, t, size, etag, first ? 1 : 0);
-    free(first);
+    dsc_pf_url_chunks(pf, t, size, etag, got_first ? 1 : 0);
     free(etag);
 }
 
