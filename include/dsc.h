@@ -285,7 +285,21 @@ typedef struct dsc_config {
                                        event loop; 0: each on a blocked
                                        fetcher thread, prefetch_threads in
                                        flight at most (DSC_PREFETCH_LOOP) */
+    int cache_verify;             /**< DSC_VERIFY_*: when a process checks a
+                                       cached chunk file's XXH3 before its
+                                       first read of it; default
+                                       DSC_VERIFY_BOOT (DSC_CACHE_VERIFY=
+                                       boot|always) */
 } dsc_config;
+
+/** cache_verify: hash every chunk file a process reads, except one written
+ *  since the machine booted and unchanged since (its writer hashed those
+ *  bytes; docs/SECURITY.md). */
+#define DSC_VERIFY_BOOT   0
+/** cache_verify: hash every chunk file on each process's first read of it
+ *  (catches corruption at rest within an uptime too, at a hash per read of
+ *  a file not already open). */
+#define DSC_VERIFY_ALWAYS 1
 
 /** Eviction policies of the node cache. */
 #define DSC_POLICY_LRU   0 /**< least recently used chunk goes first */

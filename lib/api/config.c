@@ -136,6 +136,9 @@ int dsc_config_env(dsc_config *cfg, unsigned version)
                                         (uint64_t)256 << 20, DSC_MIN_CHUNK,
                                         (uint64_t)1 << 40);
         cfg->prefetch_loop = (int)env_long(&ck, "DSC_PREFETCH_LOOP", 1, 0, 1);
+        static const char *const verify[] = { "boot", "always" };
+        cfg->cache_verify = env_enum(&ck, "DSC_CACHE_VERIFY", DSC_VERIFY_BOOT,
+                                     verify, 2, "boot or always");
     }
     /* Read elsewhere, checked here so every setting fails the same way. */
     static const char *const levels[] = { "off", "error", "warn", "info", "debug" };

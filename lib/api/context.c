@@ -52,11 +52,13 @@ static int check_config(const dsc_config *c)
                         "1..86400", c->peers_refresh_s);
     if (c->prefetch_memory < DSC_MIN_CHUNK ||
         c->prefetch_memory > (uint64_t)1 << 40 ||
-        (c->prefetch_loop != 0 && c->prefetch_loop != 1))
+        (c->prefetch_loop != 0 && c->prefetch_loop != 1) ||
+        (c->cache_verify != DSC_VERIFY_BOOT && c->cache_verify != DSC_VERIFY_ALWAYS))
         return dsc_fail(DSC_EINVAL, "config: prefetch_memory %llu outside 64 "
-                        "KiB..1 TiB, or prefetch_loop %d not 0 or 1",
+                        "KiB..1 TiB, or prefetch_loop %d not 0 or 1, or "
+                        "cache_verify %d not DSC_VERIFY_BOOT or _ALWAYS",
                         (unsigned long long)c->prefetch_memory,
-                        c->prefetch_loop);
+                        c->prefetch_loop, c->cache_verify);
     return 0;
 }
 
@@ -185,6 +187,7 @@ static int open_cache(dsc_ctx *ctx, const dsc_config *cfg)
             .dir = dir, .origin = dsc_s3_origin(ctx->s3), .cap = cfg->cache_size, .chunk_size = cfg->chunk_size,
             .policy = cfg->cache_policy, .idle_sec = cfg->cache_idle_sec,
             .fd_cache = cfg->fd_cache, .sync = cfg->cache_sync,
+            .verify_always = cfg->cache_verify == DSC_VERIFY_ALWAYS,
             /* The longest one S3 read may take: its deadline, capped
              * by what its attempts could take without one. */
             .flight_timeout_ms = flight_timeout(cfg),

@@ -20,6 +20,7 @@ typedef struct dsc_cache_opts {
     long idle_sec;
     int fd_cache;
     int sync;
+    int verify_always;             /* hash even files written since boot */
     long flight_timeout_ms;        /* longest wait for another fetcher */
     long meta_ttl_ms;              /* object metadata kept this long; 0: not
                                       at all (cache/meta.h) */

@@ -156,7 +156,8 @@ static int try_cached(dsc_cache *c, const part *p, int drop_missing)
     /* Written this boot: unless it was changed since, the file holds the
      * bytes hashed when it was stored. Else a part is verified streaming:
      * no chunk-sized buffer. */
-    int recent = rec.ctime_ms >= dsc_index_trust_from(c->ix);
+    int recent = !c->o.verify_always &&
+                 rec.ctime_ms >= dsc_index_trust_from(c->ix);
     rc = dsc_store_read_trusting(c->store, &p->id, &rec, recent, p->dst,
                                  p->off, p->len, NULL);
     if (rc == 0)

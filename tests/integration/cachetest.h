@@ -14,6 +14,7 @@ typedef struct cache_opts {
     uint32_t chunk;
     int policy;
     long ttl_ms;
+    int verify;                    /* DSC_VERIFY_* */
 } cache_opts;
 
 static inline dsc_ctx *cache_ctx(const char *dir, cache_opts o)
@@ -26,6 +27,7 @@ static inline dsc_ctx *cache_ctx(const char *dir, cache_opts o)
     cfg.chunk_size = o.chunk ? o.chunk : 1u << 20;
     cfg.cache_policy = o.policy;
     cfg.meta_ttl_ms = o.ttl_ms;
+    cfg.cache_verify = o.verify;
     /* Counted hits and misses here are the reader's own: no readahead
      * fetching behind its back (test_prefetch covers that). */
     cfg.readahead_max = 0;

@@ -315,6 +315,10 @@ def config_values_reach_the_library():
         assert st["cache_capacity"] == 5 << 20 and st["cache_policy"] == "lru"
     with rig.client(cache=False) as c:
         assert c.cache_dir is None and c.stats()["cache_capacity"] == 0
+    url = rig.url("five-mib-plus-one")
+    for verify in ("always", "boot"):       # both read right, filling or not
+        with rig.client(cache_verify=verify) as c:
+            assert c.read(url) == rig.fixtures()["five-mib-plus-one"]
     for text, value in [("4096", 4096), ("20G", 20 << 30), ("512MiB", 512 << 20),
                         ("64kb", 64 << 10), (" 1 T ", 1 << 40), ("7B", 7)]:
         assert dsc.parse_size(text) == value, text
@@ -350,6 +354,7 @@ def bad_config_is_refused():
                        ("cache_size", -1), ("cache_size", 1 << 64),
                        ("chunk_size", 1 << 32), ("max_retries", 1 << 40),
                        ("cache_policy", "fifo"), ("addressing", "sideways"),
+                       ("cache_verify", "sometimes"),
                        ("endpoint", "http://a\0b")]:
         e = raises(dsc.InvalidArgument, dsc.Client, **{"endpoint": ep, key: value})
         assert e.code == dsc.InvalidArgument.code and key in str(e), (key, str(e))

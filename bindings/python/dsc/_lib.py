@@ -18,13 +18,14 @@ CONFIG_V2_FIELDS = ("peers", "peer_self", "peer_secret", "peer_timeout_ms",
 CONFIG_V3_FIELDS = ("snapshot",)
 CONFIG_V4_FIELDS = ("op_timeout_ms", "cache_existing")
 CONFIG_V5_FIELDS = ("peers_refresh_s",)
-CONFIG_V6_FIELDS = ("prefetch_memory", "prefetch_loop")
+CONFIG_V6_FIELDS = ("prefetch_memory", "prefetch_loop", "cache_verify")
 CONFIG_ADDED = {2: CONFIG_V2_FIELDS, 3: CONFIG_V3_FIELDS, 4: CONFIG_V4_FIELDS,
                 5: CONFIG_V5_FIELDS, 6: CONFIG_V6_FIELDS}
 
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 ADDRESSING = {"auto": 0, "path": 1, "virtual": 2}
 POLICIES = {"lru": 0, "minio": 1}
+VERIFY = {"boot": 0, "always": 1}
 
 
 class Config(ctypes.Structure):
@@ -75,6 +76,7 @@ class Config(ctypes.Structure):
         # version 6
         ("prefetch_memory", ctypes.c_uint64),
         ("prefetch_loop", ctypes.c_int),
+        ("cache_verify", ctypes.c_int),
     ]
 
 

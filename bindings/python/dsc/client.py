@@ -167,7 +167,8 @@ _FLAGS = {"anonymous", "verify_tls", "cache_sync", "peer_keep_local", "cache_exi
 _SECRETS = ("secret_access_key", "session_token", "peer_secret")
 _SIZES = {"cache_size", "chunk_size", "readahead_max", "plan_window",
           "prefetch_memory"}
-_NAMED = {"addressing": _lib.ADDRESSING, "cache_policy": _lib.POLICIES}
+_NAMED = {"addressing": _lib.ADDRESSING, "cache_policy": _lib.POLICIES,
+          "cache_verify": _lib.VERIFY}
 _FIELD_TYPES = dict(_lib.Config._fields_)
 CONFIG_KEYS = frozenset(_FIELD_TYPES) - {"version"}
 
@@ -256,7 +257,8 @@ class Client:
     s3:// URL of a snapshot file, used as by use_snapshot().
     peers_refresh_s (config version 5): how often DNS-named peers are
     re-resolved. prefetch_memory (size), prefetch_loop (flag; config
-    version 6): background GETs on an event loop within that memory.
+    version 6): background GETs on an event loop within that memory;
+    cache_verify ("boot", "always"; version 6): see DSC_CACHE_VERIFY.
 
     A Client may be shared by threads, and used in processes forked after
     it was made (DataLoader workers). Pickling it (spawn start method)
