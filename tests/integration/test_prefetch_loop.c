@@ -317,6 +317,7 @@ static void test_read_joins_loop_gets(void **state)
     cfg.chunk_size = 1u << 20;
     cfg.prefetch_threads = 2;
     cfg.readahead_max = 0;
+    cfg.prefetch_loop = 1;
     dsc_ctx *ctx;
     assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
     dsc_file *f;
