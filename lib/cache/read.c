@@ -158,8 +158,8 @@ static int try_cached(dsc_cache *c, const part *p, int drop_missing)
      * no chunk-sized buffer. */
     int recent = !c->o.verify_always &&
                  rec.ctime_ms >= dsc_index_trust_from(c->ix);
-    rc = dsc_store_read_trusting(c->store, &p->id, &rec, recent, p->dst,
-                                 p->off, p->len, NULL);
+    rc = dsc_store_read(c->store, &p->id, &rec, recent, p->dst, p->off,
+                        p->len);
     if (rc == 0)
         return 0;
     if (rc == DSC_CORRUPT || (rc == DSC_ABSENT && drop_missing))

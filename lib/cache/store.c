@@ -430,9 +430,8 @@ static int has_write_mark(const struct stat *sb, uint64_t xxh)
 }
 
 /* Read [off, off+len) of a chunk file into dst while checking the whole
- * file's XXH3: through scratch (the chunk's size) when given, else
- * streamed through a small buffer, so verifying a 4 MiB chunk for a
- * 100 KiB read holds 256 KiB, not 4 MiB, per reading thread. */
+ * file's XXH3, the rest streamed through a small buffer: verifying a 4 MiB
+ * chunk for a 100 KiB read holds 256 KiB, not 4 MiB, per reading thread. */
 #define VERIFY_BLOCK (256 * 1024)
 
 static int hash_span(int fd, XXH3_state_t *h, char *block, uint64_t from,
@@ -450,16 +449,8 @@ static int hash_span(int fd, XXH3_state_t *h, char *block, uint64_t from,
 }
 
 static int verify_part(int fd, const dsc_chunk_rec *rec, void *dst,
-                       size_t off, size_t len, void *scratch)
+                       size_t off, size_t len)
 {
-    if (scratch) {
-        int rc = read_full(fd, scratch, rec->size, 0);
-        if (rc == 0 && XXH3_64bits(scratch, rec->size) != rec->xxh)
-            rc = DSC_CORRUPT;
-        if (rc == 0)
-            memcpy(dst, (char *)scratch + off, len);
-        return rc;
-    }
     XXH3_state_t *h = XXH3_createState();
     char *block = malloc(VERIFY_BLOCK);
     int rc = h && block ? 0 : DSC_ENOMEM;
@@ -481,15 +472,8 @@ static int verify_part(int fd, const dsc_chunk_rec *rec, void *dst,
 }
 
 int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
-                   const dsc_chunk_rec *rec, void *dst, size_t off,
-                   size_t len, void *scratch)
-{
-    return dsc_store_read_trusting(st, id, rec, 0, dst, off, len, scratch);
-}
-
-int dsc_store_read_trusting(dsc_store *st, const dsc_chunk_id *id,
-                            const dsc_chunk_rec *rec, int written_since_boot,
-                            void *dst, size_t off, size_t len, void *scratch)
+                   const dsc_chunk_rec *rec, int written_since_boot,
+                   void *dst, size_t off, size_t len)
 {
     if (off + len > rec->size)
         return DSC_CORRUPT;
@@ -530,7 +514,7 @@ int dsc_store_read_trusting(dsc_store *st, const dsc_chunk_id *id,
         if (rc == 0 && XXH3_64bits(dst, len) != rec->xxh)
             rc = DSC_CORRUPT;
     } else {
-        rc = verify_part(fd, rec, dst, off, len, scratch);
+        rc = verify_part(fd, rec, dst, off, len);
     }
     if (rc) {
         close(fd);

@@ -12,20 +12,14 @@ int dsc_store_open(const char *dir, int fd_cache, dsc_store **out);
 void dsc_store_free(dsc_store *st);
 
 /* Read len bytes at off of chunk (id, rec) into dst. The first read of a
- * chunk by this store checks its size and XXH3: through scratch (a buffer
- * of at least rec->size bytes) when the read is a part and scratch is
- * given, else streamed through a small buffer.
- * Returns 0, DSC_ABSENT (no file), DSC_CORRUPT, or a DSC_E* error. */
-int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
-                   const dsc_chunk_rec *rec, void *dst, size_t off,
-                   size_t len, void *scratch);
-/* dsc_store_read, which skips the hash when written_since_boot (the
+ * chunk by this store checks its size and XXH3 (a part is checked
+ * streaming through a small buffer), unless written_since_boot (the
  * record is younger than dsc_index_trust_from) and the file still bears
  * the mark dsc_store_publish gave it: then only [off, off+len) is read.
- * scratch may be NULL: a part is then verified streaming. */
-int dsc_store_read_trusting(dsc_store *st, const dsc_chunk_id *id,
-                            const dsc_chunk_rec *rec, int written_since_boot,
-                            void *dst, size_t off, size_t len, void *scratch);
+ * Returns 0, DSC_ABSENT (no file), DSC_CORRUPT, or a DSC_E* error. */
+int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
+                   const dsc_chunk_rec *rec, int written_since_boot,
+                   void *dst, size_t off, size_t len);
 
 /* Read from an already open, verified file of id only: 0 when served,
  * DSC_ABSENT when id is not open here (or shrank: then it is forgotten). No index lookup: a chunk's bytes never

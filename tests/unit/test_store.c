@@ -243,40 +243,36 @@ static void test_read_whole_and_part(void **state)
     dsc_chunk_rec rec;
     put_chunk(f->st, 2, data, len, 77, &rec);
     dsc_chunk_id id = mkid(2);
-    uint8_t *buf = malloc(len), *scratch = malloc(len);
+    uint8_t *buf = malloc(len);
     assert_non_null(buf);
-    assert_non_null(scratch);
 
     /* Whole chunk, first read: verified in the destination buffer. */
     memset(buf, 0, len);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL), 0);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 0, len), 0);
     assert_memory_equal(buf, data, len);
 
     /* A part, from the open file. */
     memset(buf, 0, len);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 1234, 5000, NULL),
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 1234, 5000),
                      0);
     assert_memory_equal(buf, data + 1234, 5000);
 
-    /* A part as the first read of another store: verified via scratch. */
+    /* A part as the first read of another store: verified streaming. */
     dsc_store *st2 = NULL;
     assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
     memset(buf, 0, len);
-    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, len - 100, 100,
-                                    scratch), 0);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, 0, buf, len - 100, 100), 0);
     assert_memory_equal(buf, data + len - 100, 100);
-    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, 1, scratch), 0);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, 0, buf, 0, 1), 0);
     assert_int_equal(buf[0], data[0]);
-    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, len, scratch), 0);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, 0, buf, 0, len), 0);
     assert_memory_equal(buf, data, len);
 
     /* Asking beyond the recorded size is refused, not read. */
-    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, len - 10, 11,
-                                    scratch), DSC_CORRUPT);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, 0, buf, len - 10, 11), DSC_CORRUPT);
 
     dsc_store_free(st2);
     free(buf);
-    free(scratch);
     free(data);
 }
 
@@ -297,22 +293,20 @@ static void test_changed_bytes_corrupt(void **state)
     close(fd);
 
     dsc_chunk_id id = mkid(4);
-    uint8_t *buf = malloc(len), *scratch = malloc(len);
+    uint8_t *buf = malloc(len);
     assert_non_null(buf);
-    assert_non_null(scratch);
     dsc_store *st2 = NULL;
     assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
-    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, len, NULL),
+    assert_int_equal(dsc_store_read(st2, &id, &rec, 0, buf, 0, len),
                      DSC_CORRUPT);
     /* A part far from the damage is refused as well: the whole chunk is
      * checked, and a bad file is never kept open as good. */
-    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, 10, scratch),
+    assert_int_equal(dsc_store_read(st2, &id, &rec, 0, buf, 0, 10),
                      DSC_CORRUPT);
-    assert_int_equal(dsc_store_read(st2, &id, &rec, buf, 0, len, NULL),
+    assert_int_equal(dsc_store_read(st2, &id, &rec, 0, buf, 0, len),
                      DSC_CORRUPT);
     dsc_store_free(st2);
     free(buf);
-    free(scratch);
     free(data);
 }
 
@@ -334,14 +328,13 @@ static void test_trusting_read(void **state)
 
     dsc_store *st2 = NULL;
     assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
-    assert_int_equal(dsc_store_read_trusting(st2, &id, &rec, 1, buf, 100, 50,
-                                             NULL), 0);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, 1, buf, 100, 50), 0);
     assert_memory_equal(buf, data + 100, 50);
     dsc_store_free(st2);
-    /* Not trusted: a part is verified streaming (no scratch given). */
+    /* Not trusted: a part is verified streaming. */
     assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
-    assert_int_equal(dsc_store_read_trusting(st2, &id, &rec, 0, buf, 300000,
-                                             700, NULL), 0);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, 0, buf, 300000,
+                                             700), 0);
     assert_memory_equal(buf, data + 300000, 700);
     dsc_store_free(st2);
 
@@ -352,10 +345,8 @@ static void test_trusting_read(void **state)
     assert_int_equal(pwrite(fd, &b, 1, 5000), 1);
     close(fd);
     assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
-    assert_int_equal(dsc_store_read_trusting(st2, &id, &rec, 1, buf, 0, len,
-                                             NULL), DSC_CORRUPT);
-    assert_int_equal(dsc_store_read_trusting(st2, &id, &rec, 1, buf, 10, 20,
-                                             NULL), DSC_CORRUPT);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, 1, buf, 0, len), DSC_CORRUPT);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, 1, buf, 10, 20), DSC_CORRUPT);
     dsc_store_free(st2);
 
     /* A mark put back by hand fools the trusting read (it is for files of
@@ -372,8 +363,7 @@ static void test_trusting_read(void **state)
     struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, marked.st_mtim };
     assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
     assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
-    assert_int_equal(dsc_store_read_trusting(st2, &id, &rec, 0, buf, 0, len,
-                                             NULL), DSC_CORRUPT);
+    assert_int_equal(dsc_store_read(st2, &id, &rec, 0, buf, 0, len), DSC_CORRUPT);
     dsc_store_free(st2);
     free(buf);
     free(data);
@@ -412,9 +402,9 @@ static void test_openat2_refused_later(void **state)
         dsc_chunk_id a = mkid(13), b = mkid(14);
         if (dsc_store_open(f->dir, 4, &st2))
             _exit(4);
-        int rc = dsc_store_read(st2, &a, &r1, buf, 0, len, NULL);
+        int rc = dsc_store_read(st2, &a, &r1, 0, buf, 0, len);
         deny_openat2();
-        rc = rc ? rc : dsc_store_read(st2, &b, &r2, buf, 0, len, NULL);
+        rc = rc ? rc : dsc_store_read(st2, &b, &r2, 0, buf, 0, len);
         _exit(rc == 0 && memcmp(buf, data, len) == 0 ? 0 : 1);
     }
     int status;
@@ -435,19 +425,18 @@ static void test_wrong_size_corrupt(void **state)
     char path[256];
     chunk_path(f->dir, 5, 10, path, sizeof path);
     dsc_chunk_id id = mkid(5);
-    uint8_t *buf = malloc(len + 1), *scratch = malloc(len + 1);
+    uint8_t *buf = malloc(len + 1);
     assert_non_null(buf);
-    assert_non_null(scratch);
 
     /* Truncated by one byte (the read wanted is fully before the cut). */
     assert_int_equal(truncate(path, (off_t)len - 1), 0);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 0, len),
                      DSC_CORRUPT);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, 100, scratch),
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 0, 100),
                      DSC_CORRUPT);
     /* Truncated to nothing. */
     assert_int_equal(truncate(path, 0), 0);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 0, len),
                      DSC_CORRUPT);
     /* Longer than recorded, with the right prefix. */
     int fd = open(path, O_WRONLY | O_TRUNC);
@@ -455,14 +444,13 @@ static void test_wrong_size_corrupt(void **state)
     assert_int_equal(write(fd, data, len), (ssize_t)len);
     assert_int_equal(write(fd, "x", 1), 1);
     close(fd);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 0, len),
                      DSC_CORRUPT);
     /* Restored: good again. */
     assert_int_equal(truncate(path, (off_t)len), 0);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL), 0);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 0, len), 0);
     assert_memory_equal(buf, data, len);
     free(buf);
-    free(scratch);
     free(data);
 }
 
@@ -471,23 +459,23 @@ static void test_missing_file(void **state)
     fixture *f = *state;
     const size_t len = 1000;
     uint8_t *data = mkdata(6, len);
-    uint8_t buf[1000], scratch[1000];
+    uint8_t buf[1000];
     dsc_chunk_rec rec = { .size = len, .xxh = XXH3_64bits(data, len),
                           .seq = 1 };
     dsc_chunk_id id = mkid(6);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 0, len),
                      DSC_ABSENT);
     /* Published under another seq: still missing for this record. */
     dsc_chunk_rec real;
     put_chunk(f->st, 6, data, len, 2, &real);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, 10, scratch),
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 0, 10),
                      DSC_ABSENT);
-    assert_int_equal(dsc_store_read(f->st, &id, &real, buf, 0, len, NULL), 0);
+    assert_int_equal(dsc_store_read(f->st, &id, &real, 0, buf, 0, len), 0);
     /* Unlinked (evicted) before any read by a new store. */
     dsc_store_unlink(f->st, &id, 2);
     dsc_store *st2 = NULL;
     assert_int_equal(dsc_store_open(f->dir, 4, &st2), 0);
-    assert_int_equal(dsc_store_read(st2, &id, &real, buf, 0, len, NULL),
+    assert_int_equal(dsc_store_read(st2, &id, &real, 0, buf, 0, len),
                      DSC_ABSENT);
     dsc_store_free(st2);
     free(data);
@@ -503,11 +491,10 @@ static void test_open_file_cache_serves_second_read(void **state)
     dsc_chunk_rec rec;
     put_chunk(f->st, 7, data, len, 3, &rec);
     dsc_chunk_id id = mkid(7);
-    uint8_t *buf = malloc(len), *scratch = malloc(len);
+    uint8_t *buf = malloc(len);
     assert_non_null(buf);
-    assert_non_null(scratch);
 
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL), 0);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 0, len), 0);
     assert_memory_equal(buf, data, len);
 
     /* Gone from disk, yet the verified open file still serves it. */
@@ -515,21 +502,20 @@ static void test_open_file_cache_serves_second_read(void **state)
     chunk_path(f->dir, 7, 3, path, sizeof path);
     assert_int_equal(unlink(path), 0);
     memset(buf, 0, len);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL), 0);
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 0, len), 0);
     assert_memory_equal(buf, data, len);
     memset(buf, 0, len);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 100, 200, scratch),
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 100, 200),
                      0);
     assert_memory_equal(buf, data + 100, 200);
 
     /* Forgotten: the store goes back to the (absent) file. */
     dsc_store_forget(f->st, &id);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 0, len, NULL),
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 0, len),
                      DSC_ABSENT);
-    assert_int_equal(dsc_store_read(f->st, &id, &rec, buf, 100, 200, scratch),
+    assert_int_equal(dsc_store_read(f->st, &id, &rec, 0, buf, 100, 200),
                      DSC_ABSENT);
     free(buf);
-    free(scratch);
     free(data);
 }
 
@@ -545,7 +531,7 @@ static void test_small_fd_cache_bounded_and_correct(void **state)
         put_chunk(f->st, 100 + i, data[i], LEN, 1000 + i, &rec[i]);
         id[i] = mkid(100 + i);
     }
-    uint8_t buf[LEN], scratch[LEN];
+    uint8_t buf[LEN];
     int before = count_fds();
     dsc_store *st2 = NULL;
     assert_int_equal(dsc_store_open(f->dir, 2, &st2), 0);
@@ -558,8 +544,7 @@ static void test_small_fd_cache_bounded_and_correct(void **state)
                 n = LEN;
             }
             memset(buf, 0, sizeof buf);
-            int rc = dsc_store_read(st2, &id[i], &rec[i], buf, off, n,
-                                    scratch);
+            int rc = dsc_store_read(st2, &id[i], &rec[i], 0, buf, off, n);
             if (rc)
                 fail_msg("round %d chunk %u: rc %d", round, i, rc);
             assert_memory_equal(buf, data[i] + off, n);
@@ -574,8 +559,7 @@ static void test_small_fd_cache_bounded_and_correct(void **state)
     char path[256];
     chunk_path(f->dir, 100 + N - 1, 1000 + N - 1, path, sizeof path);
     assert_int_equal(unlink(path), 0);
-    assert_int_equal(dsc_store_read(st2, &id[N - 1], &rec[N - 1], buf, 0, LEN,
-                                    NULL), 0);
+    assert_int_equal(dsc_store_read(st2, &id[N - 1], &rec[N - 1], 0, buf, 0, LEN), 0);
     assert_memory_equal(buf, data[N - 1], LEN);
     dsc_store_free(st2);
     assert_int_equal(count_fds(), before);
