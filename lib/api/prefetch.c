@@ -36,26 +36,6 @@ int dsc_prefetch_url(dsc_ctx *ctx, const char *url)
     return rc;
 }
 
-/* Whether every chunk of bucket/key is in the node cache, known without a
- * request: its size and ETag from the snapshot or fresh metadata. */
-static int cached_whole(dsc_ctx *ctx, const char *bucket, const char *key)
-{
-    uint64_t size;
-    char *etag = NULL;
-    int rc = dsc_ctx_pinned(ctx, bucket, key, &size, &etag);
-    if (rc == DSC_ABSENT)
-        rc = dsc_meta_cached(ctx->cache, bucket, key, &size, &etag);
-    int whole = rc == 0;
-    if (whole) {
-        dsc_objref obj = { bucket, key, etag, size };
-        uint64_t cs = dsc_cache_chunk_size(ctx->cache);
-        for (uint64_t c = 0; whole && c * cs < size; c++)
-            whole = dsc_cache_contains(ctx->cache, &obj, c);
-    }
-    free(etag);
-    return whole;
-}
-
 ssize_t dsc_prefetch_urls(dsc_ctx *ctx, const char *const *urls, size_t n,
                           size_t *taken)
 {
@@ -76,7 +56,7 @@ ssize_t dsc_prefetch_urls(dsc_ctx *ctx, const char *const *urls, size_t n,
         if (rc)
             break;
         /* A cached epoch's objects cost a lookup here, not a task each. */
-        if (!cached_whole(ctx, u.bucket, u.key)) {
+        if (!dsc_pf_cached_whole(pf, u.bucket, u.key)) {
             rc = dsc_pf_url(pf, u.bucket, u.key);
             queued += rc == 0;
         }

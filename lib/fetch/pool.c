@@ -432,6 +432,19 @@ int dsc_pf_chunks(dsc_pf *pf, const dsc_objref *obj, uint64_t first,
 static int queue_named(dsc_pf *pf, dsc_pf_task *t, const char *bucket,
                        const char *key);
 
+int dsc_pf_cached_whole(dsc_pf *pf, const char *bucket, const char *key)
+{
+    uint64_t size = 0;
+    char *etag = NULL;
+    int whole = dsc_pf_stat_known(pf, bucket, key, &size, &etag) == 0;
+    dsc_objref obj = { bucket, key, etag, size };
+    uint64_t cs = dsc_cache_chunk_size(pf->env.cache);
+    for (uint64_t c = 0; whole && c * cs < size; c++)
+        whole = dsc_cache_contains(pf->env.cache, &obj, c);
+    free(etag);
+    return whole;
+}
+
 int dsc_pf_url(dsc_pf *pf, const char *bucket, const char *key)
 {
     dsc_pf_task *t = calloc(1, sizeof *t);

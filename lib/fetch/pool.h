@@ -52,6 +52,9 @@ void dsc_pf_free(dsc_pf *pf);
 int dsc_pf_chunks(dsc_pf *pf, const dsc_objref *obj, uint64_t first,
                   uint64_t last, const void *owner, int *queued);
 int dsc_pf_url(dsc_pf *pf, const char *bucket, const char *key);
+/* Whether every chunk of bucket/key is in the node cache, judged with no
+ * request: size and ETag from the snapshot or fresh metadata. */
+int dsc_pf_cached_whole(dsc_pf *pf, const char *bucket, const char *key);
 /* Run fn(arg, bucket, key) on a fetcher, in the background (arg must
  * outlive the pool; bucket and key are copied). 0 or DSC_EAGAIN/ENOMEM. */
 typedef void (*dsc_pf_call_fn)(void *arg, const char *bucket, const char *key);
