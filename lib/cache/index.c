@@ -358,17 +358,6 @@ static int note_insert(MDB_txn *txn, const dsc_index *ix, uint64_t ctime_ms)
     return boot_put(txn, ix, &b);
 }
 
-int dsc_index_boot_get(dsc_index *ix, dsc_index_boot *out)
-{
-    MDB_txn *txn;
-    int rc = dsc_ix_begin(ix, MDB_RDONLY, &txn, "read");
-    if (rc)
-        return rc;
-    rc = boot_get(txn, ix, out);
-    dsc_ix_abort(ix, txn);
-    return rc ? dsc_ix_fail(rc, "read", ix->path) : 0;
-}
-
 uint64_t dsc_index_trust_from(const dsc_index *ix)
 {
     return ix->trust_from_ms;

@@ -55,8 +55,6 @@ uint64_t dsc_index_effective_cap(const dsc_index_info *inf, uint64_t fallback);
  * changed since (store.c's write mark tells); older ones may be torn by
  * a power loss. UINT64_MAX when the boot cannot be told. */
 uint64_t dsc_index_trust_from(const dsc_index *ix);
-/* The boot record as stored (zeros when there is none). */
-int dsc_index_boot_get(dsc_index *ix, dsc_index_boot *out);
 
 typedef struct dsc_index_opts {
     int sync;                      /* fsync each change */
