@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 
@@ -171,8 +172,9 @@ def run_job(world, epochs=1, resume=None, save_at=None, die_at=None, timeout=240
     """Start `world` rank processes; wait for them. Returns (out dir, exit
     codes). With die_at, the last rank kills itself there, and the others
     are stopped (by pid) once it is gone: the job died."""
-    out = os.path.join(rig.tmp, "job-%d" % free_port())
-    os.makedirs(out)
+    # A port number named the directory once; the kernel hands a port out
+    # again, and a second job then found the first one's directory.
+    out = tempfile.mkdtemp(prefix="job-", dir=rig.tmp)
     url_file = os.path.join(out, "urls.json")
     json.dump(shard_urls if tar else urls, open(url_file, "w"))
     port = free_port()
