@@ -69,9 +69,11 @@ int dsc_cache_first_trylock(dsc_cache *c, const char *bucket, const char *key);
 /* A chunk fetched by an event loop rather than by the calling thread:
  * begin claims it without waiting, finish (any thread of the process)
  * stores what came and lets the claim go. */
+typedef struct dsc_chunk_sink dsc_chunk_sink;
 typedef struct dsc_chunk_claim {
     dsc_chunk_id id;
     size_t len;                    /* the chunk's bytes, to GET */
+    dsc_chunk_sink *sink;          /* where they are streamed, or NULL */
 } dsc_chunk_claim;
 /* 0: claimed; GET cl->len bytes at index x chunk size, then finish.
  * DSC_EXISTS: cached already. DSC_BUSY: another thread or process is
@@ -79,11 +81,17 @@ typedef struct dsc_chunk_claim {
  * owns it (use dsc_cache_ensure_chunk). Or a DSC_E* error. */
 int dsc_cache_chunk_begin(dsc_cache *c, const dsc_objref *obj, uint64_t index,
                           dsc_chunk_claim *cl);
-/* The claimed chunk's GET ended with rc: its data is stored (rc 0) and
- * counted as bytes from S3, then the claim is released. */
+/* Stream the claimed chunk's GET to its file as it arrives (hashed on
+ * the way), so no buffer holds it: 0, and dsc_cache_sink_write with
+ * cl->sink takes the body's pieces (an http sink's write); else an
+ * error, cl->sink is NULL and the chunk goes through a buffer. */
+int dsc_cache_chunk_sink(dsc_cache *c, dsc_chunk_claim *cl);
+int dsc_cache_sink_write(void *sink, const void *p, size_t len, size_t at);
+/* The claimed chunk's GET ended with rc: its data (from the sink, else
+ * data) is stored (rc 0) and counted as bytes from S3, then the claim is
+ * released. */
 void dsc_cache_chunk_finish(dsc_cache *c, const dsc_objref *obj,
-                            const dsc_chunk_claim *cl, const void *data,
-                            int rc);
+                            dsc_chunk_claim *cl, const void *data, int rc);
 
 /* Single flight for a named task other than a chunk (a listing to re-run):
  * 0 when held (then unlock it), <0 when not (then go on unlocked). */

@@ -211,28 +211,18 @@ static int make_room(dsc_cache *c, size_t len)
     return dsc_cache_shrink(c, room < cap ? room : UINT64_MAX);
 }
 
-/* Write, commit, publish one chunk. Cache trouble is not the read's
- * error: it is counted and logged once, and this thread's error detail is
- * what it was before. */
-static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
-                        const void *data, size_t len)
+/* Commit a written temporary file as chunk id (evicting by policy) and
+ * publish it; the file is dropped when it is not. */
+static int commit_tmp(dsc_cache *c, const dsc_chunk_id *id, dsc_store_tmp *tmp,
+                      size_t len, uint64_t xxh)
 {
-    dsc_store_tmp tmp = { .fd = -1 };
-    dsc_errsave saved;
-    dsc_err_save(&saved);
     dsc_victim victims[64];
     dsc_admit ad = { .cap = c->o.cap, .policy = c->o.policy,
                      .idle_ms = (uint64_t)c->o.idle_sec * 1000,
                      .victims = victims, .max_victims = DSC_ARRAY_LEN(victims) };
-    int rc = dsc_store_write_tmp(c->store, data, len, &tmp);
-    if (rc && tmp.err == ENOSPC && make_room(c, len) == 0)
-        rc = dsc_store_write_tmp(c->store, data, len, &tmp);
-    if (rc)
-        goto done;
     uint64_t now = dsc_wall_ms();
     dsc_chunk_rec rec = {
-        .size = len, .xxh = XXH3_64bits(data, len),
-        .seq = dsc_rand_below(UINT64_MAX - 1) + 1,
+        .size = len, .xxh = xxh, .seq = dsc_rand_below(UINT64_MAX - 1) + 1,
         .atime_ms = now, .ctime_ms = now,
     };
     /* Many small entries may have to go for one large one. */
@@ -241,19 +231,24 @@ static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
         ad.victims = many;
         ad.max_victims = MAX_VICTIMS;
     }
-    rc = dsc_index_insert(c->ix, id, &rec, &ad);
+    int rc = dsc_index_insert(c->ix, id, &rec, &ad);
     if (rc == 0) {
-        rc = dsc_store_publish(c->store, &tmp, id, rec.seq, rec.xxh);
+        rc = dsc_store_publish(c->store, tmp, id, rec.seq, rec.xxh);
         if (rc)
             dsc_index_remove(c->ix, id, rec.seq, 0);
         else
             dsc_store_adopt(c->store, id, rec.seq, len);
     } else {
-        dsc_store_drop_tmp(c->store, &tmp);
+        dsc_store_drop_tmp(c->store, tmp);
     }
     dsc_cache_unlink_victims(c, &ad);
     free(many);
-done:
+    return rc;
+}
+
+/* Cache trouble is not the read's error: it is counted and logged once. */
+static void note_store(dsc_cache *c, int rc)
+{
     if (rc == DSC_NOT_ADMITTED) {
         bump(&c->n.not_admitted, 1);
     } else if (rc && rc != DSC_EXISTS) {
@@ -261,6 +256,22 @@ done:
         dsc_log_once(&c->warned_write, DSC_LOG_WARN, "cache: %s; reading "
                      "from S3 without caching", dsc_errmsg());
     }
+}
+
+/* Write, commit, publish one chunk; this thread's error detail stays
+ * what it was. */
+static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
+                        const void *data, size_t len)
+{
+    dsc_store_tmp tmp = { .fd = -1 };
+    dsc_errsave saved;
+    dsc_err_save(&saved);
+    int rc = dsc_store_write_tmp(c->store, data, len, &tmp);
+    if (rc && tmp.err == ENOSPC && make_room(c, len) == 0)
+        rc = dsc_store_write_tmp(c->store, data, len, &tmp);
+    if (!rc)
+        rc = commit_tmp(c, id, &tmp, len, XXH3_64bits(data, len));
+    note_store(c, rc);
     dsc_err_restore(&saved);
 }
 
@@ -431,15 +442,96 @@ int dsc_cache_chunk_begin(dsc_cache *c, const dsc_objref *obj, uint64_t index,
     }
     cl->id = p.id;
     cl->len = p.chunk_len;
+    cl->sink = NULL;
+    return 0;
+}
+
+struct dsc_chunk_sink {
+    dsc_cache *c;
+    dsc_store_tmp tmp;
+    XXH3_state_t *hash;
+    size_t len;                    /* the claim's */
+    size_t written;                /* bytes in order from 0 so far */
+    int rc;                        /* of a failed write */
+};
+
+static void sink_free(dsc_chunk_sink *k)
+{
+    if (!k)
+        return;
+    dsc_store_drop_tmp(k->c->store, &k->tmp);
+    XXH3_freeState(k->hash);
+    free(k);
+}
+
+int dsc_cache_chunk_sink(dsc_cache *c, dsc_chunk_claim *cl)
+{
+    int rc = 0;
+    dsc_chunk_sink *k = calloc(1, sizeof *k);
+    if (!k || !(k->hash = XXH3_createState())) {
+        rc = DSC_ENOMEM;
+        goto done;
+    }
+    k->c = c;
+    k->len = cl->len;
+    k->tmp.fd = -1;
+    rc = dsc_store_open_tmp(c->store, cl->len, &k->tmp);
+    if (rc && k->tmp.err == ENOSPC && make_room(c, cl->len) == 0)
+        rc = dsc_store_open_tmp(c->store, cl->len, &k->tmp);
+    if (!rc)
+        XXH3_64bits_reset(k->hash);
+done:
+    if (rc) {
+        note_store(c, rc);
+        sink_free(k);
+        k = NULL;
+    }
+    cl->sink = k;
+    return rc;
+}
+
+int dsc_cache_sink_write(void *arg, const void *p, size_t len, size_t at)
+{
+    dsc_chunk_sink *k = arg;
+    if (k->rc)
+        return k->rc;
+    /* A retry starts the body over. */
+    if (at != k->written) {
+        if (at != 0)
+            return k->rc = dsc_fail(DSC_EIO, "cache write: piece at %zu after "
+                                    "%zu bytes", at, k->written);
+        XXH3_64bits_reset(k->hash);
+        k->written = 0;
+    }
+    int rc = dsc_store_write_at(k->c->store, &k->tmp, p, len, at);
+    if (rc)
+        return k->rc = rc;
+    XXH3_64bits_update(k->hash, p, len);
+    k->written += len;
     return 0;
 }
 
 void dsc_cache_chunk_finish(dsc_cache *c, const dsc_objref *obj,
-                            const dsc_chunk_claim *cl, const void *data,
-                            int rc)
+                            dsc_chunk_claim *cl, const void *data, int rc)
 {
-    if (rc == 0)
+    dsc_chunk_sink *k = cl->sink;
+    cl->sink = NULL;
+    if (rc == 0 && k) {
+        dsc_errsave saved;
+        dsc_err_save(&saved);
+        int st = k->written == k->len
+                     ? commit_tmp(c, &cl->id, &k->tmp, k->len,
+                                  XXH3_64bits_digest(k->hash))
+                     : dsc_fail(DSC_EIO, "cache write: %zu of %zu bytes",
+                                k->written, k->len);
+        note_store(c, st);
+        dsc_err_restore(&saved);
+    } else if (rc == 0) {
         store_chunk(c, &cl->id, data, cl->len);
+    } else if (k && k->rc) {
+        note_store(c, k->rc);   /* the GET stopped for the cache's sake */
+    }
+    sink_free(k);
     dsc_flight_unlock(dsc_index_flight(c->ix), &cl->id);
     /* Counted after the unlock, as chunk_op does. */
     if (rc == 0)

@@ -526,43 +526,59 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
     return 0;
 }
 
-int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
-                        dsc_store_tmp *tmp)
+static int tmp_failed(dsc_store *st, dsc_store_tmp *tmp, int err)
+{
+    tmp->err = err;
+    dsc_store_drop_tmp(st, tmp);
+    return dsc_fail(DSC_EIO, "cache write %s/tmp/%s: %s", st->dir, tmp->name,
+                    strerror(err));
+}
+
+int dsc_store_open_tmp(dsc_store *st, size_t len, dsc_store_tmp *tmp)
 {
     uint64_t n = dsc_atomic_next(&st->tmp_seq);
     tmp->fd = -1;
     tmp->err = 0;
     snprintf(tmp->name, sizeof tmp->name, "%ld.%llx.%llx", (long)getpid(),
              (unsigned long long)n, (unsigned long long)dsc_rand_below(UINT64_MAX));
-    int fd = openat(st->tmp_fd, tmp->name,
-                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    tmp->fd = openat(st->tmp_fd, tmp->name,
+                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (tmp->fd < 0) {
         tmp->err = errno;
         return dsc_fail(DSC_EIO, "cache write %s/tmp/%s: %s", st->dir, tmp->name,
                         strerror(tmp->err));
     }
     /* Held until published or dropped: the sweep's proof it is in use. */
-    int err = ofd_lock(fd, F_WRLCK) ? errno : 0;
+    if (ofd_lock(tmp->fd, F_WRLCK))
+        return tmp_failed(st, tmp, errno);
+    /* A full disk shows now, before any byte is fetched for nothing.
+     * Filesystems without fallocate find out at the write instead. */
+    if (len && fallocate(tmp->fd, 0, 0, (off_t)len) && errno == ENOSPC)
+        return tmp_failed(st, tmp, ENOSPC);
+    return 0;
+}
+
+int dsc_store_write_at(dsc_store *st, dsc_store_tmp *tmp, const void *data,
+                       size_t len, uint64_t off)
+{
     size_t done = 0;
-    while (!err && done < len) {
-        ssize_t w = write(fd, (const char *)data + done, len - done);
+    while (done < len) {
+        ssize_t w = pwrite(tmp->fd, (const char *)data + done, len - done,
+                           (off_t)(off + done));
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0) {
-            err = w < 0 ? errno : EIO;
-            break;
-        }
+        if (w <= 0)
+            return tmp_failed(st, tmp, w < 0 ? errno : EIO);
         done += (size_t)w;
     }
-    if (err) {
-        tmp->err = err;
-        unlinkat(st->tmp_fd, tmp->name, 0);
-        close(fd);
-        return dsc_fail(DSC_EIO, "cache write %s/tmp/%s: %s", st->dir,
-                        tmp->name, strerror(err));
-    }
-    tmp->fd = fd;
     return 0;
+}
+
+int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
+                        dsc_store_tmp *tmp)
+{
+    int rc = dsc_store_open_tmp(st, 0, tmp);
+    return rc ? rc : dsc_store_write_at(st, tmp, data, len, 0);
 }
 
 void dsc_store_drop_tmp(dsc_store *st, dsc_store_tmp *tmp)

@@ -43,6 +43,12 @@ typedef struct dsc_store_tmp {
 /* Write data to a new temporary file (*tmp names it). */
 int dsc_store_write_tmp(dsc_store *st, const void *data, size_t len,
                         dsc_store_tmp *tmp);
+/* The same in steps, for bytes that arrive in pieces: a new empty file
+ * with len bytes of disk set aside (ENOSPC in tmp->err when they are not
+ * there), then pieces at their offsets. A failed step drops the file. */
+int dsc_store_open_tmp(dsc_store *st, size_t len, dsc_store_tmp *tmp);
+int dsc_store_write_at(dsc_store *st, dsc_store_tmp *tmp, const void *data,
+                       size_t len, uint64_t off);
 /* Move a temporary file to the chunk's place (dropped on failure). */
 /* The file is marked with a modification time drawn from xxh (its
  * XXH3-64), which any later change to it erases. */

@@ -14,7 +14,8 @@
  * by an eighth while it still grows; it is halved (at most once a window)
  * when the origin pushes back: 503 SlowDown/429, timeouts, no connection.
  * Its ceiling is the memory bound (env.memory / chunk size: each fetch in
- * flight holds at most one chunk buffer) and the connection pool's size. */
+ * flight holds at most one chunk buffer, when it cannot stream to its
+ * file) and the connection pool's size. */
 #include <stdlib.h>
 #include "core/log.h"
 #include "fetch/internal.h"
@@ -138,12 +139,20 @@ static int chunk_start(dsc_pf *pf, dsc_pf_task *t, dsc_s3 *s3, dsc_loop *l)
     }
     if (rc)
         return DSC_PF_SYNC;   /* another node's, or trouble: the old way */
-    t->buf_len = t->claim.len;
-    t->buf = dsc_bigbuf_alloc(t->buf_len);
-    rc = t->buf ? dsc_s3_get_async(s3, l, r->bucket, r->key, r->etag, r->size,
-                                   t->index * dsc_cache_chunk_size(pf->env.cache),
-                                   t->claim.len, t->buf, on_get, t)
-                : DSC_ENOMEM;
+    /* Streamed to its file, the chunk costs no memory while in flight;
+     * a buffer only when the file cannot be made. */
+    if (dsc_cache_chunk_sink(pf->env.cache, &t->claim) == 0) {
+        t->sink = (dsc_http_sink){ dsc_cache_sink_write, t->claim.sink };
+    } else {
+        t->buf_len = t->claim.len;
+        t->buf = dsc_bigbuf_alloc(t->buf_len);
+    }
+    rc = t->buf || t->claim.sink
+             ? dsc_s3_get_async(s3, l, r->bucket, r->key, r->etag, r->size,
+                                t->index * dsc_cache_chunk_size(pf->env.cache),
+                                t->claim.len, t->buf,
+                                t->claim.sink ? &t->sink : NULL, on_get, t)
+             : DSC_ENOMEM;
     if (rc) {
         dsc_cache_chunk_finish(pf->env.cache, &o, &t->claim, NULL, rc);
         dsc_bigbuf_free(t->buf, t->buf_len);

@@ -211,6 +211,16 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
             return 0;   /* aborts the transfer: CURLE_WRITE_ERROR */
         }
         memcpy((char *)x->rq->buf + x->rs->received, p, len);
+    } else if (x->rq->sink) {
+        if (len > x->rq->cap - x->rs->received) {
+            x->rs->overflow = 1;
+            return 0;
+        }
+        const dsc_http_sink *k = x->rq->sink;
+        if (k->write(k->arg, p, len, x->rs->received) < 0) {
+            x->rs->sink_failed = 1;
+            return 0;
+        }
     } else if (x->rq->body) {
         if (x->rs->received + len > x->rq->body_max) {
             x->rs->overflow = 1;

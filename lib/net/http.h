@@ -21,6 +21,14 @@ typedef struct dsc_http_opts {
 int dsc_http_new(const dsc_http_opts *o, dsc_http **out);
 void dsc_http_free(dsc_http *h);
 
+/* Where a 2xx body goes instead of a buffer: write is given each piece
+ * and its offset in the body (0 again when a retry starts over); <0 stops
+ * the transfer (the response's sink_failed says so). */
+typedef struct dsc_http_sink {
+    int (*write)(void *arg, const void *p, size_t len, size_t at);
+    void *arg;
+} dsc_http_sink;
+
 typedef struct dsc_http_req {
     const char *method;            /* "GET", "HEAD", or "PUT" (empty body) */
     const char *url;
@@ -28,6 +36,7 @@ typedef struct dsc_http_req {
     void *buf;                     /* 2xx body goes here, up to cap; more is
                                       an over-long body (overflow) */
     size_t cap;
+    const dsc_http_sink *sink;     /* or here, up to cap (buf is NULL) */
     dsc_buf *body;                 /* or here (when buf is NULL) */
     size_t body_max;
     int fresh_connect;             /* on a new connection, not a pooled one */
@@ -53,6 +62,7 @@ typedef struct dsc_http_resp {
     char captured[DSC_HTTP_CAPTURE][128];  /* values of rq->capture */
     size_t received;               /* body bytes stored */
     int overflow;                  /* body longer than buf/body_max */
+    int sink_failed;               /* the sink refused a piece */
     dsc_buf err_body;              /* first 64 KiB of a non-2xx body */
 } dsc_http_resp;
 

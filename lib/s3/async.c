@@ -92,8 +92,8 @@ static int start(async_get *g, dsc_s3 *s3, dsc_loop *loop, uint64_t obj_size,
 
 int dsc_s3_get_async(dsc_s3 *s3, dsc_loop *loop, const char *bucket,
                      const char *key, const char *etag, uint64_t obj_size,
-                     uint64_t off, size_t len, void *buf, dsc_s3_done_fn fn,
-                     void *arg)
+                     uint64_t off, size_t len, void *buf,
+                     const dsc_http_sink *sink, dsc_s3_done_fn fn, void *arg)
 {
     /* The quirks dsc_s3_get works around stay on its path. */
     if (len < 2 || off + len > obj_size || off + len < off)
@@ -104,6 +104,10 @@ int dsc_s3_get_async(dsc_s3 *s3, dsc_loop *loop, const char *bucket,
         return DSC_ENOMEM;
     dsc_s3_get_op(s3, bucket, key, etag, off, len, buf, &g->op, g->range,
                   g->vid, &g->q);
+    if (sink) {
+        g->op.buf = NULL;
+        g->op.sink = sink;
+    }
     return start(g, s3, loop, obj_size, fn, arg);
 }
 

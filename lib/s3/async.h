@@ -26,13 +26,14 @@ typedef struct dsc_s3_result {
  * with DSC_ECANCELED). */
 typedef void (*dsc_s3_done_fn)(void *arg, dsc_s3_result *res);
 
-/* dsc_s3_get's ranged GET. bucket, key, etag and buf must stay valid
+/* dsc_s3_get's ranged GET, into buf or, when sink is not NULL, streamed
+ * to it (buf unused). bucket, key, etag, buf and sink must stay valid
  * until fn is called. 0 when submitted (fn will be called), else an
  * error and fn is not called: do it with dsc_s3_get instead. */
 int dsc_s3_get_async(dsc_s3 *s3, dsc_loop *loop, const char *bucket,
                      const char *key, const char *etag, uint64_t obj_size,
-                     uint64_t off, size_t len, void *buf, dsc_s3_done_fn fn,
-                     void *arg);
+                     uint64_t off, size_t len, void *buf,
+                     const dsc_http_sink *sink, dsc_s3_done_fn fn, void *arg);
 
 /* dsc_s3_get_first's GET of the first max_len bytes; as above. */
 int dsc_s3_get_first_async(dsc_s3 *s3, dsc_loop *loop, const char *bucket,

@@ -19,12 +19,19 @@ typedef struct s3_op {
     const char *if_match;
     const char *version_id;    /* ?versionId= of a GET pinned to it */
     void *buf;                 /* GET body destination */
+    const dsc_http_sink *sink; /* or where it is streamed (buf NULL) */
     size_t len;
     dsc_buf *body;             /* LIST body destination */
     size_t body_max;
     int first_part;            /* GET of up to len bytes at 0 of an object
                                   of unknown size (no HEAD first) */
 } s3_op;
+
+/* A GET of an object's bytes (not a listing's body). */
+static inline int dsc_s3_op_is_get(const s3_op *op)
+{
+    return op->buf != NULL || op->sink != NULL;
+}
 
 /* What one attempt signed with: the region, and the keys' generation. */
 typedef struct signed_as {

@@ -46,10 +46,17 @@ s3_outcome dsc_s3_classify_curl(const s3_op *op, const dsc_http_resp *rs,
         o.code = DSC_ETIMEDOUT;
         break;
     case CURLE_WRITE_ERROR:
+        if (rs->sink_failed) {
+            /* The local side failed (the cache's disk): asking again
+             * would fail the same way. */
+            o.code = dsc_fail(DSC_EIO, "%s %s: %s", op->verb, url, dsc_errmsg());
+            o.retry = 0;
+            return o;
+        }
         if (rs->overflow) {
             o.code = dsc_fail(DSC_EPROTO, "%s %s: body longer than the %zu "
                               "bytes asked for", op->verb, url,
-                              op->buf ? op->len : op->body_max);
+                              dsc_s3_op_is_get(op) ? op->len : op->body_max);
             return o;
         }
         o.code = DSC_ENOMEM;
@@ -129,7 +136,7 @@ s3_outcome dsc_s3_classify(const s3_op *op, const dsc_http_resp *rs,
     s3_outcome o = { 0, 0, 0, 0 };
     long st = rs->status;
     if (st >= 200 && st < 300) {
-        if (!op->buf)
+        if (!dsc_s3_op_is_get(op))
             return o;
         if (op->first_part)
             return classify_first_part(op, rs, url);

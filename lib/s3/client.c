@@ -464,7 +464,7 @@ int dsc_s3_call_prepare(dsc_s3_call *k)
         dsc_buf_reset(op->body);
     k->rq = (dsc_http_req){
         .method = op->method, .url = k->url.data, .headers = k->hdrs,
-        .buf = op->buf, .cap = op->len,
+        .buf = op->buf, .sink = op->sink, .cap = op->len,
         .body = op->body, .body_max = op->body_max,
         .fresh_connect = k->fresh, .capture = capture,
         .timeout_ms = left > 0 ? left : 1,
@@ -482,7 +482,7 @@ int dsc_s3_call_after(dsc_s3_call *k, int answered, int *rc, long *pause_ms)
     attempt_free(k);
     *pause_ms = 0;
     count(&s3->n.bytes, rs->received);
-    if (op->buf)
+    if (dsc_s3_op_is_get(op))
         count(&s3->n.get_bytes, rs->received);
     /* Once each per request, and not counted as retries: the bucket
      * is elsewhere, or the keys ran out under us. */
