@@ -327,9 +327,103 @@ static int flight_lock(dsc_cache *c, const part *p)
     return rc;
 }
 
-/* GET the chunk from S3 and store it; copy the part out. */
+/* A chunk streamed to its temporary file as its GET delivers it. */
+struct dsc_chunk_sink {
+    dsc_cache *c;
+    dsc_store_tmp tmp;
+    XXH3_state_t *hash;
+    size_t len;                    /* the claim's */
+    size_t written;                /* bytes in order from 0 so far */
+    int rc;                        /* of a failed write */
+};
+
+static void sink_free(dsc_chunk_sink *k)
+{
+    if (!k)
+        return;
+    dsc_store_drop_tmp(k->c->store, &k->tmp);
+    XXH3_freeState(k->hash);
+    free(k);
+}
+
+int dsc_cache_chunk_sink(dsc_cache *c, dsc_chunk_claim *cl)
+{
+    int rc = 0;
+    dsc_chunk_sink *k = calloc(1, sizeof *k);
+    if (!k || !(k->hash = XXH3_createState())) {
+        rc = DSC_ENOMEM;
+        goto done;
+    }
+    k->c = c;
+    k->len = cl->len;
+    k->tmp.fd = -1;
+    rc = dsc_store_open_tmp(c->store, cl->len, &k->tmp);
+    if (rc && k->tmp.err == ENOSPC && make_room(c, cl->len) == 0)
+        rc = dsc_store_open_tmp(c->store, cl->len, &k->tmp);
+    if (!rc)
+        XXH3_64bits_reset(k->hash);
+done:
+    if (rc) {
+        note_store(c, rc);
+        sink_free(k);
+        k = NULL;
+    }
+    cl->sink = k;
+    return rc;
+}
+
+int dsc_cache_sink_write(void *arg, const void *p, size_t len, size_t at)
+{
+    dsc_chunk_sink *k = arg;
+    if (k->rc)
+        return k->rc;
+    /* A retry starts the body over. */
+    if (at != k->written) {
+        if (at != 0)
+            return k->rc = dsc_fail(DSC_EIO, "cache write: piece at %zu after "
+                                    "%zu bytes", at, k->written);
+        XXH3_64bits_reset(k->hash);
+        k->written = 0;
+    }
+    int rc = dsc_store_write_at(k->c->store, &k->tmp, p, len, at);
+    if (rc)
+        return k->rc = rc;
+    XXH3_64bits_update(k->hash, p, len);
+    k->written += len;
+    return 0;
+}
+
+/* The sink's GET ended with rc: commit its file (rc 0), and free it. */
+static void sink_end(dsc_cache *c, const dsc_chunk_id *id, dsc_chunk_sink *k,
+                     int rc)
+{
+    dsc_errsave saved;
+    dsc_err_save(&saved);
+    if (rc == 0)
+        note_store(c, k->written == k->len
+                          ? commit_tmp(c, id, &k->tmp, k->len,
+                                       XXH3_64bits_digest(k->hash))
+                          : dsc_fail(DSC_EIO, "cache write: %zu of %zu bytes",
+                                     k->written, k->len));
+    else if (k->rc)
+        note_store(c, k->rc);   /* the GET stopped for the cache's sake */
+    sink_free(k);
+    dsc_err_restore(&saved);
+}
+
+/* GET the chunk from S3 and store it; copy the part out. A chunk only
+ * for the cache (a prefetch) streams to its file: no buffer. */
 static int from_s3(dsc_cache *c, dsc_s3 *s3, const part *p)
 {
+    dsc_chunk_claim cl = { .id = p->id, .len = p->chunk_len };
+    if (!p->dst && p->chunk_len >= 2 && dsc_cache_chunk_sink(c, &cl) == 0) {
+        dsc_http_sink hs = { dsc_cache_sink_write, cl.sink };
+        uint64_t start = p->index * c->o.chunk_size;
+        int rc = dsc_s3_get_sink(s3, p->obj->bucket, p->obj->key, p->obj->etag,
+                                 p->obj->size, start, p->chunk_len, &hs);
+        sink_end(c, &p->id, cl.sink, rc);
+        return rc;
+    }
     void *buf = chunk_buffer(c, p);
     if (!buf)
         return DSC_ENOMEM;
@@ -446,92 +540,14 @@ int dsc_cache_chunk_begin(dsc_cache *c, const dsc_objref *obj, uint64_t index,
     return 0;
 }
 
-struct dsc_chunk_sink {
-    dsc_cache *c;
-    dsc_store_tmp tmp;
-    XXH3_state_t *hash;
-    size_t len;                    /* the claim's */
-    size_t written;                /* bytes in order from 0 so far */
-    int rc;                        /* of a failed write */
-};
-
-static void sink_free(dsc_chunk_sink *k)
-{
-    if (!k)
-        return;
-    dsc_store_drop_tmp(k->c->store, &k->tmp);
-    XXH3_freeState(k->hash);
-    free(k);
-}
-
-int dsc_cache_chunk_sink(dsc_cache *c, dsc_chunk_claim *cl)
-{
-    int rc = 0;
-    dsc_chunk_sink *k = calloc(1, sizeof *k);
-    if (!k || !(k->hash = XXH3_createState())) {
-        rc = DSC_ENOMEM;
-        goto done;
-    }
-    k->c = c;
-    k->len = cl->len;
-    k->tmp.fd = -1;
-    rc = dsc_store_open_tmp(c->store, cl->len, &k->tmp);
-    if (rc && k->tmp.err == ENOSPC && make_room(c, cl->len) == 0)
-        rc = dsc_store_open_tmp(c->store, cl->len, &k->tmp);
-    if (!rc)
-        XXH3_64bits_reset(k->hash);
-done:
-    if (rc) {
-        note_store(c, rc);
-        sink_free(k);
-        k = NULL;
-    }
-    cl->sink = k;
-    return rc;
-}
-
-int dsc_cache_sink_write(void *arg, const void *p, size_t len, size_t at)
-{
-    dsc_chunk_sink *k = arg;
-    if (k->rc)
-        return k->rc;
-    /* A retry starts the body over. */
-    if (at != k->written) {
-        if (at != 0)
-            return k->rc = dsc_fail(DSC_EIO, "cache write: piece at %zu after "
-                                    "%zu bytes", at, k->written);
-        XXH3_64bits_reset(k->hash);
-        k->written = 0;
-    }
-    int rc = dsc_store_write_at(k->c->store, &k->tmp, p, len, at);
-    if (rc)
-        return k->rc = rc;
-    XXH3_64bits_update(k->hash, p, len);
-    k->written += len;
-    return 0;
-}
-
 void dsc_cache_chunk_finish(dsc_cache *c, const dsc_objref *obj,
                             dsc_chunk_claim *cl, const void *data, int rc)
 {
-    dsc_chunk_sink *k = cl->sink;
-    cl->sink = NULL;
-    if (rc == 0 && k) {
-        dsc_errsave saved;
-        dsc_err_save(&saved);
-        int st = k->written == k->len
-                     ? commit_tmp(c, &cl->id, &k->tmp, k->len,
-                                  XXH3_64bits_digest(k->hash))
-                     : dsc_fail(DSC_EIO, "cache write: %zu of %zu bytes",
-                                k->written, k->len);
-        note_store(c, st);
-        dsc_err_restore(&saved);
-    } else if (rc == 0) {
+    if (cl->sink)
+        sink_end(c, &cl->id, cl->sink, rc);
+    else if (rc == 0)
         store_chunk(c, &cl->id, data, cl->len);
-    } else if (k && k->rc) {
-        note_store(c, k->rc);   /* the GET stopped for the cache's sake */
-    }
-    sink_free(k);
+    cl->sink = NULL;
     dsc_flight_unlock(dsc_index_flight(c->ix), &cl->id);
     /* Counted after the unlock, as chunk_op does. */
     if (rc == 0)

@@ -605,6 +605,25 @@ int dsc_s3_get(dsc_s3 *s3, const char *bucket, const char *key,
     return rc;
 }
 
+int dsc_s3_get_sink(dsc_s3 *s3, const char *bucket, const char *key,
+                    const char *etag, uint64_t obj_size, uint64_t off,
+                    size_t len, const dsc_http_sink *sink)
+{
+    /* The quirks dsc_s3_get works around stay on its path. */
+    if (len < 2 || off + len > obj_size || off + len < off)
+        return dsc_fail(DSC_EINVAL, "GET s3://%s/%s: not for a sink", bucket, key);
+    char range[64], vid[DSC_VERSION_ID_MAX + 1];
+    dsc_kv q;
+    s3_op op;
+    dsc_s3_get_op(s3, bucket, key, etag, off, len, NULL, &op, range, vid, &q);
+    op.sink = sink;
+    dsc_http_resp rs = { 0 };
+    count(&s3->n.gets, 1);
+    int rc = run(s3, &op, obj_size, &rs);
+    dsc_http_resp_free(&rs);
+    return rc;
+}
+
 void dsc_s3_get_op(dsc_s3 *s3, const char *bucket, const char *key,
                    const char *etag, uint64_t off, size_t len, void *buf,
                    s3_op *op, char *range, char *vid, dsc_kv *q)

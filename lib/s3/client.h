@@ -41,6 +41,11 @@ int dsc_s3_head(dsc_s3 *s3, const char *bucket, const char *key,
 int dsc_s3_get(dsc_s3 *s3, const char *bucket, const char *key,
                const char *etag, uint64_t obj_size, uint64_t off, size_t len,
                void *buf);
+/* The same GET streamed to sink (len >= 2; else DSC_EINVAL: use
+ * dsc_s3_get). */
+int dsc_s3_get_sink(dsc_s3 *s3, const char *bucket, const char *key,
+                    const char *etag, uint64_t obj_size, uint64_t off,
+                    size_t len, const dsc_http_sink *sink);
 
 /* GET the first max_len bytes of an object whose size and ETag are not
  * known yet (saves the HEAD): *obj_size and *etag (caller frees) come from
