@@ -48,6 +48,8 @@ struct dsc_cache {
     /* Counters (core/atomic.h) and once-flags (dsc_log_once), any thread. */
     dsc_cache_counters n;
     int warned_write, warned_corrupt, warned_full;
+    uint64_t streaming;            /* disk set aside by open chunk sinks
+                                      (a gauge): ours, not the others' */
 };
 
 /* This process's index, store and locks: 0, or the error re-making them

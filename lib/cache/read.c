@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <xxhash.h>
 #include "cache/flight.h"
@@ -197,7 +198,10 @@ static int make_room(dsc_cache *c, size_t len)
     int rc = dsc_index_info_get(c->ix, &inf);
     if (rc)
         return rc;
-    uint64_t room = dsc_cache_disk_room(c, inf.bytes, len);
+    /* Our streams' files will be cached bytes (or freed): not a sign
+     * of a smaller disk. */
+    uint64_t room = dsc_cache_disk_room(c, inf.bytes + dsc_atomic_get(&c->streaming),
+                                        len);
     if (!room)
         return DSC_EIO;
     uint64_t cap = dsc_index_effective_cap(&inf, c->o.cap);
@@ -335,12 +339,15 @@ struct dsc_chunk_sink {
     size_t len;                    /* the claim's */
     size_t written;                /* bytes in order from 0 so far */
     int rc;                        /* of a failed write */
+    int reserved;                  /* len counted in c->streaming */
 };
 
 static void sink_free(dsc_chunk_sink *k)
 {
     if (!k)
         return;
+    if (k->reserved)
+        dsc_gauge_sub(&k->c->streaming, k->len);
     dsc_store_drop_tmp(k->c->store, &k->tmp);
     XXH3_freeState(k->hash);
     free(k);
@@ -357,14 +364,23 @@ int dsc_cache_chunk_sink(dsc_cache *c, dsc_chunk_claim *cl)
     k->c = c;
     k->len = cl->len;
     k->tmp.fd = -1;
+    /* Streams hold their room for as long as their GETs take: only on a
+     * disk with plenty free. A nearly full one is left to the buffered
+     * path, whose short writes make room as they need it. */
+    struct statvfs sv;
+    uint64_t want = 4 * (dsc_atomic_get(&c->streaming) + cl->len);
+    if (statvfs(c->dir, &sv) || (uint64_t)sv.f_bavail * sv.f_frsize < want) {
+        rc = DSC_NOT_ADMITTED;
+        goto done;
+    }
     rc = dsc_store_open_tmp(c->store, cl->len, &k->tmp);
-    if (rc && k->tmp.err == ENOSPC && make_room(c, cl->len) == 0)
-        rc = dsc_store_open_tmp(c->store, cl->len, &k->tmp);
-    if (!rc)
-        XXH3_64bits_reset(k->hash);
+    if (rc)
+        goto done;
+    dsc_gauge_add(&c->streaming, k->len);
+    k->reserved = 1;
+    XXH3_64bits_reset(k->hash);
 done:
     if (rc) {
-        note_store(c, rc);
         sink_free(k);
         k = NULL;
     }

@@ -18,6 +18,17 @@ static inline uint64_t dsc_counter_get(const uint64_t *c)
     return __atomic_load_n(c, __ATOMIC_RELAXED);
 }
 
+/* A level that goes up and down (bytes set aside), read as an estimate. */
+static inline void dsc_gauge_add(uint64_t *g, uint64_t v)
+{
+    __atomic_fetch_add(g, v, __ATOMIC_RELAXED);
+}
+
+static inline void dsc_gauge_sub(uint64_t *g, uint64_t v)
+{
+    __atomic_fetch_sub(g, v, __ATOMIC_RELAXED);
+}
+
 /* A value read without a lock where a stale answer is harmless (a
  * back-off deadline, a "maybe there is a plan" hint). */
 #define dsc_atomic_get(p) __atomic_load_n((p), __ATOMIC_RELAXED)

@@ -127,6 +127,16 @@ if mount -t tmpfs -o size=2m,mode=0700 tmpfs "$mnt" 2>/dev/null; then
         bash -c "! grep -q 'without caching' <<<\"\$1\"" _ "$warn"
     check "full disk: dsc-stat shows the limit" has "$stat_out" 'limited to .*the filesystem filled'
     check "full disk: evictions counted" has "$stat_out" '^evictions +[1-9]'
+    # Prefetches stream chunks into their files only where the disk has
+    # room to spare; on this full one they go through buffers, and make
+    # room, as reads do.
+    for loop in 0 1; do
+        pf_err=$(DSC_CACHE_DIR="$mnt" DSC_CHUNK_SIZE=256K DSC_PREFETCH_LOOP=$loop \
+                 "$BIN/dsc-prefetch" --quiet "s3://$B/sixty-four-mib" 2>&1 >/dev/null); pf_rc=$?
+        check "full disk: prefetch (loop $loop) succeeds (rc $pf_rc)" test "$pf_rc" = 0
+        check "full disk: prefetch (loop $loop) never writes around the cache" \
+            bash -c "! grep -q 'without caching' <<<\"\$1\"" _ "$pf_err"
+    done
     umount "$mnt"; mnt=""
 else
     echo "    (full-disk step skipped: mounting a tmpfs is not permitted here)"
