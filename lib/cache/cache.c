@@ -32,6 +32,7 @@ static int attach(dsc_cache *c)
     }
     pthread_mutex_init(&c->lock, NULL);
     c->npool = 0;
+    c->streaming = 0;   /* a child's parent's streams are not its own */
     dsc_cache_account_reset(c);
     return rc;
 }

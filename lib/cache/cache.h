@@ -83,15 +83,19 @@ int dsc_cache_chunk_begin(dsc_cache *c, const dsc_objref *obj, uint64_t index,
                           dsc_chunk_claim *cl);
 /* Stream the claimed chunk's GET to its file as it arrives (hashed on
  * the way), so no buffer holds it: 0, and dsc_cache_sink_write with
- * cl->sink takes the body's pieces (an http sink's write); else an
- * error, cl->sink is NULL and the chunk goes through a buffer. */
+ * cl->sink takes the body's pieces (an http sink's write); else
+ * DSC_NOT_ADMITTED (the disk has no room to spare for a stream) or a
+ * DSC_E* error, cl->sink is NULL, and the chunk goes through a buffer.
+ * The thread's error detail is left as it was. */
 int dsc_cache_chunk_sink(dsc_cache *c, dsc_chunk_claim *cl);
 int dsc_cache_sink_write(void *sink, const void *p, size_t len, size_t at);
 /* The claimed chunk's GET ended with rc: its data (from the sink, else
  * data) is stored (rc 0) and counted as bytes from S3, then the claim is
- * released. */
-void dsc_cache_chunk_finish(dsc_cache *c, const dsc_objref *obj,
-                            dsc_chunk_claim *cl, const void *data, int rc);
+ * released. Returns rc, or 0 when the GET stopped only because the
+ * sink could not write (cache trouble: counted and logged as a failed
+ * store, the chunk is not cached). */
+int dsc_cache_chunk_finish(dsc_cache *c, const dsc_objref *obj,
+                           dsc_chunk_claim *cl, const void *data, int rc);
 
 /* Single flight for a named task other than a chunk (a listing to re-run):
  * 0 when held (then unlock it), <0 when not (then go on unlocked). */

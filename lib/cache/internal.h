@@ -48,8 +48,10 @@ struct dsc_cache {
     /* Counters (core/atomic.h) and once-flags (dsc_log_once), any thread. */
     dsc_cache_counters n;
     int warned_write, warned_corrupt, warned_full;
-    uint64_t streaming;            /* disk set aside by open chunk sinks
-                                      (a gauge): ours, not the others' */
+    /* A gauge (core/atomic.h), any thread; per process: zeroed after
+     * fork() with the rest of it. */
+    uint64_t streaming;            /* disk set aside by open chunk sinks:
+                                      ours, not other processes' */
 };
 
 /* This process's index, store and locks: 0, or the error re-making them

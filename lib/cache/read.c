@@ -340,6 +340,8 @@ struct dsc_chunk_sink {
     size_t written;                /* bytes in order from 0 so far */
     int rc;                        /* of a failed write */
     int reserved;                  /* len counted in c->streaming */
+    char why[256];                 /* rc's message: the loop's thread has
+                                      other transfers' errors after it */
 };
 
 static void sink_free(dsc_chunk_sink *k)
@@ -356,14 +358,20 @@ static void sink_free(dsc_chunk_sink *k)
 int dsc_cache_chunk_sink(dsc_cache *c, dsc_chunk_claim *cl)
 {
     int rc = 0;
+    dsc_errsave saved;
+    dsc_err_save(&saved);
     dsc_chunk_sink *k = calloc(1, sizeof *k);
-    if (!k || !(k->hash = XXH3_createState())) {
+    if (!k) {
         rc = DSC_ENOMEM;
         goto done;
     }
     k->c = c;
     k->len = cl->len;
     k->tmp.fd = -1;
+    if (!(k->hash = XXH3_createState())) {
+        rc = DSC_ENOMEM;
+        goto done;
+    }
     /* Streams hold their room for as long as their GETs take: only on a
      * disk with plenty free. A nearly full one is left to the buffered
      * path, whose short writes make room as they need it. */
@@ -385,46 +393,65 @@ done:
         k = NULL;
     }
     cl->sink = k;
+    dsc_err_restore(&saved);
     return rc;
 }
 
-int dsc_cache_sink_write(void *arg, const void *p, size_t len, size_t at)
+int dsc_cache_sink_write(void *sink, const void *p, size_t len, size_t at)
 {
-    dsc_chunk_sink *k = arg;
+    dsc_chunk_sink *k = sink;
     if (k->rc)
         return k->rc;
     /* A retry starts the body over. */
+    int rc = 0;
     if (at != k->written) {
-        if (at != 0)
-            return k->rc = dsc_fail(DSC_EIO, "cache write: piece at %zu after "
-                                    "%zu bytes", at, k->written);
+        if (at != 0) {
+            rc = dsc_fail(DSC_EIO, "cache write: piece at %zu after %zu bytes",
+                          at, k->written);
+            goto done;
+        }
         XXH3_64bits_reset(k->hash);
         k->written = 0;
     }
-    int rc = dsc_store_write_at(k->c->store, &k->tmp, p, len, at);
-    if (rc)
-        return k->rc = rc;
-    XXH3_64bits_update(k->hash, p, len);
-    k->written += len;
-    return 0;
+    rc = dsc_store_write_at(k->c->store, &k->tmp, p, len, at);
+    if (!rc) {
+        XXH3_64bits_update(k->hash, p, len);
+        k->written += len;
+    }
+done:
+    if (rc) {
+        k->rc = rc;
+        snprintf(k->why, sizeof k->why, "%s", dsc_errmsg());
+    }
+    return rc;
 }
 
-/* The sink's GET ended with rc: commit its file (rc 0), and free it. */
-static void sink_end(dsc_cache *c, const dsc_chunk_id *id, dsc_chunk_sink *k,
-                     int rc)
+/* The sink's GET ended with rc: commit its file (rc 0), and free it.
+ * A GET stopped only because the cache could not write is the cache's
+ * trouble, counted and logged as a failed store is, not the caller's:
+ * returns 0 then (the chunk is not cached), else rc. */
+static int sink_end(dsc_cache *c, const dsc_chunk_id *id, dsc_chunk_sink *k,
+                    int rc)
 {
     dsc_errsave saved;
     dsc_err_save(&saved);
-    if (rc == 0)
+    if (rc == 0) {
         note_store(c, k->written == k->len
                           ? commit_tmp(c, id, &k->tmp, k->len,
                                        XXH3_64bits_digest(k->hash))
                           : dsc_fail(DSC_EIO, "cache write: %zu of %zu bytes",
                                      k->written, k->len));
-    else if (k->rc)
-        note_store(c, k->rc);   /* the GET stopped for the cache's sake */
+    } else if (k->rc) {
+        /* A filesystem without fallocate fills mid-stream: room for the
+         * next ones. */
+        if (k->tmp.err == ENOSPC)
+            make_room(c, k->len);
+        note_store(c, dsc_fail(k->rc, "%s", k->why));
+        rc = 0;
+    }
     sink_free(k);
     dsc_err_restore(&saved);
+    return rc;
 }
 
 /* GET the chunk from S3 and store it; copy the part out. A chunk only
@@ -437,8 +464,7 @@ static int from_s3(dsc_cache *c, dsc_s3 *s3, const part *p)
         uint64_t start = p->index * c->o.chunk_size;
         int rc = dsc_s3_get_sink(s3, p->obj->bucket, p->obj->key, p->obj->etag,
                                  p->obj->size, start, p->chunk_len, &hs);
-        sink_end(c, &p->id, cl.sink, rc);
-        return rc;
+        return sink_end(c, &p->id, cl.sink, rc);
     }
     void *buf = chunk_buffer(c, p);
     if (!buf)
@@ -556,11 +582,11 @@ int dsc_cache_chunk_begin(dsc_cache *c, const dsc_objref *obj, uint64_t index,
     return 0;
 }
 
-void dsc_cache_chunk_finish(dsc_cache *c, const dsc_objref *obj,
-                            dsc_chunk_claim *cl, const void *data, int rc)
+int dsc_cache_chunk_finish(dsc_cache *c, const dsc_objref *obj,
+                           dsc_chunk_claim *cl, const void *data, int rc)
 {
     if (cl->sink)
-        sink_end(c, &cl->id, cl->sink, rc);
+        rc = sink_end(c, &cl->id, cl->sink, rc);
     else if (rc == 0)
         store_chunk(c, &cl->id, data, cl->len);
     cl->sink = NULL;
@@ -568,6 +594,7 @@ void dsc_cache_chunk_finish(dsc_cache *c, const dsc_objref *obj,
     /* Counted after the unlock, as chunk_op does. */
     if (rc == 0)
         dsc_cache_account(c, obj, NULL, DSC_SRC_S3, cl->len, 0, 1);
+    return rc;
 }
 
 int dsc_cache_read_chunk(dsc_cache *c, dsc_s3 *s3, const dsc_objref *obj,

@@ -553,8 +553,9 @@ int dsc_store_open_tmp(dsc_store *st, size_t len, dsc_store_tmp *tmp)
         return tmp_failed(st, tmp, errno);
     /* A full disk shows now, before any byte is fetched for nothing.
      * Filesystems without fallocate find out at the write instead. */
-    if (len && fallocate(tmp->fd, 0, 0, (off_t)len) && errno == ENOSPC)
-        return tmp_failed(st, tmp, ENOSPC);
+    if (len && fallocate(tmp->fd, 0, 0, (off_t)len) &&
+        (errno == ENOSPC || errno == EDQUOT))
+        return tmp_failed(st, tmp, errno);
     return 0;
 }
 

@@ -235,7 +235,8 @@ void dsc_pf_async_finish(dsc_pf *pf, dsc_pf_task *t)
     if (t->async == DSC_PF_ASYNC_CHUNK) {
         obj_ref *r = t->obj;
         dsc_objref o = { r->bucket, r->key, r->etag, r->size };
-        dsc_cache_chunk_finish(pf->env.cache, &o, &t->claim, t->buf, t->res.rc);
+        t->res.rc = dsc_cache_chunk_finish(pf->env.cache, &o, &t->claim,
+                                           t->buf, t->res.rc);
     } else {
         finish_first(pf, t);
     }

@@ -49,7 +49,8 @@ s3_outcome dsc_s3_classify_curl(const s3_op *op, const dsc_http_resp *rs,
         if (rs->sink_failed) {
             /* The local side failed (the cache's disk): asking again
              * would fail the same way. */
-            o.code = dsc_fail(DSC_EIO, "%s %s: %s", op->verb, url, dsc_errmsg());
+            o.code = dsc_fail(DSC_EIO, "%s %s: stopped: the cache could not "
+                              "write the body", op->verb, url);
             o.retry = 0;
             return o;
         }
