@@ -147,6 +147,15 @@ static int chunk_start(dsc_pf *pf, dsc_pf_task *t, dsc_s3 *s3, dsc_loop *l)
         t->buf_len = t->claim.len;
         t->buf = dsc_bigbuf_alloc(t->buf_len);
     }
+    /* Marked the loop's before the GET starts: it may end, on_get hand t
+     * to an idle fetcher and that one finish and free it, before
+     * dsc_s3_get_async returns. Marked only after, t was taken by that
+     * fetcher for new background work: a chunk then met its own claim,
+     * counted it busy and dropped it held, so its readers waited out the
+     * flight timeout (a URL's first GET waited that long for its own
+     * first-fetch lock); and the late mark wrote to freed memory. Nothing
+     * here touches t after a start that worked. */
+    t->async = DSC_PF_ASYNC_CHUNK;
     rc = t->buf || t->claim.sink
              ? dsc_s3_get_async(s3, l, r->bucket, r->key, r->etag, r->size,
                                 t->index * dsc_cache_chunk_size(pf->env.cache),
@@ -154,13 +163,13 @@ static int chunk_start(dsc_pf *pf, dsc_pf_task *t, dsc_s3 *s3, dsc_loop *l)
                                 t->claim.sink ? &t->sink : NULL, on_get, t)
              : DSC_ENOMEM;
     if (rc) {
+        t->async = 0;
         dsc_cache_chunk_finish(pf->env.cache, &o, &t->claim, NULL, rc);
         dsc_bigbuf_free(t->buf, t->buf_len);
         t->buf = NULL;
         return DSC_PF_SYNC;
     }
-    t->async = DSC_PF_ASYNC_CHUNK;
-    return DSC_PF_ON_LOOP;
+    return DSC_PF_ON_LOOP;   /* t may be finished and freed already */
 }
 
 /* An object's size and ETag are unknown: its first GET brings them with
@@ -179,17 +188,18 @@ static int first_start(dsc_pf *pf, dsc_pf_task *t, dsc_s3 *s3, dsc_loop *l)
     size_t cs = dsc_cache_chunk_size(cache);
     t->buf_len = cs;
     t->buf = dsc_bigbuf_alloc(t->buf_len);
+    t->async = DSC_PF_ASYNC_FIRST;     /* before the start: see chunk_start */
     rc = t->buf ? dsc_s3_get_first_async(s3, l, t->bucket, t->key, cs, t->buf,
                                          on_get, t)
                 : DSC_ENOMEM;
     if (rc) {
+        t->async = 0;
         dsc_cache_first_unlock(cache, t->bucket, t->key);
         dsc_bigbuf_free(t->buf, t->buf_len);
         t->buf = NULL;
         return DSC_PF_SYNC;
     }
-    t->async = DSC_PF_ASYNC_FIRST;
-    return DSC_PF_ON_LOOP;
+    return DSC_PF_ON_LOOP;   /* t may be finished and freed already */
 }
 
 int dsc_pf_async_start(dsc_pf *pf, dsc_pf_task *t)

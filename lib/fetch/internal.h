@@ -44,7 +44,9 @@ typedef struct dsc_pf_task {
     size_t doff, dlen;
     int queued;                     /* still in a queue; under pf->mu */
     /* A GET on the event loop (async.c): owned by the loop until its
-     * callback queues the task on pf->done. */
+     * callback queues the task on pf->done. Set before the GET starts:
+     * the fetcher that takes the task from pf->done tells by it that the
+     * task is the loop's to finish, not new work. */
     int async;                      /* DSC_PF_ASYNC_CHUNK or _FIRST */
     dsc_pf *pf;
     void *buf;                      /* dsc_bigbuf_alloc'd, buf_len bytes */
