@@ -281,11 +281,9 @@ typedef struct dsc_config {
                                        limit never passes prefetch_memory /
                                        chunk_size (nor max_connections);
                                        default 256 MiB (DSC_PREFETCH_MEMORY) */
-    int prefetch_loop;            /**< 1: background GETs on the event
-                                       loop; 0 (default for now: an
-                                       intermittent stall under
-                                       investigation, see README): each on
-                                       a blocked fetcher thread,
+    int prefetch_loop;            /**< 1 (default): background GETs on
+                                       the event loop; 0: each on a
+                                       blocked fetcher thread,
                                        prefetch_threads in flight at most
                                        (DSC_PREFETCH_LOOP) */
     int cache_verify;             /**< DSC_VERIFY_*: when a process checks a

@@ -135,7 +135,7 @@ int dsc_config_env(dsc_config *cfg, unsigned version)
         cfg->prefetch_memory = env_size(&ck, "DSC_PREFETCH_MEMORY",
                                         (uint64_t)256 << 20, DSC_MIN_CHUNK,
                                         (uint64_t)1 << 40);
-        cfg->prefetch_loop = (int)env_long(&ck, "DSC_PREFETCH_LOOP", 0, 0, 1);
+        cfg->prefetch_loop = (int)env_long(&ck, "DSC_PREFETCH_LOOP", 1, 0, 1);
         static const char *const verify[] = { "boot", "always" };
         cfg->cache_verify = env_enum(&ck, "DSC_CACHE_VERIFY", DSC_VERIFY_BOOT,
                                      verify, 2, "boot or always");

@@ -390,7 +390,7 @@ static void test_config_defaults(void **state)
     assert_null(cfg.ca_file);
     assert_int_equal(cfg.meta_ttl_ms, 60000);
     assert_int_equal(cfg.prefetch_memory, (uint64_t)256 << 20);
-    assert_int_equal(cfg.prefetch_loop, 0);
+    assert_int_equal(cfg.prefetch_loop, 1);
 }
 
 static int max_retries_with(const char *value)
