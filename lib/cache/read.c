@@ -271,7 +271,10 @@ static void store_chunk(dsc_cache *c, const dsc_chunk_id *id,
     dsc_errsave saved;
     dsc_err_save(&saved);
     int rc = dsc_store_write_tmp(c->store, data, len, &tmp);
-    if (rc && tmp.err == ENOSPC && make_room(c, len) == 0)
+    /* Other threads' writes and streams take the room made for this one
+     * too: a few tries, each making room again. */
+    for (int tries = 0; rc && tmp.err == ENOSPC && tries < 3 &&
+                        make_room(c, len) == 0; tries++)
         rc = dsc_store_write_tmp(c->store, data, len, &tmp);
     if (!rc)
         rc = commit_tmp(c, id, &tmp, len, XXH3_64bits(data, len));
