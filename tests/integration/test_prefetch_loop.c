@@ -347,6 +347,44 @@ static void test_read_joins_loop_gets(void **state)
     proxy_stop(&px);
 }
 
+/* A context on endpoint with chunks of chunk bytes and no readahead:
+ * *cfg keeps its settings for a second open. */
+static dsc_ctx *chunk_ctx(dsc_config *cfg, const char *endpoint,
+                          const char *tag, uint32_t chunk, int loop)
+{
+    assert_int_equal(dsc_config_init(cfg, DSC_CONFIG_VERSION), 0);
+    cfg->endpoint = endpoint;
+    cfg->cache_dir = fresh_dir(tag);
+    cfg->chunk_size = chunk;
+    cfg->readahead_max = 0;
+    cfg->prefetch_loop = loop;
+    dsc_ctx *ctx;
+    assert_int_equal(dsc_ctx_open(cfg, &ctx), 0);
+    return ctx;
+}
+
+/* x, whole and right, from the cache cfg made, in a context that hashes
+ * every file on first use: nothing fetched, nothing found corrupt. */
+static void reread_rehashed(dsc_config *cfg, const fixture *x)
+{
+    cfg->cache_verify = DSC_VERIFY_ALWAYS;
+    dsc_ctx *ctx;
+    dsc_file *f;
+    assert_int_equal(dsc_ctx_open(cfg, &ctx), 0);
+    assert_int_equal(dsc_open(ctx, x->url, &f), 0);
+    unsigned char *want = itest_slurp(x->path, x->size);
+    unsigned char *got = malloc(x->size);
+    assert_int_equal(dsc_pread(f, got, x->size, 0), (ssize_t)x->size);
+    assert_memory_equal(got, want, x->size);
+    dsc_stats st = stats_of(ctx);
+    assert_int_equal(st.misses, 0);
+    assert_int_equal(st.corrupt_dropped, 0);
+    free(got);
+    free(want);
+    dsc_close(f);
+    dsc_ctx_close(ctx);
+}
+
 static long status_kib(const char *field)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -375,15 +413,8 @@ static void streamed_to_files(int loop)
     proxy_start(&px, "[{\"fault\": \"latency\", \"latency_ms\": 300, "
                      "\"method\": \"GET\"}]");
     dsc_config cfg;
-    assert_int_equal(dsc_config_init(&cfg, DSC_CONFIG_VERSION), 0);
-    cfg.endpoint = px.endpoint;
-    cfg.cache_dir = fresh_dir(loop ? "loop-stream" : "loop-stream-off");
-    cfg.chunk_size = 4u << 20;
-    cfg.readahead_max = 0;
-    cfg.prefetch_threads = 8;
-    cfg.prefetch_loop = loop;
-    dsc_ctx *ctx;
-    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
+    dsc_ctx *ctx = chunk_ctx(&cfg, px.endpoint,
+                             loop ? "loop-stream" : "loop-stream-off", 4u << 20, loop);
     dsc_file *f;
     assert_int_equal(dsc_open(ctx, x->url, &f), 0);
     /* The peak resident set from here on (Linux: "5" resets VmHWM). */
@@ -407,20 +438,7 @@ static void streamed_to_files(int loop)
     dsc_close(f);
     dsc_ctx_close(ctx);
 
-    cfg.cache_verify = DSC_VERIFY_ALWAYS;
-    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
-    assert_int_equal(dsc_open(ctx, x->url, &f), 0);
-    unsigned char *want = itest_slurp(x->path, x->size);
-    unsigned char *got = malloc(x->size);
-    assert_int_equal(dsc_pread(f, got, x->size, 0), (ssize_t)x->size);
-    assert_memory_equal(got, want, x->size);
-    st = stats_of(ctx);
-    assert_int_equal(st.misses, 0);
-    assert_int_equal(st.corrupt_dropped, 0);
-    free(got);
-    free(want);
-    dsc_close(f);
-    dsc_ctx_close(ctx);
+    reread_rehashed(&cfg, x);
     proxy_stop(&px);
 }
 
@@ -448,14 +466,7 @@ static void test_streamed_retry_starts_over(void **state)
     proxy_start(&px, "[{\"fault\": \"truncate\", \"count\": 3, "
                      "\"method\": \"GET\", \"fraction\": 0.5}]");
     dsc_config cfg;
-    assert_int_equal(dsc_config_init(&cfg, DSC_CONFIG_VERSION), 0);
-    cfg.endpoint = px.endpoint;
-    cfg.cache_dir = fresh_dir("loop-stream-retry");
-    cfg.chunk_size = 1u << 20;
-    cfg.readahead_max = 0;
-    cfg.prefetch_loop = 1;
-    dsc_ctx *ctx;
-    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
+    dsc_ctx *ctx = chunk_ctx(&cfg, px.endpoint, "loop-stream-retry", 1u << 20, 1);
     dsc_file *f;
     assert_int_equal(dsc_open(ctx, x->url, &f), 0);
     uint64_t gets0 = stats_of(ctx).s3_gets;
@@ -469,20 +480,7 @@ static void test_streamed_retry_starts_over(void **state)
     dsc_close(f);
     dsc_ctx_close(ctx);
 
-    cfg.cache_verify = DSC_VERIFY_ALWAYS;
-    assert_int_equal(dsc_ctx_open(&cfg, &ctx), 0);
-    assert_int_equal(dsc_open(ctx, x->url, &f), 0);
-    unsigned char *want = itest_slurp(x->path, x->size);
-    unsigned char *got = malloc(x->size);
-    assert_int_equal(dsc_pread(f, got, x->size, 0), (ssize_t)x->size);
-    assert_memory_equal(got, want, x->size);
-    st = stats_of(ctx);
-    assert_int_equal(st.misses, 0);
-    assert_int_equal(st.corrupt_dropped, 0);
-    free(got);
-    free(want);
-    dsc_close(f);
-    dsc_ctx_close(ctx);
+    reread_rehashed(&cfg, x);
     proxy_stop(&px);
 }
 
