@@ -278,10 +278,17 @@ void dsc_pf_async_finish(dsc_pf *pf, dsc_pf_task *t)
     dsc_pf_free_task(t);
     pthread_mutex_lock(&pf->mu);
     pf->inflight--;
+    int limit = pf->aimd.limit;
     dsc_pf_async_note(pf, slowed);
     if (--pf->bg_outstanding == 0)
         pthread_cond_broadcast(&pf->idle);
-    pthread_cond_broadcast(&pf->work);
+    /* One slot came free: one fetcher to take it, unless the limit grew.
+     * Waking all of them for every GET that ended cost more CPU (a herd
+     * fighting for pf->mu) than the GETs' own work. */
+    if (pf->aimd.limit > limit)
+        pthread_cond_broadcast(&pf->work);
+    else if (pf->bg.head)
+        pthread_cond_signal(&pf->work);
     pthread_mutex_unlock(&pf->mu);
 }
 
