@@ -208,8 +208,10 @@ typedef struct dsc_config {
     int prefetch_threads;         /**< background fetchers, i.e. chunk GETs
                                        in flight for prefetch, readahead and
                                        plans; default 8 (DSC_PREFETCH_THREADS).
-                                       Each holds at most one chunk buffer,
-                                       so memory is bounded by
+                                       Each holds at most one chunk buffer
+                                       (none when the chunk streams to its
+                                       cache file, the usual case), so
+                                       memory is bounded by
                                        threads x chunk_size. */
     int prefetch_queue;           /**< queued chunk fetches at most; more
                                        are refused with DSC_EAGAIN; default
@@ -277,10 +279,13 @@ typedef struct dsc_config {
      * each; how many adapts to what the origin sustains
      * (docs/ARCHITECTURE.md, "Background fetching"). */
     uint64_t prefetch_memory;     /**< bytes background fetches may hold
-                                       in flight, a chunk each: the in-flight
-                                       limit never passes prefetch_memory /
-                                       chunk_size (nor max_connections);
-                                       default 256 MiB (DSC_PREFETCH_MEMORY) */
+                                       in flight, counted a chunk each: the
+                                       in-flight limit never passes
+                                       prefetch_memory / chunk_size (nor
+                                       max_connections). Chunks streamed to
+                                       their cache files hold disk, not
+                                       memory, meanwhile. Default 256 MiB
+                                       (DSC_PREFETCH_MEMORY) */
     int prefetch_loop;            /**< 1 (default): background GETs on
                                        the event loop; 0: each on a
                                        blocked fetcher thread,
