@@ -433,8 +433,12 @@ static void streamed_to_files(int loop)
     assert_int_equal(st.prefetch_errors, 0);
     if (loop)
         assert_true(st.prefetch_on_loop >= 15);
+    /* A sanitizer's shadow memory and allocator grow with what the
+     * threads touch: the bound is for the plain build. */
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
     if (grown > 24 * 1024)
         fail_msg("peak RSS grew %ld KiB while 64 MiB streamed to files", grown);
+#endif
     dsc_close(f);
     dsc_ctx_close(ctx);
 
