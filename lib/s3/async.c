@@ -102,9 +102,8 @@ int dsc_s3_get_async(dsc_s3 *s3, dsc_loop *loop, const char *bucket,
     async_get *g = calloc(1, sizeof *g);
     if (!g)
         return DSC_ENOMEM;
-    dsc_s3_get_op(s3, bucket, key, etag, off, len, sink ? NULL : buf, &g->op,
+    dsc_s3_get_op(s3, bucket, key, etag, off, len, buf, sink, &g->op,
                   g->range, g->vid, &g->q);
-    g->op.sink = sink;
     return start(g, s3, loop, obj_size, fn, arg);
 }
 

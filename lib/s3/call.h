@@ -92,11 +92,13 @@ int dsc_s3_call_end(dsc_s3_call *k, int rc);
 dsc_http *dsc_s3_http(dsc_s3 *s3);
 void dsc_s3_count_get(dsc_s3 *s3);
 
-/* A ranged GET's op (dsc_s3_get) into op, with its range and version
- * strings in range[64] and vid[DSC_VERSION_ID_MAX + 1], *q the query. */
+/* A ranged GET's op (dsc_s3_get) into op, its body for buf or, when
+ * sink is not NULL, for sink; with its range and version strings in
+ * range[64] and vid[DSC_VERSION_ID_MAX + 1], *q the query. */
 void dsc_s3_get_op(dsc_s3 *s3, const char *bucket, const char *key,
                    const char *etag, uint64_t off, size_t len, void *buf,
-                   s3_op *op, char *range, char *vid, dsc_kv *q);
+                   const dsc_http_sink *sink, s3_op *op, char *range,
+                   char *vid, dsc_kv *q);
 /* A first GET's op (dsc_s3_get_first), range in range[64]. */
 void dsc_s3_first_op(const char *bucket, const char *key, size_t max_len,
                      void *buf, s3_op *op, char *range);

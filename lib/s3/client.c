@@ -576,6 +576,22 @@ int dsc_s3_head(dsc_s3 *s3, const char *bucket, const char *key,
     return rc;
 }
 
+/* The ranged GET itself, into buf or to sink, blocking. */
+static int get_range(dsc_s3 *s3, const char *bucket, const char *key,
+                     const char *etag, uint64_t obj_size, uint64_t off,
+                     size_t len, void *buf, const dsc_http_sink *sink)
+{
+    char range[64], vid[DSC_VERSION_ID_MAX + 1];
+    dsc_kv q;
+    s3_op op;
+    dsc_s3_get_op(s3, bucket, key, etag, off, len, buf, sink, &op, range, vid, &q);
+    dsc_http_resp rs = { 0 };
+    count(&s3->n.gets, 1);
+    int rc = run(s3, &op, obj_size, &rs);
+    dsc_http_resp_free(&rs);
+    return rc;
+}
+
 int dsc_s3_get(dsc_s3 *s3, const char *bucket, const char *key,
                const char *etag, uint64_t obj_size, uint64_t off, size_t len,
                void *buf)
@@ -594,15 +610,7 @@ int dsc_s3_get(dsc_s3 *s3, const char *bucket, const char *key,
             memcpy(buf, two, 1);
         return rc;
     }
-    char range[64], vid[DSC_VERSION_ID_MAX + 1];
-    dsc_kv q;
-    s3_op op;
-    dsc_s3_get_op(s3, bucket, key, etag, off, len, buf, &op, range, vid, &q);
-    dsc_http_resp rs = { 0 };
-    count(&s3->n.gets, 1);
-    int rc = run(s3, &op, obj_size, &rs);
-    dsc_http_resp_free(&rs);
-    return rc;
+    return get_range(s3, bucket, key, etag, obj_size, off, len, buf, NULL);
 }
 
 int dsc_s3_get_sink(dsc_s3 *s3, const char *bucket, const char *key,
@@ -612,21 +620,13 @@ int dsc_s3_get_sink(dsc_s3 *s3, const char *bucket, const char *key,
     /* The quirks dsc_s3_get works around stay on its path. */
     if (len < 2 || off + len > obj_size || off + len < off)
         return dsc_fail(DSC_EINVAL, "GET s3://%s/%s: not for a sink", bucket, key);
-    char range[64], vid[DSC_VERSION_ID_MAX + 1];
-    dsc_kv q;
-    s3_op op;
-    dsc_s3_get_op(s3, bucket, key, etag, off, len, NULL, &op, range, vid, &q);
-    op.sink = sink;
-    dsc_http_resp rs = { 0 };
-    count(&s3->n.gets, 1);
-    int rc = run(s3, &op, obj_size, &rs);
-    dsc_http_resp_free(&rs);
-    return rc;
+    return get_range(s3, bucket, key, etag, obj_size, off, len, NULL, sink);
 }
 
 void dsc_s3_get_op(dsc_s3 *s3, const char *bucket, const char *key,
                    const char *etag, uint64_t off, size_t len, void *buf,
-                   s3_op *op, char *range, char *vid, dsc_kv *q)
+                   const dsc_http_sink *sink, s3_op *op, char *range,
+                   char *vid, dsc_kv *q)
 {
     snprintf(range, 64, "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
     /* A version id of exactly this ETag reads that version even after
@@ -636,9 +636,10 @@ void dsc_s3_get_op(dsc_s3 *s3, const char *bucket, const char *key,
     int pinned = etag && s3->version_of &&
                  s3->version_of(s3->version_arg, bucket, key, etag, vid) == 0;
     *op = (s3_op){ .verb = "GET", .method = "GET", .bucket = bucket,
-                   .key = key, .range = range, .if_match = etag, .buf = buf,
-                   .len = len, .query = pinned ? q : NULL,
-                   .nquery = pinned ? 1 : 0, .version_id = pinned ? vid : NULL };
+                   .key = key, .range = range, .if_match = etag,
+                   .buf = sink ? NULL : buf, .sink = sink, .len = len,
+                   .query = pinned ? q : NULL, .nquery = pinned ? 1 : 0,
+                   .version_id = pinned ? vid : NULL };
 }
 
 void dsc_s3_first_op(const char *bucket, const char *key, size_t max_len,
