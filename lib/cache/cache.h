@@ -74,6 +74,7 @@ typedef struct dsc_chunk_claim {
     dsc_chunk_id id;
     size_t len;                    /* the chunk's bytes, to GET */
     dsc_chunk_sink *sink;          /* where they are streamed, or NULL */
+    dsc_http_sink http;            /* the GET's sink writing to it */
 } dsc_chunk_claim;
 /* 0: claimed; GET cl->len bytes at index x chunk size, then finish.
  * DSC_EXISTS: cached already. DSC_BUSY: another thread or process is
@@ -82,13 +83,11 @@ typedef struct dsc_chunk_claim {
 int dsc_cache_chunk_begin(dsc_cache *c, const dsc_objref *obj, uint64_t index,
                           dsc_chunk_claim *cl);
 /* Stream the claimed chunk's GET to its file as it arrives (hashed on
- * the way), so no buffer holds it: 0, and dsc_cache_sink_write with
- * cl->sink takes the body's pieces (an http sink's write); else
- * DSC_NOT_ADMITTED (the disk has no room to spare for a stream) or a
- * DSC_E* error, cl->sink is NULL, and the chunk goes through a buffer.
- * The thread's error detail is left as it was. */
+ * the way), so no buffer holds it: 0, and the GET's body goes to
+ * &cl->http; else DSC_NOT_ADMITTED (the disk has no room to spare for a
+ * stream) or a DSC_E* error, cl->sink is NULL, and the chunk goes
+ * through a buffer. The thread's error detail is left as it was. */
 int dsc_cache_chunk_sink(dsc_cache *c, dsc_chunk_claim *cl);
-int dsc_cache_sink_write(void *sink, const void *p, size_t len, size_t at);
 /* The claimed chunk's GET ended with rc: its data (from the sink, else
  * data) is stored (rc 0) and counted as bytes from S3, then the claim is
  * released. Returns rc, or 0 when the GET stopped only because the

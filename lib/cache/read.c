@@ -358,6 +358,35 @@ static void sink_free(dsc_chunk_sink *k)
     free(k);
 }
 
+static int sink_write(void *sink, const void *p, size_t len, size_t at)
+{
+    dsc_chunk_sink *k = sink;
+    if (k->rc)
+        return k->rc;
+    /* A retry starts the body over. */
+    int rc = 0;
+    if (at != k->written) {
+        if (at != 0) {
+            rc = dsc_fail(DSC_EIO, "cache write: piece at %zu after %zu bytes",
+                          at, k->written);
+            goto done;
+        }
+        XXH3_64bits_reset(k->hash);
+        k->written = 0;
+    }
+    rc = dsc_store_write_at(k->c->store, &k->tmp, p, len, at);
+    if (!rc) {
+        XXH3_64bits_update(k->hash, p, len);
+        k->written += len;
+    }
+done:
+    if (rc) {
+        k->rc = rc;
+        snprintf(k->why, sizeof k->why, "%s", dsc_errmsg());
+    }
+    return rc;
+}
+
 int dsc_cache_chunk_sink(dsc_cache *c, dsc_chunk_claim *cl)
 {
     int rc = 0;
@@ -396,36 +425,8 @@ done:
         k = NULL;
     }
     cl->sink = k;
+    cl->http = (dsc_http_sink){ sink_write, k };
     dsc_err_restore(&saved);
-    return rc;
-}
-
-int dsc_cache_sink_write(void *sink, const void *p, size_t len, size_t at)
-{
-    dsc_chunk_sink *k = sink;
-    if (k->rc)
-        return k->rc;
-    /* A retry starts the body over. */
-    int rc = 0;
-    if (at != k->written) {
-        if (at != 0) {
-            rc = dsc_fail(DSC_EIO, "cache write: piece at %zu after %zu bytes",
-                          at, k->written);
-            goto done;
-        }
-        XXH3_64bits_reset(k->hash);
-        k->written = 0;
-    }
-    rc = dsc_store_write_at(k->c->store, &k->tmp, p, len, at);
-    if (!rc) {
-        XXH3_64bits_update(k->hash, p, len);
-        k->written += len;
-    }
-done:
-    if (rc) {
-        k->rc = rc;
-        snprintf(k->why, sizeof k->why, "%s", dsc_errmsg());
-    }
     return rc;
 }
 
@@ -463,10 +464,9 @@ static int from_s3(dsc_cache *c, dsc_s3 *s3, const part *p)
 {
     dsc_chunk_claim cl = { .id = p->id, .len = p->chunk_len };
     if (!p->dst && p->chunk_len >= 2 && dsc_cache_chunk_sink(c, &cl) == 0) {
-        dsc_http_sink hs = { dsc_cache_sink_write, cl.sink };
         uint64_t start = p->index * c->o.chunk_size;
         int rc = dsc_s3_get_sink(s3, p->obj->bucket, p->obj->key, p->obj->etag,
-                                 p->obj->size, start, p->chunk_len, &hs);
+                                 p->obj->size, start, p->chunk_len, &cl.http);
         return sink_end(c, &p->id, cl.sink, rc);
     }
     void *buf = chunk_buffer(c, p);

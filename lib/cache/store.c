@@ -543,11 +543,8 @@ int dsc_store_open_tmp(dsc_store *st, size_t len, dsc_store_tmp *tmp)
              (unsigned long long)n, (unsigned long long)dsc_rand_below(UINT64_MAX));
     tmp->fd = openat(st->tmp_fd, tmp->name,
                      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (tmp->fd < 0) {
-        tmp->err = errno;
-        return dsc_fail(DSC_EIO, "cache write %s/tmp/%s: %s", st->dir, tmp->name,
-                        strerror(tmp->err));
-    }
+    if (tmp->fd < 0)
+        return tmp_failed(st, tmp, errno);
     /* Held until published or dropped: the sweep's proof it is in use. */
     if (ofd_lock(tmp->fd, F_WRLCK))
         return tmp_failed(st, tmp, errno);

@@ -126,17 +126,6 @@ static void on_get(void *arg, dsc_s3_result *res)
         dsc_pf_async_finish(pf, t);
 }
 
-/* GETs on the loop, counted before the start (and taken back when it
- * fails): counted after it, the count lagged behind a dsc_prefetch_wait
- * that had seen the GET end already. */
-static void on_loop_count(dsc_pf *pf, int delta)
-{
-    if (delta > 0)
-        dsc_gauge_add(&pf->n.on_loop, 1);
-    else
-        dsc_gauge_sub(&pf->n.on_loop, 1);
-}
-
 static int chunk_start(dsc_pf *pf, dsc_pf_task *t, dsc_s3 *s3, dsc_loop *l)
 {
     obj_ref *r = t->obj;
@@ -152,9 +141,7 @@ static int chunk_start(dsc_pf *pf, dsc_pf_task *t, dsc_s3 *s3, dsc_loop *l)
         return DSC_PF_SYNC;   /* another node's, or trouble: the old way */
     /* Streamed to its file, the chunk costs no memory while in flight;
      * a buffer only when the file cannot be made. */
-    if (dsc_cache_chunk_sink(pf->env.cache, &t->claim) == 0) {
-        t->sink = (dsc_http_sink){ dsc_cache_sink_write, t->claim.sink };
-    } else {
+    if (dsc_cache_chunk_sink(pf->env.cache, &t->claim) != 0) {
         t->buf_len = t->claim.len;
         t->buf = dsc_bigbuf_alloc(t->buf_len);
     }
@@ -167,16 +154,19 @@ static int chunk_start(dsc_pf *pf, dsc_pf_task *t, dsc_s3 *s3, dsc_loop *l)
      * first-fetch lock); and the late mark wrote to freed memory. Nothing
      * here touches t after a start that worked. */
     t->async = DSC_PF_ASYNC_CHUNK;
-    on_loop_count(pf, 1);
+    /* Counted before the start too (taken back if it fails): counted
+     * after, the count lagged behind a dsc_prefetch_wait that had seen
+     * the GET end already. */
+    dsc_gauge_add(&pf->n.on_loop, 1);
     rc = t->buf || t->claim.sink
              ? dsc_s3_get_async(s3, l, r->bucket, r->key, r->etag, r->size,
                                 t->index * dsc_cache_chunk_size(pf->env.cache),
                                 t->claim.len, t->buf,
-                                t->claim.sink ? &t->sink : NULL, on_get, t)
+                                t->claim.sink ? &t->claim.http : NULL, on_get, t)
              : DSC_ENOMEM;
     if (rc) {
         t->async = 0;
-        on_loop_count(pf, -1);
+        dsc_gauge_sub(&pf->n.on_loop, 1);
         dsc_cache_chunk_finish(pf->env.cache, &o, &t->claim, NULL, rc);
         dsc_bigbuf_free(t->buf, t->buf_len);
         t->buf = NULL;
@@ -202,13 +192,13 @@ static int first_start(dsc_pf *pf, dsc_pf_task *t, dsc_s3 *s3, dsc_loop *l)
     t->buf_len = cs;
     t->buf = dsc_bigbuf_alloc(t->buf_len);
     t->async = DSC_PF_ASYNC_FIRST;     /* before the start: see chunk_start */
-    on_loop_count(pf, 1);
+    dsc_gauge_add(&pf->n.on_loop, 1);
     rc = t->buf ? dsc_s3_get_first_async(s3, l, t->bucket, t->key, cs, t->buf,
                                          on_get, t)
                 : DSC_ENOMEM;
     if (rc) {
         t->async = 0;
-        on_loop_count(pf, -1);
+        dsc_gauge_sub(&pf->n.on_loop, 1);
         dsc_cache_first_unlock(cache, t->bucket, t->key);
         dsc_bigbuf_free(t->buf, t->buf_len);
         t->buf = NULL;
@@ -253,7 +243,6 @@ static void finish_first(dsc_pf *pf, dsc_pf_task *t)
 
 void dsc_pf_async_finish(dsc_pf *pf, dsc_pf_task *t)
 {
-
     /* The GET's detail, for this thread's log line. */
     dsc_err_restore(&t->res.detail);
     if (t->async == DSC_PF_ASYNC_CHUNK) {

@@ -52,7 +52,6 @@ typedef struct dsc_pf_task {
     void *buf;                      /* dsc_bigbuf_alloc'd, buf_len bytes */
     size_t buf_len;
     dsc_chunk_claim claim;
-    dsc_http_sink sink;             /* to claim.sink, when it streams */
     dsc_s3_result res;
 } dsc_pf_task;
 
