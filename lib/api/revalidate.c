@@ -275,6 +275,7 @@ static void *keeper_main(void *arg)
 {
     dsc_ctx *ctx = arg;
     uint64_t last_hits = 0;
+    dsc_thread_name("dsc-keeper");
     int64_t active = dsc_now_ms();
     due *d = malloc(LISTED_MAX * sizeof *d);
     pthread_mutex_lock(&ctx->keeper_mu);

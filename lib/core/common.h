@@ -78,6 +78,7 @@ char *dsc_strndup(const char *s, size_t n);
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t dsc_now_ms(void);
 void dsc_sleep_ms(long ms);
+void dsc_thread_name(const char *name);   /* at most 15 characters */
 /* The time ms milliseconds from now on clock, for timed waits. */
 struct timespec dsc_deadline(clockid_t clock, int64_t ms);
 /* A condition whose timed waits count on CLOCK_MONOTONIC (deadlines of
@@ -106,6 +107,9 @@ int dsc_hex_decode(const char *s, void *out, size_t n);
  * the system at once instead of staying in a malloc arena of every thread
  * that used one. NULL when out of memory. */
 void *dsc_bigbuf_alloc(size_t n);
+/* The caller's buffers, about `bytes` in all, are freed and made again
+ * over and over (a dataloader's batches): see util.c. */
+void dsc_heap_expect(size_t bytes);
 void dsc_bigbuf_free(void *p, size_t n);
 
 /* The running kernel's boot id (/proc/sys/kernel/random/boot_id): 0, or

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <sys/random.h>
 #include "core/common.h"
+#include "core/atomic.h"
 #include "core/fork.h"
 
 static int buf_grow(dsc_buf *b, size_t extra)
@@ -144,6 +145,44 @@ int dsc_cond_init_monotonic(pthread_cond_t *cond)
     int rc = pthread_cond_init(cond, &ca);
     pthread_condattr_destroy(&ca);
     return rc;
+}
+
+/* glibc's malloc adapts to a program's buffers: freeing a mapped block
+ * raises the size served from the heap to that block's and the heap top it
+ * keeps to twice that. A dataloader worker frees a whole batch of sample
+ * buffers (32 x 150 KiB) at once; below that size the heap top is given
+ * back and the next batch faults every page in again (~35 faults, ~0.7 ms
+ * per sample on a 2-core VM). Whether a process had adapted depended on
+ * what it happened to allocate before. Freeing one mapped block of the
+ * batch's size is that adaptation made on purpose: it sets no fixed
+ * threshold (mallopt would end glibc's adapting), and a process whose
+ * malloc already serves such sizes from its heap is not changed. */
+#define HEAP_EXPECT_MIN (1u << 20)
+#define HEAP_EXPECT_MAX (32u << 20)     /* glibc adapts up to this */
+
+void dsc_heap_expect(size_t bytes)
+{
+#ifdef __GLIBC__
+    static uint64_t expected;           /* largest taught, per process */
+    if (bytes < HEAP_EXPECT_MIN)
+        return;
+    if (bytes > HEAP_EXPECT_MAX)
+        bytes = HEAP_EXPECT_MAX;
+    if (bytes <= dsc_counter_get(&expected))
+        return;
+    __atomic_store_n(&expected, (uint64_t)bytes, __ATOMIC_RELAXED);
+    void *volatile block = malloc(bytes);
+    free(block);
+#else
+    (void)bytes;
+#endif
+}
+
+/* Names show in top -H, gdb and /proc/PID/task: an operator can tell
+ * which of a dataloader's threads is ours and what it is for. */
+void dsc_thread_name(const char *name)
+{
+    pthread_setname_np(pthread_self(), name);
 }
 
 void dsc_sleep_ms(long ms)

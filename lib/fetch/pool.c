@@ -333,6 +333,7 @@ static void run_background(dsc_pf *pf, dsc_pf_task *t)
 static void *fetcher(void *arg)
 {
     dsc_pf *pf = arg;
+    dsc_thread_name("dsc-fetch");
     pthread_mutex_lock(&pf->mu);
     for (;;) {
         dsc_pf_task *t = NULL;

@@ -85,6 +85,7 @@ static void finish_done(dsc_loop *l)
 static void *loop_main(void *arg)
 {
     dsc_loop *l = arg;
+    dsc_thread_name("dsc-loop");
     for (;;) {
         pthread_mutex_lock(&l->mu);
         int stop = l->stop;

@@ -169,6 +169,7 @@ static void refresh(dsc_roster *r)
 static void *refresher_main(void *arg)
 {
     dsc_roster *r = arg;
+    dsc_thread_name("dsc-peers");
     for (int first = 1;; first = 0) {
         pthread_mutex_lock(&r->mu);
         if (!first) {
