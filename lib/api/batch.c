@@ -2,9 +2,9 @@
  * round trips overlap instead of adding up. */
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "api/context.h"
 
 #define BATCH_DEFAULT_THREADS 16
@@ -59,17 +59,27 @@ static void read_one(batch_run *run, size_t i)
 static void *batch_thread(void *arg)
 {
     batch_run *run = arg;
+    dsc_thread_name("dsc-batch");
     for (size_t i; (i = take(run)) < run->n;)
         read_one(run, i);
     return NULL;
 }
 
-/* Helpers come as the items show what they cost: an item read from the
- * cache takes microseconds, and starting 15 threads for those costs more
- * than it saves, so cached items get one helper a spare core; the first
- * item that waited on the network brings all of them, so round trips
- * overlap. */
+/* Helpers come only once an item shows it waits on the network: an item
+ * read from the cache takes microseconds, and a dataloader runs one
+ * reading process per core already, so a helper for cached items only
+ * competes with the other workers (a warm 4-worker epoch on 2 cores ran
+ * ~25 % slower with one). The first slow item brings all of them, so
+ * round trips overlap. Slow means it took SLOW_ITEM_MS and slept on the
+ * way (a voluntary context switch: a GET, a flight, a disk read): on a
+ * busy node a cached read is often preempted for longer than that. */
 #define SLOW_ITEM_MS 3
+
+static long voluntary_switches(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : 0;
+}
 
 static void spawn(batch_run *run, pthread_t *tids, unsigned *started,
                   unsigned upto)
@@ -95,21 +105,21 @@ ssize_t dsc_read_batch(dsc_ctx *ctx, dsc_batch_item *items, size_t n,
         threads = BATCH_DEFAULT_THREADS;
     if (threads > n)
         threads = (unsigned)n;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += items[i].cap < SIZE_MAX - total ? items[i].cap : SIZE_MAX - total;
+    dsc_heap_expect(total);
     batch_run run = { .ctx = ctx, .items = items, .n = n, .first_bad = n };
     pthread_mutex_init(&run.mu, NULL);
     pthread_t *tids = calloc(threads, sizeof *tids);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned spare = cpus > 1 ? (unsigned)(cpus - 1) : 0;
     unsigned started = 0, helpers = tids ? threads - 1 : 0;
-    if (spare > helpers)
-        spare = helpers;
     for (size_t i; (i = take(&run)) < n;) {
         int64_t t0 = dsc_now_ms();
+        long slept0 = started < helpers ? voluntary_switches() : 0;
         read_one(&run, i);
-        if (dsc_now_ms() - t0 >= SLOW_ITEM_MS)
+        if (started < helpers && dsc_now_ms() - t0 >= SLOW_ITEM_MS &&
+            voluntary_switches() != slept0)
             spawn(&run, tids, &started, helpers);
-        else if (!started)
-            spawn(&run, tids, &started, spare);
     }
     for (unsigned t = 0; t < started; t++)
         pthread_join(tids[t], NULL);
