@@ -62,10 +62,16 @@ static void name_of(const dsc_chunk_id *id, uint64_t seq, chunk_name *n)
     snprintf(n->file, sizeof n->file, "%s-%016llx", h, (unsigned long long)seq);
 }
 
-/* The fan-out folder of n, never through a symlink (created on demand). */
+/* The fan-out folder of n, never through a symlink; made when missing and
+ * create is set (only then: a mkdir per published chunk cost a path walk
+ * and a directory lookup each). */
 static int open_sub(dsc_store *st, const chunk_name *n, int create)
 {
-    if (create && mkdirat(st->data_fd, n->sub, 0700) && errno != EEXIST)
+    int fd = openat(st->data_fd, n->sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                    O_CLOEXEC);
+    if (fd >= 0 || !create || errno != ENOENT)
+        return fd;
+    if (mkdirat(st->data_fd, n->sub, 0700) && errno != EEXIST)
         return -1;
     return openat(st->data_fd, n->sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
                   O_CLOEXEC);
