@@ -4,10 +4,15 @@
  *
  * A URL ending in '/' (or naming a bucket) is a prefix: every object under
  * it is fetched. Other URLs are single objects. --list reads URLs, one a
- * line, from FILE or stdin ('-'). With -j N, N objects are fetched at a
- * time (large objects additionally in parallel chunks). A progress bar is
+ * line, from FILE or stdin ('-'). Listed objects (their sizes known) go to
+ * libdsc's background fetching in bulk: many GETs in flight on its event
+ * loop, as many as the origin sustains, with no thread each. Then N
+ * threads (-j N) go over every object: a cached one costs a lookup; the
+ * rest (single URLs, failures) are fetched there, each failure with its
+ * reason. A progress bar is
  * drawn on a terminal, plain progress lines otherwise; a summary at the
- * end (JSON on stdout with --json). A prefix that cannot be listed, or
+ * end (JSON on stdout with --json; objects_fetched_alone counts those
+ * the bulk pass left to the threads). A prefix that cannot be listed, or
  * that matches no object (a mistyped prefix; --allow-empty accepts it),
  * is a failure like an object that cannot be fetched: in "failures" with
  * "listing": true. Exit: 0 all fetched, 1 some failed (each listed on
@@ -39,7 +44,9 @@ typedef struct job {
     pthread_mutex_t lock;
     /* progress, __atomic */
     uint64_t done, failed, bytes_done, bytes_fetched, bytes_known;
-    int finished;
+    uint64_t fetched_alone;          /* objects the bulk pass left to fetch */
+    /* What the bulk pass showed: the progress shown never goes back. */
+    uint64_t bulk_done, bulk_bytes;
 } job;
 
 static int add_item(job *j, const char *url, int64_t size)
@@ -98,6 +105,8 @@ static void *worker(void *arg)
             __atomic_fetch_add(&j->failed, 1, __ATOMIC_RELAXED);
         } else {
             __atomic_fetch_add(&j->bytes_fetched, (uint64_t)fetched, __ATOMIC_RELAXED);
+            if (fetched > 0)
+                __atomic_fetch_add(&j->fetched_alone, 1, __ATOMIC_RELAXED);
             __atomic_fetch_add(&j->bytes_done, (uint64_t)it->size, __ATOMIC_RELAXED);
         }
         __atomic_fetch_add(&j->done, 1, __ATOMIC_RELAXED);
@@ -116,6 +125,10 @@ static void progress(job *j, double t0, int tty, int final)
 {
     uint64_t done = __atomic_load_n(&j->done, __ATOMIC_RELAXED);
     uint64_t bytes = __atomic_load_n(&j->bytes_done, __ATOMIC_RELAXED);
+    if (!final && done < j->bulk_done)
+        done = j->bulk_done;
+    if (!final && bytes < j->bulk_bytes)
+        bytes = j->bulk_bytes;
     uint64_t known = __atomic_load_n(&j->bytes_known, __ATOMIC_RELAXED);
     uint64_t failed = __atomic_load_n(&j->failed, __ATOMIC_RELAXED);
     double dt = now_s() - t0;
@@ -147,6 +160,58 @@ static void progress(job *j, double t0, int tty, int final)
                 b1, b2, (unsigned long long)done, j->n,
                 dt > 0 ? done / dt : 0, r, eta, (unsigned long long)failed);
     }
+}
+
+static dsc_stats stats_now(dsc_ctx *ctx)
+{
+    dsc_stats st;
+    if (dsc_stats_get(ctx, &st, sizeof st))
+        memset(&st, 0, sizeof st);
+    return st;
+}
+
+/* The bulk pass: every listed object to dsc_prefetch_urls (objects found
+ * cached are not queued), then wait for them, showing progress. Returns
+ * the bytes it fetched. Anything that went wrong here is met again, with
+ * its reason, by the pass over every object after it. */
+static uint64_t bulk_fetch(job *j, double t0, int tty, int quiet)
+{
+    const char **urls = malloc((j->n ? j->n : 1) * sizeof *urls);
+    size_t n = 0;
+    if (!urls)
+        return 0;
+    for (size_t i = 0; i < j->n; i++)
+        if (j->items[i].size >= 0)
+            urls[n++] = j->items[i].url;
+    dsc_stats base = stats_now(j->ctx), st = base;
+    double last = now_s();
+    for (size_t at = 0;;) {
+        int waiting = 0;
+        if (at < n) {
+            size_t taken = 0;
+            ssize_t rc = dsc_prefetch_urls(j->ctx, urls + at, n - at, &taken);
+            at += taken;
+            if (rc == DSC_EAGAIN)
+                waiting = 1;            /* queue full: let some finish */
+            else if (rc < 0)
+                at = n;                 /* the pass over all says why */
+        }
+        int idle = dsc_prefetch_wait(j->ctx, 100) == 0;
+        st = stats_now(j->ctx);
+        uint64_t chunks = (st.prefetch_done - base.prefetch_done) +
+                          (st.prefetch_errors - base.prefetch_errors);
+        j->bulk_done = chunks < n ? chunks : n;
+        j->bulk_bytes = st.node_prefetched_bytes - base.node_prefetched_bytes;
+        double period = tty ? 0.2 : 5.0;
+        if (!quiet && now_s() - last >= period) {
+            progress(j, t0, tty, 0);
+            last = now_s();
+        }
+        if (at >= n && idle && !waiting)
+            break;
+    }
+    free(urls);
+    return st.node_prefetched_bytes - base.node_prefetched_bytes;
 }
 
 static int read_list(job *j, const char *path)
@@ -294,6 +359,7 @@ int main(int argc, char **argv)
     }
     int tty = isatty(STDERR_FILENO);
     double t0 = now_s();
+    j.bytes_fetched = bulk_fetch(&j, t0, tty, quiet);
     int nthreads = jobs < (int)j.n ? jobs : (int)j.n;
     pthread_t *tids = calloc((size_t)(nthreads > 0 ? nthreads : 1), sizeof *tids);
     int started = 0;
@@ -326,12 +392,14 @@ int main(int argc, char **argv)
     if (json) {
         printf("{\"objects\":%zu,\"ok\":%llu,\"failed\":%llu,\"bytes\":%llu,"
                "\"bytes_fetched\":%llu,\"bytes_already_cached\":%llu,"
+               "\"objects_fetched_alone\":%llu,"
                "\"seconds\":%.3f,\"bytes_per_second\":%.0f,\"failures\":[",
                j.n, (unsigned long long)ok,
                (unsigned long long)(j.failed + nbad),
                (unsigned long long)j.bytes_done,
                (unsigned long long)j.bytes_fetched,
-               (unsigned long long)(j.bytes_done - j.bytes_fetched), dt,
+               (unsigned long long)(j.bytes_done - j.bytes_fetched),
+               (unsigned long long)j.fetched_alone, dt,
                dt > 0 ? j.bytes_done / dt : 0);
         int first = 1;
         for (size_t i = 0; i < nbad; i++) {

@@ -495,7 +495,11 @@ typedef struct dsc_batch_item {
 /**
  * Read n whole objects into the callers' buffers concurrently: `threads`
  * calls of dsc_open + dsc_pread at once (0: 16; at most n), so their
- * HEADs and GETs overlap, each through the node cache. An object larger
+ * HEADs and GETs overlap, each through the node cache. Cached items are
+ * read on the calling thread; helpers start once an item waited on the
+ * network. The first batch of a size also adapts glibc's malloc to
+ * buffers of the batch's total, so freed sample buffers stay in the
+ * heap instead of being faulted in again (README.md). An object larger
  * than its buffer fills it (len = cap < size, status 0; as snprintf), so a
  * caller that does not know sizes may pass cap 0 to learn them, then read.
  * Returns the number of items that failed (0: all read), with the first
