@@ -621,6 +621,12 @@ typedef struct dsc_stats {
                                        loop (many in flight, one thread) */
     uint64_t prefetch_busy;       /**< background chunks skipped: another
                                        thread or process was fetching them */
+    uint64_t index_writes;        /**< write transactions this process
+                                       committed on the node cache's index
+                                       (all its contexts on that cache):
+                                       inserts, evictions, counters and
+                                       access times, which are recorded at
+                                       most once a minute per chunk */
 } dsc_stats;
 
 /** Who a context signs its requests as (dsc_whoami); never the secret. */

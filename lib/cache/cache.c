@@ -243,6 +243,7 @@ void dsc_cache_stats(dsc_cache *c, dsc_stats *st)
         st->node_capacity = dsc_index_effective_cap(&inf, c->o.cap);
         st->node_capacity_set = inf.capacity ? inf.capacity : c->o.cap;
         st->node_capacity_disk = inf.disk_cap;
+        st->index_writes = dsc_index_writes(c->ix);
         st->node_meta_dropped = inf.meta_dropped;
         dsc_index_map_info(c->ix, &st->index_map_bytes, &st->index_used_bytes,
                            &st->index_full);

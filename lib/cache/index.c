@@ -150,6 +150,8 @@ static int shed_metadata(dsc_index *ix)
     }
     rc = mdb_txn_commit(txn);
     pthread_rwlock_unlock(&ix->resize);
+    if (rc == 0)
+        dsc_counter_add(&ix->writes, 1);
     return rc == 0 && dropped > 0;
 }
 
@@ -212,6 +214,11 @@ static int map_full(dsc_index *ix, size_t seen, const char *what)
                     what, ix->path, now >> 20);
 }
 
+uint64_t dsc_index_writes(const dsc_index *ix)
+{
+    return dsc_counter_get(&ix->writes);
+}
+
 int dsc_ix_end(dsc_index *ix, MDB_txn *txn, int rc, const char *what)
 {
     size_t seen = map_size(ix);
@@ -220,6 +227,8 @@ int dsc_ix_end(dsc_index *ix, MDB_txn *txn, int rc, const char *what)
     else
         rc = mdb_txn_commit(txn);
     pthread_rwlock_unlock(&ix->resize);
+    if (rc == 0)   /* read transactions end with dsc_ix_abort */
+        dsc_counter_add(&ix->writes, 1);
     if (rc == MDB_MAP_FULL)
         return map_full(ix, seen, what);
     if (rc)

@@ -13,11 +13,17 @@
 typedef struct dsc_index dsc_index;
 
 /* One cached chunk. Stored as is (the cache is local to one machine). */
+/* Eviction goes by the minute: an access less than this after the last
+ * one recorded is not recorded again, so a warm epoch of small objects does
+ * not write the LRU index every few hundred reads. */
+#define DSC_TOUCH_EVERY_MS 60000
+
 typedef struct dsc_chunk_rec {
     uint64_t size;                 /* bytes in the data file */
     uint64_t xxh;                  /* XXH3-64 of those bytes */
     uint64_t seq;                  /* unique per insert; names the file */
-    uint64_t atime_ms;             /* last access (batched) */
+    uint64_t atime_ms;             /* last access (batched; one a
+                                      DSC_TOUCH_EVERY_MS is recorded) */
     uint64_t ctime_ms;             /* insert time */
 } dsc_chunk_rec;
 
@@ -55,6 +61,8 @@ uint64_t dsc_index_effective_cap(const dsc_index_info *inf, uint64_t fallback);
  * changed since (store.c's write mark tells); older ones may be torn by
  * a power loss. UINT64_MAX when the boot cannot be told. */
 uint64_t dsc_index_trust_from(const dsc_index *ix);
+/* Write transactions this process committed on the index. */
+uint64_t dsc_index_writes(const dsc_index *ix);
 
 typedef struct dsc_index_opts {
     int sync;                      /* fsync each change */

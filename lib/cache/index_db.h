@@ -30,6 +30,7 @@ struct dsc_index {
 
     /* Counters and flags (core/atomic.h), once-flags (dsc_log_once). */
     uint64_t full;                 /* writes that found it full for good */
+    uint64_t writes;               /* write transactions committed */
     int dead;                      /* a remap failed and left no map: every
                                       transaction is refused (reads go to S3) */
     int warned_full;

@@ -119,6 +119,7 @@ typedef struct part {
     size_t chunk_len;
     void *dst;
     size_t off, len;
+    int touch_due;                 /* a hit to record for eviction order */
 } part;
 
 static int part_whole(const part *p)
@@ -146,7 +147,12 @@ static void chunk_buffer_done(dsc_cache *c, const part *p, void *buf, int ok)
 /* Try the cache for one part: 0 when served, DSC_ABSENT when not there.
  * A missing file outside the flight lock may just not be renamed yet;
  * only the lock holder (drop_missing) may conclude it is gone. */
-static int try_cached(dsc_cache *c, const part *p, int drop_missing)
+static int touch_due(const dsc_chunk_rec *rec)
+{
+    return dsc_wall_ms() - rec->atime_ms >= DSC_TOUCH_EVERY_MS;
+}
+
+static int try_cached(dsc_cache *c, part *p, int drop_missing)
 {
     dsc_chunk_rec rec;
     int rc = dsc_index_get(c->ix, &p->id, &rec);
@@ -154,6 +160,7 @@ static int try_cached(dsc_cache *c, const part *p, int drop_missing)
         return DSC_ABSENT;
     if (!p->dst)
         return 0;   /* only asked whether it is cached */
+    p->touch_due = touch_due(&rec);
     /* Written this boot: unless it was changed since, the file holds the
      * bytes hashed when it was stored. Else a part is verified streaming:
      * no chunk-sized buffer. */
@@ -174,7 +181,8 @@ static void count_hit(dsc_cache *c, const part *p)
         return;
     bump(&c->n.hits, 1);
     bump(&c->n.bytes_cache, p->len);
-    dsc_cache_account(c, p->obj, &p->id, DSC_SRC_CACHE, p->len, 1, 1);
+    dsc_cache_account(c, p->obj, p->touch_due ? &p->id : NULL, DSC_SRC_CACHE,
+                      p->len, 1, 1);
 }
 
 /* Evict what the index chose: forget open files, unlink, count. */
@@ -492,7 +500,7 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, part *p, int *fetched)
     if (dsc_chunk_id_make(c->o.origin, p->obj, c->o.chunk_size, p->index, &p->id))
         return DSC_ENOMEM;
     if ((p->dst && dsc_store_read_open(c->store, &p->id, p->dst, p->off,
-                                       p->len) == 0) ||
+                                       p->len, &p->touch_due) == 0) ||
         try_cached(c, p, 0) == 0) {
         count_hit(c, p);
         return 0;
@@ -666,7 +674,8 @@ int dsc_cache_open_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
     *xxh = rec.xxh;
     bump(&c->n.hits, 1);
     bump(&c->n.bytes_cache, rec.size);
-    dsc_cache_account(c, obj, &id, DSC_SRC_CACHE, rec.size, 1, 1);
+    dsc_cache_account(c, obj, touch_due(&rec) ? &id : NULL, DSC_SRC_CACHE,
+                      rec.size, 1, 1);
     return fd;
 }
 

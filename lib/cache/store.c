@@ -34,6 +34,8 @@ typedef struct open_chunk {
     int doomed;         /* close when refs drops to 0 */
     int referenced;     /* clock bit */
     uint64_t size;
+    int64_t touched_ms; /* dsc_now_ms() of this process's last counted
+                           access (its opening counts) */
 } open_chunk;
 
 struct dsc_store {
@@ -275,7 +277,8 @@ void dsc_store_free(dsc_store *st)
 
 /* Find id among the open files and take a reference. Linear probing from
  * the id's home slot keeps lookups short without a separate hash table. */
-static open_chunk *acquire(dsc_store *st, const dsc_chunk_id *id)
+static open_chunk *acquire(dsc_store *st, const dsc_chunk_id *id,
+                           int *touch_due)
 {
     unsigned home = (unsigned)(id->b[2] | (id->b[3] << 8)) % (unsigned)st->nslots;
     open_chunk *hit = NULL;
@@ -285,6 +288,12 @@ static open_chunk *acquire(dsc_store *st, const dsc_chunk_id *id)
         if (oc->fd >= 0 && !oc->doomed && memcmp(oc->id.b, id->b, 16) == 0) {
             oc->refs++;
             oc->referenced = 1;
+            if (touch_due) {
+                int64_t now = dsc_now_ms();
+                *touch_due = now - oc->touched_ms >= DSC_TOUCH_EVERY_MS;
+                if (*touch_due)
+                    oc->touched_ms = now;
+            }
             hit = oc;
             break;
         }
@@ -352,6 +361,7 @@ static void insert(dsc_store *st, const dsc_chunk_id *id, int fd,
     victim->doomed = 0;
     victim->referenced = 1;
     victim->size = size;
+    victim->touched_ms = dsc_now_ms();
     pthread_mutex_unlock(&st->lock);
 }
 
@@ -393,9 +403,9 @@ static int read_full(int fd, void *buf, size_t len, uint64_t off)
 }
 
 int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
-                        size_t off, size_t len)
+                        size_t off, size_t len, int *touch_due)
 {
-    open_chunk *oc = acquire(st, id);
+    open_chunk *oc = acquire(st, id, touch_due);
     if (!oc)
         return DSC_ABSENT;
     int rc = off + len <= oc->size ? read_full(oc->fd, dst, len, off)
@@ -408,7 +418,7 @@ int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
 
 int dsc_store_dup_open(dsc_store *st, const dsc_chunk_id *id, uint64_t *size)
 {
-    open_chunk *oc = acquire(st, id);
+    open_chunk *oc = acquire(st, id, NULL);
     if (!oc)
         return -1;
     int fd = fcntl(oc->fd, F_DUPFD_CLOEXEC, 0);
@@ -483,7 +493,7 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
 {
     if (off + len > rec->size)
         return DSC_CORRUPT;
-    open_chunk *oc = acquire(st, id);
+    open_chunk *oc = acquire(st, id, NULL);
     if (oc) {
         int rc = oc->size == rec->size ? read_full(oc->fd, dst, len, off)
                                        : DSC_CORRUPT;

@@ -23,9 +23,11 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
 
 /* Read from an already open, verified file of id only: 0 when served,
  * DSC_ABSENT when id is not open here (or shrank: then it is forgotten). No index lookup: a chunk's bytes never
- * change, so an open file stays right even after eviction. */
+ * change, so an open file stays right even after eviction. *touch_due
+ * says whether this process last counted an access of id (its opening
+ * counts) DSC_TOUCH_EVERY_MS ago or more, and if so notes one now. */
 int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
-                        size_t off, size_t len);
+                        size_t off, size_t len, int *touch_due);
 
 /* A duplicate (close it) of the open, verified file of id and its size,
  * or -1 when id is not open here. */

@@ -46,6 +46,42 @@ static void test_second_epoch_hits(void **state)
     dsc_ctx_close(ctx);
 }
 
+/* Reads of a cached chunk over and over (warm epochs of a small dataset,
+ * one after another) record its access for eviction once a minute, not in
+ * a write of the shared index every 256 reads: that write took the
+ * node's single LMDB writer lock from every reader process in turn.
+ * Without the once-a-minute rule the loop below commits 11 writes. */
+static void test_rereads_write_the_index_rarely(void **state)
+{
+    (void)state;
+    enum { READS = 3000 };
+    const char *dir = fresh_dir("touch");
+    const fixture *x = fix("epoch/obj-03");
+    unsigned char *want = itest_slurp(x->path, x->size), *got = malloc(x->size);
+    assert_non_null(got);
+    for (int pass = 0; pass < 2; pass++) {
+        /* Pass 0 fetches it and reads it from its open file; pass 1, a
+         * new context, finds it through the index first. */
+        dsc_ctx *ctx = cache_ctx(dir, (cache_opts){ .ttl_ms = 60000 });
+        assert_int_equal(dsc_pread_url(ctx, x->url, got, x->size, 0, NULL),
+                         (ssize_t)x->size);
+        uint64_t before = stats_of(ctx).index_writes;
+        for (int i = 0; i < READS; i++)
+            if (dsc_pread_url(ctx, x->url, got, x->size, 0, NULL) != (ssize_t)x->size)
+                fail_msg("read %d: %s", i, dsc_errmsg());
+        assert_memory_equal(got, want, x->size);
+        dsc_stats st = stats_of(ctx);
+        print_message("    pass %d: %d reads, %llu index writes\n", pass, READS,
+                      (unsigned long long)(st.index_writes - before));
+        assert_true(st.hits >= READS);
+        /* The counters' once-a-second write, and the flush of stats_of. */
+        assert_true(st.index_writes - before <= 3);
+        dsc_ctx_close(ctx);
+    }
+    free(want);
+    free(got);
+}
+
 /* Small reads across chunk edges, cold and warm. */
 static void test_unaligned_reads(void **state)
 {
@@ -591,6 +627,7 @@ int main(void)
     setenv("DSC_LOG", "warn", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_epoch_hits),
+        cmocka_unit_test(test_rereads_write_the_index_rarely),
         cmocka_unit_test(test_unaligned_reads),
         cmocka_unit_test(test_flipped_bytes),
         cmocka_unit_test(test_flipped_marked_verify_always),

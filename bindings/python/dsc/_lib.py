@@ -124,7 +124,8 @@ class Stats(ctypes.Structure):
         "node_s3_bytes", "node_cache_bytes", "node_peer_hits",
         "node_peer_bytes", "node_prefetched", "node_prefetched_bytes",
         "prefetch_inflight_limit", "prefetch_inflight_peak",
-        "prefetch_throttled", "prefetch_on_loop", "prefetch_busy")]
+        "prefetch_throttled", "prefetch_on_loop", "prefetch_busy",
+        "index_writes")]
 
 
 class ObjectInfo(ctypes.Structure):
