@@ -13,6 +13,8 @@
 # BENCH_MOUNTS_ROUNDS (3 map rounds), BENCH_MOUNTS_TAR_ROUNDS (3),
 # BENCH_MOUNTS_FUSE_ROUNDS (2: the FUSE sides take part in the first 2
 # rounds of each workload only; their epochs take minutes),
+# BENCH_MOUNTS_WARM_EPOCHS (3 warm epochs of local and libdsc a round,
+# their median the round's warm figure),
 # BENCH_MOUNTS_AB_EPOCHS (4 warm epochs each of libdsc with and without
 # PlannedSampler, ABBA),
 # BENCH_MOUNTS_SIDES ("local dsc rclone s3fs boto3"),
@@ -91,6 +93,7 @@ read -r -a SIDES <<<"${BENCH_MOUNTS_SIDES:-local dsc rclone s3fs boto3}"
 $PY bench/bench_mounts.py run "$PROXY" "$BUCKET" train/ shards/ "$DATA" "$STATE" \
     --s3rver-pid "$S3RVER_PID" --s3rver-log "$STATE/s3rver/log" --latency-ms "$LAT" \
     --rounds "${BENCH_MOUNTS_ROUNDS:-3}" --tar-rounds "${BENCH_MOUNTS_TAR_ROUNDS:-3}" \
-    --fuse-rounds "${BENCH_MOUNTS_FUSE_ROUNDS:-2}" --ab-epochs "${BENCH_MOUNTS_AB_EPOCHS:-4}" --sides "${SIDES[@]}" \
+    --fuse-rounds "${BENCH_MOUNTS_FUSE_ROUNDS:-2}" --ab-epochs "${BENCH_MOUNTS_AB_EPOCHS:-4}" \
+    --warm-epochs "${BENCH_MOUNTS_WARM_EPOCHS:-3}" --sides "${SIDES[@]}" \
     --ceiling-threads "${BENCH_MOUNTS_CEILING_THREADS:-64}"
 echo "bench: done in $SECONDS s"
