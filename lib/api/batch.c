@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include "api/context.h"
@@ -65,20 +66,34 @@ static void *batch_thread(void *arg)
     return NULL;
 }
 
-/* Helpers come only once an item shows it waits on the network: an item
+/* Helpers come only once items show they wait on the network: an item
  * read from the cache takes microseconds, and a dataloader runs one
  * reading process per core already, so a helper for cached items only
  * competes with the other workers (a warm 4-worker epoch on 2 cores ran
- * ~25 % slower with one). The first slow item brings all of them, so
- * round trips overlap. Slow means it took SLOW_ITEM_MS and slept on the
- * way (a voluntary context switch: a GET, a flight, a disk read): on a
- * busy node a cached read is often preempted for longer than that. */
-#define SLOW_ITEM_MS 3
+ * ~25 % slower with one). Then all of them come, so round trips overlap.
+ * Only time spent in items that slept counts (a voluntary context switch:
+ * a GET, a flight, a disk read): on a busy node a cached read is often
+ * preempted for longer than a round trip without sleeping. SLOW_US over
+ * two or more such items (a 1 ms origin brings helpers at the third), or
+ * SLOW_ONE_US in one: a lone item may have slept on this process's
+ * once-a-second write of its counters, an LMDB commit that can wait
+ * behind other processes' writes. */
+#define SLOW_US 3000
+#define SLOW_ONE_US 15000
 
+/* -1 when the thread's count is not to be had (then every item counts as
+ * having slept: helpers as before, rather than never). */
 static long voluntary_switches(void)
 {
     struct rusage ru;
-    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : 0;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : -1;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void spawn(batch_run *run, pthread_t *tids, unsigned *started,
@@ -113,12 +128,22 @@ ssize_t dsc_read_batch(dsc_ctx *ctx, dsc_batch_item *items, size_t n,
     pthread_mutex_init(&run.mu, NULL);
     pthread_t *tids = calloc(threads, sizeof *tids);
     unsigned started = 0, helpers = tids ? threads - 1 : 0;
+    int64_t slept_us = 0;
+    unsigned slept_items = 0;
     for (size_t i; (i = take(&run)) < n;) {
-        int64_t t0 = dsc_now_ms();
-        long slept0 = started < helpers ? voluntary_switches() : 0;
+        if (started == helpers) {
+            read_one(&run, i);
+            continue;
+        }
+        int64_t t0 = now_us();
+        long sw0 = voluntary_switches();
         read_one(&run, i);
-        if (started < helpers && dsc_now_ms() - t0 >= SLOW_ITEM_MS &&
-            voluntary_switches() != slept0)
+        long sw1 = voluntary_switches();
+        if (sw0 < 0 || sw1 < 0 || sw1 != sw0) {
+            slept_us += now_us() - t0;
+            slept_items++;
+        }
+        if (slept_us >= (slept_items >= 2 ? SLOW_US : SLOW_ONE_US))
             spawn(&run, tids, &started, helpers);
     }
     for (unsigned t = 0; t < started; t++)

@@ -158,7 +158,9 @@ int dsc_cond_init_monotonic(pthread_cond_t *cond)
  * threshold (mallopt would end glibc's adapting), and a process whose
  * malloc already serves such sizes from its heap is not changed. */
 #define HEAP_EXPECT_MIN (1u << 20)
-#define HEAP_EXPECT_MAX (32u << 20)     /* glibc adapts up to this */
+/* glibc adapts to mapped blocks of up to 32 MiB, its header and page
+ * rounding included: a request of exactly 32 MiB would teach nothing. */
+#define HEAP_EXPECT_MAX ((32u << 20) - (64u << 10))
 
 void dsc_heap_expect(size_t bytes)
 {
@@ -170,9 +172,11 @@ void dsc_heap_expect(size_t bytes)
         bytes = HEAP_EXPECT_MAX;
     if (bytes <= dsc_counter_get(&expected))
         return;
-    __atomic_store_n(&expected, (uint64_t)bytes, __ATOMIC_RELAXED);
     void *volatile block = malloc(bytes);
+    if (!block)
+        return;                         /* try again with the next batch */
     free(block);
+    __atomic_store_n(&expected, (uint64_t)bytes, __ATOMIC_RELAXED);
 #else
     (void)bytes;
 #endif
