@@ -623,10 +623,11 @@ typedef struct dsc_stats {
                                        thread or process was fetching them */
     uint64_t index_writes;        /**< write transactions this process
                                        committed on the node cache's index
-                                       (all its contexts on that cache):
+                                       (all its contexts on that cache,
+                                       since the first of them opened it):
                                        inserts, evictions, counters and
-                                       access times, which are recorded at
-                                       most once a minute per chunk */
+                                       access times (a chunk's recorded at
+                                       most about once a minute) */
 } dsc_stats;
 
 /** Who a context signs its requests as (dsc_whoami); never the secret. */

@@ -147,9 +147,20 @@ static void chunk_buffer_done(dsc_cache *c, const part *p, void *buf, int ok)
 /* Try the cache for one part: 0 when served, DSC_ABSENT when not there.
  * A missing file outside the flight lock may just not be renamed yet;
  * only the lock holder (drop_missing) may conclude it is gone. */
-static int touch_due(const dsc_chunk_rec *rec)
+/* How often a chunk's access is recorded: once a minute, and at least
+ * twice within minio's idle time, so a chunk in use never looks idle. */
+static int64_t touch_every_ms(const dsc_cache *c)
 {
-    return dsc_wall_ms() - rec->atime_ms >= DSC_TOUCH_EVERY_MS;
+    int64_t idle_half = c->o.idle_sec > 0 ? (int64_t)c->o.idle_sec * 500 : 0;
+    return idle_half < DSC_TOUCH_EVERY_MS ? idle_half : DSC_TOUCH_EVERY_MS;
+}
+
+/* How long ago rec's access was recorded (0 when it is in the future:
+ * the wall clock stepped back). */
+static int64_t touched_ago_ms(const dsc_chunk_rec *rec)
+{
+    uint64_t now = dsc_wall_ms();
+    return now > rec->atime_ms ? (int64_t)(now - rec->atime_ms) : 0;
 }
 
 static int try_cached(dsc_cache *c, part *p, int drop_missing)
@@ -160,7 +171,8 @@ static int try_cached(dsc_cache *c, part *p, int drop_missing)
         return DSC_ABSENT;
     if (!p->dst)
         return 0;   /* only asked whether it is cached */
-    p->touch_due = touch_due(&rec);
+    int64_t ago = touched_ago_ms(&rec);
+    p->touch_due = ago >= touch_every_ms(c);
     /* Written this boot: unless it was changed since, the file holds the
      * bytes hashed when it was stored. Else a part is verified streaming:
      * no chunk-sized buffer. */
@@ -168,8 +180,11 @@ static int try_cached(dsc_cache *c, part *p, int drop_missing)
                  rec.ctime_ms >= dsc_index_trust_from(c->ix);
     rc = dsc_store_read(c->store, &p->id, &rec, recent, p->dst, p->off,
                         p->len);
-    if (rc == 0)
+    if (rc == 0) {
+        /* The file it may have opened starts from the record's time. */
+        dsc_store_note_touch(c->store, &p->id, p->touch_due ? 0 : ago);
         return 0;
+    }
     if (rc == DSC_CORRUPT || (rc == DSC_ABSENT && drop_missing))
         drop_bad(c, &p->id, rec.seq, rc, p->obj, p->index);
     return DSC_ABSENT;
@@ -500,7 +515,8 @@ static int chunk_op(dsc_cache *c, dsc_s3 *s3, part *p, int *fetched)
     if (dsc_chunk_id_make(c->o.origin, p->obj, c->o.chunk_size, p->index, &p->id))
         return DSC_ENOMEM;
     if ((p->dst && dsc_store_read_open(c->store, &p->id, p->dst, p->off,
-                                       p->len, &p->touch_due) == 0) ||
+                                       p->len, touch_every_ms(c),
+                                       &p->touch_due) == 0) ||
         try_cached(c, p, 0) == 0) {
         count_hit(c, p);
         return 0;
@@ -674,8 +690,8 @@ int dsc_cache_open_chunk(dsc_cache *c, const dsc_objref *obj, uint64_t index,
     *xxh = rec.xxh;
     bump(&c->n.hits, 1);
     bump(&c->n.bytes_cache, rec.size);
-    dsc_cache_account(c, obj, touch_due(&rec) ? &id : NULL, DSC_SRC_CACHE,
-                      rec.size, 1, 1);
+    dsc_cache_account(c, obj, touched_ago_ms(&rec) >= touch_every_ms(c) ? &id : NULL,
+                      DSC_SRC_CACHE, rec.size, 1, 1);
     return fd;
 }
 

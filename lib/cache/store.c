@@ -278,7 +278,7 @@ void dsc_store_free(dsc_store *st)
 /* Find id among the open files and take a reference. Linear probing from
  * the id's home slot keeps lookups short without a separate hash table. */
 static open_chunk *acquire(dsc_store *st, const dsc_chunk_id *id,
-                           int *touch_due)
+                           int64_t every_ms, int *touch_due)
 {
     unsigned home = (unsigned)(id->b[2] | (id->b[3] << 8)) % (unsigned)st->nslots;
     open_chunk *hit = NULL;
@@ -290,7 +290,7 @@ static open_chunk *acquire(dsc_store *st, const dsc_chunk_id *id,
             oc->referenced = 1;
             if (touch_due) {
                 int64_t now = dsc_now_ms();
-                *touch_due = now - oc->touched_ms >= DSC_TOUCH_EVERY_MS;
+                *touch_due = now - oc->touched_ms >= every_ms;
                 if (*touch_due)
                     oc->touched_ms = now;
             }
@@ -365,6 +365,18 @@ static void insert(dsc_store *st, const dsc_chunk_id *id, int fd,
     pthread_mutex_unlock(&st->lock);
 }
 
+void dsc_store_note_touch(dsc_store *st, const dsc_chunk_id *id,
+                          int64_t ago_ms)
+{
+    open_chunk *oc = acquire(st, id, 0, NULL);
+    if (!oc)
+        return;
+    pthread_mutex_lock(&st->lock);
+    oc->touched_ms = dsc_now_ms() - ago_ms;
+    pthread_mutex_unlock(&st->lock);
+    release(st, oc);
+}
+
 void dsc_store_forget(dsc_store *st, const dsc_chunk_id *id)
 {
     pthread_mutex_lock(&st->lock);
@@ -403,9 +415,10 @@ static int read_full(int fd, void *buf, size_t len, uint64_t off)
 }
 
 int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
-                        size_t off, size_t len, int *touch_due)
+                        size_t off, size_t len, int64_t every_ms,
+                        int *touch_due)
 {
-    open_chunk *oc = acquire(st, id, touch_due);
+    open_chunk *oc = acquire(st, id, every_ms, touch_due);
     if (!oc)
         return DSC_ABSENT;
     int rc = off + len <= oc->size ? read_full(oc->fd, dst, len, off)
@@ -418,7 +431,7 @@ int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
 
 int dsc_store_dup_open(dsc_store *st, const dsc_chunk_id *id, uint64_t *size)
 {
-    open_chunk *oc = acquire(st, id, NULL);
+    open_chunk *oc = acquire(st, id, 0, NULL);
     if (!oc)
         return -1;
     int fd = fcntl(oc->fd, F_DUPFD_CLOEXEC, 0);
@@ -493,7 +506,7 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
 {
     if (off + len > rec->size)
         return DSC_CORRUPT;
-    open_chunk *oc = acquire(st, id, NULL);
+    open_chunk *oc = acquire(st, id, 0, NULL);
     if (oc) {
         int rc = oc->size == rec->size ? read_full(oc->fd, dst, len, off)
                                        : DSC_CORRUPT;

@@ -24,10 +24,15 @@ int dsc_store_read(dsc_store *st, const dsc_chunk_id *id,
 /* Read from an already open, verified file of id only: 0 when served,
  * DSC_ABSENT when id is not open here (or shrank: then it is forgotten). No index lookup: a chunk's bytes never
  * change, so an open file stays right even after eviction. *touch_due
- * says whether this process last counted an access of id (its opening
- * counts) DSC_TOUCH_EVERY_MS ago or more, and if so notes one now. */
+ * says whether the access of id last recorded (as this process knows it:
+ * dsc_store_note_touch) is every_ms old or more, and if so notes one now. */
 int dsc_store_read_open(dsc_store *st, const dsc_chunk_id *id, void *dst,
-                        size_t off, size_t len, int *touch_due);
+                        size_t off, size_t len, int64_t every_ms,
+                        int *touch_due);
+/* The open file of id (if any) had its access recorded ago_ms ago; a file
+ * opened here starts as recorded now (dsc_store_adopt's are). */
+void dsc_store_note_touch(dsc_store *st, const dsc_chunk_id *id,
+                          int64_t ago_ms);
 
 /* A duplicate (close it) of the open, verified file of id and its size,
  * or -1 when id is not open here. */

@@ -66,16 +66,23 @@ static void test_rereads_write_the_index_rarely(void **state)
         assert_int_equal(dsc_pread_url(ctx, x->url, got, x->size, 0, NULL),
                          (ssize_t)x->size);
         uint64_t before = stats_of(ctx).index_writes;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         for (int i = 0; i < READS; i++)
             if (dsc_pread_url(ctx, x->url, got, x->size, 0, NULL) != (ssize_t)x->size)
                 fail_msg("read %d: %s", i, dsc_errmsg());
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         assert_memory_equal(got, want, x->size);
         dsc_stats st = stats_of(ctx);
         print_message("    pass %d: %d reads, %llu index writes\n", pass, READS,
                       (unsigned long long)(st.index_writes - before));
         assert_true(st.hits >= READS);
-        /* The counters' once-a-second write, and the flush of stats_of. */
-        assert_true(st.index_writes - before <= 3);
+        /* The counters' once-a-second writes (a slow machine or a
+         * sanitizer takes seconds here), and the flush of stats_of. */
+        long secs = (long)(t1.tv_sec - t0.tv_sec) + 1;
+        if (st.index_writes - before > 2 + (uint64_t)secs)
+            fail_msg("%llu index writes in %ld s of re-reads",
+                     (unsigned long long)(st.index_writes - before), secs);
         dsc_ctx_close(ctx);
     }
     free(want);
