@@ -170,48 +170,101 @@ static dsc_stats stats_now(dsc_ctx *ctx)
     return st;
 }
 
-/* The bulk pass: every listed object to dsc_prefetch_urls (objects found
- * cached are not queued), then wait for them, showing progress. Returns
- * the bytes it fetched. Anything that went wrong here is met again, with
- * its reason, by the pass over every object after it. */
+/* Bytes this context brought in so far (from S3 or peers): the node's
+ * counters would count every other process on the node too. */
+static uint64_t fetched_bytes(const dsc_stats *st)
+{
+    return st->bytes_from_s3 + st->peer_bytes;
+}
+
+/* Background tasks a slice of the bulk pass may queue: an object's URL task
+ * and its chunks share one queue (65,536), and chunks that find it full
+ * are dropped, so a slice takes a quarter of it and drains first. */
+#define SLICE_TASKS 16384
+
+typedef struct bulk {
+    job *j;
+    dsc_stats base;
+    uint64_t done_objects;             /* of the slices drained */
+    uint64_t slice_objects, slice_bytes, slice_base;
+    double t0, last;
+    int tty, quiet;
+} bulk;
+
+/* Wait up to 100 ms for the queued fetches; show progress (objects of the
+ * slice in flight estimated by its bytes). 1 when nothing is left. */
+static int bulk_wait(bulk *b)
+{
+    int idle = dsc_prefetch_wait(b->j->ctx, 100) == 0;
+    dsc_stats st = stats_now(b->j->ctx);
+    uint64_t got = fetched_bytes(&st) - fetched_bytes(&b->base);
+    uint64_t in_slice = got - b->slice_base;
+    if (in_slice > b->slice_bytes)
+        in_slice = b->slice_bytes;
+    uint64_t objs = b->done_objects + (b->slice_bytes ? b->slice_objects *
+                    in_slice / b->slice_bytes : 0);
+    if (objs > b->j->bulk_done)
+        b->j->bulk_done = objs;
+    if (got > b->j->bulk_bytes)
+        b->j->bulk_bytes = got;
+    double period = b->tty ? 0.2 : 5.0;
+    if (!b->quiet && now_s() - b->last >= period) {
+        progress(b->j, b->t0, b->tty, 0);
+        b->last = now_s();
+    }
+    return idle;
+}
+
+/* The bulk pass: the listed objects go to dsc_prefetch_urls (those found
+ * cached are not queued) a slice at a time, each slice waited for.
+ * Returns the bytes it fetched. Anything that went wrong here is met
+ * again, with its reason, by the pass over every object after it. */
 static uint64_t bulk_fetch(job *j, double t0, int tty, int quiet)
 {
     const char **urls = malloc((j->n ? j->n : 1) * sizeof *urls);
+    uint64_t *sizes = malloc((j->n ? j->n : 1) * sizeof *sizes);
     size_t n = 0;
-    if (!urls)
-        return 0;
+    bulk b = { .j = j, .t0 = t0, .last = now_s(), .tty = tty, .quiet = quiet };
+    b.base = stats_now(j->ctx);
+    uint64_t chunk = b.base.chunk_size ? b.base.chunk_size : 1, known = 0;
+    if (!urls || !sizes)
+        goto done;
     for (size_t i = 0; i < j->n; i++)
-        if (j->items[i].size >= 0)
+        if (j->items[i].size >= 0) {
+            sizes[n] = (uint64_t)j->items[i].size;
+            known += sizes[n];
             urls[n++] = j->items[i].url;
-    dsc_stats base = stats_now(j->ctx), st = base;
-    double last = now_s();
-    for (size_t at = 0;;) {
-        int waiting = 0;
-        if (at < n) {
+        }
+    for (size_t at = 0; at < n;) {
+        size_t end = at;
+        uint64_t tasks = 0;
+        b.slice_bytes = 0;
+        while (end < n && (end == at || tasks < SLICE_TASKS)) {
+            tasks += 1 + (sizes[end] + chunk - 1) / chunk;
+            b.slice_bytes += sizes[end++];
+        }
+        b.slice_objects = end - at;
+        dsc_stats st = stats_now(j->ctx);
+        b.slice_base = fetched_bytes(&st) - fetched_bytes(&b.base);
+        while (at < end) {
             size_t taken = 0;
-            ssize_t rc = dsc_prefetch_urls(j->ctx, urls + at, n - at, &taken);
+            ssize_t rc = dsc_prefetch_urls(j->ctx, urls + at, end - at, &taken);
             at += taken;
             if (rc == DSC_EAGAIN)
-                waiting = 1;            /* queue full: let some finish */
+                bulk_wait(&b);          /* queue full: let some finish */
             else if (rc < 0)
-                at = n;                 /* the pass over all says why */
+                at++;                   /* refused: the pass over all says why */
         }
-        int idle = dsc_prefetch_wait(j->ctx, 100) == 0;
-        st = stats_now(j->ctx);
-        uint64_t chunks = (st.prefetch_done - base.prefetch_done) +
-                          (st.prefetch_errors - base.prefetch_errors);
-        j->bulk_done = chunks < n ? chunks : n;
-        j->bulk_bytes = st.node_prefetched_bytes - base.node_prefetched_bytes;
-        double period = tty ? 0.2 : 5.0;
-        if (!quiet && now_s() - last >= period) {
-            progress(j, t0, tty, 0);
-            last = now_s();
-        }
-        if (at >= n && idle && !waiting)
-            break;
+        while (!bulk_wait(&b))
+            ;
+        b.done_objects += b.slice_objects;
     }
+done:
     free(urls);
-    return st.node_prefetched_bytes - base.node_prefetched_bytes;
+    free(sizes);
+    dsc_stats st = stats_now(j->ctx);
+    uint64_t got = fetched_bytes(&st) - fetched_bytes(&b.base);
+    return got < known ? got : known;
 }
 
 static int read_list(job *j, const char *path)
@@ -398,7 +451,8 @@ int main(int argc, char **argv)
                (unsigned long long)(j.failed + nbad),
                (unsigned long long)j.bytes_done,
                (unsigned long long)j.bytes_fetched,
-               (unsigned long long)(j.bytes_done - j.bytes_fetched),
+               (unsigned long long)(j.bytes_done > j.bytes_fetched
+                                        ? j.bytes_done - j.bytes_fetched : 0),
                (unsigned long long)j.fetched_alone, dt,
                dt > 0 ? j.bytes_done / dt : 0);
         int first = 1;
