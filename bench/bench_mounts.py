@@ -127,8 +127,9 @@ def _rss_fields():
     /proc/self/status for every sample cost the workers more than a warm
     read itself (the issue's user had local files at 10,854/s warm; this
     harness reached ~4,200/s), which hid what the sides differ in. The peak
-    is the kernel's high-water mark, so it misses nothing; anon and file
-    are the largest seen at those looks."""
+    is the kernel's high-water mark, so a look sees every peak before it
+    (only the last <32 samples of a worker may come after its last look);
+    anon and file are the largest seen at those looks."""
     pid = os.getpid()
     state = _RSS.get(pid)
     if state is not None and state[0] > 0:
