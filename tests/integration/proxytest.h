@@ -27,14 +27,18 @@ static inline void obj_url(int i, char *url, size_t cap)
     snprintf(url, cap, "s3://%s/" PREFIX "%06d", itest_env("DSC_TEST_BUCKET"), i);
 }
 
-/* Uploads PREFIX000000.. (s3put.py putmany); 0 when it worked. */
+/* Uploads PREFIX000000.. (s3put.py putmany); 0 when it worked, else -1
+ * and says so on stderr. */
 static inline int put_objects(int n)
 {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s putmany %s %s %d %d %d",
              itest_env("DSC_TEST_PUT"), itest_env("DSC_TEST_ENDPOINT"), PREFIX,
              n, MIN_SIZE, MAX_SIZE);
-    return system(cmd) == 0 ? 0 : -1;
+    if (system(cmd) == 0)
+        return 0;
+    fprintf(stderr, "could not upload %s*\n", PREFIX);
+    return -1;
 }
 
 static inline int64_t now_ms(void)

@@ -188,10 +188,8 @@ static void test_slow_batch_overlaps(void **state)
 
 int main(void)
 {
-    if (put_objects(N_OBJS)) {
-        fprintf(stderr, "could not upload %s*\n", PREFIX);
+    if (put_objects(N_OBJS))
         return 1;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cached_batches_keep_their_heap),
         cmocka_unit_test(test_cached_batch_reads_on_the_callers_thread),

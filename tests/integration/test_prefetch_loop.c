@@ -450,10 +450,8 @@ static void test_fork_child(void **state)
 
 int main(void)
 {
-    if (put_objects(N_OBJS)) {
-        fprintf(stderr, "could not upload %s*\n", PREFIX);
+    if (put_objects(N_OBJS))
         return 1;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_in_flight),
         cmocka_unit_test(test_loop_off),
