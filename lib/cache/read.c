@@ -144,9 +144,6 @@ static void chunk_buffer_done(dsc_cache *c, const part *p, void *buf, int ok)
     dsc_cache_pool_put(c, buf);
 }
 
-/* Try the cache for one part: 0 when served, DSC_ABSENT when not there.
- * A missing file outside the flight lock may just not be renamed yet;
- * only the lock holder (drop_missing) may conclude it is gone. */
 /* How often a chunk's access is recorded: once a minute, and at least
  * twice within minio's idle time, so a chunk in use never looks idle. */
 static int64_t touch_every_ms(const dsc_cache *c)
@@ -163,6 +160,9 @@ static int64_t touched_ago_ms(const dsc_chunk_rec *rec)
     return now > rec->atime_ms ? (int64_t)(now - rec->atime_ms) : 0;
 }
 
+/* Try the cache for one part: 0 when served, DSC_ABSENT when not there.
+ * A missing file outside the flight lock may just not be renamed yet;
+ * only the lock holder (drop_missing) may conclude it is gone. */
 static int try_cached(dsc_cache *c, part *p, int drop_missing)
 {
     dsc_chunk_rec rec;
