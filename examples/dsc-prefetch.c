@@ -162,6 +162,17 @@ static void progress(job *j, double t0, int tty, int final)
     }
 }
 
+/* A progress line (or bar frame) when the last is old enough; *last is
+ * when it was drawn. */
+static void progress_tick(job *j, double t0, int tty, int quiet, double *last)
+{
+    double period = tty ? 0.2 : 5.0;
+    if (!quiet && now_s() - *last >= period) {
+        progress(j, t0, tty, 0);
+        *last = now_s();
+    }
+}
+
 static dsc_stats stats_now(dsc_ctx *ctx)
 {
     dsc_stats st;
@@ -207,11 +218,7 @@ static int bulk_wait(bulk *b)
         b->j->bulk_done = objs;
     if (got > b->j->bulk_bytes)
         b->j->bulk_bytes = got;
-    double period = b->tty ? 0.2 : 5.0;
-    if (!b->quiet && now_s() - b->last >= period) {
-        progress(b->j, b->t0, b->tty, 0);
-        b->last = now_s();
-    }
+    progress_tick(b->j, b->t0, b->tty, b->quiet, &b->last);
     return idle;
 }
 
@@ -425,11 +432,7 @@ int main(int argc, char **argv)
     while (__atomic_load_n(&j.done, __ATOMIC_RELAXED) < j.n) {
         struct timespec ts = { 0, 100 * 1000000L };
         nanosleep(&ts, NULL);
-        double period = tty ? 0.2 : 5.0;
-        if (!quiet && now_s() - last >= period) {
-            progress(&j, t0, tty, 0);
-            last = now_s();
-        }
+        progress_tick(&j, t0, tty, quiet, &last);
     }
     for (int i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
