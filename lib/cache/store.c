@@ -275,33 +275,39 @@ void dsc_store_free(dsc_store *st)
     free(st);
 }
 
-/* Find id among the open files and take a reference. Linear probing from
- * the id's home slot keeps lookups short without a separate hash table. */
-static open_chunk *acquire(dsc_store *st, const dsc_chunk_id *id,
-                           int64_t every_ms, int *touch_due)
+/* id's open file, or NULL. Linear probing from the id's home slot keeps
+ * lookups short without a separate hash table. Under st->lock. */
+static open_chunk *find_open(dsc_store *st, const dsc_chunk_id *id)
 {
     unsigned home = (unsigned)(id->b[2] | (id->b[3] << 8)) % (unsigned)st->nslots;
-    open_chunk *hit = NULL;
-    pthread_mutex_lock(&st->lock);
     for (int i = 0; i < st->nslots; i++) {
         open_chunk *oc = &st->slots[(home + (unsigned)i) % (unsigned)st->nslots];
-        if (oc->fd >= 0 && !oc->doomed && memcmp(oc->id.b, id->b, 16) == 0) {
-            oc->refs++;
-            oc->referenced = 1;
-            if (touch_due) {
-                int64_t now = dsc_now_ms();
-                *touch_due = now - oc->touched_ms >= every_ms;
-                if (*touch_due)
-                    oc->touched_ms = now;
-            }
-            hit = oc;
-            break;
-        }
+        if (oc->fd >= 0 && !oc->doomed && memcmp(oc->id.b, id->b, 16) == 0)
+            return oc;
         if (i >= 8)
             break;   /* insert() keeps entries within 8 of home */
     }
+    return NULL;
+}
+
+/* Find id among the open files and take a reference. */
+static open_chunk *acquire(dsc_store *st, const dsc_chunk_id *id,
+                           int64_t every_ms, int *touch_due)
+{
+    pthread_mutex_lock(&st->lock);
+    open_chunk *oc = find_open(st, id);
+    if (oc) {
+        oc->refs++;
+        oc->referenced = 1;
+        if (touch_due) {
+            int64_t now = dsc_now_ms();
+            *touch_due = now - oc->touched_ms >= every_ms;
+            if (*touch_due)
+                oc->touched_ms = now;
+        }
+    }
     pthread_mutex_unlock(&st->lock);
-    return hit;
+    return oc;
 }
 
 static void release(dsc_store *st, open_chunk *oc)
@@ -368,13 +374,11 @@ static void insert(dsc_store *st, const dsc_chunk_id *id, int fd,
 void dsc_store_note_touch(dsc_store *st, const dsc_chunk_id *id,
                           int64_t ago_ms)
 {
-    open_chunk *oc = acquire(st, id, 0, NULL);
-    if (!oc)
-        return;
     pthread_mutex_lock(&st->lock);
-    oc->touched_ms = dsc_now_ms() - ago_ms;
+    open_chunk *oc = find_open(st, id);
+    if (oc)
+        oc->touched_ms = dsc_now_ms() - ago_ms;
     pthread_mutex_unlock(&st->lock);
-    release(st, oc);
 }
 
 void dsc_store_forget(dsc_store *st, const dsc_chunk_id *id)
