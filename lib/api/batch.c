@@ -2,10 +2,10 @@
  * round trips overlap instead of adding up. */
 #include <pthread.h>
 #include <stdio.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include "api/context.h"
 
 #define BATCH_DEFAULT_THREADS 16

@@ -12,13 +12,13 @@
 
 typedef struct dsc_index dsc_index;
 
-/* One cached chunk. Stored as is (the cache is local to one machine). */
 /* Eviction goes by the minute: an access less than this after the last
  * one recorded is not recorded again (nor less than half the idle time of
  * minio), so a warm epoch of small objects does not write the LRU index
  * every few hundred reads. */
 #define DSC_TOUCH_EVERY_MS 60000
 
+/* One cached chunk. Stored as is (the cache is local to one machine). */
 typedef struct dsc_chunk_rec {
     uint64_t size;                 /* bytes in the data file */
     uint64_t xxh;                  /* XXH3-64 of those bytes */

@@ -107,10 +107,10 @@ int dsc_hex_decode(const char *s, void *out, size_t n);
  * the system at once instead of staying in a malloc arena of every thread
  * that used one. NULL when out of memory. */
 void *dsc_bigbuf_alloc(size_t n);
+void dsc_bigbuf_free(void *p, size_t n);
 /* The caller's buffers, about `bytes` in all, are freed and made again
  * over and over (a dataloader's batches): see util.c. */
 void dsc_heap_expect(size_t bytes);
-void dsc_bigbuf_free(void *p, size_t n);
 
 /* The running kernel's boot id (/proc/sys/kernel/random/boot_id): 0, or
  * -1 when it cannot be read. */
