@@ -38,6 +38,14 @@ static inline dsc_ctx *cache_ctx(const char *dir, cache_opts o)
     return ctx;
 }
 
+/* Milliseconds on CLOCK_MONOTONIC. */
+static inline int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* A new empty directory under the test run's state folder. */
 static inline char *fresh_dir(const char *tag)
 {

@@ -41,13 +41,6 @@ static inline int put_objects(int n)
     return -1;
 }
 
-static inline int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- faultproxy.py as a child process ------------------------------------ */
 
 typedef struct proxy {

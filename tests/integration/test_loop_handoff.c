@@ -49,13 +49,6 @@ static void hold(int on)
     __atomic_store_n(&hold_submitter, on, __ATOMIC_RELEASE);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Two fetchers (one starts the GET, one is idle to be handed its end), a
  * short flight timeout, the loop on. */
 static dsc_ctx *handoff_ctx(const char *tag)
