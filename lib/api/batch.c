@@ -130,19 +130,22 @@ ssize_t dsc_read_batch(dsc_ctx *ctx, dsc_batch_item *items, size_t n,
     unsigned started = 0, helpers = tids ? threads - 1 : 0;
     int64_t slept_us = 0;
     unsigned slept_items = 0;
+    /* One item's end is the next one's start: a clock read and a
+     * getrusage an item, not two of each. */
+    int64_t t0 = now_us();
+    long sw0 = voluntary_switches();
     for (size_t i; (i = take(&run)) < n;) {
-        if (started == helpers) {
-            read_one(&run, i);
-            continue;
-        }
-        int64_t t0 = now_us();
-        long sw0 = voluntary_switches();
         read_one(&run, i);
+        if (started == helpers)
+            continue;
+        int64_t t1 = now_us();
         long sw1 = voluntary_switches();
         if (sw0 < 0 || sw1 < 0 || sw1 != sw0) {
-            slept_us += now_us() - t0;
+            slept_us += t1 - t0;
             slept_items++;
         }
+        t0 = t1;
+        sw0 = sw1;
         if (slept_us >= (slept_items >= 2 ? SLOW_US : SLOW_ONE_US))
             spawn(&run, tids, &started, helpers);
     }
